@@ -1,0 +1,1 @@
+"""worldloom: interactive video world models."""

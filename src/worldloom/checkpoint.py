@@ -1,0 +1,121 @@
+"""Checkpoints as directories: ``config.json`` + ``model.safetensors`` + ``README.md`` (model card).
+
+Key choices:
+- Weights only in safetensors, loaded strictly: a missing or unexpected key is an error listing the
+  keys. Nothing a user hands us is ever unpickled.
+- ``config.json`` holds every config field needed to rebuild the model, plus the ActionSpec, the
+  data and the recipe, so a checkpoint is self-describing.
+- Bundled checkpoints live in the repository's ``checkpoints/<name>/`` and are found by name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .config import atomic_write_bytes, atomic_write_json, read_json
+
+CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded; the message names the file at fault."""
+
+
+def bundled_dir() -> Path:
+    """Where bundled checkpoints live (``$WORLDLOOM_CHECKPOINTS`` overrides)."""
+    env = os.environ.get("WORLDLOOM_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+def bundled_names() -> list[str]:
+    root = bundled_dir()
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG).exists()) if root.is_dir() else []
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint directory from a path or a bundled name; a clear error if neither exists."""
+    p = Path(name_or_path)
+    if (p / CONFIG).exists():
+        return p
+    if not p.is_absolute() and len(p.parts) == 1 and (bundled_dir() / p / CONFIG).exists():
+        return bundled_dir() / p
+    if p.exists():
+        raise CheckpointError(f"{p}: not a checkpoint directory (no {CONFIG})")
+    raise CheckpointError(f"checkpoint {str(name_or_path)!r} not found: not a directory with {CONFIG}, "
+                          f"and not a bundled name (bundled: {bundled_names()})")
+
+
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save
+
+    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(data, metadata=metadata))
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def load_strict(module: nn.Module, tensors: dict[str, torch.Tensor], *, where: str) -> None:
+    """Load ``tensors`` into ``module``; any key or shape mismatch is an error that lists them."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
+    if missing or unexpected or bad_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if bad_shape:
+            parts.append("shape mismatch " + ", ".join(f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in bad_shape))
+        raise CheckpointError(f"{where}: " + "; ".join(parts))
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
+
+
+def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def save_checkpoint(out: str | os.PathLike, config: dict[str, Any], modules: dict[str, nn.Module],
+                    card: str, dtype: torch.dtype | None = None) -> Path:
+    """Write a checkpoint dir; ``modules`` maps a key prefix (e.g. "vae") to a module.
+
+    ``dtype`` (e.g. torch.float16) stores floating weights smaller; they are loaded back as fp32.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for prefix, m in modules.items():
+        for k, v in m.state_dict().items():
+            tensors[f"{prefix}.{k}"] = v.to(dtype) if (dtype is not None and v.is_floating_point()) else v
+    save_weights(out / WEIGHTS, tensors, metadata={"format": "worldloom"})
+    atomic_write_json(out / CONFIG, config)
+    atomic_write_bytes(out / CARD, card.encode())
+    return out
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]]:
+    d = resolve(path)
+    try:
+        config = read_json(d / CONFIG)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    if not isinstance(config, dict) or "kind" not in config:
+        raise CheckpointError(f"{d / CONFIG}: expected an object with a 'kind' field")
+    return d, config, load_weights(d / WEIGHTS)

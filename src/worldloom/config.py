@@ -1,0 +1,109 @@
+"""Shared config helpers: dataclass <-> JSON, and dataclass -> argparse.
+
+Every component keeps its config as a dataclass next to its class. Each field has a default and a
+one-line doc in ``field(metadata={"doc": ...})``; the CLI turns those docs into ``--help`` text and
+checkpoints save the resolved dataclass as JSON, so a saved config is exactly what rebuilds a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def doc(default: Any, text: str, **kw: Any) -> Any:
+    """A dataclass field with a default and a one-line doc (shown by ``--help``)."""
+    if isinstance(default, (list, dict, tuple)) and not isinstance(default, tuple):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": text}, **kw)
+    return dataclasses.field(default=default, metadata={"doc": text}, **kw)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
+    """Build ``cls`` from a dict; unknown keys are an error that names them and ``where``."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for k, v in data.items():
+        if typing.get_origin(hints[k]) is tuple and isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read JSON; a missing or malformed file is an error that names the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one ``--prefix-field`` option per dataclass field, help text from the field doc."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        name = "--" + (prefix + f.name).replace("_", "-")
+        tp = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_ = f"{f.metadata.get('doc', '')} (default: {default})"
+        dest = (prefix + f.name).replace("-", "_")
+        if tp is bool:
+            group.add_argument(name, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif typing.get_origin(tp) is tuple:
+            (elem, *_) = typing.get_args(tp)
+            group.add_argument(name, dest=dest, type=elem, nargs="+", default=None, help=help_)
+        else:
+            base = typing.get_args(tp)[0] if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType")) else tp
+            group.add_argument(name, dest=dest, type=base, default=None, help=help_)
+
+
+def dataclass_from_args(cls: type[T], args: argparse.Namespace, base: T | None = None, prefix: str = "") -> T:
+    """``base`` (or the defaults) with every option the user gave on the command line applied."""
+    cfg = base if base is not None else cls()
+    changes = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        v = getattr(args, (prefix + f.name).replace("-", "_"), None)
+        if v is not None:
+            changes[f.name] = tuple(v) if isinstance(v, list) else v
+    return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]

@@ -1,0 +1,191 @@
+"""Record episodes of an env driven by a collection policy into a dataset (``worldloom collect``).
+
+Design choices:
+
+- Episode ``i`` resets the env *and* the policy with ``seed + i``, so an episode is reproducible on
+  its own and a held-out set is just another collection with a disjoint seed range.
+- Each episode has at most ``steps`` frames: the reset frame plus ``steps - 1`` env steps (fewer if
+  the env terminates or truncates first; the final frame is kept). Episodes of fewer than 2 frames
+  hold no transition and are dropped.
+- Frames are the env's observations (uint8 (H, W, 3)); ``info["state"]``, where the env gives one,
+  is stacked per key into float32 arrays aligned with the frames.
+- The writer publishes each finished episode atomically, so Ctrl-C mid-collection leaves a valid
+  dataset of the episodes done so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+from tqdm import tqdm
+
+from worldloom.actions import ActionSpec
+from worldloom.data.format import DatasetWriter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 15
+# Config field that sets the observation size of built-in envs, so `frame_size` reaches them.
+_FRAME_SIZE_KWARG = {"arena": "view"}
+
+
+def make_env(env_id: str, *, frame_size: int = 64, env_kwargs: dict[str, Any] | None = None) -> gymnasium.Env:
+    """An env by worldloom id: ``"arena"`` (built-in) or ``"gym:<Gymnasium id>"``.
+
+    Built-in envs get ``frame_size`` through their size field unless ``env_kwargs`` sets it.
+    """
+    kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
+    if env_id.startswith("gym:"):
+        from worldloom.envs.gym import make_gym_env
+
+        return make_gym_env(env_id[len("gym:") :], frame_size=frame_size, **kwargs)
+    from worldloom.envs import make
+
+    return make(env_id, **kwargs)
+
+
+def resolve_env_kwargs(env_id: str, frame_size: int, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The env kwargs with ``frame_size`` filled into a built-in env's size field (``arena``: view);
+    what ``meta.json`` records, so that the dataset says how to rebuild its env."""
+    kwargs = dict(env_kwargs or {})
+    size_key = _FRAME_SIZE_KWARG.get(env_id)
+    if size_key is not None:
+        kwargs.setdefault(size_key, frame_size)
+    return kwargs
+
+
+def _action_spec(env: gymnasium.Env) -> ActionSpec:
+    spec = getattr(env.unwrapped, "action_spec", None)
+    if isinstance(spec, ActionSpec):
+        return spec
+    if isinstance(env.action_space, gymnasium.spaces.Discrete):
+        return ActionSpec.discrete(int(env.action_space.n))
+    raise ValueError(f"env {env} has no ActionSpec and a non-discrete action space {env.action_space}")
+
+
+def _stack_state(states: list[Any], episode: int) -> dict[str, np.ndarray] | None:
+    """Per-step ``info["state"]`` dicts -> one float32 (T, ...) array per key; None if no state."""
+    if not states or not isinstance(states[0], dict):
+        return None
+    keys = sorted(states[0])
+    out: dict[str, np.ndarray] = {}
+    for k in keys:
+        try:
+            out[k] = np.stack([np.asarray(s[k], dtype=np.float32) for s in states])
+        except (KeyError, ValueError, TypeError) as e:
+            # A key that appears, vanishes or changes shape mid-episode cannot be stacked.
+            raise ValueError(f"episode {episode}: info['state'][{k!r}] is not the same shape at every step ({e})") from None
+    return out
+
+
+def collect(
+    env_id: str,
+    out: str | Path,
+    episodes: int,
+    steps: int,
+    *,
+    policy: str = "momentum",
+    seed: int = 0,
+    frame_size: int = 64,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Collect ``episodes`` episodes of up to ``steps`` frames each into the dataset dir ``out``.
+
+    Args:
+        env_id: ``"arena"`` or ``"gym:<Gymnasium id>"`` (discrete actions, e.g. ``"gym:CartPole-v1"``).
+        out: dataset directory; must be empty or absent unless ``overwrite``.
+        episodes: number of episodes to run (episodes ending before 2 frames are dropped).
+        steps: max frames per episode, counting the reset frame.
+        policy: collection policy name from :mod:`worldloom.envs.policies` (``momentum``, ``random``).
+        seed: episode ``i`` resets env and policy with ``seed + i``.
+        frame_size: side of the square frames.
+        env_kwargs: env config fields (stored in ``meta.json``).
+        progress: show a tqdm bar over frames (only when stderr is a terminal).
+        overwrite: replace an existing worldloom dataset at ``out``.
+
+    Returns:
+        The dataset path.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2 (an episode needs a transition), got {steps}")
+    from worldloom.envs.policies import make_policy
+
+    out = Path(out)
+    env_kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
+    env = make_env(env_id, frame_size=frame_size, env_kwargs=env_kwargs)
+    try:
+        spec = _action_spec(env)
+        pol = make_policy(policy, spec.n, seed)
+        fps = int(round(float(env.metadata.get("render_fps") or DEFAULT_FPS)))
+        shape = env.observation_space.shape
+        frame_shape = tuple(shape) if shape is not None and len(shape) == 3 else (frame_size, frame_size, 3)
+        writer = DatasetWriter(
+            out,
+            env=env_id,
+            env_kwargs=env_kwargs,
+            frame_shape=frame_shape,  # type: ignore[arg-type]
+            fps=fps,
+            action_spec=spec,
+            policy=pol.to_dict(),
+            seed=seed,
+            overwrite=overwrite,
+        )
+        bar = tqdm(
+            total=episodes * steps,
+            unit="frame",
+            desc=f"collect {env_id}",
+            disable=not progress or not sys.stderr.isatty(),
+        )
+        dropped = 0
+        try:
+            for i in range(episodes):
+                ep_seed = seed + i
+                obs, info = env.reset(seed=ep_seed)
+                pol.reset(ep_seed)
+                frames, actions, states = [obs], [0], [info.get("state")]
+                bar.update(1)
+                for _ in range(steps - 1):
+                    a = int(pol.act(obs, info))
+                    obs, _, terminated, truncated, info = env.step(a)
+                    frames.append(obs)
+                    actions.append(a)
+                    states.append(info.get("state"))
+                    bar.update(1)
+                    if terminated or truncated:
+                        break
+                if len(frames) < steps:  # ended early: keep the bar's total honest
+                    bar.total -= steps - len(frames)
+                    bar.refresh()
+                if len(frames) < 2:
+                    dropped += 1
+                    log.warning("episode %d (seed %d) ended after %d frame(s); dropped", i, ep_seed, len(frames))
+                    continue
+                writer.add_episode(
+                    np.stack(frames).astype(np.uint8, copy=False),
+                    np.asarray(actions, dtype=np.int64),
+                    _stack_state(states, i),
+                    seed=ep_seed,
+                )
+                bar.set_postfix(episodes=writer.n_episodes)
+        finally:
+            bar.close()
+            writer.close()
+        if writer.n_episodes == 0:
+            raise RuntimeError(f"{out}: all {episodes} episodes ended before 2 frames; nothing collected")
+        if dropped:
+            log.warning("%s: dropped %d of %d episodes shorter than 2 frames", out, dropped, episodes)
+    finally:
+        env.close()
+    return out
+
+
+__all__ = ["collect", "make_env", "resolve_env_kwargs"]

@@ -1,0 +1,271 @@
+"""Import a folder of videos with per-frame action logs as a worldloom dataset (``env: "video"``).
+
+Input: ``<src>/<stem>.{mp4,webm,gif}`` each beside an action log ``<stem>.csv`` (header with
+``frame`` and ``action`` columns; extra columns ignored) or ``<stem>.jsonl`` (one
+``{"frame": i, "action": a}`` object per line). ``a`` is an int action id or, given
+``action_names``, an action name. See docs/DATA.md.
+
+Design choices:
+
+- Same alignment as collected data: the action logged on frame ``i`` is the one that produced
+  frame ``i`` from frame ``i-1``. Frames with no logged action get 0 (no-op); an action logged on
+  frame 0 is dropped (nothing produced the first frame) with a warning.
+- Strict logs: a frame index past the end of the video, a repeated frame, an unknown name, an id
+  outside the ActionSpec or a malformed line is a :class:`DatasetError` naming the file and line;
+  a silently shifted log would teach the model wrong actions.
+- Action ids must be stable across imports (a held-out set must mean the same ids), so names are
+  accepted only with an explicit ``action_names`` list (index 0 = no-op); without it, ids are
+  ints and the spec is ``ActionSpec.discrete(max_id + 1)``.
+- Frames are centre-cropped to a square and resized to ``frame_size`` one at a time while decoding,
+  so a long video never sits in memory at full resolution. The dataset fps is the videos' (they
+  must agree) unless ``fps`` is given; frames are not resampled.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldloom.actions import ActionSpec
+from worldloom.data.format import DatasetError, DatasetWriter
+from worldloom.envs.gym import resize_frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = (".mp4", ".webm", ".gif")
+LOG_EXTS = (".csv", ".jsonl")
+_FFMPEG_EXTS = (".mp4", ".webm")
+
+# (line number, frame index, raw action value) as read from a log, before ids are resolved.
+RawEntry = tuple[int, int, int | str]
+
+
+def _read_csv_log(path: Path) -> list[RawEntry]:
+    entries: list[RawEntry] = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header: list[str] | None = None
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if header is None:
+                header = [c.strip().lower() for c in row]
+                if "frame" not in header or "action" not in header:
+                    raise DatasetError(f"{path}:{line}: header must name 'frame' and 'action' columns, got {row}")
+                fi, ai = header.index("frame"), header.index("action")
+                continue
+            if len(row) != len(header):
+                raise DatasetError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}: {row}")
+            try:
+                frame = int(row[fi].strip())
+            except ValueError:
+                raise DatasetError(f"{path}:{line}: frame {row[fi]!r} is not an int") from None
+            entries.append((line, frame, row[ai].strip()))
+    if header is None:
+        raise DatasetError(f"{path}: empty log (expected a 'frame,action' header)")
+    return entries
+
+
+def _read_jsonl_log(path: Path) -> list[RawEntry]:
+    entries: list[RawEntry] = []
+    with open(path, encoding="utf-8-sig") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path}:{line}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or "frame" not in obj or "action" not in obj:
+                raise DatasetError(f'{path}:{line}: expected an object {{"frame": i, "action": a}}, got {text.strip()[:80]}')
+            frame, action = obj["frame"], obj["action"]
+            if not isinstance(frame, int) or isinstance(frame, bool):
+                raise DatasetError(f"{path}:{line}: frame {frame!r} is not an int")
+            if isinstance(action, bool) or not isinstance(action, (int, str)):
+                raise DatasetError(f"{path}:{line}: action {action!r} must be an int id or a name")
+            entries.append((line, frame, action))
+    return entries
+
+
+def read_action_log(path: str | os.PathLike) -> list[RawEntry]:
+    """Parse a ``.csv`` or ``.jsonl`` action log into ``(line, frame, action)`` entries."""
+    path = Path(path)
+    try:
+        if path.suffix == ".csv":
+            return _read_csv_log(path)
+        if path.suffix == ".jsonl":
+            return _read_jsonl_log(path)
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text ({e})") from None
+    raise DatasetError(f"{path}: unknown action log type (expected {', '.join(LOG_EXTS)})")
+
+
+def _resolve(value: int | str, names: Sequence[str] | None) -> int:
+    """An action id from a logged value; raises KeyError/ValueError with a readable message."""
+    if isinstance(value, int):
+        return value
+    s = value.strip()
+    if s.lstrip("-").isdigit():
+        return int(s)
+    if names is None:
+        raise ValueError(f"action {s!r} is a name; pass action_names=[...] (index 0 = no-op) to map names to ids")
+    try:
+        return list(names).index(s)
+    except ValueError:
+        raise ValueError(f"unknown action name {s!r}; known: {list(names)}") from None
+
+
+def _actions_for(log_path: Path, entries: list[RawEntry], n_frames: int, names: Sequence[str] | None) -> np.ndarray:
+    actions = np.zeros(n_frames, dtype=np.int64)
+    seen: dict[int, int] = {}
+    for line, frame, value in entries:
+        where = f"{log_path}:{line}"
+        if frame < 0:
+            raise DatasetError(f"{where}: negative frame index {frame}")
+        if frame >= n_frames:
+            raise DatasetError(f"{where}: frame {frame} is past the end of the video ({n_frames} frames); log longer than video?")
+        if frame in seen:
+            raise DatasetError(f"{where}: frame {frame} already has an action (line {seen[frame]})")
+        seen[frame] = line
+        try:
+            a = _resolve(value, names)
+        except ValueError as e:
+            raise DatasetError(f"{where}: {e}") from None
+        if a < 0 or (names is not None and a >= len(names)):
+            top = f"0..{len(names) - 1}" if names is not None else ">= 0"
+            raise DatasetError(f"{where}: action id {a} out of range ({top})")
+        actions[frame] = a
+    if actions[0] != 0:
+        log.warning("%s: action %d logged on frame 0 dropped (nothing produced the first frame)", log_path, actions[0])
+        actions[0] = 0
+    return actions
+
+
+def _read_video(path: Path, frame_size: int) -> np.ndarray:
+    """All frames of a video, centre-cropped and resized, as uint8 (T, frame_size, frame_size, 3)."""
+    import imageio.v3 as iio
+
+    kw: dict[str, Any] = {"plugin": "FFMPEG"} if path.suffix.lower() in _FFMPEG_EXTS else {}
+    frames: list[np.ndarray] = []
+    try:
+        it: Iterator[np.ndarray] = iio.imiter(path, **kw)
+        for f in it:
+            frames.append(resize_frame(f, frame_size, center_crop=True))
+    except Exception as e:  # decoders raise anything from OSError to their own types
+        raise DatasetError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
+    if not frames:
+        raise DatasetError(f"{path}: video has no frames")
+    return np.stack(frames)
+
+
+def _video_fps(path: Path) -> float | None:
+    import imageio.v3 as iio
+
+    try:
+        if path.suffix.lower() in _FFMPEG_EXTS:
+            fps = iio.immeta(path, plugin="FFMPEG").get("fps")
+            return float(fps) if fps else None
+        duration = iio.immeta(path).get("duration")  # GIF: ms per frame
+        return 1000.0 / float(duration) if duration else None
+    except Exception:  # no usable metadata: the caller asks for an explicit fps
+        return None
+
+
+def find_videos(src_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """``(video, log)`` pairs in ``src_dir``, sorted by file name; a video without a log is an error."""
+    src = Path(src_dir)
+    if not src.is_dir():
+        raise DatasetError(f"{src}: source directory not found")
+    pairs: list[tuple[Path, Path]] = []
+    for video in sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS):
+        logs = [video.with_suffix(ext) for ext in LOG_EXTS if video.with_suffix(ext).is_file()]
+        if not logs:
+            raise DatasetError(f"{video}: no action log ({video.stem}.csv or {video.stem}.jsonl) beside it")
+        if len(logs) > 1:
+            raise DatasetError(f"{video}: both {logs[0].name} and {logs[1].name} exist; keep one action log")
+        pairs.append((video, logs[0]))
+    if not pairs:
+        raise DatasetError(f"{src}: no videos ({', '.join('*' + e for e in VIDEO_EXTS)}) found")
+    return pairs
+
+
+def import_videos(
+    src_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    frame_size: int = 64,
+    fps: int | None = None,
+    action_names: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Import every video in ``src_dir`` (with its action log) as one episode of a dataset at ``out``.
+
+    Args:
+        src_dir: folder of ``*.mp4`` / ``*.webm`` / ``*.gif`` with same-stem ``.csv`` / ``.jsonl`` logs.
+        out: dataset directory to create (empty or absent unless ``overwrite``).
+        frame_size: side of the square frames (centre crop, then resize).
+        fps: dataset fps; default: read from the videos, which must agree.
+        action_names: names of the actions, index = id, 0 = no-op; needed if logs use names.
+            Without it the ActionSpec is ``ActionSpec.discrete(max logged id + 1)``.
+        overwrite: replace an existing worldloom dataset at ``out``.
+
+    Returns:
+        The dataset path.
+    """
+    names = list(action_names) if action_names is not None else None
+    pairs = find_videos(src_dir)
+    # Parse and resolve all logs first: a bad line in the last log should fail before any decoding.
+    parsed = [(video, log_path, read_action_log(log_path)) for video, log_path in pairs]
+    if names is None:
+        max_id = 0
+        for _, log_path, entries in parsed:
+            for line, _, value in entries:
+                try:
+                    max_id = max(max_id, _resolve(value, None))
+                except ValueError as e:
+                    raise DatasetError(f"{log_path}:{line}: {e}") from None
+        spec = ActionSpec.discrete(max_id + 1)
+    else:
+        spec = ActionSpec(names=tuple(names))
+
+    if fps is None:
+        rates = [(v, _video_fps(v)) for v, _, _ in parsed]
+        unknown = [v for v, r in rates if r is None]
+        if unknown:
+            raise DatasetError(f"{unknown[0]}: cannot read its frame rate; pass fps=")
+        fps = int(round(rates[0][1]))  # type: ignore[arg-type]
+        for v, r in rates[1:]:
+            if int(round(r)) != fps:  # type: ignore[arg-type]
+                raise DatasetError(f"{v}: {r:.3g} fps differs from {rates[0][0].name}'s {fps} fps; pass fps= to override")
+
+    writer = DatasetWriter(
+        out,
+        env="video",
+        env_kwargs={},
+        frame_shape=(frame_size, frame_size, 3),
+        fps=fps,
+        action_spec=spec,
+        policy={"name": "video", "src_dir": str(Path(src_dir).resolve())},
+        seed=0,
+        overwrite=overwrite,
+    )
+    with writer:
+        for video, log_path, entries in parsed:
+            frames = _read_video(video, frame_size)
+            actions = _actions_for(log_path, entries, len(frames), names)
+            if len(frames) < 2:
+                log.warning("%s: only %d frame; skipped (an episode needs a transition)", video, len(frames))
+                continue
+            writer.add_episode(frames, actions, None, seed=0, source=video.name)
+    return Path(out)
+
+
+__all__ = ["import_videos", "find_videos", "read_action_log", "VIDEO_EXTS", "LOG_EXTS"]

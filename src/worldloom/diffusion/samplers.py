@@ -1,0 +1,29 @@
+"""Samplers in the diffusers style: ``set_timesteps(n)`` then ``step(v, t_index, x)`` per step.
+
+``EulerSampler`` integrates the flow ODE from t = 1 (noise) to t = 0 with ``n`` Euler steps on a
+shifted grid. A few-step student uses the same interface with n = 1 or 2.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .schedules import shift_t
+
+
+class EulerSampler:
+    def __init__(self, steps: int = 4, shift: float = 1.0) -> None:
+        self.shift = shift
+        self.set_timesteps(steps)
+
+    def set_timesteps(self, steps: int) -> None:
+        if steps < 1:
+            raise ValueError(f"sampler steps must be >= 1, got {steps}")
+        self.steps = steps
+        grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        self.timesteps = shift_t(grid, self.shift).float()  # (steps + 1,), from 1 down to 0
+
+    def step(self, v: torch.Tensor, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Move ``x`` from timesteps[i] to timesteps[i + 1] along the predicted velocity ``v``."""
+        dt = self.timesteps[i + 1] - self.timesteps[i]  # negative
+        return x + dt.to(x.dtype) * v

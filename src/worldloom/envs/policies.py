@@ -1,0 +1,177 @@
+"""Collection policies: what drives an env while a dataset is recorded.
+
+A policy is anything with ``name``, ``reset(seed)``, ``act(obs, info) -> int`` and ``to_dict()``
+(saved into the dataset's ``meta.json``). Action 0 is the no-op by convention.
+
+The default, :class:`MomentumWalk`, is chosen for what a world model must learn: actions are held
+for a while (so motion is visible and the action's effect is not drowned in jitter), with no-ops
+(so stopping is seen) and, when the env reports the agent's position, occasional trips back to
+places seen a while ago (so the data holds revisits, which memory needs to be trained and scored).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+# Arena action ids (see worldloom.envs.arena.ARENA_ACTIONS); used only when steering back.
+_UP, _DOWN, _LEFT, _RIGHT = 1, 2, 3, 4
+
+
+@runtime_checkable
+class Policy(Protocol):
+    name: str
+
+    def reset(self, seed: int | None = None) -> None: ...
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class RandomPolicy:
+    """Uniformly random actions."""
+
+    name = "random"
+
+    def __init__(self, n_actions: int, seed: int | None = None):
+        if n_actions < 1:
+            raise ValueError(f"RandomPolicy: n_actions must be >= 1, got {n_actions}")
+        self.n_actions, self.seed = n_actions, seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(self.seed if seed is None else seed)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return int(self.rng.integers(self.n_actions))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "n_actions": self.n_actions, "seed": self.seed}
+
+
+class MomentumWalk:
+    """Random walk that holds actions and, given the agent's position, turns back to places it saw.
+
+    Each step: keep the current action with prob ``p_keep``, else pick a new one (noop with prob
+    ``p_noop``, else a uniform non-noop action). With prob ``revisit_prob`` it instead steers to a
+    remembered position at least ``revisit_min_age`` steps old (arena actions: along the axis with
+    the larger remaining distance, sometimes the other one) until within ``arrive_px`` or
+    ``max_return_steps`` have passed. Without ``info["state"]["agent_pos"]`` (a generic Gymnasium
+    env, or ``n_actions < 5``) it is a plain momentum walk.
+    """
+
+    name = "momentum"
+
+    def __init__(
+        self,
+        n_actions: int = 5,
+        p_keep: float = 0.8,
+        p_noop: float = 0.1,
+        revisit_prob: float = 0.03,
+        revisit_min_age: int = 24,
+        seed: int | None = None,
+        arrive_px: float = 8.0,
+        max_return_steps: int = 64,
+        memory: int = 4096,
+    ):
+        if n_actions < 1:
+            raise ValueError(f"MomentumWalk: n_actions must be >= 1, got {n_actions}")
+        for k, p in (("p_keep", p_keep), ("p_noop", p_noop), ("revisit_prob", revisit_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"MomentumWalk: {k} must be in [0, 1], got {p}")
+        self.n_actions, self.p_keep, self.p_noop, self.seed = n_actions, p_keep, p_noop, seed
+        self.revisit_prob, self.revisit_min_age = revisit_prob, revisit_min_age
+        self.arrive_px, self.max_return_steps, self.memory = arrive_px, max_return_steps, memory
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(self.seed if seed is None else seed)
+        self.action = 0
+        self.visited: deque[tuple[float, float]] = deque(maxlen=self.memory)  # one entry per step
+        self.target: tuple[float, float] | None = None  # set while returning to a remembered place
+        self.return_steps = 0
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        pos = _agent_pos(info) if self.n_actions >= 5 else None
+        if pos is not None:
+            self.visited.append(pos)
+            if self.target is None and len(self.visited) > self.revisit_min_age and self.rng.random() < self.revisit_prob:
+                # Any place at least revisit_min_age steps old (the newest entry is the current step).
+                self.target = self.visited[int(self.rng.integers(len(self.visited) - self.revisit_min_age))]
+                self.return_steps = 0
+            if self.target is not None:
+                dx, dy = self.target[0] - pos[0], self.target[1] - pos[1]
+                self.return_steps += 1
+                if dx * dx + dy * dy <= self.arrive_px**2 or self.return_steps > self.max_return_steps:
+                    self.target = None  # arrived (or gave up): resume the walk from here
+                else:
+                    along_x = abs(dx) >= abs(dy)
+                    if self.rng.random() < 0.15:  # a little randomness, so returns are not straight lines
+                        along_x = not along_x
+                    if along_x:
+                        self.action = _RIGHT if dx > 0 else _LEFT
+                    else:
+                        self.action = _DOWN if dy > 0 else _UP
+                    return self.action
+        if self.rng.random() >= self.p_keep:
+            if self.n_actions == 1 or self.rng.random() < self.p_noop:
+                self.action = 0
+            else:
+                self.action = 1 + int(self.rng.integers(self.n_actions - 1))
+        return self.action
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "n_actions": self.n_actions, "p_keep": self.p_keep, "p_noop": self.p_noop,
+            "revisit_prob": self.revisit_prob, "revisit_min_age": self.revisit_min_age, "seed": self.seed,
+            "arrive_px": self.arrive_px, "max_return_steps": self.max_return_steps, "memory": self.memory,
+        }
+
+
+class ScriptedPolicy:
+    """Plays a fixed action sequence; with ``loop=False``, noop (0) once it is used up."""
+
+    name = "scripted"
+
+    def __init__(self, actions: Sequence[int], loop: bool = True):
+        if len(actions) == 0:
+            raise ValueError("ScriptedPolicy: needs at least one action")
+        self.actions, self.loop = [int(a) for a in actions], loop
+        self.t = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.t = 0
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        i, self.t = self.t, self.t + 1
+        if i >= len(self.actions):
+            if not self.loop:
+                return 0
+            i %= len(self.actions)
+        return self.actions[i]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "actions": list(self.actions), "loop": self.loop}
+
+
+POLICIES = ("momentum", "random")
+
+
+def make_policy(name: str, n_actions: int, seed: int | None = None, **kwargs: Any) -> Policy:
+    """A collection policy by name: ``"momentum"`` | ``"random"``; ``kwargs`` go to its constructor."""
+    if name == "momentum":
+        return MomentumWalk(n_actions=n_actions, seed=seed, **kwargs)
+    if name == "random":
+        return RandomPolicy(n_actions, seed=seed, **kwargs)
+    raise ValueError(f"unknown policy {name!r}; known: {list(POLICIES)}")
+
+
+def _agent_pos(info: dict[str, Any]) -> tuple[float, float] | None:
+    state = info.get("state") if isinstance(info, dict) else None
+    if not isinstance(state, dict) or "agent_pos" not in state:
+        return None
+    x, y = state["agent_pos"][:2]
+    return float(x), float(y)

@@ -1,0 +1,1 @@
+"""Neural networks: the VAE tokenizer and the causal diffusion transformer (dynamics)."""

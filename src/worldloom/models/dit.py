@@ -1,0 +1,224 @@
+"""Causal diffusion transformer over latent frames: the dynamics model.
+
+``forward(x, t, actions)`` denoises a clip of latent frames (B, T, C, h, w) where every frame has
+its own noise level ``t`` (B, T) and action (B, T). Tokens are 2-D patches of each latent frame;
+attention is full inside a frame and causal across frames (see ``attention.py``). Passing ``ctx``
+adds a second stream of clean context frames, so that every target frame is trained against a clean
+past, as it will be at run time. ``step`` runs one frame against a ``KVCache`` for rollouts.
+
+Key choices:
+- adaLN-Zero conditioning from (noise level + action) per frame: the action of step i modulates
+  every token of frame i in every block, which is the strongest cheap form of action conditioning.
+- QK-norm and 3-D RoPE (time, row, col) so attention is translation-aware and the cache can roll.
+- Output is the flow-matching velocity v = eps - x0 (see ``diffusion/schedules.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..config import doc
+from .attention import attend, frame_layout, visibility_mask
+from .kv_cache import KVCache
+from .layers import RMSNorm, Rope3D, TimestepEmbedding, apply_rope, modulate
+
+
+@dataclass
+class DynamicsConfig:
+    latent_channels: int = doc(8, "channels of the tokenizer's latent grid")
+    latent_size: int = doc(16, "height = width of the latent grid")
+    patch: int = doc(2, "latent cells per token side (tokens/frame = (latent_size/patch)^2)")
+    dim: int = doc(256, "transformer width")
+    depth: int = doc(6, "number of transformer blocks")
+    heads: int = doc(8, "attention heads")
+    mlp_ratio: float = doc(4.0, "MLP hidden size / width")
+    n_actions: int = doc(5, "number of discrete actions (+1 internal 'no action' id for dropout)")
+    max_frames: int = doc(16, "longest clip trained on; the cache window must fit inside it")
+
+    @property
+    def grid(self) -> int:
+        return self.latent_size // self.patch
+
+    @property
+    def n_tok(self) -> int:
+        return self.grid * self.grid
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DynamicsConfig) -> None:
+        super().__init__()
+        d, self.heads = cfg.dim, cfg.heads
+        self.hd = d // cfg.heads
+        self.norm1 = RMSNorm(d, affine=False)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.q_norm = RMSNorm(self.hd)
+        self.k_norm = RMSNorm(self.hd)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = RMSNorm(d, affine=False)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Linear(d, 6 * d)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                mask: torch.Tensor | None = None, cache: KVCache | None = None, layer: int = 0,
+                sink_rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        # x (B, F, N, D); cond (B, F, D)
+        B, F, N, D = x.shape
+        mods = self.ada(torch.nn.functional.silu(cond))[:, :, None, :]  # (B, F, 1, 6D)
+        sh1, sc1, g1, sh2, sc2, g2 = mods.chunk(6, dim=-1)
+        h = modulate(self.norm1(x), sh1, sc1).reshape(B, F * N, D)
+        q, k, v = self.qkv(h).view(B, F * N, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)  # (B, H, L, hd)
+        q, k = self.q_norm(q), self.k_norm(k)
+        cos, sin = rope
+        if cache is None:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            o = attend(q, k, v, mask)
+        else:
+            if cache.is_sink_frame():
+                zc, zs = sink_rope  # spatial-only rotation: the raw key before time rotation
+                cache.keep_raw_sink(layer, apply_rope(k, zc, zs).to(cache.k.dtype))
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            cache.write(layer, k.to(cache.k.dtype), v.to(cache.v.dtype))
+            n = cache.valid_tokens()
+            o = attend(q, cache.k[layer, :, :, :n].to(q.dtype), cache.v[layer, :, :, :n].to(q.dtype))
+        o = o.transpose(1, 2).reshape(B, F, N, D)
+        x = x + g1 * self.proj(o)
+        x = x + g2 * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        return x
+
+
+class CausalDiT(nn.Module):
+    def __init__(self, cfg: DynamicsConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, p, d = cfg.latent_channels, cfg.patch, cfg.dim
+        if cfg.latent_size % p:
+            raise ValueError(f"latent_size {cfg.latent_size} is not divisible by patch {p}")
+        if d % cfg.heads:
+            raise ValueError(f"dim {d} is not divisible by heads {cfg.heads}")
+        self.x_in = nn.Linear(c * p * p, d)
+        self.pos = nn.Parameter(torch.zeros(1, 1, cfg.n_tok, d))  # learned spatial bias, on top of RoPE
+        self.t_emb = TimestepEmbedding(d)
+        self.a_emb = nn.Embedding(cfg.n_actions + 1, d)  # last id = "no action" (dropout, action-free data)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm_out = RMSNorm(d, affine=False)
+        self.ada_out = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, c * p * p)
+        self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
+        self._masks: dict[tuple[int, int, int | None], torch.Tensor] = {}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.a_emb.weight, std=0.02)
+        nn.init.normal_(self.pos, std=0.02)
+        for blk in self.blocks:  # adaLN-Zero: every block starts as the identity
+            nn.init.zeros_(blk.ada.weight)
+            nn.init.zeros_(blk.ada.bias)
+        nn.init.zeros_(self.ada_out.weight)
+        nn.init.zeros_(self.ada_out.bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def no_action(self) -> int:
+        return self.cfg.n_actions
+
+    # --- patches -------------------------------------------------------------------------------
+    def _patchify(self, x: torch.Tensor) -> torch.Tensor:
+        B, F, C, h, w = x.shape  # (B, F, C, h, w) -> (B, F, N, C*p*p)
+        p, g = self.cfg.patch, self.cfg.grid
+        x = x.reshape(B, F, C, g, p, g, p).permute(0, 1, 3, 5, 2, 4, 6)
+        return x.reshape(B, F, g * g, C * p * p)
+
+    def _unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        B, F, N, _ = x.shape  # (B, F, N, C*p*p) -> (B, F, C, h, w)
+        p, g, C = self.cfg.patch, self.cfg.grid, self.cfg.latent_channels
+        x = x.reshape(B, F, g, g, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)
+        return x.reshape(B, F, C, g * p, g * p)
+
+    def _cond(self, t: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.t_emb(t) + self.a_emb(actions)  # (B, F, D)
+
+    def _head(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        sh, sc = self.ada_out(torch.nn.functional.silu(cond))[:, :, None, :].chunk(2, dim=-1)
+        return self._unpatchify(self.out(modulate(self.norm_out(x), sh, sc)))
+
+    def _mask(self, n_frames: int, n_streams: int, device: torch.device, window: int | None) -> torch.Tensor:
+        key = (n_frames, n_streams, window)
+        if key not in self._masks or self._masks[key].device != device:
+            frame, stream = frame_layout(n_frames, self.cfg.n_tok, n_streams, device)
+            self._masks[key] = visibility_mask(frame, stream, window)
+        return self._masks[key]
+
+    # --- uncached: training and reference -------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor,
+                ctx: torch.Tensor | None = None, ctx_t: torch.Tensor | None = None,
+                window: int | None = None) -> torch.Tensor:
+        """Predict v for every frame of ``x`` (B, T, C, h, w) at noise ``t`` (B, T) given ``actions`` (B, T).
+
+        Without ``ctx``: one block-causal stream (diffusion forcing). With ``ctx`` (B, T, C, h, w) and
+        ``ctx_t`` (B, T): frame i of ``x`` sees context frames < i (noise ``ctx_t``) and itself.
+        ``window`` limits each frame's past to the newest ``window - 1`` frames (rolling-cache reference).
+        """
+        B, T = x.shape[:2]
+        if T > self.cfg.max_frames:
+            raise ValueError(f"clip of {T} frames exceeds max_frames={self.cfg.max_frames}")
+        streams = [x] if ctx is None else [ctx, x]
+        ts = [t] if ctx is None else [ctx_t, t]
+        h = torch.cat([self.x_in(self._patchify(s)) + self.pos for s in streams], dim=1)  # (B, S*T, N, D)
+        cond = torch.cat([self._cond(tt, actions) for tt in ts], dim=1)  # (B, S*T, D)
+        pos = torch.arange(T, device=x.device).repeat(len(streams))
+        rope = self.rope.tables(pos, self.cfg.n_tok)
+        mask = self._mask(T, len(streams), x.device, window)
+        for blk in self.blocks:
+            h = blk(h, cond, rope, mask=mask)
+        return self._head(h[:, -T:], cond[:, -T:])
+
+    # --- cached: rollouts -----------------------------------------------------------------------
+    def new_cache(self, batch: int, window: int, sink: int = 0, dtype: torch.dtype | None = None,
+                  device: torch.device | str | None = None) -> KVCache:
+        if sink + window > self.cfg.max_frames:
+            raise ValueError(f"cache of sink {sink} + window {window} frames exceeds max_frames={self.cfg.max_frames}")
+        p = next(self.parameters())
+        return KVCache(self.cfg.depth, batch, self.cfg.heads, self.cfg.dim // self.cfg.heads, self.cfg.n_tok,
+                       window=window, sink=sink, dtype=dtype or p.dtype, device=device or p.device)
+
+    def step(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache,
+             commit: bool = False) -> torch.Tensor:
+        """One frame x (B, C, h, w) at noise t (B,) and action (B,) against ``cache``; returns v (B, C, h, w).
+
+        The frame attends to the cached past and itself. ``commit=True`` keeps its keys/values as
+        the newest past frame (call it once per frame, with the clean or lightly noised frame).
+        """
+        n_tok = self.cfg.n_tok
+        h = self.x_in(self._patchify(x[:, None])) + self.pos  # (B, 1, N, D)
+        cond = self._cond(t[:, None], action[:, None])  # (B, 1, D)
+        rope = self.rope.tables(torch.tensor([float(cache.next_pos)]), n_tok)
+        sink_rope = self.rope.tables(torch.zeros(1), n_tok) if cache.is_sink_frame() else None
+        rope = (rope[0].to(x.device), rope[1].to(x.device))
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, cond, rope, cache=cache, layer=i,
+                    sink_rope=None if sink_rope is None else (sink_rope[0].to(x.device), sink_rope[1].to(x.device)))
+        out = self._head(h, cond)[:, 0]
+        if commit:
+            cache.commit()
+            self._rerotate_sinks(cache)
+        return out
+
+    def _rerotate_sinks(self, cache: KVCache) -> None:
+        pos = cache.sink_positions()
+        if pos is None:
+            return
+        cos, sin = self.rope.tables(pos, self.cfg.n_tok)
+        half = self.rope.dims[0] // 2  # time-only rotation: spatial angles already in the raw keys
+        cos, sin = cos.clone(), sin.clone()
+        cos[:, half:], sin[:, half:] = 1.0, 0.0
+        n = cache.sink * cache.n_tok
+        cache.k[:, :, :, :n] = apply_rope(cache.sink_k_raw, cos.to(cache.k.device), sin.to(cache.k.device))

@@ -1,0 +1,95 @@
+"""Small building blocks shared by the models: norms, embeddings, 3-D RoPE, adaLN modulation.
+
+Key choices:
+- RMSNorm without affine on q/k (QK-norm) keeps attention logits bounded in long training runs.
+- 3-D RoPE (time, row, col) splits each head's dims into three rotary groups. Angles are computed in
+  float64 from absolute positions so that a rollout thousands of frames long rotates exactly; only
+  position *differences* reach the attention scores, which is what lets the KV cache roll.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6, affine: bool = True) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.rms_norm(x, (x.shape[-1],), eps=self.eps)
+        return y * self.weight if self.weight is not None else y
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: x (B, L, D) with per-token shift/scale (B, L, D)."""
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedding(nn.Module):
+    """Noise level t in [0, 1] -> (D,) via sinusoidal features and an MLP."""
+
+    def __init__(self, dim: int, freq_dim: int = 128) -> None:
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        args = (t.float() * 1000.0)[..., None] * freqs  # (..., half)
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+
+
+class Rope3D(nn.Module):
+    """Rotary embedding over (time, row, col) for heads of size ``head_dim``.
+
+    ``head_dim`` is split into time / row / col groups, each even. Spatial angles depend only on the
+    fixed token grid and are precomputed; time angles are made on demand from absolute frame indices.
+    """
+
+    def __init__(self, head_dim: int, grid: tuple[int, int], base: float = 10000.0) -> None:
+        super().__init__()
+        t_dim = max(2, (head_dim // 4) // 2 * 2)
+        s_dim = (head_dim - t_dim) // 2 // 2 * 2
+        self.dims = (t_dim, s_dim, head_dim - t_dim - s_dim)
+        assert self.dims[2] % 2 == 0, f"head_dim {head_dim} cannot be split into even RoPE groups"
+        self.base = base
+        gh, gw = grid
+        rows = torch.arange(gh, dtype=torch.float64).repeat_interleave(gw)  # (N,)
+        cols = torch.arange(gw, dtype=torch.float64).repeat(gh)  # (N,)
+        ang = torch.cat([self._angles(rows, self.dims[1]), self._angles(cols, self.dims[2])], dim=-1)  # (N, s/2+c/2)
+        self.register_buffer("sp_cos", ang.cos().float(), persistent=False)
+        self.register_buffer("sp_sin", ang.sin().float(), persistent=False)
+
+    def _angles(self, pos: torch.Tensor, dim: int) -> torch.Tensor:
+        inv = self.base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
+        return pos.double()[..., None] * inv.to(pos.device)
+
+    def tables(self, frame_pos: torch.Tensor, n_tok: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin tables (F*N, head_dim/2) for frames at absolute ``frame_pos`` (F,), N tokens each."""
+        t_ang = self._angles(frame_pos.to(torch.float64), self.dims[0])  # (F, t/2)
+        t_cos, t_sin = t_ang.cos().float(), t_ang.sin().float()
+        n_f = frame_pos.shape[0]
+        t_cos = t_cos[:, None, :].expand(n_f, n_tok, -1)
+        t_sin = t_sin[:, None, :].expand(n_f, n_tok, -1)
+        s_cos = self.sp_cos[None].expand(n_f, -1, -1)
+        s_sin = self.sp_sin[None].expand(n_f, -1, -1)
+        cos = torch.cat([t_cos, s_cos], dim=-1).reshape(n_f * n_tok, -1)
+        sin = torch.cat([t_sin, s_sin], dim=-1).reshape(n_f * n_tok, -1)
+        return cos, sin
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, L, hd) by angles with cos/sin (L, hd/2)."""
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, H, L, hd/2) each
+    y1 = x1 * cos - x2 * sin
+    y2 = x1 * sin + x2 * cos
+    return torch.stack([y1, y2], dim=-1).flatten(-2).to(x.dtype)

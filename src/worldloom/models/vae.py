@@ -1,0 +1,133 @@
+"""Tokenizer: a small convolutional VAE from uint8 frames (H, W, 3) to a latent grid (C, H/f, W/f).
+
+Key choices:
+- Space-to-depth (pixel unshuffle) as the first and last layer, so no convolution runs at full
+  resolution: most compute sits at H/2 and H/4, which is what makes CPU training affordable.
+- A KL-regularised autoencoder (tiny KL weight): the posterior mean is the latent at run time, and
+  latents are standardised by a per-channel scale/shift measured on data after training, so the
+  dynamics model sees roughly unit-variance inputs.
+- Downsampling f = 4 by default: a 4-px camera step is exactly one latent cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import doc
+
+
+@dataclass
+class VAEConfig:
+    frame_size: int = doc(64, "input frame height = width (px)")
+    latent_channels: int = doc(8, "channels of the latent grid")
+    downsample: int = doc(4, "spatial downsampling factor (4 or 8)")
+    width: int = doc(64, "channels at the highest internal resolution")
+    blocks: int = doc(2, "residual blocks per resolution")
+    kl_weight: float = doc(1e-6, "weight of the KL term in the tokenizer loss")
+
+    @property
+    def latent_size(self) -> int:
+        return self.frame_size // self.downsample
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.n1 = nn.GroupNorm(8, ch)
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.n2 = nn.GroupNorm(8, ch)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(F.silu(self.n1(x)))
+        return x + self.c2(F.silu(self.n2(h)))
+
+
+def _stage(ch: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*(ResBlock(ch) for _ in range(n)))
+
+
+class VAE(nn.Module):
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.downsample not in (4, 8):
+            raise ValueError(f"VAE downsample must be 4 or 8, got {cfg.downsample}")
+        w, c, nb = cfg.width, cfg.latent_channels, cfg.blocks
+        n_down = {4: 1, 8: 2}[cfg.downsample]  # stride-2 convs after the 2x space-to-depth
+        enc: list[nn.Module] = [nn.PixelUnshuffle(2), nn.Conv2d(12, w, 3, padding=1), _stage(w, nb)]
+        ch = w
+        for _ in range(n_down):
+            enc += [nn.Conv2d(ch, ch * 3 // 2, 3, stride=2, padding=1), _stage(ch * 3 // 2, nb)]
+            ch = ch * 3 // 2
+        enc += [nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, 2 * c, 3, padding=1)]
+        self.encoder = nn.Sequential(*enc)
+        dec: list[nn.Module] = [nn.Conv2d(c, ch, 3, padding=1), _stage(ch, nb)]
+        for _ in range(n_down):
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch * 2 // 3, 3, padding=1),
+                    _stage(ch * 2 // 3, nb)]
+            ch = ch * 2 // 3
+        dec += [nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, 12, 3, padding=1), nn.PixelShuffle(2)]
+        self.decoder = nn.Sequential(*dec)
+        # Latent standardisation, set from data after training (see training/tokenizer.py).
+        self.register_buffer("latent_shift", torch.zeros(c))
+        self.register_buffer("latent_scale", torch.ones(c))
+
+    # --- pixel <-> model range ------------------------------------------------------------------
+    @staticmethod
+    def to_float(frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+        return frames.movedim(-1, -3).float().div(127.5).sub(1.0)
+
+    @staticmethod
+    def to_uint8(x: torch.Tensor) -> torch.Tensor:
+        """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3)."""
+        return x.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1)
+
+    # --- raw (unnormalised) paths used in training ------------------------------------------------
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 3, H, W) in [-1, 1] -> posterior mean, logvar (B, C, h, w)."""
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    # --- public: uint8 frames <-> standardised latents ---------------------------------------------
+    def _shape(self, v: torch.Tensor) -> torch.Tensor:
+        return v[:, None, None]
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (..., H, W, 3) -> standardised latents (..., C, h, w) (posterior mean)."""
+        lead = frames.shape[:-3]
+        x = self.to_float(frames.reshape(-1, *frames.shape[-3:])).to(self.latent_scale.dtype)
+        mean, _ = self.encode_dist(x)
+        z = (mean - self._shape(self.latent_shift)) / self._shape(self.latent_scale)
+        return z.reshape(*lead, *z.shape[1:])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Standardised latents (..., C, h, w) -> uint8 frames (..., H, W, 3)."""
+        lead = z.shape[:-3]
+        z = z.reshape(-1, *z.shape[-3:]).to(self.latent_scale.dtype)
+        x = self.decode_raw(z * self._shape(self.latent_scale) + self._shape(self.latent_shift))
+        return self.to_uint8(x).reshape(*lead, *self.to_uint8(x).shape[1:])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss(x)
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Reconstruction (MSE + L1) + KL on a batch x (B, 3, H, W) in [-1, 1]."""
+        mean, logvar = self.encode_dist(x)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + eps * (0.5 * logvar).exp()
+        rec = self.decode_raw(z)
+        mse = F.mse_loss(rec.float(), x.float())
+        l1 = F.l1_loss(rec.float(), x.float())
+        kl = 0.5 * (mean.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean()
+        loss = mse + 0.1 * l1 + self.cfg.kl_weight * kl
+        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] -> peak^2 = 4
+        return loss, {"mse": mse.item(), "kl": kl.item(), "psnr": psnr.item()}

@@ -1,0 +1,1 @@
+"""One-command recipes that reproduce the bundled checkpoints."""

@@ -1,0 +1,174 @@
+"""The streaming Simulator: ``reset(context)`` then ``step(action) -> frame``, one loop for all uses.
+
+Per step: draw noise for the new latent frame, run ``steps`` Euler steps of the DiT against the KV
+cache (each pass attends to the cached past), then one *commit* pass that writes the finished frame's
+keys/values (optionally lightly re-noised, matching context-noise training) into the cache, and
+decode it with the VAE. The cache is a rolling window plus sink frames, so memory and time per frame
+stay flat for unbounded rollouts. Batched: B independent worlds step together.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..actions import ActionSpec
+from ..checkpoint import CheckpointError, load_strict, read_checkpoint, split_prefix
+from ..config import doc, from_dict
+from ..diffusion.samplers import EulerSampler
+from ..diffusion.schedules import add_noise
+from ..models.dit import CausalDiT, DynamicsConfig
+from ..models.vae import VAE, VAEConfig
+
+
+@dataclass
+class SimConfig:
+    steps: int = doc(4, "sampler (denoising) steps per frame")
+    shift: float = doc(1.0, "sampler time-grid shift (>1 spends more steps at high noise)")
+    window: int = doc(11, "rolling window: cached past frames + the current one")
+    sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout)")
+    context_noise: float = doc(0.0, "noise level at which finished frames enter the cache")
+    seed: int = doc(0, "seed of the sampling noise")
+
+
+@dataclass
+class WorldModel:
+    """A loaded checkpoint: tokenizer + dynamics + what they were trained on."""
+
+    vae: VAE
+    dit: CausalDiT
+    config: dict[str, Any]
+    action_spec: ActionSpec
+    path: Path | None = None
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    @property
+    def frame_size(self) -> int:
+        return self.vae.cfg.frame_size
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+    """Load a world-model checkpoint from a directory or a bundled name (e.g. ``"arena"``)."""
+    d, config, tensors = read_checkpoint(name_or_path)
+    where = str(d / "config.json")
+    if config.get("kind") != "worldmodel":
+        raise CheckpointError(f"{where}: kind is {config.get('kind')!r}, expected 'worldmodel'")
+    try:
+        vae = VAE(from_dict(VAEConfig, config["vae"], where=where + ":vae"))
+        dit = CausalDiT(from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics"))
+        spec = ActionSpec.from_dict(config["action_spec"], where=where + ":action_spec")
+        sim = from_dict(SimConfig, config.get("sim", {}), where=where + ":sim")
+    except KeyError as e:
+        raise CheckpointError(f"{where}: missing field {e}") from None
+    load_strict(vae, split_prefix(tensors, "vae."), where=str(d / "model.safetensors") + " (vae)")
+    load_strict(dit, split_prefix(tensors, "dit."), where=str(d / "model.safetensors") + " (dit)")
+    return WorldModel(vae.to(device).eval(), dit.to(device).eval(), config, spec, d, sim)
+
+
+class Simulator:
+    def __init__(self, model: WorldModel, cfg: SimConfig | None = None, batch: int = 1, **overrides: Any) -> None:
+        self.model = model
+        self.cfg = replace(cfg or model.sim, **overrides)
+        if self.cfg.sink + self.cfg.window > model.dit.cfg.max_frames:
+            raise ValueError(f"sink {self.cfg.sink} + window {self.cfg.window} exceeds the model's max_frames "
+                             f"{model.dit.cfg.max_frames}")
+        self.batch = batch
+        self.device = next(model.dit.parameters()).device
+        self.sampler = EulerSampler(self.cfg.steps, self.cfg.shift)
+        self.cache = model.dit.new_cache(batch, self.cfg.window, self.cfg.sink)
+        self.gen = torch.Generator(device="cpu")
+        self.t = 0
+        self.timings: dict[str, float] = {}
+        self.latent: torch.Tensor | None = None  # newest latent frame (B, C, h, w)
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
+        a = torch.as_tensor(action, dtype=torch.long).reshape(-1)
+        if a.numel() == 1 and self.batch > 1:
+            a = a.expand(self.batch)
+        if a.numel() != self.batch:
+            raise ValueError(f"expected {self.batch} actions, got {a.numel()}")
+        n = self.model.action_spec.n
+        if bool(((a < 0) | (a > n)).any()):  # n itself is the model's "no action" id
+            raise ValueError(f"action {a.tolist()} out of range: valid ids are 0..{n - 1} ({list(self.model.action_spec.names)})")
+        return a.to(self.device)
+
+    def _randn(self, shape: torch.Size) -> torch.Tensor:
+        return torch.randn(shape, generator=self.gen).to(self.device)
+
+    def _commit(self, z: torch.Tensor, a: torch.Tensor) -> None:
+        """Write the finished latent z (B, C, h, w) into the cache as the newest past frame."""
+        tc = self.cfg.context_noise
+        t = torch.full((self.batch,), tc, device=self.device)
+        zc = add_noise(z[:, None], self._randn(z[:, None].shape), t[:, None])[:, 0] if tc > 0 else z
+        self.model.dit.step(zc, t, a, self.cache, commit=True)
+        self.latent = z
+        self.t += 1
+
+    # --- public loop ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def reset(self, context_frames: np.ndarray | torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None) -> None:
+        """Start a rollout from context frames (T, H, W, 3) or (B, T, H, W, 3) uint8 and their actions."""
+        frames = torch.as_tensor(np.array(context_frames))
+        if frames.ndim == 4:
+            frames = frames[None].expand(self.batch, *frames.shape)
+        if frames.ndim != 5 or frames.shape[0] != self.batch or frames.dtype != torch.uint8:
+            raise ValueError(f"context frames must be uint8 (T, H, W, 3) or ({self.batch}, T, H, W, 3), got "
+                             f"{tuple(frames.shape)} {frames.dtype}")
+        T = frames.shape[1]
+        acts = torch.zeros((self.batch, T), dtype=torch.long) if context_actions is None else torch.as_tensor(np.asarray(context_actions)).long()
+        if acts.ndim == 1:
+            acts = acts[None].expand(self.batch, T)
+        if acts.shape != (self.batch, T):
+            raise ValueError(f"context actions must be ({T},) or ({self.batch}, {T}), got {tuple(acts.shape)}")
+        self.cache.reset()
+        self.gen.manual_seed(self.cfg.seed)
+        self.t = 0
+        z = self.model.vae.encode(frames.to(self.device))  # (B, T, C, h, w)
+        for i in range(T):
+            self._commit(z[:, i], self._actions(acts[:, i]))
+
+    @torch.inference_mode()
+    def step_latent(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
+        """Generate the next latent frame (B, C, h, w) under ``action`` and commit it."""
+        if self.t == 0:
+            raise RuntimeError("call reset(context_frames, context_actions) before step()")
+        a = self._actions(action)
+        dit, s = self.model.dit, self.sampler
+        t0 = time.perf_counter()
+        x = self._randn(torch.Size((self.batch, dit.cfg.latent_channels, dit.cfg.latent_size, dit.cfg.latent_size)))
+        for i in range(s.steps):
+            t = s.timesteps[i].expand(self.batch).to(self.device)
+            x = s.step(dit.step(x, t, a, self.cache), i, x)
+        t1 = time.perf_counter()
+        self._commit(x, a)
+        t2 = time.perf_counter()
+        self.timings = {"denoise_ms": (t1 - t0) * 1e3, "cache_write_ms": (t2 - t1) * 1e3}
+        return x
+
+    @torch.inference_mode()
+    def step(self, action: int | np.ndarray | torch.Tensor | list[int]) -> np.ndarray:
+        """Generate, commit and decode the next frame: uint8 (H, W, 3), or (B, H, W, 3) if batched."""
+        z = self.step_latent(action)
+        t0 = time.perf_counter()
+        frame = self.model.vae.decode(z).cpu().numpy()
+        self.timings["decode_ms"] = (time.perf_counter() - t0) * 1e3
+        return frame[0] if self.batch == 1 else frame
+
+    def rollout(self, actions: np.ndarray | list[int]) -> np.ndarray:
+        """Step through ``actions`` (N,) or (B, N); returns frames (N, H, W, 3) or (B, N, H, W, 3)."""
+        acts = np.asarray(actions)
+        if acts.ndim == 1:
+            acts = np.broadcast_to(acts, (self.batch, len(acts)))
+        frames = [self.step(acts[:, i]) for i in range(acts.shape[1])]
+        return np.stack(frames, axis=0 if self.batch == 1 else 1)
+
+    def state(self) -> dict[str, Any]:
+        return {"step": self.t, "cached_frames": min(self.cache.n_frames, self.cache.slots),
+                "window": self.cfg.window, "sink": self.cfg.sink, "sampler_steps": self.cfg.steps,
+                "cache_bytes": self.cache.nbytes(), "timings_ms": dict(self.timings)}

@@ -1,0 +1,170 @@
+"""Dynamics training: the causal DiT on latent clips, with flow matching and diffusion forcing.
+
+The dataset is encoded once by the (frozen) tokenizer into latents held in memory; clips of T
+frames are drawn at random. Each step:
+
+- every target frame gets its own noise level t (diffusion forcing) from a shifted logit-normal;
+- ``context="clean"`` (default): a second stream holds the same frames lightly noised (context-noise
+  augmentation: t_ctx = 0 for half the frames, else U(0, ctx_noise_max)); target frame i attends to
+  context frames < i, exactly as at run time against the KV cache, so every frame of the clip is a
+  training target with an inference-like past. ``context="df"``: one block-causal stream where the
+  past is as noisy as its own t (classic diffusion forcing);
+- actions are replaced by the "no action" id with probability ``action_dropout`` per frame, which
+  allows action guidance and training on action-free video.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..checkpoint import read_checkpoint, save_checkpoint, split_prefix, load_strict
+from ..config import doc, to_dict
+from ..data.format import Dataset
+from ..diffusion.schedules import add_noise, sample_train_t, velocity_target
+from ..models.dit import CausalDiT, DynamicsConfig
+from ..models.vae import VAE, VAEConfig
+from .loop import Trainer, TrainConfig
+
+
+@dataclass
+class DynamicsRecipe:
+    clip_len: int = doc(12, "frames per training clip")
+    context: str = doc("clean", "clean (two streams: clean past, noised targets) | df (one stream)")
+    t_shift: float = doc(1.0, "shift of the training noise-level distribution (>1: more noise)")
+    ctx_noise_max: float = doc(0.2, "largest context-noise level used for augmentation")
+    ctx_noise_prob: float = doc(0.5, "fraction of context frames that get augmentation noise")
+    action_dropout: float = doc(0.1, "per-frame probability of replacing the action by 'no action'")
+
+
+@torch.no_grad()
+def encode_dataset(vae: VAE, ds: Dataset, batch: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Latents (T, C, h, w) and actions (T,) of every episode."""
+    lat, act = [], []
+    for ep in ds:
+        frames = torch.from_numpy(np.array(ep.frames))
+        lat.append(torch.cat([vae.encode(frames[i : i + batch]) for i in range(0, len(frames), batch)]).float())
+        act.append(torch.from_numpy(np.array(ep.actions)).long())
+    return lat, act
+
+
+class DynamicsTask:
+    items_name = "frames"
+
+    def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe) -> None:
+        if recipe.clip_len > dit.cfg.max_frames:
+            raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
+        if recipe.context not in ("clean", "df"):
+            raise ValueError(f"context must be 'clean' or 'df', got {recipe.context!r}")
+        self.model, self.recipe = dit, recipe
+        keep = [i for i, z in enumerate(latents) if len(z) >= recipe.clip_len]
+        if not keep:
+            raise ValueError(f"no episode has {recipe.clip_len} frames")
+        self.latents = [latents[i] for i in keep]
+        self.actions = [actions[i] for i in keep]
+        self.n_windows = torch.tensor([len(z) - recipe.clip_len + 1 for z in self.latents], dtype=torch.float)
+
+    def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        T = self.recipe.clip_len
+        eps = torch.multinomial(self.n_windows, batch_size, replacement=True, generator=gen).tolist()
+        xs, acts = [], []
+        for e in eps:
+            s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
+            xs.append(self.latents[e][s : s + T])
+            acts.append(self.actions[e][s : s + T])
+        return torch.stack(xs).to(device), torch.stack(acts).to(device)  # (B, T, C, h, w), (B, T)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        x0, actions = batch
+        r, dit = self.recipe, self.model
+        B, T = actions.shape
+        dev = x0.device
+        t = sample_train_t((B, T), r.t_shift, generator=gen).to(dev)
+        eps = torch.randn(x0.shape, generator=gen).to(dev)
+        drop = torch.rand((B, T), generator=gen).to(dev) < r.action_dropout
+        actions = actions.masked_fill(drop, dit.no_action)
+        x_t = add_noise(x0, eps, t)
+        if r.context == "clean":
+            noisy = torch.rand((B, T), generator=gen) < r.ctx_noise_prob
+            ctx_t = (torch.rand((B, T), generator=gen) * r.ctx_noise_max * noisy).to(dev)
+            ctx = add_noise(x0, torch.randn(x0.shape, generator=gen).to(dev), ctx_t)
+            v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t)
+        else:
+            v = model(x_t, t, actions)
+        per_frame = F.mse_loss(v.float(), velocity_target(x0, eps).float(), reduction="none").mean(dim=(2, 3, 4))  # (B, T)
+        loss = per_frame.mean()
+        pf = per_frame.detach()
+        return loss, {"loss_first": float(pf[:, 0].mean()), "loss_rest": float(pf[:, 1:].mean())}
+
+    def items(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return batch[1].numel()
+
+
+def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
+    from ..config import from_dict
+
+    d, config, tensors = read_checkpoint(path)
+    vae = VAE(from_dict(VAEConfig, config["vae"], where=str(d / "config.json")))
+    load_strict(vae, split_prefix(tensors, "vae."), where=str(d / "model.safetensors"))
+    return vae.eval(), config
+
+
+@dataclass
+class DynamicsResult:
+    path: Path
+    train_s: float
+    last: dict[str, float]
+
+
+def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn_cfg: DynamicsConfig,
+                   recipe: DynamicsRecipe, train_cfg: TrainConfig, *, sim_defaults: dict[str, Any] | None = None,
+                   resume: bool = False, progress: bool = True, recipe_cmd: str = "",
+                   run_dir: str | Path | None = None, extra_config: dict[str, Any] | None = None) -> DynamicsResult:
+    ds = Dataset.open(data)
+    vae, tok_config = load_tokenizer(tokenizer)
+    vcfg = vae.cfg
+    if (dyn_cfg.latent_channels, dyn_cfg.latent_size) != (vcfg.latent_channels, vcfg.latent_size):
+        raise ValueError(f"dynamics expects latents {dyn_cfg.latent_channels}x{dyn_cfg.latent_size}, tokenizer "
+                         f"{tokenizer} makes {vcfg.latent_channels}x{vcfg.latent_size}")
+    if dyn_cfg.n_actions != ds.action_spec.n:
+        raise ValueError(f"dynamics n_actions={dyn_cfg.n_actions} but {data} has {ds.action_spec.n} actions")
+    t_enc = time.time()
+    latents, actions = encode_dataset(vae, ds)
+    t_enc = time.time() - t_enc
+    torch.manual_seed(train_cfg.seed)
+    task = DynamicsTask(CausalDiT(dyn_cfg), latents, actions, recipe)
+    trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
+    if resume:
+        trainer.load_state()
+    last = trainer.train()
+    trainer.close()
+    if trainer.rank == 0:
+        from ..runtime.simulator import SimConfig
+
+        sim = dict(to_dict(SimConfig()), **(sim_defaults or {}))
+        config: dict[str, Any] = {
+            "kind": "worldmodel", "vae": to_dict(vcfg), "dynamics": to_dict(dyn_cfg), "recipe": to_dict(recipe),
+            "train": to_dict(train_cfg), "sim": sim, "action_spec": ds.action_spec.to_dict(),
+            "env": ds.env, "env_kwargs": ds.meta.get("env_kwargs", {}), "fps": ds.meta.get("fps", 15),
+            "data": {"path": str(data), "n_episodes": len(ds), "n_frames": ds.n_frames, "policy": ds.meta.get("policy")},
+            "tokenizer": {"path": str(tokenizer), "metrics": tok_config.get("metrics", {}),
+                          "train_seconds": tok_config.get("train_seconds")},
+            "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "recipe_cmd": recipe_cmd,
+            **(extra_config or {}),
+        }
+        n_params = sum(p.numel() for p in trainer.ema.parameters())
+        card = (f"# World model\n\nCausal DiT ({n_params / 1e6:.2f} M parameters, {dyn_cfg.depth} blocks, width {dyn_cfg.dim}, "
+                f"{dyn_cfg.n_tok} tokens/frame) over a {vcfg.latent_channels}x{vcfg.latent_size}x{vcfg.latent_size} VAE latent.\n\n"
+                f"- data: `{data}` ({ds.n_frames} frames, env `{ds.env}`)\n"
+                f"- dynamics: {train_cfg.steps} steps x {train_cfg.batch_size} clips of {recipe.clip_len} frames, "
+                f"{trainer.elapsed / 60:.1f} min\n- recipe: `{recipe_cmd}`\n")
+        # fp16 storage halves the file (loaded back as fp32); the bundled checkpoint must stay small.
+        save_checkpoint(out, config, {"vae": vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
+    return DynamicsResult(Path(out), trainer.elapsed, last)

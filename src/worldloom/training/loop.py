@@ -1,0 +1,250 @@
+"""The one training loop: AdamW, warm-up + cosine, EMA, bf16 autocast, atomic checkpoints, resume, DDP.
+
+A *task* supplies the model, a batch sampler and the loss; the loop does everything else, the same
+for the tokenizer and the dynamics model, on one CPU process or many under ``torchrun``.
+
+Key choices:
+- Batches are drawn from a generator seeded by (seed, step, rank), so ``--resume`` continues with
+  exactly the data an uninterrupted run would have seen.
+- Training state (weights, EMA, optimizer, step) is saved as safetensors + JSON, never pickle, and
+  written atomically: a run killed mid-write resumes from the previous checkpoint.
+- ``precision="auto"`` uses bf16 autocast on CPUs with bf16 support and on CUDA (measured 2-6x
+  faster matmuls on this project's Zen 4 CPUs), fp32 elsewhere.
+- ``torch.set_flush_denormal(True)``: without it a CPU run slowed 10-20x after ~50 steps here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from ..checkpoint import load_strict, load_weights, save_weights
+from ..config import atomic_write_json, doc, read_json, to_dict
+
+
+@dataclass
+class TrainConfig:
+    steps: int = doc(1000, "optimizer steps")
+    batch_size: int = doc(16, "items per step per process")
+    lr: float = doc(1e-3, "peak learning rate")
+    min_lr_ratio: float = doc(0.05, "final learning rate as a fraction of the peak (cosine)")
+    warmup: int = doc(100, "linear warm-up steps")
+    weight_decay: float = doc(0.01, "AdamW weight decay (matrices only)")
+    betas: tuple[float, float] = doc((0.9, 0.99), "AdamW betas")
+    grad_clip: float = doc(1.0, "gradient norm clip (0 = off)")
+    ema_decay: float = doc(0.999, "EMA decay of the weights that get exported")
+    precision: str = doc("auto", "auto | fp32 | bf16 (autocast)")
+    device: str = doc("auto", "auto | cpu | cuda | mps")
+    threads: int = doc(0, "torch intra-op threads on CPU (0 = torch default)")
+    seed: int = doc(0, "seed for init and data order")
+    log_every: int = doc(25, "steps between log lines")
+    ckpt_every: int = doc(500, "steps between training checkpoints")
+
+
+class Task(Protocol):
+    model: nn.Module
+    items_name: str  # what throughput counts, e.g. "img" or "frames"
+
+    def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> Any: ...
+    def loss(self, model: nn.Module, batch: Any, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def items(self, batch: Any) -> int: ...
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def setup_cpu(threads: int = 0) -> None:
+    torch.set_flush_denormal(True)
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _param_groups(model: nn.Module, wd: float) -> list[dict[str, Any]]:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _dist_info() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+class Trainer:
+    """Runs ``task`` for ``cfg.steps`` steps; state lives in ``run_dir``."""
+
+    STATE = "train_state.safetensors"
+    META = "train_state.json"
+
+    def __init__(self, task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, progress: bool = True) -> None:
+        self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.rank, self.world, local = _dist_info()
+        setup_cpu(cfg.threads)
+        self.device = pick_device(cfg.device)
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", local)
+                torch.cuda.set_device(self.device)
+        self.amp = pick_dtype(cfg.precision, self.device)
+        self.model = task.model.to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.progress = progress and self.rank == 0
+        self.log_path = self.run_dir / "log.jsonl"
+
+    # --- state ----------------------------------------------------------------------------------
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        t = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        t.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        for i, st in self.opt.state_dict()["state"].items():
+            for name, v in st.items():
+                t[f"opt.{i}.{name}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        return t
+
+    def save_state(self) -> None:
+        if self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_weights(self.run_dir / self.STATE, self._state_tensors())
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.opt.state_dict()["param_groups"]]
+        atomic_write_json(self.run_dir / self.META, {"step": self.step, "elapsed_s": self.elapsed,
+                                                      "config": to_dict(self.cfg), "param_groups": groups})
+
+    def load_state(self) -> bool:
+        """Resume from ``run_dir`` if it has a training state; returns whether it did."""
+        meta_path = self.run_dir / self.META
+        if not meta_path.exists():
+            return False
+        meta = read_json(meta_path)
+        tensors = load_weights(self.run_dir / self.STATE)
+        load_strict(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, where=str(self.run_dir / self.STATE))
+        load_strict(self.ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, where=str(self.run_dir / self.STATE))
+        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, i, name = k.split(".", 2)
+                opt_state.setdefault(int(i), {})[name] = v.to(self.device)
+        sd = self.opt.state_dict()
+        for g, saved in zip(sd["param_groups"], meta["param_groups"]):
+            g.update({k: v for k, v in saved.items() if k != "params"})
+        sd["state"] = opt_state
+        self.opt.load_state_dict(sd)
+        self.step, self.elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
+        return True
+
+    # --- loop -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
+
+    def _log(self, rec: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def train(self) -> dict[str, float]:
+        cfg = self.cfg
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
+                   file=sys.stderr, mininterval=2.0)
+        last: dict[str, float] = {}
+        items, t_win = 0, time.perf_counter()
+        self.model.train()
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            gen = torch.Generator(device="cpu").manual_seed(hash((cfg.seed, self.step, self.rank)) & 0x7FFFFFFF)
+            batch = self.task.batch(gen, cfg.batch_size, self.device)
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(self.step, cfg)
+            with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+                loss, metrics = self.task.loss(self.net, batch, gen)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or check the data")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+            self.opt.step()
+            self._update_ema()
+            self.step += 1
+            self.elapsed += time.perf_counter() - t0
+            items += self.task.items(batch) * self.world
+            last = {"loss": float(loss.item()), **metrics}
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                rate = items / max(1e-9, time.perf_counter() - t_win)
+                items, t_win = 0, time.perf_counter()
+                self._log({"step": self.step, "lr": lr_at(self.step - 1, cfg), "elapsed_s": round(self.elapsed, 1),
+                           f"{self.task.items_name}_per_s": round(rate, 1), **last})
+                bar.set_postfix(loss=f"{last['loss']:.4f}", **{f"{self.task.items_name}/s": f"{rate:.0f}"})
+            bar.update(1)
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                self.save_state()
+        bar.close()
+        return last
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()

@@ -1,0 +1,104 @@
+"""import_videos(): videos + action logs -> dataset; bad logs name the file and line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldloom.data import Dataset, DatasetError, import_videos
+
+iio = pytest.importorskip("imageio.v3")
+
+
+def _clip(T: int, h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
+    """Flat-colour frames (survive GIF palettes and video codecs nearly unchanged), one per t."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (T, 3), dtype=np.uint8)
+    return np.broadcast_to(colours[:, None, None, :], (T, h, w, 3)).copy()
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    d = tmp_path / "videos"
+    d.mkdir()
+    iio.imwrite(d / "a.gif", _clip(6, seed=1), duration=100, loop=0)  # 10 fps
+    (d / "a.csv").write_text("frame,action\n1,2\n2,right\n\n4,0\n")
+    iio.imwrite(d / "b.gif", _clip(4, seed=2), duration=100, loop=0)
+    (d / "b.jsonl").write_text('{"frame": 1, "action": "left"}\n{"frame": 3, "action": 1}\n')
+    return d
+
+
+NAMES = ["noop", "left", "right"]
+
+
+def test_round_trip_gif(src: Path, tmp_path: Path) -> None:
+    out = import_videos(src, tmp_path / "ds", frame_size=16, action_names=NAMES)
+    ds = Dataset.open(out)
+    ds.validate()
+    m = ds.meta
+    assert m["env"] == "video" and m["fps"] == 10 and m["frame_shape"] == [16, 16, 3]
+    assert list(ds.action_spec.names) == NAMES
+    assert [e["source"] for e in m["episodes"]] == ["a.gif", "b.gif"]
+    a, b = ds[0], ds[1]
+    assert a.len == 6 and b.len == 4
+    np.testing.assert_array_equal(a.actions, [0, 2, 2, 0, 0, 0])  # unlogged frames -> 0
+    np.testing.assert_array_equal(b.actions, [0, 1, 0, 1])
+    # centre-cropped and resized flat colours come back (GIF palette: within a few levels)
+    want = _clip(6, seed=1)[:, :16, :16]
+    assert np.abs(a.frames.astype(int) - want.astype(int)).max() <= 8
+
+
+def test_int_ids_without_names(src: Path, tmp_path: Path) -> None:
+    (src / "a.csv").write_text("frame,action,t\n1,3,0.1\n")
+    (src / "b.jsonl").write_text('{"frame": 2, "action": 1}\n')
+    ds = Dataset.open(import_videos(src, tmp_path / "ds", frame_size=8))
+    assert ds.action_spec.n == 4
+    np.testing.assert_array_equal(ds[0].actions, [0, 3, 0, 0, 0, 0])
+
+
+def test_mp4(tmp_path: Path) -> None:
+    pytest.importorskip("imageio_ffmpeg", reason="imageio-ffmpeg (bundled ffmpeg) needed for mp4")
+    d = tmp_path / "v"
+    d.mkdir()
+    iio.imwrite(d / "c.mp4", _clip(8, 32, 48), plugin="FFMPEG", fps=12, macro_block_size=16)
+    (d / "c.csv").write_text("frame,action\n3,1\n7,1\n")
+    ds = Dataset.open(import_videos(d, tmp_path / "ds", frame_size=16))
+    assert ds.meta["fps"] == 12 and len(ds) == 1 and ds[0].len == 8
+    np.testing.assert_array_equal(ds[0].actions, [0, 0, 0, 1, 0, 0, 0, 1])
+    want = _clip(8, 32, 48)[:, :16, :16].astype(int)
+    assert np.abs(ds[0].frames.astype(int) - want).mean() < 12  # lossy codec
+
+
+@pytest.mark.parametrize(
+    "log_name, text, where, match",
+    [
+        ("a.csv", "frame,action\n1,2\n2,jump\n", "a.csv:3", "unknown action name 'jump'"),
+        ("a.csv", "frame,action\n1,2\n6,1\n", "a.csv:3", "past the end of the video"),
+        ("a.csv", "frame,action\n1\n", "a.csv:2", "expected 2 fields"),
+        ("a.csv", "frame,action\nx,1\n", "a.csv:2", "not an int"),
+        ("a.csv", "frame,action\n1,1\n1,2\n", "a.csv:3", "already has an action"),
+        ("a.csv", "frame,action\n1,7\n", "a.csv:2", "out of range"),
+        ("a.csv", "time,key\n1,1\n", "a.csv:1", "header"),
+        ("b.jsonl", '{"frame": 1, "action": 1}\n{"frame": 2, "action": \n', "b.jsonl:2", "not valid JSON"),
+        ("b.jsonl", '{"frame": 1}\n', "b.jsonl:1", "expected an object"),
+    ],
+)
+def test_bad_logs_name_file_and_line(src: Path, tmp_path: Path, log_name: str, text: str, where: str, match: str) -> None:
+    (src / log_name).write_text(text)
+    with pytest.raises(DatasetError, match=match) as e:
+        import_videos(src, tmp_path / "ds", frame_size=8, action_names=NAMES)
+    assert where in str(e.value)
+
+
+def test_missing_log_and_names_without_action_names(src: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"a\.csv:3: .*action_names"):
+        import_videos(src, tmp_path / "ds", frame_size=8)
+    (src / "b.jsonl").unlink()
+    with pytest.raises(DatasetError, match=r"b\.gif: no action log"):
+        import_videos(src, tmp_path / "ds2", frame_size=8, action_names=NAMES)
+    shutil.copy(src / "a.csv", src / "a.jsonl")
+    with pytest.raises(DatasetError, match="keep one action log"):
+        import_videos(src, tmp_path / "ds3", frame_size=8, action_names=NAMES)

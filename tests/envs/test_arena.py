@@ -1,0 +1,127 @@
+"""Arena env: API, determinism, camera, frame/state agreement, physics, speed."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from worldloom.envs import ARENA_GYM_ID, make
+from worldloom.envs.arena import AGENT_FILL, BALL_COLORS, WALL_PX, ArenaConfig, ArenaEnv
+
+RIGHT, NOOP = 4, 0
+
+
+def test_check_env_and_registry():
+    env = make("arena")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no spec" note about alternative render modes
+        check_env(env.unwrapped)
+    assert env.observation_space.shape == (64, 64, 3) and env.action_space.n == 5
+    assert env.action_spec.names == ("noop", "up", "down", "left", "right")
+    genv = gymnasium.make(ARENA_GYM_ID, n_balls=2)
+    obs, info = genv.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and info["state"]["ball_pos"].shape == (2, 2)
+    with pytest.raises(ValueError, match="known"):
+        make("nope")
+
+
+def test_deterministic_under_seed():
+    a, b = make("arena"), make("arena")
+    oa, ia = a.reset(seed=3)
+    ob, ib = b.reset(seed=3)
+    actions = np.random.default_rng(0).integers(0, 5, size=200)
+    for act in actions:
+        oa, *_, ia = a.step(int(act))
+        ob, *_, ib = b.step(int(act))
+        np.testing.assert_array_equal(oa, ob)
+    for k in ia["state"]:
+        np.testing.assert_array_equal(ia["state"][k], ib["state"][k])
+    oc, _ = make("arena").reset(seed=4)
+    assert not np.array_equal(a.reset(seed=3)[0], oc)  # another seed, another layout
+
+
+def test_camera_snaps_and_frame_matches_state():
+    env = make("arena")
+    obs, info = env.reset(seed=1)
+    env.unwrapped.place(agent_pos=(100.0, 128.0), agent_vel=(0.0, 0.0))
+    cam0 = env.unwrapped.get_state()["camera"].copy()
+    for _ in range(4):
+        obs, *_, info = env.step(RIGHT)
+    st = info["state"]
+    shift = st["camera"] - cam0
+    assert shift[0] > 0 and shift[0] % 4 == 0 and shift[1] == 0
+    assert np.all(st["camera"] % 4 == 0)
+    assert np.all(np.abs(st["camera"] + 32 - st["agent_pos"]) <= 2.0 + 1e-4)
+    np.testing.assert_allclose(st["agent_pos_view"], st["agent_pos"] - st["camera"])
+    np.testing.assert_allclose(st["agent_pos_units"] * st["px_per_unit"], st["agent_pos"], rtol=1e-6)
+    ax, ay = np.floor(st["agent_pos_view"]).astype(int)
+    assert tuple(obs[ay, ax]) == AGENT_FILL
+    # Every ball whose centre is in view is drawn there in its own colour.
+    seen = 0
+    for _ in range(300):
+        obs, *_, info = env.step(NOOP)
+        for i, (x, y) in enumerate(np.floor(info["state"]["ball_pos_view"]).astype(int)):
+            if 0 <= x < 64 and 0 <= y < 64:
+                assert tuple(obs[y, x]) == BALL_COLORS[i % len(BALL_COLORS)]
+                seen += 1
+    assert seen > 0
+    np.testing.assert_array_equal(env.render(), obs)
+
+
+def test_balls_bounce_and_stay_inside():
+    cfg = ArenaConfig()
+    env = ArenaEnv(cfg)
+    _, info = env.reset(seed=2)
+    v0 = info["state"]["ball_vel"].copy()
+    flipped = np.zeros_like(v0, dtype=bool)
+    lo, hi = WALL_PX + cfg.ball_radius - 1.0, cfg.world_size - WALL_PX - cfg.ball_radius + 1.0
+    for _ in range(300):
+        _, _, term, trunc, info = env.step(NOOP)
+        st = info["state"]
+        assert not term and not trunc
+        assert np.all(np.linalg.norm(st["ball_vel"], axis=1) <= cfg.max_ball_speed + 1e-3)
+        assert np.all((st["ball_pos"] >= lo) & (st["ball_pos"] <= hi))
+        flipped |= np.sign(st["ball_vel"]) == -np.sign(v0)
+    assert flipped.any()
+    # No friction or damping: speeds are kept (up to the clamp) through collisions.
+    assert np.linalg.norm(st["ball_vel"], axis=1).min() > 0.3
+
+
+def test_agent_pushes_ball():
+    env = ArenaEnv(ArenaConfig(n_balls=2))
+    env.reset(seed=0)
+    env.place(
+        agent_pos=(100.0, 128.0), agent_vel=(0.0, 0.0),
+        ball_pos=np.array([[113.0, 128.0], [30.0, 30.0]]), ball_vel=np.zeros((2, 2)),
+    )
+    for _ in range(6):
+        _, *_, info = env.step(RIGHT)
+    st = info["state"]
+    assert st["ball_vel"][0, 0] > 2.0 and abs(st["ball_vel"][0, 1]) < 0.5  # pushed along +x
+    assert st["ball_pos"][0, 0] > 120.0
+    np.testing.assert_allclose(st["ball_vel"][1], 0.0, atol=1e-6)  # the far ball is untouched
+
+
+def test_truncation_and_invalid_action():
+    env = ArenaEnv(ArenaConfig(max_steps=3))
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
+    with pytest.raises(ValueError, match="7"):
+        env.step(7)
+    with pytest.raises(ValueError, match="-1"):
+        env.step(-1)
+
+
+def test_render_speed():
+    env = make("arena")
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, 5, size=1000).tolist()
+    t = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    assert time.perf_counter() - t < 3.0  # measured ~6,000 steps/s on one core
