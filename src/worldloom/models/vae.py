@@ -59,19 +59,18 @@ class VAE(nn.Module):
             raise ValueError(f"VAE downsample must be 4 or 8, got {cfg.downsample}")
         w, c, nb = cfg.width, cfg.latent_channels, cfg.blocks
         n_down = {4: 1, 8: 2}[cfg.downsample]  # stride-2 convs after the 2x space-to-depth
+        chans = [w]  # channels per resolution, rounded to multiples of 8 for GroupNorm
+        for _ in range(n_down):
+            chans.append((chans[-1] * 3 // 2 + 7) // 8 * 8)
         enc: list[nn.Module] = [nn.PixelUnshuffle(2), nn.Conv2d(12, w, 3, padding=1), _stage(w, nb)]
-        ch = w
-        for _ in range(n_down):
-            enc += [nn.Conv2d(ch, ch * 3 // 2, 3, stride=2, padding=1), _stage(ch * 3 // 2, nb)]
-            ch = ch * 3 // 2
-        enc += [nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, 2 * c, 3, padding=1)]
+        for a, b in zip(chans, chans[1:]):
+            enc += [nn.Conv2d(a, b, 3, stride=2, padding=1), _stage(b, nb)]
+        enc += [nn.GroupNorm(8, chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], 2 * c, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(c, ch, 3, padding=1), _stage(ch, nb)]
-        for _ in range(n_down):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch * 2 // 3, 3, padding=1),
-                    _stage(ch * 2 // 3, nb)]
-            ch = ch * 2 // 3
-        dec += [nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, 12, 3, padding=1), nn.PixelShuffle(2)]
+        dec: list[nn.Module] = [nn.Conv2d(c, chans[-1], 3, padding=1), _stage(chans[-1], nb)]
+        for a, b in zip(chans[::-1], chans[::-1][1:]):
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(a, b, 3, padding=1), _stage(b, nb)]
+        dec += [nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 12, 3, padding=1), nn.PixelShuffle(2)]
         self.decoder = nn.Sequential(*dec)
         # Latent standardisation, set from data after training (see training/tokenizer.py).
         self.register_buffer("latent_shift", torch.zeros(c))

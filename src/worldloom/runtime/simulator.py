@@ -88,7 +88,7 @@ class Simulator:
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
-        a = torch.as_tensor(action, dtype=torch.long).reshape(-1)
+        a = (action if torch.is_tensor(action) else torch.as_tensor(np.array(action))).long().reshape(-1)
         if a.numel() == 1 and self.batch > 1:
             a = a.expand(self.batch)
         if a.numel() != self.batch:

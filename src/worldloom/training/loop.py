@@ -203,8 +203,10 @@ class Trainer:
         with open(self.log_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
 
-    def train(self) -> dict[str, float]:
+    def train(self, until: int | None = None) -> dict[str, float]:
+        """Train to ``cfg.steps`` (or stop early at step ``until``, as an interrupted run would)."""
         cfg = self.cfg
+        stop = cfg.steps if until is None else min(until, cfg.steps)
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
@@ -212,7 +214,7 @@ class Trainer:
         last: dict[str, float] = {}
         items, t_win = 0, time.perf_counter()
         self.model.train()
-        while self.step < cfg.steps:
+        while self.step < stop:
             t0 = time.perf_counter()
             gen = torch.Generator(device="cpu").manual_seed(hash((cfg.seed, self.step, self.rank)) & 0x7FFFFFFF)
             batch = self.task.batch(gen, cfg.batch_size, self.device)
@@ -239,7 +241,7 @@ class Trainer:
                            f"{self.task.items_name}_per_s": round(rate, 1), **last})
                 bar.set_postfix(loss=f"{last['loss']:.4f}", **{f"{self.task.items_name}/s": f"{rate:.0f}"})
             bar.update(1)
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.ckpt_every == 0 or self.step == stop:
                 self.save_state()
         bar.close()
         return last

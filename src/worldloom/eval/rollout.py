@@ -1,0 +1,290 @@
+"""Held-out rollout evaluation: generate with the true actions, score against the true frames.
+
+For each held-out episode: frames[0:context] and actions[0:context] are the context; the Simulator
+generates ``horizon`` frames under the true actions[context:context+horizon]; every generated frame is
+compared with the true one at the same step.
+
+Key choices:
+
+- **Baselines beside the model, same frames.** Copy-last-frame (repeat frames[context-1]) is the
+  floor a model must beat; the tokenizer reconstruction decode(encode(truth)) is the ceiling of
+  pixel quality the dynamics can reach through this VAE. A model near copy-last has learned nothing.
+- **Action following from pixels** (:mod:`~worldloom.eval.motion`): the view motion estimated from
+  consecutive generated frames vs the true camera motion, over horizons 1-8 and 1-32. The same
+  estimator on the true frames is the ceiling (99.9 % on arena data) and on reconstructions tells
+  how much the tokenizer alone loses. Generated (and reconstructed) steps are paired with the
+  *decoded* last context frame, i.e. the context as the model's decoder renders it: a change of
+  sharpness inside a pair costs hits (see motion.py) that would not be the dynamics' fault.
+- **Action-swap check.** The same contexts and the same sampling noise, rolled out under wrong
+  actions: directions rotated a quarter turn (up->right->down->left->up, noop kept) where the action
+  names allow, else each episode gets the next episode's actions. Scored against the *true* frames
+  and camera. A model that learned its actions must score clearly worse with wrong ones; two early
+  CPU models here did not (DESIGN.md section 4), which plain PSNR alone did not reveal.
+- **One Simulator per batch**, reset for the true and swapped rollouts, so both see identical noise.
+  Time per generated frame counts the true-action rollouts only (batched: wall time / frames).
+- **JSON-ready result**: lists and floats only, NaN (e.g. no moving step) written as None.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.format import Dataset
+from ..runtime.simulator import Simulator, WorldModel
+from .metrics import HORIZONS, at_horizons, horizon_mean, per_horizon, psnr, ssim
+from .motion import AGENT_HALF, MAX_SHIFT, action_following
+
+FOLLOW_HORIZONS = (8, 32)
+_ROTATE = {"up": "right", "right": "down", "down": "left", "left": "up"}
+
+
+def swap_actions(actions: np.ndarray, names: tuple[str, ...], mode: str = "auto") -> tuple[np.ndarray, str]:
+    """Wrong actions for the swap check: actions (E, N) int -> (swapped (E, N), mode used).
+
+    ``"rotate"``: every direction turned a quarter turn clockwise (needs up/down/left/right names);
+    ``"roll"``: episode i gets episode i+1's actions (time-reversed if there is only one episode);
+    ``"auto"``: rotate when possible, else roll.
+    """
+    a = np.asarray(actions)
+    if mode == "auto":
+        mode = "rotate" if set(_ROTATE) <= set(names) else "roll"
+    if mode == "rotate":
+        if not set(_ROTATE) <= set(names):
+            raise ValueError(f"swap 'rotate' needs actions named {sorted(_ROTATE)}, got {list(names)}")
+        lut = np.arange(max(len(names), int(a.max(initial=0)) + 1))
+        for src, dst in _ROTATE.items():
+            lut[names.index(src)] = names.index(dst)
+        return lut[a], mode
+    if mode == "roll":
+        return (np.roll(a, -1, axis=0) if len(a) > 1 else a[:, ::-1].copy()), mode
+    raise ValueError(f"swap mode must be 'auto', 'rotate' or 'roll', got {mode!r}")
+
+
+def _generate(sim: Simulator, ctx: np.ndarray, ctx_actions: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, float]:
+    """Reset on ctx (b, T, H, W, 3), roll out actions (b, N): (frames (b, N, H, W, 3) uint8, rollout s)."""
+    sim.reset(ctx, ctx_actions)
+    t0 = time.perf_counter()  # generation only: encoding the context is a one-off per rollout
+    out = sim.rollout(actions)
+    return (out[None] if sim.batch == 1 else out), time.perf_counter() - t0
+
+
+@torch.inference_mode()
+def _reconstruct(model: WorldModel, frames: np.ndarray, batch: int) -> np.ndarray:
+    """decode(encode(frames)) for frames (E, T, H, W, 3) uint8, ``batch`` episodes at a time."""
+    dev = next(model.vae.parameters()).device
+    out = [model.vae.decode(model.vae.encode(torch.from_numpy(frames[i : i + batch]).to(dev))).cpu().numpy()
+           for i in range(0, len(frames), batch)]
+    return np.concatenate(out)
+
+
+def _clean(x: Any) -> Any:
+    """Recursively make x JSON-ready: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def evaluate_rollouts(
+    model: WorldModel,
+    data: str | Path,
+    *,
+    context: int = 4,
+    horizon: int = 32,
+    episodes: int = 50,
+    batch: int = 10,
+    sim_overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    swap: str = "auto",
+    max_shift: int = MAX_SHIFT,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Roll out the first ``episodes`` long-enough episodes of a held-out dataset and score them.
+
+    Args:
+        model: a loaded world model (:func:`worldloom.runtime.simulator.load`).
+        data: dataset directory; episodes shorter than ``context + horizon`` frames are skipped.
+        context: true frames (and their actions) the Simulator is reset on.
+        horizon: frames generated per episode, under the true actions that followed the context.
+        episodes: how many episodes to score (fewer if the dataset has fewer long enough).
+        batch: episodes rolled out together.
+        sim_overrides: SimConfig fields to override (e.g. ``{"steps": 2}``); ``seed`` sets its seed.
+        seed: sampling-noise seed (unless ``sim_overrides`` sets one).
+        swap: wrong-action scheme of the swap check, see :func:`swap_actions`.
+        max_shift: search range of the motion estimator, px.
+        progress: show a bar over batches (only on a terminal).
+
+    Returns:
+        A JSON-ready dict: ``psnr`` / ``ssim`` curves per horizon, ``psnr_at``, ``psnr_mean``,
+        ``ssim_mean``, ``action_following`` (None without camera state), ``swap``, ``timing``,
+        ``n_episodes``, ``settings``. See :func:`format_report` for a readable table.
+    """
+    if context < 1 or horizon < 1 or episodes < 1 or batch < 1:
+        raise ValueError(f"context, horizon, episodes and batch must be >= 1, got {context}, {horizon}, {episodes}, {batch}")
+    ds = Dataset.open(data)
+    if tuple(ds.frame_shape[:2]) != (model.frame_size, model.frame_size):
+        raise ValueError(f"{data}: frames are {tuple(ds.frame_shape)}, the model makes {model.frame_size}x{model.frame_size}")
+    if ds.action_spec.n != model.action_spec.n:
+        raise ValueError(f"{data}: {ds.action_spec.n} actions {list(ds.action_spec.names)}, the model has "
+                         f"{model.action_spec.n} {list(model.action_spec.names)}")
+    L = context + horizon
+    picked = [i for i in range(len(ds)) if ds.lengths[i] >= L][:episodes]  # opens only these
+    if not picked:
+        raise ValueError(f"{data}: no episode has the {L} frames needed (context {context} + horizon {horizon})")
+    eps = [ds[i] for i in picked]
+    frames = np.stack([np.array(e.frames[:L]) for e in eps])  # (E, L, H, W, 3) uint8
+    actions = np.stack([np.array(e.actions[:L]) for e in eps]).astype(np.int64)  # (E, L)
+    camera = np.stack([np.array(e.state["camera"][:L]) for e in eps]) if all("camera" in e.state for e in eps) else None
+    E = len(eps)
+    wrong, swap_mode = swap_actions(actions[:, context:], tuple(model.action_spec.names), swap)
+
+    overrides = {"seed": seed, **(sim_overrides or {})}
+    gen = np.empty((E, horizon, *frames.shape[2:]), np.uint8)
+    gen_swap = np.empty_like(gen)
+    gen_time, n_steps, sim_cfg = 0.0, 0, None
+    bar = tqdm(range(0, E, batch), desc="eval rollouts", unit="batch", disable=not progress or not sys.stderr.isatty())
+    for i in bar:
+        j = min(i + batch, E)
+        sim = Simulator(model, batch=j - i, **overrides)
+        sim_cfg = sim.cfg
+        ctx, ctx_a = frames[i:j, :context], actions[i:j, :context]
+        gen[i:j], dt = _generate(sim, ctx, ctx_a, actions[i:j, context:])
+        gen_time, n_steps = gen_time + dt, n_steps + horizon
+        gen_swap[i:j], _ = _generate(sim, ctx, ctx_a, wrong[i:j])
+    bar.close()
+    recon = _reconstruct(model, frames[:, context - 1 :], batch)  # (E, 1 + horizon, H, W, 3)
+
+    truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)
+    copy = np.broadcast_to(last[:, None], truth.shape)
+    psnr_curves = {
+        "model": per_horizon(psnr(gen, truth)),
+        "copy_last": per_horizon(psnr(copy, truth)),
+        "recon": per_horizon(psnr(recon[:, 1:], truth)),
+        "swapped_actions": per_horizon(psnr(gen_swap, truth)),
+    }
+    ssim_curves = {
+        "model": per_horizon(ssim(gen, truth)),
+        "copy_last": per_horizon(ssim(copy, truth)),
+        "recon": per_horizon(ssim(recon[:, 1:], truth)),
+    }
+
+    follow: dict[str, Any] | None = None
+    if camera is not None:
+        cam = camera[:, context - 1 :]  # (E, 1 + horizon, 2): [last context, generated steps]
+        runs = {
+            # Decoded frames follow the decoded last context frame: the sharpness of a true frame
+            # next to a decoded one would cost the first step hits that are not the dynamics' fault.
+            "model": action_following(gen, cam, recon[:, 0], max_shift=max_shift),
+            "true_frames": action_following(truth, cam, last, max_shift=max_shift),
+            "recon": action_following(recon[:, 1:], cam, recon[:, 0], max_shift=max_shift),
+            "swapped_actions": action_following(gen_swap, cam, recon[:, 0], max_shift=max_shift),
+        }
+        follow = {k: {**r.summary(FOLLOW_HORIZONS), "per_step": r.per_step("hit").tolist()} for k, r in runs.items()}
+
+    swap_out: dict[str, Any] = {
+        "mode": swap_mode,
+        "psnr": psnr_curves["swapped_actions"],
+        "psnr_mean": horizon_mean(psnr_curves["swapped_actions"]),
+        "psnr_gap": horizon_mean(psnr_curves["model"]) - horizon_mean(psnr_curves["swapped_actions"]),
+    }
+    if follow is not None:
+        for h in FOLLOW_HORIZONS:
+            swap_out[f"follow_gap_h1_{h}"] = follow["model"][f"h1_{h}"] - follow["swapped_actions"][f"h1_{h}"]
+
+    frames_made = E * horizon
+    result = {
+        "psnr": psnr_curves,
+        "psnr_at": {k: at_horizons(v) for k, v in psnr_curves.items()},
+        "psnr_mean": {k: horizon_mean(v) for k, v in psnr_curves.items()},
+        "ssim": ssim_curves,
+        "ssim_at": {k: at_horizons(v) for k, v in ssim_curves.items()},
+        "ssim_mean": {k: horizon_mean(v) for k, v in ssim_curves.items()},
+        "action_following": follow,
+        "swap": swap_out,
+        "timing": {"ms_per_frame": 1e3 * gen_time / frames_made, "ms_per_step": 1e3 * gen_time / n_steps,
+                   "frames_generated": frames_made},
+        "n_episodes": E,
+        "settings": {
+            "data": str(data), "model": str(model.path) if model.path else None,
+            "context": context, "horizon": horizon, "episodes_requested": episodes, "batch": batch,
+            "seed": seed, "sim": asdict(sim_cfg) if sim_cfg else None, "swap": swap_mode,
+            "device": str(next(model.dit.parameters()).device),
+            "motion": {"max_shift": max_shift, "mask": f"central box, half-size {AGENT_HALF} px",
+                       "follow_horizons": [min(h, horizon) for h in FOLLOW_HORIZONS]},
+        },
+    }
+    return _clean(result)
+
+
+# ------------------------------------------------------------------------------------ report
+def _f(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A markdown summary of :func:`evaluate_rollouts`' result (for docs/BENCHMARKS.md)."""
+    s = result["settings"]
+    H = s["horizon"]
+    hs = [int(h) for h in result["psnr_at"]["model"]] + ([] if H in HORIZONS else [H])  # and the last one
+    lines = [
+        f"Held-out rollouts: {result['n_episodes']} episodes of `{s['data']}`, context {s['context']}, "
+        f"horizon {H}, sampler steps {s['sim']['steps'] if s['sim'] else '?'}, seed {s['seed']}.",
+        "",
+        "| PSNR (dB) | " + " | ".join(f"h={h}" for h in hs) + f" | mean 1-{H} |",
+        "|---" * (len(hs) + 2) + "|",
+    ]
+    names = {"model": "model", "swapped_actions": f"model, wrong actions ({s['swap']})",
+             "copy_last": "copy last frame", "recon": "tokenizer reconstruction (ceiling)"}
+    for k, label in names.items():
+        row = [_f(result["psnr"][k][h - 1]) for h in hs]
+        lines.append(f"| {label} | " + " | ".join(row) + f" | {_f(result['psnr_mean'][k])} |")
+    lines += ["", "| SSIM | " + " | ".join(f"h={h}" for h in hs) + f" | mean 1-{H} |", "|---" * (len(hs) + 2) + "|"]
+    for k in ("model", "copy_last", "recon"):
+        row = [_f(result["ssim"][k][h - 1], "{:.3f}") for h in hs]
+        lines.append(f"| {names[k]} | " + " | ".join(row) + f" | {_f(result['ssim_mean'][k], '{:.3f}')} |")
+    follow = result["action_following"]
+    # Keys are named by the nominal horizons (8, 32) but cover 1..min(h, horizon): show distinct ones.
+    spans = dict(zip(FOLLOW_HORIZONS, s["motion"]["follow_horizons"]))
+    keys = [h for h in FOLLOW_HORIZONS if spans[h] not in [spans[g] for g in FOLLOW_HORIZONS if g < h]]
+    b = spans[FOLLOW_HORIZONS[-1]]
+    if follow is not None:
+        head = [f"dir h1-{spans[h]}" for h in keys] + [f"exact h1-{spans[h]}" for h in keys]
+        lines += ["", "Action following: share of moving steps whose estimated view motion has the true direction "
+                      "(exact: the true shift; still: no motion estimated where the camera stood).", "",
+                  "| following | " + " | ".join(head) + f" | still h1-{b} | moving steps h1-{b} |",
+                  "|---" * (len(head) + 3) + "|"]
+        labels = {"model": "model", "swapped_actions": names["swapped_actions"],
+                  "recon": "tokenizer reconstruction", "true_frames": "true frames (ceiling)"}
+        last = FOLLOW_HORIZONS[-1]
+        for k, label in labels.items():
+            r = follow[k]
+            cells = [_f(r[f"{kind}h1_{h}"], "{:.1%}") for kind in ("", "exact_") for h in keys]
+            lines.append(f"| {label} | " + " | ".join(cells) +
+                         f" | {_f(r[f'still_h1_{last}'], '{:.1%}')} | {r[f'n_moving_h1_{last}']} |")
+    sw = result["swap"]
+    check = f"Action-swap check: PSNR mean {_f(result['psnr_mean']['model'])} dB with the true actions vs " \
+            f"{_f(sw['psnr_mean'])} dB with wrong ones (gap {_f(sw['psnr_gap'])} dB)"
+    if f"follow_gap_h1_{FOLLOW_HORIZONS[-1]}" in sw:
+        check += f"; direction hits h1-{b} gap {_f(sw[f'follow_gap_h1_{FOLLOW_HORIZONS[-1]}'], '{:+.1%}')}"
+    t = result["timing"]
+    lines += ["", check + ".",
+              f"Speed: {t['ms_per_frame']:.2f} ms per generated frame ({t['ms_per_step']:.1f} ms per step of a batch "
+              f"of up to {s['batch']}) on {s['device']}."]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["evaluate_rollouts", "format_report", "swap_actions"]

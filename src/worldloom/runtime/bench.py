@@ -1,0 +1,173 @@
+"""The rollout bench: one Simulator (batch 1) streams N frames; time and memory are measured per frame.
+
+``worldloom bench`` formats what :func:`rollout_bench` returns; nothing here prints.
+
+Design choices:
+
+- **Real context.** The 4 context frames come from the checkpoint's own env (a reset plus three
+  scripted steps) when that env can be built here, so the cache starts from in-distribution
+  latents; otherwise (imported video, unknown env) from black frames. ``context_source`` says which.
+- **Scripted actions.** Frame ``k`` takes action ``(k // HOLD) % n_actions``: every action, no-op
+  included, held for ``HOLD`` frames in turn. Deterministic, so two runs do the same work.
+- **Every frame measured.** Wall time of ``Simulator.step`` (denoise + cache write + decode, i.e.
+  what a player waits for) and the resident set size right after it, read from
+  ``/proc/self/statm`` (``resource``'s peak RSS where /proc is missing). Stage times are the means
+  of ``sim.state()["timings_ms"]``.
+- **Flatness.** Once the rolling window is full, neither time nor memory per frame may grow:
+  ``flatness_ratio`` = mean time of the last 100 frames / mean time of frames 100-200 (needs >= 200
+  frames; ~1.0 is flat), ``rss_growth_pct`` = RSS growth from the frame where the window filled
+  up to the end. Metrics a short run cannot measure are ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+CONTEXT = 4  # context frames committed before the timed rollout
+HOLD = 8  # frames each scripted action is held
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (peak RSS where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def scripted_actions(n_frames: int, n_actions: int, hold: int = HOLD) -> np.ndarray:
+    """The bench's action sequence (n_frames,): each action id held ``hold`` frames, cycling."""
+    return (np.arange(n_frames) // hold) % n_actions
+
+
+def context_clip(model: Any, seed: int, n: int = CONTEXT) -> tuple[np.ndarray, np.ndarray, str]:
+    """``n`` context frames (n, H, W, 3) uint8, their actions (n,), and where they came from."""
+    size = model.frame_size
+    env_id = model.config.get("env", "arena")
+    actions = np.zeros(n, dtype=np.int64)
+    actions[1:] = np.arange(1, n) % model.action_spec.n  # a little motion
+    try:
+        if env_id.startswith("gym:"):
+            from ..data.collect import make_env
+
+            env = make_env(env_id, frame_size=size, env_kwargs=model.config.get("env_kwargs", {}))
+        else:
+            from ..envs import KNOWN_IDS, make
+
+            if env_id not in KNOWN_IDS:
+                raise LookupError(env_id)
+            env = make(env_id, **model.config.get("env_kwargs", {}))
+        try:
+            obs, _ = env.reset(seed=seed)
+            frames = [obs]
+            for a in actions[1:]:
+                obs, *_ = env.step(int(a))
+                frames.append(obs)
+        finally:
+            env.close()
+        clip = np.stack(frames).astype(np.uint8)
+        if clip.shape[1:] == (size, size, 3):
+            return clip, actions, f"{env_id} reset (seed {seed})"
+    except Exception:  # any env that cannot be built or stepped here: fall back to black frames
+        pass
+    return np.zeros((n, size, size, 3), dtype=np.uint8), np.zeros(n, dtype=np.int64), "zeros"
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q))
+
+
+def rollout_bench(model: Any, frames: int = 2000, sim_overrides: dict[str, Any] | None = None,
+                  seed: int = 0) -> dict[str, Any]:
+    """Roll out ``frames`` frames with one batch-1 Simulator; return the measurements.
+
+    Args:
+        model: a loaded :class:`~worldloom.runtime.simulator.WorldModel`.
+        frames: frames to generate after the context.
+        sim_overrides: SimConfig fields to change (steps, window, sink, context_noise, shift).
+        seed: seed of the context env reset and of the sampling noise (unless overridden).
+
+    Returns:
+        A JSON-ready dict: ``fps``, ``latency_ms`` (mean/p50/p95/p99/max), ``stages_ms``,
+        ``rss_mb`` (start/frame_100/frame_200/full_window/end), ``rss_growth_pct``,
+        ``flatness_ratio``, ``full_window_frame`` and what was run (``sim``, ``model``, ``system``).
+    """
+    import torch
+
+    from .simulator import Simulator
+
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    overrides = {"seed": seed, **(sim_overrides or {})}
+    sim = Simulator(model, batch=1, **overrides)
+    ctx, ctx_actions, source = context_clip(model, seed)
+    actions = scripted_actions(frames, model.action_spec.n)
+
+    rss0 = rss_bytes()
+    sim.reset(ctx, ctx_actions)
+    times = np.empty(frames)
+    rss = np.empty(frames, dtype=np.int64)
+    stages: dict[str, list[float]] = {}
+    full_at: int | None = None
+    slots = sim.cache.slots
+    t_start = time.perf_counter()
+    for k in range(frames):
+        t0 = time.perf_counter()
+        sim.step(int(actions[k]))
+        times[k] = time.perf_counter() - t0
+        rss[k] = rss_bytes()
+        st = sim.state()
+        for name, ms in st["timings_ms"].items():
+            stages.setdefault(name, []).append(ms)
+        if full_at is None and st["cached_frames"] >= slots:
+            full_at = k
+    total = time.perf_counter() - t_start
+
+    ms = times * 1e3
+    mb = rss / 2**20
+
+    def rss_at(k: int | None) -> float | None:
+        return round(float(mb[k]), 1) if k is not None and k < frames else None
+
+    flat = None
+    if frames >= 200:
+        flat = round(float(ms[-100:].mean() / ms[100:200].mean()), 3)
+    growth = None
+    if full_at is not None and full_at < frames - 1:
+        growth = round(float((rss[-1] - rss[full_at]) / rss[full_at] * 100), 2)
+    cfg = sim.cfg
+    dit = model.dit
+    return {
+        "frames": frames,
+        "fps": round(frames / total, 2),
+        "latency_ms": {"mean": round(float(ms.mean()), 3), "p50": round(_pct(ms, 50), 3), "p95": round(_pct(ms, 95), 3),
+                       "p99": round(_pct(ms, 99), 3), "max": round(float(ms.max()), 3)},
+        "stages_ms": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
+        "rss_mb": {"start": round(rss0 / 2**20, 1), "frame_100": rss_at(100), "frame_200": rss_at(200),
+                   "full_window": rss_at(full_at), "end": rss_at(frames - 1)},
+        "rss_growth_pct": growth,
+        "flatness_ratio": flat,
+        "full_window_frame": full_at,
+        "context_source": source,
+        "sim": {"steps": cfg.steps, "shift": cfg.shift, "window": cfg.window, "sink": cfg.sink,
+                "context_noise": cfg.context_noise, "seed": cfg.seed, "cache_bytes": sim.cache.nbytes()},
+        "model": {"path": str(model.path) if model.path else None, "frame_size": model.frame_size,
+                  "tokens_per_frame": dit.cfg.n_tok, "dit_params": sum(p.numel() for p in dit.parameters()),
+                  "vae_params": sum(p.numel() for p in model.vae.parameters())},
+        "system": {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(sim.device),
+                   "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+    }
+
+
+__all__ = ["rollout_bench", "rss_bytes", "scripted_actions", "context_clip", "CONTEXT", "HOLD"]

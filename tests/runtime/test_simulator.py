@@ -1,0 +1,127 @@
+"""Simulator: determinism, causality of rollouts, flat cache, errors, save/load round-trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from worldloom.checkpoint import CheckpointError, save_checkpoint
+from worldloom.config import to_dict
+from worldloom.runtime.simulator import Simulator, load
+
+
+def _context(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8), np.array([0, 4, 4][:n])
+
+
+def test_rollout_is_deterministic_under_seed(tiny_world):
+    frames, acts = _context()
+    outs = []
+    for _ in range(2):
+        sim = Simulator(tiny_world, seed=7)
+        sim.reset(frames, acts)
+        outs.append(sim.rollout([1, 2, 3, 4]))
+    assert outs[0].shape == (4, 64, 64, 3) and outs[0].dtype == np.uint8
+    assert np.array_equal(outs[0], outs[1])
+    sim = Simulator(tiny_world, seed=8)
+    sim.reset(frames, acts)
+    assert not np.array_equal(sim.rollout([1, 2, 3, 4]), outs[0])
+
+
+def test_future_actions_do_not_change_past_frames(tiny_world):
+    frames, acts = _context()
+    base = Simulator(tiny_world, seed=1)
+    base.reset(frames, acts)
+    ref = base.rollout([1, 1, 2, 2, 3, 3])
+    for t in range(5):
+        alt = [1, 1, 2, 2, 3, 3][: t + 1] + [4] * (5 - t)
+        sim = Simulator(tiny_world, seed=1)
+        sim.reset(frames, acts)
+        out = sim.rollout(alt)
+        assert np.array_equal(out[: t + 1], ref[: t + 1])
+
+
+def test_actions_change_the_output(tiny_world):
+    frames, acts = _context()
+    outs = []
+    for a in (1, 4):
+        sim = Simulator(tiny_world, seed=1)
+        sim.reset(frames, acts)
+        outs.append(sim.step_latent(a))
+    assert not torch.equal(outs[0], outs[1])
+
+
+def test_batched_worlds_are_independent(tiny_world):
+    """World 0 of a batch does not see world 1's actions (no leakage across the batch)."""
+    frames, acts = _context()
+    outs = []
+    for other in ([4, 4, 0], [1, 3, 2]):
+        sim = Simulator(tiny_world, batch=2, seed=3)
+        sim.reset(np.stack([frames, frames]), np.stack([acts, acts]))
+        outs.append(sim.rollout(np.array([[1, 2, 3], other])))
+    assert outs[0].shape == (2, 3, 64, 64, 3)
+    assert np.array_equal(outs[0][0], outs[1][0])
+    assert not np.array_equal(outs[0][1], outs[1][1])
+
+
+def test_cache_stays_flat_over_long_rollout(tiny_world):
+    frames, acts = _context()
+    sim = Simulator(tiny_world, window=4, sink=1)
+    sim.reset(frames, acts)
+    nbytes = sim.state()["cache_bytes"]
+    for i in range(40):
+        sim.step_latent(i % 5)
+    st = sim.state()
+    assert st["cache_bytes"] == nbytes and st["cached_frames"] == 5 and st["step"] == 43
+
+
+def test_bad_inputs_are_clear_errors(tiny_world):
+    sim = Simulator(tiny_world)
+    with pytest.raises(RuntimeError, match="reset"):
+        sim.step(0)
+    frames, acts = _context()
+    with pytest.raises(ValueError, match="uint8"):
+        sim.reset(frames.astype(np.float32), acts)
+    sim.reset(frames, acts)
+    with pytest.raises(ValueError, match="out of range"):
+        sim.step(9)
+    with pytest.raises(ValueError, match="max_frames"):
+        Simulator(tiny_world, window=8, sink=1)
+
+
+def test_checkpoint_round_trip(tiny_world, tmp_path):
+    cfg = dict(tiny_world.config, vae=to_dict(tiny_world.vae.cfg), dynamics=to_dict(tiny_world.dit.cfg),
+               action_spec=tiny_world.action_spec.to_dict(), sim=to_dict(tiny_world.sim))
+    save_checkpoint(tmp_path / "ck", cfg, {"vae": tiny_world.vae, "dit": tiny_world.dit}, "# card\n")
+    m2 = load(tmp_path / "ck")
+    for a, b in ((tiny_world.vae, m2.vae), (tiny_world.dit, m2.dit)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert m2.sim == tiny_world.sim and m2.action_spec == tiny_world.action_spec
+    frames, acts = _context()
+    outs = []
+    for m in (tiny_world, m2):
+        sim = Simulator(m, seed=0)
+        sim.reset(frames, acts)
+        outs.append(sim.rollout([1, 2]))
+    assert np.array_equal(outs[0], outs[1])
+
+
+def test_corrupt_checkpoints_name_the_file(tiny_world, tmp_path):
+    cfg = dict(tiny_world.config, vae=to_dict(tiny_world.vae.cfg), dynamics=to_dict(tiny_world.dit.cfg),
+               action_spec=tiny_world.action_spec.to_dict())
+    d = save_checkpoint(tmp_path / "ck", cfg, {"vae": tiny_world.vae, "dit": tiny_world.dit}, "# card\n")
+    w = d / "model.safetensors"
+    data = w.read_bytes()
+    w.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load(d)
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load(d)
+    with pytest.raises(CheckpointError, match="not found"):
+        load(tmp_path / "nope")
+    # a key mismatch lists the keys
+    d2 = save_checkpoint(tmp_path / "ck2", cfg, {"vae": tiny_world.vae}, "# card\n")
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load(d2)

@@ -1,0 +1,191 @@
+"""The ``worldloom`` CLI: a subprocess smoke run of the whole pipeline, help, errors, lazy import, DDP.
+
+The smoke run is the real thing, tiny: collect -> train tokenizer -> train dynamics -> generate ->
+eval -> bench, each as ``python -m worldloom.cli`` in a subprocess with one thread. Everything else reuses
+its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worldloom.cli import COMMANDS, main
+
+FRAME = 32  # small frames keep the smoke run short; the CLI takes sizes from the data
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def wl(cwd: Path, *args: str, timeout: float = 120, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m worldloom.cli ARGS`` in ``cwd``; by default assert it exits 0."""
+    p = subprocess.run([sys.executable, "-m", "worldloom.cli", *args], cwd=cwd, env=_env(), capture_output=True,
+                       text=True, timeout=timeout)
+    if ok:
+        assert p.returncode == 0, f"worldloom {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the CLI end to end once; returns the work dir, outputs and per-stage seconds."""
+    d = tmp_path_factory.mktemp("cli")
+    times: dict[str, float] = {}
+    out: dict[str, Any] = {"dir": d, "times": times}
+
+    def stage(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        t = time.perf_counter()
+        p = wl(d, *args)
+        times[name] = time.perf_counter() - t
+        return p
+
+    stage("collect", "collect", "arena", "--episodes", "2", "--steps", "24", "--frame-size", str(FRAME), "--out", "train")
+    stage("collect_heldout", "collect", "arena", "--episodes", "1", "--steps", "24", "--frame-size", str(FRAME),
+          "--seed", "100000", "--out", "held")
+    stage("tokenizer", "train", "tokenizer", "--preset", "tiny", "--data", "train", "--heldout", "held", "--out", "tok",
+          "--train-steps", "3")
+    stage("dynamics", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out", "wm",
+          "--train-steps", "3")
+    stage("generate", "generate", "--checkpoint", "wm", "--data", "held", "--context", "4", "--frames", "6",
+          "--out", "x.gif", "--side-by-side")
+    if (Path(__file__).parents[1] / "src/worldloom/eval/rollout.py").is_file():
+        out["eval"] = stage("eval", "eval", "--checkpoint", "wm", "--data", "held", "--horizon", "8", "--episodes", "1",
+                            "--json", "--out", "eval.json").stdout
+    out["bench"] = stage("bench", "bench", "--checkpoint", "wm", "--frames", "30", "--json").stdout
+    return out
+
+
+def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
+    import imageio.v3 as iio
+
+    d: Path = pipeline["dir"]
+    assert (d / "train" / "meta.json").is_file() and (d / "held" / "meta.json").is_file()
+    tok = json.loads((d / "tok" / "config.json").read_text())
+    assert tok["kind"] == "tokenizer" and tok["vae"]["frame_size"] == FRAME  # frame size taken from the data
+    assert tok["train"]["steps"] == 3 and tok["vae"]["width"] == 16  # tiny preset, steps overridden
+    wm = json.loads((d / "wm" / "config.json").read_text())
+    assert wm["kind"] == "worldmodel"
+    assert wm["dynamics"]["latent_size"] == FRAME // tok["vae"]["downsample"]  # from the tokenizer
+    assert wm["dynamics"]["latent_channels"] == tok["vae"]["latent_channels"]
+    assert wm["dynamics"]["n_actions"] == 5  # from the dataset's ActionSpec
+    assert wm["sim"]["window"] + wm["sim"]["sink"] <= wm["dynamics"]["max_frames"]
+    assert "worldloom train dynamics" in wm["recipe_cmd"]
+
+    gif = d / "x.gif"
+    assert gif.is_file()
+    shape = iio.improps(gif).shape  # (T, H, W, 3): true | 2 px line | generated, upscaled 4x
+    assert shape[0] == 6, shape
+    assert shape[1:3] == (FRAME * 4, (2 * FRAME + 2) * 4), shape
+
+    if "eval" in pipeline:
+        ev = json.loads(pipeline["eval"])
+        assert ev == json.loads((d / "eval.json").read_text())
+        assert ev["n_episodes"] == 1 and len(ev["psnr"]["model"]) == 8 and "swap" in ev
+
+    res = json.loads(pipeline["bench"])
+    for key in ("fps", "latency_ms", "stages_ms", "rss_mb", "rss_growth_pct", "flatness_ratio", "full_window_frame"):
+        assert key in res, key
+    assert res["frames"] == 30 and res["fps"] > 0
+    assert set(res["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert set(res["stages_ms"]) == {"denoise_ms", "cache_write_ms", "decode_ms"}
+    assert set(res["rss_mb"]) >= {"frame_100", "frame_200", "full_window", "end"}
+    assert res["rss_mb"]["frame_100"] is None and res["flatness_ratio"] is None  # too short to measure
+    assert res["context_source"].startswith("arena")
+    print("CLI stage seconds:", {k: round(v, 1) for k, v in pipeline["times"].items()})
+
+
+def test_generate_with_named_actions_and_bad_names(pipeline: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    import imageio.v3 as iio
+
+    d: Path = pipeline["dir"]
+    out = d / "named.gif"
+    assert main(["generate", "--checkpoint", str(d / "wm"), "--data", str(d / "held"), "--frames", "5",
+                 "--actions", "right,right,4,down", "--out", str(out), "--steps", "1"]) == 0
+    assert iio.improps(out).shape[:3] == (5, FRAME * 4, FRAME * 4)
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(d / "wm"), "--data", str(d / "held"), "--actions", "right,jump",
+                 "--out", str(d / "bad.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "--actions" in err and "'jump'" in err and len(err.strip().splitlines()) == 1
+    assert not (d / "bad.gif").exists()
+
+
+@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c != "train"] + ["train", "train tokenizer", "train dynamics"])
+def test_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if cmd == "eval" and not (Path(__file__).parents[1] / "src/worldloom/eval/rollout.py").is_file():
+        pytest.skip("eval is registered only once worldloom.eval.rollout exists")
+    with pytest.raises(SystemExit) as e:
+        main([*cmd.split(), "--help"])
+    assert e.value.code == 0
+    assert "usage: worldloom" in capsys.readouterr().out
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for c in ("collect", "import-videos", "train", "generate", "bench", "doctor"):
+        assert c in out
+
+
+def test_missing_checkpoint_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-checkpoint"
+    p = wl(tmp_path, "bench", "--checkpoint", str(missing), "--frames", "3", ok=False)
+    assert p.returncode == 2, p.stderr
+    assert "no-such-checkpoint" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_user_errors_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["collect", "atari", "--out", str(tmp_path / "d"), "--episodes", "1", "--steps", "3"]) == 2
+    assert "ENV 'atari'" in capsys.readouterr().err
+    assert main(["train", "tokenizer", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "t")]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["train", "dynamics", "--data", str(tmp_path), "--tokenizer", "x", "--out", "y"]) == 2
+    assert "meta.json" in capsys.readouterr().err  # an existing dir that is not a dataset
+
+
+def test_import_worldloom_does_not_import_torch() -> None:
+    code = ("import sys, worldloom, worldloom.cli; assert 'torch' not in sys.modules, 'torch imported'; "
+            "print(worldloom.__version__); assert 'torch' not in sys.modules")
+    p = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip()
+
+
+def test_lazy_public_api() -> None:
+    import worldloom
+    from worldloom.runtime.simulator import SimConfig, Simulator, WorldModel, load
+
+    assert (worldloom.load, worldloom.Simulator, worldloom.SimConfig, worldloom.WorldModel) == (load, Simulator, SimConfig, WorldModel)
+    with pytest.raises(AttributeError):
+        worldloom.no_such_thing  # noqa: B018
+
+
+@pytest.mark.timeout(180)
+def test_ddp_train_tokenizer_torchrun(pipeline: dict[str, Any]) -> None:
+    """Two gloo processes on CPU through torchrun run the same CLI code path and write one checkpoint."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    d: Path = pipeline["dir"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "worldloom.cli", "train", "tokenizer", "--preset", "tiny", "--data", "train", "--out", "tok-ddp",
+           "--train-steps", "2", "--train-device", "cpu"]
+    p = subprocess.run(cmd, cwd=d, env=_env(), capture_output=True, text=True, timeout=170)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (d / "tok-ddp" / "model.safetensors").is_file()
+    assert json.loads((d / "tok-ddp" / "config.json").read_text())["kind"] == "tokenizer"
+    log = [json.loads(line) for line in (d / "tok-ddp" / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]  # only rank 0 logs
+    assert p.stdout.count("tokenizer -> ") == 1  # only rank 0 prints
