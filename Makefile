@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install play test test-all train-arena clean
+.PHONY: install browser play test test-all train-arena clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,10 +20,17 @@ install: $(STAMP)
 play: $(STAMP)
 	$(BIN)/worldloom play --checkpoint arena
 
-test: $(STAMP)
+# Headless Chromium for tests/serve/test_browser.py (Debian package; Playwright drives it, no download).
+# Never fails: without root or network the browser test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
+	  ( [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ) || \
+	  echo "chromium unavailable: browser tests will skip"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m ''
 
 # Reproduces checkpoints/arena (see checkpoints/arena/README.md).

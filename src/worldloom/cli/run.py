@@ -1,0 +1,252 @@
+"""Commands that run a trained world model: generate, bench, eval, play."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import add_dataclass_args
+from .common import (UsageError, VIDEO_SCALE, _dataset, _existing_dir, _fields_given, _preset_defaults, _progress, _setup_torch)
+
+
+def parse_actions(text: str, spec: Any) -> list[int]:
+    """``"4,4,2"`` or ``"right,right,down"`` (ids and names may mix) -> action ids, checked."""
+    ids = []
+    for i, tok in enumerate(t.strip() for t in text.split(",")):
+        if not tok:
+            raise UsageError(f"--actions: empty entry at position {i} in {text!r}")
+        if tok.lstrip("-").isdigit():
+            a = int(tok)
+            if not 0 <= a < spec.n:
+                raise UsageError(f"--actions: action id {a} out of range 0..{spec.n - 1} ({', '.join(spec.names)})")
+        else:
+            lowered = {n.lower(): j for j, n in enumerate(spec.names)}
+            if tok.lower() not in lowered:
+                raise UsageError(f"--actions: unknown action {tok!r}; known: {', '.join(spec.names)}")
+            a = lowered[tok.lower()]
+        ids.append(a)
+    return ids
+
+
+def write_video(path: Path, frames: Any, fps: float, scale: int = VIDEO_SCALE) -> None:
+    """Write uint8 frames (T, H, W, 3), upscaled ``scale``x (nearest), as .gif or via ffmpeg."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    frames = np.asarray(frames, dtype=np.uint8)
+    if scale > 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    else:
+        iio.imwrite(path, frames, plugin="FFMPEG", fps=fps, macro_block_size=1)
+
+
+def _sim_overrides(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """The SimConfig options given, checked against the model (named in the error if they don't fit)."""
+    from ..runtime.simulator import SimConfig
+
+    given = _fields_given(SimConfig, args)
+    cfg = dataclasses.replace(model.sim, **given)
+    if cfg.steps < 1:
+        raise UsageError(f"--steps {cfg.steps}: must be >= 1")
+    if cfg.window < 1 or cfg.sink < 0:
+        raise UsageError(f"--window {cfg.window} / --sink {cfg.sink}: need window >= 1 and sink >= 0")
+    max_frames = model.dit.cfg.max_frames
+    if cfg.sink + cfg.window > max_frames:
+        raise UsageError(f"--window {cfg.window} + --sink {cfg.sink} exceeds the checkpoint's max_frames {max_frames}")
+    return given
+
+
+def _load_model(path: str) -> Any:
+    from ..checkpoint import CheckpointError
+    from ..runtime.simulator import load
+
+    try:
+        return load(path)
+    except CheckpointError as e:
+        raise UsageError(f"--checkpoint: {e}") from None
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from ..runtime.simulator import Simulator
+
+    _setup_torch(args.threads)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".gif", ".mp4", ".mkv", ".mov"):
+        raise UsageError(f"--out {args.out}: use a .gif or .mp4 (or .mkv/.mov) file name")
+    ds = _dataset(args.data, "--data")
+    model = _load_model(args.checkpoint)
+    size = model.frame_size
+    if tuple(ds.frame_shape) != (size, size, 3):
+        raise UsageError(f"--data {args.data}: frames are {list(ds.frame_shape)}, checkpoint {args.checkpoint} "
+                         f"expects {size}x{size}x3")
+    if not 0 <= args.episode < len(ds):
+        raise UsageError(f"--episode {args.episode}: {args.data} has episodes 0..{len(ds) - 1}")
+    overrides = _sim_overrides(args, model)
+    ep = ds[args.episode]
+    if not 1 <= args.context < ep.len:
+        raise UsageError(f"--context {args.context}: must be 1..{ep.len - 1} (episode {args.episode} has {ep.len} frames)")
+    if args.frames < 1:
+        raise UsageError(f"--frames {args.frames}: must be >= 1")
+    c = args.context
+    if args.actions:
+        if args.side_by_side:
+            raise UsageError("--side-by-side shows the true frames, so it needs the episode's own actions; drop --actions")
+        seq = parse_actions(args.actions, model.action_spec)
+        actions = np.resize(np.asarray(seq, dtype=np.int64), args.frames)  # repeated to fill --frames
+    else:
+        actions = np.array(ep.actions[c : c + args.frames], dtype=np.int64)
+        if len(actions) < args.frames:
+            print(f"note: episode {args.episode} has only {len(actions)} frames after the context; generating "
+                  f"{len(actions)}", file=sys.stderr)
+    sim = Simulator(model, batch=1, **overrides)
+    sim.reset(np.array(ep.frames[:c]), np.array(ep.actions[:c]))
+    t0 = time.perf_counter()
+    frames = sim.rollout(actions)  # (N, H, W, 3)
+    dt = time.perf_counter() - t0
+    if args.side_by_side:
+        true = np.array(ep.frames[c : c + len(frames)])
+        gap = np.full((len(frames), size, 2, 3), 255, dtype=np.uint8)  # a white line between the two
+        frames = np.concatenate([true, gap, frames], axis=2)
+    fps = args.fps or float(model.config.get("fps", ds.fps))
+    write_video(out, frames, fps)
+    names = model.action_spec.names
+    shown = ",".join(names[a] for a in actions[:12]) + (",..." if len(actions) > 12 else "")
+    print(f"{out}: {len(actions)} frames after {c} context frames of {args.data} episode {args.episode} "
+          f"({'true | generated' if args.side_by_side else 'generated'}; actions {shown}); "
+          f"{len(actions) / dt:.1f} frames/s")
+
+
+def format_bench(r: dict[str, Any]) -> str:
+    def f(v: Any, unit: str = "", nd: int = 2) -> str:
+        return "n/a" if v is None else f"{v:.{nd}f}{unit}"
+
+    lat, rss, sim, m = r["latency_ms"], r["rss_mb"], r["sim"], r["model"]
+    rows = [
+        ("checkpoint", f"{m['path']}  ({m['dit_params'] / 1e6:.2f} M DiT params, {m['tokens_per_frame']} tokens/frame)"),
+        ("run", f"{r['frames']} frames, batch 1, {sim['steps']} sampler steps, window {sim['window']}, "
+                f"sink {sim['sink']}, {r['system']['threads']} threads, {r['system']['device']}"),
+        ("context", r["context_source"]),
+        ("FPS", f(r["fps"], "", 1)),
+        ("latency p50/p95/p99", f"{f(lat['p50'])} / {f(lat['p95'])} / {f(lat['p99'])} ms  (mean {f(lat['mean'])}, "
+                                f"max {f(lat['max'])})"),
+        ("stages (mean)", "  ".join(f"{k.removesuffix('_ms')} {v:.2f} ms" for k, v in r["stages_ms"].items())),
+        ("RSS frame 100/200", f"{f(rss['frame_100'], ' MB', 1)} / {f(rss['frame_200'], ' MB', 1)}"),
+        ("RSS full window/end", f"{f(rss['full_window'], ' MB', 1)} (frame {r['full_window_frame']}) / "
+                                f"{f(rss['end'], ' MB', 1)}"),
+        ("RSS growth (full window -> end)", f(r["rss_growth_pct"], " %")),
+        ("flatness (last 100 / 100-200)", f(r["flatness_ratio"], "", 3)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from ..runtime.bench import rollout_bench
+
+    _setup_torch(args.threads)
+    if args.frames < 1:
+        raise UsageError(f"--frames {args.frames}: must be >= 1")
+    if args.mode == "ws":
+        from ..serve.bench_ws import format_table, ws_bench
+
+        model = _load_model(args.checkpoint)  # validates the name before a server starts
+        res = ws_bench(args.checkpoint, frames=args.frames, fps=args.fps, sim_overrides=_sim_overrides(args, model))
+        print(json.dumps(res) if args.json else format_table(res))
+        return
+    model = _load_model(args.checkpoint)
+    res = rollout_bench(model, args.frames, _sim_overrides(args, model), seed=args.seed if args.seed is not None else 0)
+    print(json.dumps(res) if args.json else format_bench(res))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ..eval.rollout import evaluate_rollouts, format_report
+
+    _setup_torch(args.threads)
+    data = _existing_dir(args.data, "--data")
+    model = _load_model(args.checkpoint)
+    res = evaluate_rollouts(model, data, context=args.context, horizon=args.horizon, episodes=args.episodes,
+                            batch=args.batch, sim_overrides=_sim_overrides(args, model),
+                            seed=args.seed if args.seed is not None else 0, swap=args.swap, progress=_progress())
+    if args.out:
+        from ..config import atomic_write_json
+
+        atomic_write_json(args.out, res)
+    print(json.dumps(res) if args.json else format_report(res))
+
+
+def _add_sim_args(p: argparse.ArgumentParser) -> None:
+    from ..runtime.simulator import SimConfig
+
+    add_dataclass_args(p, SimConfig)  # --steps --shift --window --sink --context-noise --seed
+    _preset_defaults(p, SimConfig, "", {}, {f.name: "the checkpoint's" for f in dataclasses.fields(SimConfig)})
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+
+
+def _build_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
+    p.add_argument("--data", required=True, help="held-out dataset to take the context from")
+    p.add_argument("--episode", type=int, default=0, help="episode index in --data (default: 0)")
+    p.add_argument("--context", type=int, default=4, help="context frames (with their actions) from the episode (default: 4)")
+    p.add_argument("--frames", type=int, default=32, help="frames to generate (default: 32)")
+    p.add_argument("--actions", default=None, help="comma-separated action ids or names, e.g. '4,4,2' or 'right,right,down', "
+                                                    "repeated to fill --frames (default: the episode's own next actions)")
+    p.add_argument("--out", default="rollout.mp4", help="video to write: .mp4 (ffmpeg) or .gif, upscaled 4x (default: rollout.mp4)")
+    p.add_argument("--side-by-side", action="store_true", help="true frames (left) next to generated (right); "
+                                                               "needs the episode's own actions")
+    p.add_argument("--fps", type=float, default=None, help="video frame rate (default: the checkpoint's)")
+    _add_sim_args(p)
+    p.set_defaults(func=cmd_generate)
+
+
+def _build_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
+    p.add_argument("--frames", type=int, default=2000, help="frames to roll out after a 4-frame context (default: 2000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--mode", choices=("rollout", "ws"), default="rollout",
+                   help="rollout: one in-process Simulator (memory/flatness); ws: play the frames through a real "
+                        "WebSocket of the play server (FPS, action-to-frame latency, stages) (default: rollout)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="ws mode: the server's target frame rate (default: unpaced, one frame per action)")
+    _add_sim_args(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_play(args: argparse.Namespace) -> None:
+    from ..serve.app import play_main
+
+    rc = play_main(args)
+    if rc:
+        raise SystemExit(rc)
+
+
+def _build_play(p: argparse.ArgumentParser) -> None:
+    from ..serve.app import add_play_arguments
+
+    add_play_arguments(p)
+    p.set_defaults(func=cmd_play)
+
+
+def _build_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
+    p.add_argument("--data", required=True, help="held-out dataset")
+    p.add_argument("--episodes", type=int, default=50, help="episodes to evaluate (default: 50)")
+    p.add_argument("--horizon", type=int, default=32, help="frames generated per episode (default: 32)")
+    p.add_argument("--context", type=int, default=4, help="context frames from each episode (default: 4)")
+    p.add_argument("--batch", type=int, default=10, help="episodes rolled out together (default: 10)")
+    p.add_argument("--swap", default="auto", choices=("auto", "rotate", "roll"),
+                   help="wrong actions of the action-swap check: rotate directions a quarter turn, roll actions "
+                        "across episodes, or auto (rotate when the action names allow) (default: auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument("--out", default=None, help="also write the result as JSON to this file")
+    _add_sim_args(p)
+    p.set_defaults(func=cmd_eval)

@@ -1,0 +1,194 @@
+"""Training commands: ``train tokenizer`` and ``train dynamics``, with presets (cpu, tiny)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..config import add_dataclass_args, dataclass_from_args
+from .common import (PRESETS, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank, _setup_torch)
+
+
+def tokenizer_preset(name: str) -> tuple[Any, Any]:
+    """(VAEConfig, TrainConfig) of a preset: ``cpu`` = the arena recipe, ``tiny`` = for tests."""
+    from ..models.vae import VAEConfig
+    from ..training.loop import TrainConfig
+
+    if name == "cpu":
+        from ..recipes import arena
+
+        return arena.VAE_CFG, arena.VAE_TRAIN
+    if name == "tiny":
+        return (VAEConfig(frame_size=64, latent_channels=4, downsample=4, width=16, blocks=1),
+                TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
+                            log_every=1, ckpt_every=1000))
+    raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}")
+
+
+def dynamics_preset(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(DynamicsConfig, DynamicsRecipe, TrainConfig, SimConfig defaults) of a preset."""
+    from ..models.dit import DynamicsConfig
+    from ..training.dynamics import DynamicsRecipe
+    from ..training.loop import TrainConfig
+
+    if name == "cpu":
+        from ..recipes import arena
+
+        return arena.DYN_CFG, arena.DYN_RECIPE, arena.DYN_TRAIN, dict(arena.SIM_DEFAULTS)
+    if name == "tiny":
+        return (DynamicsConfig(latent_channels=4, latent_size=16, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0,
+                               n_actions=5, max_frames=8),
+                DynamicsRecipe(clip_len=4),
+                TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
+                            log_every=1, ckpt_every=1000),
+                {"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0})
+    raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}")
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> None:
+    from ..models.vae import VAEConfig
+    from ..training.loop import TrainConfig
+    from ..training.tokenizer import train_tokenizer
+
+    _setup_torch()
+    ds = _dataset(args.data, "--data")
+    if args.heldout:
+        _dataset(args.heldout, "--heldout")
+    vae_base, train_base = tokenizer_preset(args.preset)
+    h, w, _ = ds.frame_shape
+    if h != w:
+        raise UsageError(f"--data {args.data}: frames are {h}x{w}; the tokenizer needs square frames")
+    if args.vae_frame_size is None:
+        vae_base = dataclasses.replace(vae_base, frame_size=h)
+    vae_cfg = dataclass_from_args(VAEConfig, args, vae_base, "vae-")
+    train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
+    if vae_cfg.frame_size != h:
+        raise UsageError(f"--vae-frame-size {vae_cfg.frame_size}: --data {args.data} has {h}x{w} frames")
+    res = train_tokenizer(args.data, args.out, vae_cfg, train_cfg, heldout=args.heldout, resume=args.resume,
+                          progress=_progress(), recipe=args.command_line, run_dir=args.run_dir)
+    if _rank() == 0:
+        where = "held-out" if args.heldout else "training"
+        print(f"tokenizer -> {res.path}: {train_cfg.steps} steps, reconstruction PSNR {res.psnr:.2f} dB "
+              f"({where} frames), {res.train_s:.2f} s")
+
+
+def _tokenizer_config(path: str) -> dict[str, Any]:
+    from ..checkpoint import CONFIG, CheckpointError, resolve
+    from ..config import read_json
+
+    try:
+        d = resolve(path)
+        config = read_json(d / CONFIG)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        raise UsageError(f"--tokenizer: {e}") from None
+    # A world model holds its tokenizer under the same "vae." keys, so it can serve as one too.
+    if not isinstance(config, dict) or config.get("kind") not in ("tokenizer", "worldmodel") or "vae" not in config:
+        kind = config.get("kind") if isinstance(config, dict) else None
+        raise UsageError(f"--tokenizer {d / CONFIG}: kind is {kind!r}, expected a 'tokenizer' (or 'worldmodel') checkpoint")
+    return config
+
+
+def cmd_train_dynamics(args: argparse.Namespace) -> None:
+    from ..config import from_dict
+    from ..models.dit import DynamicsConfig
+    from ..models.vae import VAEConfig
+    from ..runtime.simulator import SimConfig
+    from ..training.dynamics import DynamicsRecipe, train_dynamics
+    from ..training.loop import TrainConfig
+
+    _setup_torch()
+    ds = _dataset(args.data, "--data")
+    tok = _tokenizer_config(args.tokenizer)
+    vcfg = from_dict(VAEConfig, tok["vae"], where=f"{args.tokenizer}/config.json:vae")
+    if tuple(ds.frame_shape) != (vcfg.frame_size, vcfg.frame_size, 3):
+        raise UsageError(f"--data {args.data}: frames are {list(ds.frame_shape)}, tokenizer {args.tokenizer} expects "
+                         f"{vcfg.frame_size}x{vcfg.frame_size}x3")
+    dyn_base, recipe_base, train_base, sim_base = dynamics_preset(args.preset)
+    # Sizes the tokenizer and the data already fix, unless given explicitly.
+    dyn_base = dataclasses.replace(dyn_base, latent_channels=vcfg.latent_channels, latent_size=vcfg.latent_size,
+                                   n_actions=ds.action_spec.n)
+    dyn_cfg = dataclass_from_args(DynamicsConfig, args, dyn_base, "dyn-")
+    recipe = dataclass_from_args(DynamicsRecipe, args, recipe_base, "recipe-")
+    train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
+    sim_given = _fields_given(SimConfig, args, "sim-")
+    sim_cfg = dataclass_from_args(SimConfig, args, from_dict(SimConfig, sim_base, where=f"preset {args.preset}"), "sim-")
+    if recipe.clip_len > dyn_cfg.max_frames:
+        raise UsageError(f"--recipe-clip-len {recipe.clip_len} exceeds --dyn-max-frames {dyn_cfg.max_frames}")
+    if sim_cfg.sink + sim_cfg.window > dyn_cfg.max_frames:
+        if "window" in sim_given:
+            raise UsageError(f"--sim-window {sim_cfg.window} + --sim-sink {sim_cfg.sink} exceeds --dyn-max-frames "
+                             f"{dyn_cfg.max_frames}")
+        sim_cfg = dataclasses.replace(sim_cfg, window=max(1, dyn_cfg.max_frames - sim_cfg.sink))
+    longest = int(ds.lengths.max()) if len(ds) else 0
+    if longest < recipe.clip_len:
+        raise UsageError(f"--data {args.data}: longest episode has {longest} frames, fewer than "
+                         f"--recipe-clip-len {recipe.clip_len}")
+    res = train_dynamics(args.data, args.tokenizer, args.out, dyn_cfg, recipe, train_cfg,
+                         sim_defaults=dataclasses.asdict(sim_cfg), resume=args.resume, progress=_progress(),
+                         recipe_cmd=args.command_line, run_dir=args.run_dir)
+    if _rank() == 0:
+        loss = res.last.get("loss")
+        print(f"world model -> {res.path}: {train_cfg.steps} steps, final loss "
+              f"{'n/a' if loss is None else f'{loss:.4f}'}, {res.train_s:.2f} s")
+
+
+_PRESET_HELP = ("cpu = the arena recipe's configs (worldloom.recipes.arena, ~an hour on 2 cores); "
+                "tiny = very small model and a few steps, for tests")
+
+
+def _build_train(p: argparse.ArgumentParser) -> None:
+    from ..models.dit import DynamicsConfig
+    from ..models.vae import VAEConfig
+    from ..runtime.simulator import SimConfig
+    from ..training.dynamics import DynamicsRecipe
+    from ..training.loop import TrainConfig
+
+    sub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+    tok = sub.add_parser(
+        "tokenizer", help="train the VAE tokenizer on a dataset's frames", allow_abbrev=False, formatter_class=fmt,
+        description="Train the VAE tokenizer; writes a 'tokenizer' checkpoint to --out (training state in --out/run).\n\n"
+                    "Options: --vae-* set VAEConfig fields, --train-* TrainConfig fields; both start from --preset.\n"
+                    "--vae-frame-size defaults to the dataset's frame size.\n"
+                    "DDP: torchrun --nproc_per_node N -m worldloom.cli train tokenizer ... (same options).")
+    tok.add_argument("--data", required=True, help="training dataset directory")
+    tok.add_argument("--out", required=True, help="tokenizer checkpoint directory to write")
+    tok.add_argument("--heldout", default=None, help="held-out dataset for the reconstruction PSNR (default: training frames)")
+    tok.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
+    tok.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
+    tok.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+    add_dataclass_args(tok, VAEConfig, "vae-")
+    add_dataclass_args(tok, TrainConfig, "train-")
+    tok_presets = {name: tokenizer_preset(name) for name in PRESETS}
+    _preset_defaults(tok, VAEConfig, "vae-", {n: c[0] for n, c in tok_presets.items()},
+                     {"frame_size": "the dataset's frame size"})
+    _preset_defaults(tok, TrainConfig, "train-", {n: c[1] for n, c in tok_presets.items()})
+    tok.set_defaults(func=cmd_train_tokenizer)
+
+    dyn = sub.add_parser(
+        "dynamics", help="train the causal DiT dynamics model on tokenizer latents", allow_abbrev=False, formatter_class=fmt,
+        description="Train the dynamics model; writes a 'worldmodel' checkpoint (tokenizer + DiT) to --out.\n\n"
+                    "Options: --dyn-* set DynamicsConfig fields, --recipe-* DynamicsRecipe fields, --train-*\n"
+                    "TrainConfig fields, --sim-* the SimConfig saved as the checkpoint's run-time defaults;\n"
+                    "all start from --preset. --dyn-latent-channels/--dyn-latent-size default to the tokenizer's,\n"
+                    "--dyn-n-actions to the dataset's ActionSpec; --sim-window shrinks to fit --dyn-max-frames.\n"
+                    "DDP: torchrun --nproc_per_node N -m worldloom.cli train dynamics ... (same options).")
+    dyn.add_argument("--data", required=True, help="training dataset directory")
+    dyn.add_argument("--tokenizer", required=True, help="tokenizer checkpoint directory (from `train tokenizer`)")
+    dyn.add_argument("--out", required=True, help="world-model checkpoint directory to write")
+    dyn.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
+    dyn.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
+    dyn.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+    add_dataclass_args(dyn, DynamicsConfig, "dyn-")
+    add_dataclass_args(dyn, DynamicsRecipe, "recipe-")
+    add_dataclass_args(dyn, TrainConfig, "train-")
+    add_dataclass_args(dyn, SimConfig, "sim-")
+    dyn_presets = {name: dynamics_preset(name) for name in PRESETS}
+    _preset_defaults(dyn, DynamicsConfig, "dyn-", {n: c[0] for n, c in dyn_presets.items()},
+                     {"latent_channels": "the tokenizer's", "latent_size": "the tokenizer's",
+                      "n_actions": "the dataset's number of actions"})
+    _preset_defaults(dyn, DynamicsRecipe, "recipe-", {n: c[1] for n, c in dyn_presets.items()})
+    _preset_defaults(dyn, TrainConfig, "train-", {n: c[2] for n, c in dyn_presets.items()})
+    _preset_defaults(dyn, SimConfig, "sim-", {n: SimConfig(**c[3]) for n, c in dyn_presets.items()})
+    dyn.set_defaults(func=cmd_train_dynamics)

@@ -1,0 +1,182 @@
+// worldloom play page: one WebSocket, raw RGB frames drawn on pixelated canvases. No build step.
+// Protocol: docs/PROTOCOL.md. The client sends the *held* action whenever it changes (the most
+// recently pressed key or button still held; none = no-op); the server ticks at its target FPS.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  ws: null, session: null, actions: [], keyMap: new Map(), pressed: new Map(), current: 0,
+  seq: 0, sentAt: new Map(), frames: 0, arrivals: [], lastHeader: null, seed: 0, ready: false,
+};
+window.worldloom = state; // for tests and curious users
+
+function setStatus(text, isError = false) {
+  const el = $("status");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+
+function send(obj) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(obj));
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/ws`);
+  ws.binaryType = "arraybuffer";
+  state.ws = ws;
+  ws.onmessage = (e) => (typeof e.data === "string" ? onJson(JSON.parse(e.data)) : onFrame(e.data));
+  ws.onclose = (e) => {
+    state.ready = false;
+    const why = state.closeReason || e.reason || `connection closed (code ${e.code})`;
+    setStatus(`${why} — reload the page to play again`, true);
+  };
+}
+
+function onJson(m) {
+  switch (m.type) {
+    case "hello": {
+      state.session = m.session;
+      const sel = $("checkpoint");
+      sel.innerHTML = "";
+      for (const name of m.checkpoints) sel.add(new Option(name, name, false, name === m.checkpoint));
+      sel.disabled = m.checkpoints.length < 2;
+      $("dlMp4").href = `/record/${m.session}?format=mp4`;
+      $("dlGif").href = `/record/${m.session}?format=gif`;
+      setStatus(`connected; starting ${m.checkpoint}…`);
+      break;
+    }
+    case "ready": onReady(m); break;
+    case "error":
+      if (["busy", "idle", "shutting_down"].includes(m.code)) state.closeReason = `${m.code}: ${m.message}`;
+      setStatus(`${m.code}: ${m.message}`, true);
+      break;
+    case "truth_ended": setStatus(m.message, true); break;
+    default: break;
+  }
+}
+
+function onReady(m) {
+  state.ready = true;
+  state.actions = m.actions;
+  state.seed = m.seed;
+  $("seed").value = m.seed;
+  $("checkpoint").value = m.checkpoint;
+  $("title").textContent = `${m.checkpoint} · seed ${m.seed}`;
+  $("policy").textContent = m.sim.policy + (m.sim.context_noise ? `, context noise ${m.sim.context_noise}` : "");
+  $("steps").textContent = `${m.sim.steps} (shift ${m.sim.shift})`;
+  $("context").textContent = m.context_source;
+  const tt = $("truthToggle");
+  tt.disabled = !m.truth_available;
+  if (!m.truth_available) { tt.checked = false; $("truthView").hidden = true; }
+  else if (tt.checked) send({ type: "truth", on: true });
+  state.keyMap.clear();
+  const box = $("buttons");
+  box.innerHTML = "";
+  for (const a of m.actions) {
+    for (const k of a.keys) state.keyMap.set(k.length === 1 ? k.toLowerCase() : k, a.id);
+    const b = document.createElement("button");
+    b.dataset.action = a.id;
+    b.innerHTML = `${a.name}<kbd>${a.keys.map((k) => (k === " " ? "Space" : k)).join(" ")}</kbd>`;
+    const down = (e) => { e.preventDefault(); press(`btn${a.id}`, a.id); };
+    const up = () => release(`btn${a.id}`);
+    b.addEventListener("pointerdown", down);
+    for (const ev of ["pointerup", "pointerleave", "pointercancel"]) b.addEventListener(ev, up);
+    box.appendChild(b);
+  }
+  state.pressed.clear();
+  state.current = 0;
+  setStatus(`playing ${m.checkpoint} at ${m.fps || "one frame per action"} fps`);
+}
+
+// --- input: the held action = the most recently pressed key/button still held ----------------------
+function update() {
+  const ids = [...state.pressed.values()];
+  const next = ids.length ? ids[ids.length - 1] : 0;
+  for (const b of $("buttons").children) b.classList.toggle("held", Number(b.dataset.action) === next && next !== 0);
+  if (next === state.current || !state.ready) return;
+  state.current = next;
+  state.seq += 1;
+  state.sentAt.set(state.seq, performance.now());
+  send({ type: "action", action: next, seq: state.seq });
+}
+function press(key, id) { state.pressed.delete(key); state.pressed.set(key, id); update(); }
+function release(key) { if (state.pressed.delete(key)) update(); }
+
+function keyName(e) { return e.key.length === 1 ? e.key.toLowerCase() : e.key; }
+window.addEventListener("keydown", (e) => {
+  if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+  const id = state.keyMap.get(keyName(e));
+  if (id === undefined) return;
+  e.preventDefault();
+  if (!e.repeat) press(`key:${keyName(e)}`, id);
+});
+window.addEventListener("keyup", (e) => release(`key:${keyName(e)}`));
+window.addEventListener("blur", () => { state.pressed.clear(); update(); });
+document.addEventListener("visibilitychange", () => send({ type: "pause", on: document.hidden }));
+
+// --- frames ---------------------------------------------------------------------------------------
+const decoder = new TextDecoder();
+const images = new Map();
+function draw(canvas, px, off, w, h) {
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const ctx = canvas.getContext("2d");
+  let img = images.get(canvas);
+  if (!img || img.width !== w || img.height !== h) { img = ctx.createImageData(w, h); images.set(canvas, img); }
+  const d = img.data;
+  for (let i = 0, j = off; i < w * h; i++, j += 3) {
+    d[4 * i] = px[j]; d[4 * i + 1] = px[j + 1]; d[4 * i + 2] = px[j + 2]; d[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function onFrame(buf) {
+  const n = new DataView(buf).getUint32(0, true);
+  const h = JSON.parse(decoder.decode(new Uint8Array(buf, 4, n)));
+  const px = new Uint8Array(buf, 4 + n);
+  const size = h.width * h.height * 3;
+  draw($("model"), px, 0, h.width, h.height);
+  $("truthView").hidden = h.panels < 2;
+  if (h.panels > 1) draw($("truth"), px, size, h.width, h.height);
+  const now = performance.now();
+  state.frames += 1;
+  state.lastHeader = h;
+  state.arrivals.push(now);
+  while (state.arrivals.length && now - state.arrivals[0] > 1000) state.arrivals.shift();
+  if (h.seq != null && state.sentAt.has(h.seq)) {
+    $("rtt").textContent = `${(now - state.sentAt.get(h.seq)).toFixed(1)} ms`;
+    for (const k of [...state.sentAt.keys()]) if (k <= h.seq) state.sentAt.delete(k);
+  }
+  $("fps").textContent = state.arrivals.length.toString();
+  $("latency").textContent = `${h.latency_ms.toFixed(1)} ms`;
+  $("step").textContent = h.step;
+  const a = state.actions[h.action];
+  $("action").textContent = a ? a.name : h.action;
+  const p = h.psnr == null ? "–" : `${h.psnr.toFixed(2)} dB`;
+  $("psnr").textContent = p;
+  $("psnrInline").textContent = p;
+  const t = h.timings_ms;
+  $("stages").textContent = `${(t.denoise_ms ?? 0).toFixed(1)} / ${(t.cache_write_ms ?? 0).toFixed(1)} / ` +
+    `${(t.decode_ms ?? 0).toFixed(1)} ms`;
+}
+
+// --- controls -------------------------------------------------------------------------------------
+$("reset").addEventListener("click", () => {
+  let seed = Number($("seed").value) || 0;
+  if ($("newSeed").checked) seed = Math.floor(Math.random() * 2147483647);
+  send({ type: "reset", seed, checkpoint: $("checkpoint").value || undefined });
+  setStatus("resetting…");
+});
+$("checkpoint").addEventListener("change", (e) => {
+  send({ type: "reset", seed: Number($("seed").value) || 0, checkpoint: e.target.value });
+  setStatus(`loading ${e.target.value}…`);
+});
+$("truthToggle").addEventListener("change", (e) => {
+  send({ type: "truth", on: e.target.checked });
+  if (!e.target.checked) $("truthView").hidden = true;
+});
+for (const id of ["dlMp4", "dlGif"]) {
+  $(id).addEventListener("click", (e) => { if (!state.session) e.preventDefault(); });
+}
+
+connect();

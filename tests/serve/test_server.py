@@ -1,0 +1,357 @@
+"""Play server over a real WebSocket (uvicorn in a thread): play, fuzz, cap, idle, reset, truth,
+record, path safety, shared weights, the ws bench, and the CLI hooks."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from worldloom.checkpoint import save_checkpoint
+from worldloom.config import to_dict
+from worldloom.envs.arena import ARENA_ACTIONS
+from worldloom.serve import protocol as P
+from worldloom.serve.session import build_context
+
+
+def _get(srv, path):
+    try:
+        with urllib.request.urlopen(srv.url + path, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.read()
+
+
+def _save(world, d):
+    cfg = dict(world.config, vae=to_dict(world.vae.cfg), dynamics=to_dict(world.dit.cfg),
+               action_spec=world.action_spec.to_dict(), sim=to_dict(world.sim), fps=15)
+    return save_checkpoint(d, cfg, {"vae": world.vae, "dit": world.dit}, "# tiny\n")
+
+
+def _closed_code(c, timeout=10.0):
+    with pytest.raises(ConnectionClosed) as e:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            c.recv(timeout=timeout)
+    return e.value.rcvd.code if e.value.rcvd else None
+
+
+def test_play_actions_pause_and_info(serve, client):
+    srv = serve()
+    c = client(srv)
+    hello = c.json("hello")
+    assert hello["checkpoints"] == ["tiny"] and hello["fps"] == 10 and len(hello["session"]) >= 20
+    ready = c.json("ready")
+    assert [a["name"] for a in ready["actions"]] == list(ARENA_ACTIONS.names)
+    assert ready["sim"]["steps"] == 2 and ready["sim"]["policy"] == "window 6" and ready["truth_available"]
+    assert ready["context_source"].startswith("arena reset (seed 0)")
+    h, panels = c.frame()
+    assert h["action"] == 0 and panels[0].shape == (64, 64, 3) and len(panels) == 1
+    c.send({"type": "action", "action": "right", "seq": 1})
+    h, _ = c.frame(where=lambda h: h["seq"] == 1)
+    assert h["action"] == 4 and set(h["timings_ms"]) >= {"denoise_ms", "cache_write_ms", "decode_ms", "encode_ms"}
+    c.send({"type": "action", "action": 0, "seq": 2})  # release: a latched tap still moves once
+    h, _ = c.frame(where=lambda h: h["seq"] == 2 and h["action"] == 0)
+    c.send({"type": "pause", "on": True})
+    end, stopped = time.monotonic() + 5, False
+    while not stopped and time.monotonic() < end:  # a frame in flight may still come; then none
+        try:
+            c.frame(timeout=0.6)
+        except TimeoutError:
+            stopped = True
+    assert stopped
+    c.send({"type": "pause", "on": False})
+    assert c.frame()[0]["step"] > h["step"]
+    c.send({"type": "ping", "t": 3.5})
+    assert c.json("pong")["t"] == 3.5
+    status, body = _get(srv, "/api/info")
+    assert status == 200 and json.loads(body)["sessions"] == 1
+    status, body = _get(srv, "/")
+    assert status == 200 and b"image-rendering: pixelated" in body
+    assert _get(srv, "/app.js")[0] == 200
+
+
+def _fuzz_messages(n, seed=0):
+    """n messages that are all invalid (checked with the parser), of many kinds."""
+    rng = random.Random(seed)
+    cks = {"tiny"}
+    words = ["action", "reset", "truth", "pause", "ping", "fly", "", "ACTION", "frame"]
+    values = [None, True, False, -1, 0, 5, 2**40, 1.5, -0.0, "right", "jump", "", [], {}, [1, 2], {"a": 1},
+              "../../etc/passwd", "/etc/passwd", "\u2603" * 10, 1e300]
+
+    def gen():
+        k = rng.randrange(9)
+        if k == 0:
+            return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+        if k == 1:
+            return "".join(chr(rng.randrange(32, 0x2FF)) for _ in range(rng.randrange(0, 80)))
+        if k == 2:
+            return json.dumps(rng.choice(values))
+        if k == 3:
+            return json.dumps({"type": rng.choice(words), rng.choice(["action", "on", "seed", "x"]): rng.choice(values)})
+        if k == 4:
+            return json.dumps({"type": "action", "action": rng.choice(values), "seq": rng.choice([None, -5, 1, "1"])})
+        if k == 5:
+            return json.dumps({"type": "reset", "seed": rng.choice(values), "checkpoint": rng.choice(values)})
+        if k == 6:
+            return "x" * rng.randrange(P.MAX_MESSAGE_BYTES + 1, 100_000)
+        if k == 7:
+            s = json.dumps({"type": "action", "action": 1, "seq": 1})
+            return s[: rng.randrange(len(s))]  # truncated JSON
+        return "[" * rng.randrange(1, 1500) + "]" * rng.randrange(0, 1500)
+
+    out = []
+    while len(out) < n:
+        m = gen()
+        try:
+            P.parse_message(m, ARENA_ACTIONS, cks)
+        except P.ProtocolError:
+            out.append(m)
+    return out
+
+
+def test_fuzz_600_bad_messages_each_get_an_error_and_server_keeps_going(serve, client):
+    srv = serve(fps=5.0)
+    c = client(srv)
+    c.json("ready")
+    msgs = _fuzz_messages(600)
+    for i, m in enumerate(msgs):
+        c.send(m)
+        if i % 100 == 0:
+            c.send({"type": "ping", "t": i})
+    errors, pongs = [], 0
+    end = time.monotonic() + 120
+    while len(errors) < len(msgs) and time.monotonic() < end:
+        m = c.recv()
+        if isinstance(m, dict):
+            if m["type"] == "error":
+                errors.append(m)
+            pongs += m["type"] == "pong"
+    assert len(errors) == len(msgs)
+    assert all(set(e) >= {"code", "message"} and e["code"] in P.ERROR_CODES for e in errors)
+    assert len({e["code"] for e in errors}) >= 6
+    # still alive and answering: on this session and for a new player
+    c.send({"type": "action", "action": "up", "seq": 99})
+    assert c.frame(where=lambda h: h["seq"] == 99)[0]["action"] == 1
+    c.send({"type": "ping"})
+    c.json("pong")
+    c2 = client(srv)
+    c2.json("ready")
+    assert c2.frame()[0]["step"] >= 1
+
+
+def test_transport_limit_closes_only_that_socket(serve, client):
+    srv = serve()
+    c = client(srv)
+    c.json("ready")
+    c.send("y" * (P.TRANSPORT_MAX_BYTES + 10))
+    assert _closed_code(c) == 1009
+    c2 = client(srv)
+    assert c2.json("ready")["checkpoint"] == "tiny"
+
+
+def test_session_cap_says_busy(serve, client):
+    srv = serve(max_sessions=2)
+    a, b = client(srv), client(srv)
+    a.json("ready"), b.json("ready")
+    c = client(srv)
+    err = c.json("error")
+    assert err["code"] == "busy" and "2 players" in err["message"]
+    assert _closed_code(c) == 1013
+    a.close()
+    end = time.monotonic() + 10
+    while json.loads(_get(srv, "/api/info")[1])["sessions"] != 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    d = client(srv)
+    assert d.json("ready")["checkpoint"] == "tiny"
+
+
+def test_idle_sessions_are_reaped(serve, client):
+    srv = serve(idle_timeout=0.8, fps=5.0)
+    worker = srv.app.state.worker
+    idle, active = client(srv), client(srv)
+    idle.json("ready"), active.json("ready")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.5:  # the active player keeps sending input
+        active.send({"type": "action", "action": 1})
+        time.sleep(0.2)
+    assert idle.json("error", timeout=5)["code"] == "idle"
+    assert _closed_code(idle) == 4000
+    assert len(worker.sessions) == 1
+    active.send({"type": "ping"})
+    active.json("pong")
+    assert not any(m.get("code") == "idle" for m in active.messages)
+
+
+def test_reset_is_deterministic_under_seed_and_rejects_unknown_checkpoints(serve, client, tiny_world, tmp_path):
+    ck = _save(tiny_world, tmp_path / "disk")
+    bad = _save(tiny_world, tmp_path / "bad")
+    (bad / "model.safetensors").write_bytes(b"not safetensors")
+    srv = serve(checkpoints={"tiny": tiny_world, "disk": str(ck), "bad": str(bad)})
+    c = client(srv)
+    c.json("ready")
+    firsts = []
+    for seed in (5, 5, 6):
+        c.send({"type": "reset", "seed": seed})
+        assert c.json("ready")["seed"] == seed
+        firsts.append(c.frame()[1][0])  # frames of the old world never follow 'ready'
+    assert np.array_equal(firsts[0], firsts[1]) and not np.array_equal(firsts[0], firsts[2])
+    # a checkpoint path, even a valid one, is not a configured name
+    for name in (str(ck), "../disk", "disk/", "DISK"):
+        c.send({"type": "reset", "checkpoint": name})
+        assert c.json("error")["code"] == "unknown_checkpoint"
+    c.send({"type": "reset", "checkpoint": "bad"})
+    err = c.json("error")
+    assert err["code"] == "reset_failed" and "model.safetensors" in err["message"]
+    assert c.frame()[0]["step"] >= 1  # the previous world keeps running
+    c.send({"type": "reset", "checkpoint": "disk", "seed": 5})
+    r = c.json("ready")
+    assert r["checkpoint"] == "disk"
+    assert np.array_equal(c.frame()[1][0], firsts[0])  # same weights from disk, same frames
+
+
+def test_sessions_share_weights(serve, client):
+    srv = serve()
+    a, b = client(srv), client(srv)
+    a.json("ready"), b.json("ready")
+    a.frame(), b.frame()
+    sims = [s.sim for s in srv.app.state.worker.sessions.values()]
+    assert len(sims) == 2 and sims[0] is not sims[1] and sims[0].cache is not sims[1].cache
+    assert sims[0].model is sims[1].model
+    p0, p1 = (next(s.model.dit.parameters()) for s in sims)
+    assert p0.data_ptr() == p1.data_ptr()
+
+
+def test_truth_runs_in_lockstep(serve, client):
+    from worldloom.data.collect import make_env
+
+    srv = serve(fps=10.0)
+    c = client(srv)
+    c.json("ready")
+    headers = {}
+    truth = {}
+    c.send({"type": "action", "action": "right"})
+    c.send({"type": "truth", "on": True})
+    while len(truth) < 4:
+        h, panels = c.frame()
+        headers[h["step"]] = h
+        if h["panels"] == 2:
+            assert h["psnr"] is not None and 0 < h["psnr"] <= 100
+            truth[h["step"]] = panels[1]
+        if len(truth) == 2:
+            c.send({"type": "action", "action": "down"})
+    env = make_env("arena", frame_size=64, env_kwargs={})
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(0)
+    for step in range(1, max(truth) + 1):
+        obs = env.step(headers[step]["action"])[0]
+        if step in truth:
+            assert np.array_equal(obs, truth[step]), step
+    c.send({"type": "truth", "on": False})
+    assert c.frame(where=lambda h: h["panels"] == 1)[0]["psnr"] is None
+
+
+def test_record_download(serve, client):
+    srv = serve(fps=10.0)
+    c = client(srv)
+    sid = c.json("hello")["session"]
+    c.json("ready")
+    c.send({"type": "truth", "on": True})
+    c.send({"type": "action", "action": 3})
+    c.frame(where=lambda h: h["step"] >= 6)
+    status, body = _get(srv, f"/record/{sid}?format=gif")
+    assert status == 200
+    z = zipfile.ZipFile(io.BytesIO(body))
+    assert sorted(z.namelist()) == ["actions.json", "video.gif"]
+    log = json.loads(z.read("actions.json"))
+    assert log["frames"] == len(log["actions"]) >= 6 and log["checkpoint"] == "tiny" and log["seed"] == 0
+    assert log["action_names"] == list(ARENA_ACTIONS.names) and 3 in log["actions"]
+    import imageio.v3 as iio
+
+    gif = iio.imread(z.read("video.gif"), extension=".gif")
+    assert gif.shape[0] == log["frames"] and gif.shape[1:3] == (256, 512)  # model | truth, 4x
+    status, body = _get(srv, f"/record/{sid}?format=mp4")
+    assert status == 200 and b"ftyp" in zipfile.ZipFile(io.BytesIO(body)).read("video.mp4")[:16]
+    assert _get(srv, f"/record/{sid}?format=exe")[0] == 400
+    assert _get(srv, "/record/not-a-session")[0] == 404
+
+
+def test_http_paths_are_not_files(serve):
+    srv = serve()
+    for path in ("/record/..%2F..%2Fetc%2Fpasswd", "/static/app.js", "/pyproject.toml", "/..%2Fpyproject.toml"):
+        assert _get(srv, path)[0] == 404, path
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("GET", "/../../etc/passwd")
+    r = conn.getresponse()
+    assert r.status == 404 and b"root:" not in r.read()
+    conn.close()
+
+
+def test_unpaced_mode_one_frame_per_action(serve, client):
+    srv = serve(fps=0.0)
+    c = client(srv)
+    c.json("ready")
+    with pytest.raises(TimeoutError):
+        c.frame(timeout=0.5)
+    for i in range(1, 4):
+        c.send({"type": "action", "action": i % 5, "seq": i})
+        h, _ = c.frame()
+        assert h["seq"] == i and h["step"] == i
+
+
+def test_bundled_context(tiny_world, tmp_path):
+    m = replace(tiny_world, config={"kind": "worldmodel", "env": "not-an-env"}, path=tmp_path)
+    frames, actions, source, env = build_context(m, seed=0)
+    assert source.startswith("zeros") and env is None and frames.shape == (4, 64, 64, 3)
+    clip = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    np.save(tmp_path / "context_frames.npy", clip)
+    np.save(tmp_path / "context_actions.npy", np.array([0, 4, 4]))
+    frames, actions, source, env = build_context(m, seed=0)
+    assert source.startswith("bundled") and np.array_equal(frames, clip) and actions.tolist() == [0, 4, 4]
+    np.save(tmp_path / "context_actions.npy", np.array([0, 9, 4]))
+    with pytest.raises(ValueError, match="context_actions.npy"):
+        build_context(m, seed=0)
+    np.save(tmp_path / "context_frames.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle"):  # never unpickled
+        build_context(m, seed=0)
+
+
+def test_ws_bench(tiny_world):
+    from worldloom.serve.bench_ws import format_table, ws_bench
+
+    r = ws_bench(tiny_world, frames=30, warmup=3)
+    assert r["frames"] == 30 and r["fps"] > 0 and r["actions_answered"] == 30
+    assert r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
+    assert {"denoise", "cache_write", "decode", "encode", "send", "encode_send"} <= set(r["stages_ms"])
+    assert r["rss_mb"]["start"] > 0 and r["rss_mb"]["end"] > 0
+    json.dumps(r)
+    assert "action -> frame ms" in format_table(r)
+    paced = ws_bench(tiny_world, frames=6, fps=20.0, warmup=1)
+    assert paced["target_fps"] == 20.0 and paced["frames"] == 6
+
+
+def test_play_cli_hooks_check_arguments(capsys):
+    from worldloom.serve.app import add_play_arguments, play_main
+
+    parser = argparse.ArgumentParser()
+    add_play_arguments(parser)
+    args = parser.parse_args([])
+    assert args.host == "127.0.0.1" and args.port == 8000 and args.fps == 30.0 and args.max_sessions == 4
+    assert play_main(parser.parse_args(["--checkpoint", "/nonexistent/ck"])) == 2
+    assert "not found" in capsys.readouterr().err
+    assert play_main(parser.parse_args(["--checkpoint", "/nonexistent/ck", "--port", "70000", "--fps", "-1"])) == 2
+    err = capsys.readouterr().err
+    assert "--port" in err and "--fps" in err
