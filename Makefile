@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install browser play test test-all train-arena clean
+.PHONY: install browser play test test-all train-arena bench-arena clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,17 @@ test-all: $(STAMP) browser
 # Reproduces checkpoints/arena (see checkpoints/arena/README.md).
 train-arena: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena
+
+# The numbers in docs/BENCHMARKS.md: held-out eval (50 episodes, 4 context + 32 generated frames),
+# the 2,000-frame rollout bench (memory/time flatness) and the WebSocket bench (3,000 frames).
+HELDOUT := runs/arena/data-heldout
+$(HELDOUT)/meta.json: | $(STAMP)
+	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
+
+bench-arena: $(STAMP) $(HELDOUT)/meta.json
+	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena.json
+	$(BIN)/worldloom bench --checkpoint arena --frames 2000
+	$(BIN)/worldloom bench --checkpoint arena --mode ws --frames 3000
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

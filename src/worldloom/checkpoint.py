@@ -119,3 +119,27 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict
     if not isinstance(config, dict) or "kind" not in config:
         raise CheckpointError(f"{d / CONFIG}: expected an object with a 'kind' field")
     return d, config, load_weights(d / WEIGHTS)
+
+
+METRICS_HEADING = "## Measured"
+
+
+def record_metrics(path: str | os.PathLike, name: str, metrics: dict[str, Any], report_md: str, command: str) -> Path:
+    """Store ``metrics`` under ``config["metrics"][name]`` and put ``report_md`` into the card.
+
+    The card keeps one "Measured" section per ``name``, replaced on every call, so re-running an
+    eval updates the numbers instead of piling them up.
+    """
+    d = resolve(path)
+    config = read_json(d / CONFIG)
+    config.setdefault("metrics", {})[name] = metrics
+    atomic_write_json(d / CONFIG, config)
+    card = (d / CARD).read_text() if (d / CARD).exists() else ""
+    head = f"{METRICS_HEADING}: {name}\n"
+    if head in card:  # drop the old section (up to the next "## " heading)
+        start = card.index(head)
+        nxt = card.find("\n## ", start + len(head))
+        card = card[:start] + (card[nxt + 1:] if nxt >= 0 else "")
+    card = card.rstrip() + f"\n\n{head}\n`{command}`\n\n{report_md.strip()}\n"
+    atomic_write_bytes(d / CARD, card.encode())
+    return d

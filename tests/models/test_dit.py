@@ -45,8 +45,8 @@ def test_cached_equals_uncached(sink, window):
     with torch.no_grad():
         cache = m.new_cache(B, window=window, sink=sink)
         for i in range(T - 1):
-            m.step(ctx[:, i], ctx_t[:, i], acts[:, i], cache, commit=True)
-        v_cached = m.step(x_new, t_new, acts[:, T - 1], cache)
+            m.step(ctx[:, i], ctx_t[:, i], acts[:, i], cache, commit=True, prev=ctx[:, i - 1] if i else None)
+        v_cached = m.step(x_new, t_new, acts[:, T - 1], cache, prev=ctx[:, T - 2])
         # uncached, one stream: frames 0..T-2 are the context, frame T-1 the noisy target
         x = torch.cat([ctx[:, : T - 1], x_new[:, None]], 1)
         t = torch.cat([ctx_t[:, : T - 1], t_new[:, None]], 1)
@@ -87,8 +87,8 @@ def test_rolling_window_matches_sliding_window_mask():
     with torch.no_grad():
         cache = m.new_cache(B, window=W)
         for i in range(n - 1):
-            m.step(z[:, i], t0, a[:, i], cache, commit=True)
-        v = m.step(z[:, n - 1], torch.full((B,), 0.5), a[:, n - 1], cache)
+            m.step(z[:, i], t0, a[:, i], cache, commit=True, prev=z[:, i - 1] if i else None)
+        v = m.step(z[:, n - 1], torch.full((B,), 0.5), a[:, n - 1], cache, prev=z[:, n - 2])
         tt = torch.zeros(B, n)
         tt[:, -1] = 0.5
         ref = m(z, tt, a, window=W)[:, -1]
@@ -110,13 +110,26 @@ def test_sinks_stay_in_trained_range():
     with torch.no_grad():
         cache = m.new_cache(B, window=W, sink=S)
         for i in range(n - 1):
-            m.step(z[:, i], torch.zeros(B), a[:, i], cache, commit=True)
-        v = m.step(z[:, n - 1], torch.full((B,), 0.5), a[:, n - 1], cache)
+            m.step(z[:, i], torch.zeros(B), a[:, i], cache, commit=True, prev=z[:, i - 1] if i else None)
+        v = m.step(z[:, n - 1], torch.full((B,), 0.5), a[:, n - 1], cache, prev=z[:, n - 2])
         keep = [0] + list(range(n - W, n))  # sink + (W - 1) newest + current
         tt = torch.zeros(B, len(keep))
         tt[:, -1] = 0.5
-        ref = m(z[:, keep], tt, a[:, keep])[:, -1]
+        prev = CausalDiT.shifted(z)[:, keep]  # each kept frame's own previous frame, as in the rollout
+        ref = m(z[:, keep], tt, a[:, keep], prev=prev)[:, -1]
     assert (v - ref).abs().max() <= 1e-4
+
+
+def test_previous_frame_reaches_the_output():
+    """Frame stacking: the output for frame i depends on frame i-1 through the stacked input too."""
+    m = tiny()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 4, 8, 8, generator=g)
+    t, a = torch.full((1, 3), 0.5), torch.zeros(1, 3, dtype=torch.long)
+    with torch.no_grad():
+        base = m(x, t, a, prev=torch.zeros_like(x))[:, 0]
+        other = m(x, t, a, prev=torch.randn(x.shape, generator=g))[:, 0]
+    assert not torch.allclose(base, other)  # frame 0 sees no other frame: only the stacked input differs
 
 
 def test_cache_too_big_for_model_is_an_error():

@@ -125,3 +125,19 @@ def test_corrupt_checkpoints_name_the_file(tiny_world, tmp_path):
     d2 = save_checkpoint(tmp_path / "ck2", cfg, {"vae": tiny_world.vae}, "# card\n")
     with pytest.raises(CheckpointError, match="missing keys"):
         load(d2)
+
+
+def test_record_metrics_replaces_its_card_section(tiny_world, tmp_path):
+    from worldloom.checkpoint import record_metrics
+    from worldloom.config import read_json
+
+    cfg = dict(tiny_world.config, vae=to_dict(tiny_world.vae.cfg), dynamics=to_dict(tiny_world.dit.cfg),
+               action_spec=tiny_world.action_spec.to_dict())
+    d = save_checkpoint(tmp_path / "ck", cfg, {"vae": tiny_world.vae, "dit": tiny_world.dit}, "# card\n\nrecipe\n")
+    record_metrics(d, "eval", {"psnr": 1.0}, "| a | 1 |", "worldloom eval x")
+    record_metrics(d, "eval", {"psnr": 2.0}, "| a | 2 |", "worldloom eval y")
+    card = (d / "README.md").read_text()
+    assert card.count("## Measured: eval") == 1 and "| a | 2 |" in card and "| a | 1 |" not in card
+    assert card.startswith("# card") and "recipe" in card
+    assert read_json(d / "config.json")["metrics"]["eval"] == {"psnr": 2.0}
+    load(d)  # still a loadable checkpoint

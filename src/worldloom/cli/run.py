@@ -181,6 +181,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         from ..config import atomic_write_json
 
         atomic_write_json(args.out, res)
+    if args.record:
+        from ..checkpoint import record_metrics
+
+        keep = {k: res[k] for k in ("psnr_at", "psnr_mean", "ssim_mean", "swap", "n_episodes", "settings") if k in res}
+        keep["action_following"] = {k: {kk: v for kk, v in r.items() if kk != "per_step"}
+                                    for k, r in (res.get("action_following") or {}).items()}
+        record_metrics(args.checkpoint, "eval", keep, format_report(res), args.command_line)
     print(json.dumps(res) if args.json else format_report(res))
 
 
@@ -248,5 +255,7 @@ def _build_eval(p: argparse.ArgumentParser) -> None:
                         "across episodes, or auto (rotate when the action names allow) (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.add_argument("--out", default=None, help="also write the result as JSON to this file")
+    p.add_argument("--record", action="store_true",
+                   help="store the summary in the checkpoint's config.json and model card (README.md)")
     _add_sim_args(p)
     p.set_defaults(func=cmd_eval)

@@ -10,6 +10,11 @@ Key choices:
 - adaLN-Zero conditioning from (noise level + action) per frame: the action of step i modulates
   every token of frame i in every block, which is the strongest cheap form of action conditioning.
 - QK-norm and 3-D RoPE (time, row, col) so attention is translation-aware and the cache can roll.
+- Frame stacking (``prev_frame``): each frame's tokens also carry the previous latent frame,
+  spatially aligned, as extra input channels. Attention over the cache gives long memory; the
+  stacked frame gives the immediate past a direct path, so "copy and shift by the action" is a
+  local operation. Without it a CPU-sized run learned to denoise each frame from its own noisy
+  input and barely used the context (next-frame PSNR at t = 1 ~20 dB vs ~35 dB for copying).
 - Output is the flow-matching velocity v = eps - x0 (see ``diffusion/schedules.py``).
 """
 
@@ -37,6 +42,7 @@ class DynamicsConfig:
     mlp_ratio: float = doc(4.0, "MLP hidden size / width")
     n_actions: int = doc(5, "number of discrete actions (+1 internal 'no action' id for dropout)")
     max_frames: int = doc(16, "longest clip trained on; the cache window must fit inside it")
+    prev_frame: bool = doc(True, "also feed each frame's previous latent frame as input channels (frame stacking)")
 
     @property
     def grid(self) -> int:
@@ -99,7 +105,7 @@ class CausalDiT(nn.Module):
             raise ValueError(f"latent_size {cfg.latent_size} is not divisible by patch {p}")
         if d % cfg.heads:
             raise ValueError(f"dim {d} is not divisible by heads {cfg.heads}")
-        self.x_in = nn.Linear(c * p * p, d)
+        self.x_in = nn.Linear(c * p * p * (2 if cfg.prev_frame else 1), d)
         self.pos = nn.Parameter(torch.zeros(1, 1, cfg.n_tok, d))  # learned spatial bias, on top of RoPE
         self.t_emb = TimestepEmbedding(d)
         self.a_emb = nn.Embedding(cfg.n_actions + 1, d)  # last id = "no action" (dropout, action-free data)
@@ -143,6 +149,18 @@ class CausalDiT(nn.Module):
         x = x.reshape(B, F, g, g, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)
         return x.reshape(B, F, C, g * p, g * p)
 
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        """Frames x (B, F, C, h, w) and their previous frames (same shape, or None) -> (B, F, N, D)."""
+        if self.cfg.prev_frame:
+            x = torch.cat([x, torch.zeros_like(x) if prev is None else prev.to(x.dtype)], dim=2)  # (B, F, 2C, h, w)
+        return self.x_in(self._patchify(x)) + self.pos
+
+    @staticmethod
+    def shifted(frames: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+        """Each frame's previous frame: (B, T, ...) -> (B, T, ...), frame 0 gets ``first`` or zeros."""
+        head = torch.zeros_like(frames[:, :1]) if first is None else first[:, None].to(frames.dtype)
+        return torch.cat([head, frames[:, :-1]], dim=1)
+
     def _cond(self, t: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.t_emb(t) + self.a_emb(actions)  # (B, F, D)
 
@@ -160,19 +178,23 @@ class CausalDiT(nn.Module):
     # --- uncached: training and reference -------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor,
                 ctx: torch.Tensor | None = None, ctx_t: torch.Tensor | None = None,
-                window: int | None = None) -> torch.Tensor:
+                window: int | None = None, prev: torch.Tensor | None = None) -> torch.Tensor:
         """Predict v for every frame of ``x`` (B, T, C, h, w) at noise ``t`` (B, T) given ``actions`` (B, T).
 
         Without ``ctx``: one block-causal stream (diffusion forcing). With ``ctx`` (B, T, C, h, w) and
         ``ctx_t`` (B, T): frame i of ``x`` sees context frames < i (noise ``ctx_t``) and itself.
         ``window`` limits each frame's past to the newest ``window - 1`` frames (rolling-cache reference).
+        ``prev`` (B, T, C, h, w) overrides the previous frames fed by frame stacking; by default they
+        are the (context) clip shifted by one, zeros before the first frame.
         """
         B, T = x.shape[:2]
         if T > self.cfg.max_frames:
             raise ValueError(f"clip of {T} frames exceeds max_frames={self.cfg.max_frames}")
         streams = [x] if ctx is None else [ctx, x]
         ts = [t] if ctx is None else [ctx_t, t]
-        h = torch.cat([self.x_in(self._patchify(s)) + self.pos for s in streams], dim=1)  # (B, S*T, N, D)
+        if prev is None:
+            prev = self.shifted(streams[0])  # the past as the model sees it: context (or the noisy clip)
+        h = torch.cat([self._tokens(s, prev) for s in streams], dim=1)  # (B, S*T, N, D)
         cond = torch.cat([self._cond(tt, actions) for tt in ts], dim=1)  # (B, S*T, D)
         pos = torch.arange(T, device=x.device).repeat(len(streams))
         rope = self.rope.tables(pos, self.cfg.n_tok)
@@ -191,14 +213,15 @@ class CausalDiT(nn.Module):
                        window=window, sink=sink, dtype=dtype or p.dtype, device=device or p.device)
 
     def step(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache,
-             commit: bool = False) -> torch.Tensor:
+             commit: bool = False, prev: torch.Tensor | None = None) -> torch.Tensor:
         """One frame x (B, C, h, w) at noise t (B,) and action (B,) against ``cache``; returns v (B, C, h, w).
 
         The frame attends to the cached past and itself. ``commit=True`` keeps its keys/values as
         the newest past frame (call it once per frame, with the clean or lightly noised frame).
+        ``prev`` (B, C, h, w) is the previous frame for frame stacking (None before the first frame).
         """
         n_tok = self.cfg.n_tok
-        h = self.x_in(self._patchify(x[:, None])) + self.pos  # (B, 1, N, D)
+        h = self._tokens(x[:, None], None if prev is None else prev[:, None])  # (B, 1, N, D)
         cond = self._cond(t[:, None], action[:, None])  # (B, 1, D)
         rope = self.rope.tables(torch.tensor([float(cache.next_pos)]), n_tok)
         sink_rope = self.rope.tables(torch.zeros(1), n_tok) if cache.is_sink_frame() else None

@@ -27,9 +27,12 @@ TRAIN_SEED, HELDOUT_SEED = 0, 100_000  # held-out episodes never share a layout 
 
 VAE_CFG = VAEConfig(frame_size=64, latent_channels=8, downsample=4, width=48, blocks=2)
 VAE_TRAIN = TrainConfig(steps=3200, batch_size=32, lr=1e-3, warmup=100, ema_decay=0.998, ckpt_every=500, seed=0)
-DYN_CFG = DynamicsConfig(latent_channels=8, latent_size=16, patch=2, dim=256, depth=6, heads=4, n_actions=5, max_frames=8)
-DYN_RECIPE = DynamicsRecipe(clip_len=8, context="clean", t_shift=1.0, ctx_noise_max=0.2, ctx_noise_prob=0.5, action_dropout=0.1)
-DYN_TRAIN = TrainConfig(steps=1800, batch_size=8, lr=4e-4, warmup=150, ema_decay=0.998, ckpt_every=200, seed=0)
+DYN_CFG = DynamicsConfig(latent_channels=8, latent_size=16, patch=2, dim=256, depth=6, heads=4, n_actions=5, max_frames=8,
+                         prev_frame=True)
+# t_shift 3: most training noise levels are high, where only the past (not the noisy frame itself)
+# tells the model what comes next; a first run with shift 1 and no frame stacking ignored its context.
+DYN_RECIPE = DynamicsRecipe(clip_len=8, context="clean", t_shift=3.0, ctx_noise_max=0.2, ctx_noise_prob=0.5, action_dropout=0.1)
+DYN_TRAIN = TrainConfig(steps=1400, batch_size=8, lr=5e-4, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
 SIM_DEFAULTS = {"steps": 4, "window": 8, "sink": 0, "context_noise": 0.0}
 
 
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="multiply episodes and steps (smoke runs: 0.01)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --work")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop the dynamics run after this step (same schedule; exports the EMA at that step)")
     args = p.parse_args(argv)
     cmd = "python -m worldloom.recipes.arena " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     work, s = Path(args.work), args.scale
@@ -63,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     t = time.time()
     dt = dataclasses.replace(DYN_TRAIN, steps=max(2, int(DYN_TRAIN.steps * s)), threads=args.threads,
                              warmup=min(DYN_TRAIN.warmup, max(1, int(DYN_TRAIN.steps * s) // 4)))
-    res = train_dynamics(train_data, work / "tokenizer", args.out, DYN_CFG, DYN_RECIPE, dt, sim_defaults=SIM_DEFAULTS,
+    train_dynamics(train_data, work / "tokenizer", args.out, DYN_CFG, DYN_RECIPE, dt, sim_defaults=SIM_DEFAULTS,
                          resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
-                         extra_config={"stage_seconds": times})
+                         extra_config={"stage_seconds": times}, until=args.stop_at)
     times["dynamics_s"] = time.time() - t
     total = sum(times.values())
     print(json.dumps({"times_s": {k: round(v, 1) for k, v in times.items()}, "total_min": round(total / 60, 1)}), flush=True)

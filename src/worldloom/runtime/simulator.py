@@ -33,6 +33,8 @@ class SimConfig:
     window: int = doc(11, "rolling window: cached past frames + the current one")
     sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout)")
     context_noise: float = doc(0.0, "noise level at which finished frames enter the cache")
+    t_max: float = doc(1.0, "noise level sampling starts from (1 = pure noise)")
+    init: str = doc("noise", "start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
     seed: int = doc(0, "seed of the sampling noise")
 
 
@@ -79,12 +81,15 @@ class Simulator:
                              f"{model.dit.cfg.max_frames}")
         self.batch = batch
         self.device = next(model.dit.parameters()).device
-        self.sampler = EulerSampler(self.cfg.steps, self.cfg.shift)
+        if self.cfg.init not in ("noise", "prev"):
+            raise ValueError(f"SimConfig.init must be 'noise' or 'prev', got {self.cfg.init!r}")
+        self.sampler = EulerSampler(self.cfg.steps, self.cfg.shift, self.cfg.t_max)
         self.cache = model.dit.new_cache(batch, self.cfg.window, self.cfg.sink)
         self.gen = torch.Generator(device="cpu")
         self.t = 0
         self.timings: dict[str, float] = {}
         self.latent: torch.Tensor | None = None  # newest latent frame (B, C, h, w)
+        self.prev: torch.Tensor | None = None  # newest frame as committed (context-noised), for frame stacking
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
@@ -106,7 +111,8 @@ class Simulator:
         tc = self.cfg.context_noise
         t = torch.full((self.batch,), tc, device=self.device)
         zc = add_noise(z[:, None], self._randn(z[:, None].shape), t[:, None])[:, 0] if tc > 0 else z
-        self.model.dit.step(zc, t, a, self.cache, commit=True)
+        self.model.dit.step(zc, t, a, self.cache, commit=True, prev=self.prev)
+        self.prev = zc  # what the next frame sees as its previous frame (as in training: the context stream)
         self.latent = z
         self.t += 1
 
@@ -129,6 +135,7 @@ class Simulator:
         self.cache.reset()
         self.gen.manual_seed(self.cfg.seed)
         self.t = 0
+        self.latent = self.prev = None
         z = self.model.vae.encode(frames.to(self.device))  # (B, T, C, h, w)
         for i in range(T):
             self._commit(z[:, i], self._actions(acts[:, i]))
@@ -142,9 +149,11 @@ class Simulator:
         dit, s = self.model.dit, self.sampler
         t0 = time.perf_counter()
         x = self._randn(torch.Size((self.batch, dit.cfg.latent_channels, dit.cfg.latent_size, dit.cfg.latent_size)))
+        if self.cfg.init == "prev" and self.latent is not None:  # (B, C, h, w): the newest frame, noised to t_max
+            x = (1 - s.t_max) * self.latent + s.t_max * x
         for i in range(s.steps):
             t = s.timesteps[i].expand(self.batch).to(self.device)
-            x = s.step(dit.step(x, t, a, self.cache), i, x)
+            x = s.step(dit.step(x, t, a, self.cache, prev=self.prev), i, x)
         t1 = time.perf_counter()
         self._commit(x, a)
         t2 = time.perf_counter()

@@ -273,7 +273,8 @@ class ServerThread:
 
 
 def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: int = 8000, fps: float = 30.0,
-        max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None) -> None:
+        max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None,
+        open_browser: bool = False) -> None:
     """Serve until interrupted (``worldloom play``); the first checkpoint is the default."""
     import torch
     import uvicorn
@@ -284,8 +285,13 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
     app = create_app(cks, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"worldloom play: WARNING serving on {host}: anyone who can reach it can play", file=sys.stderr)
-    print(f"worldloom play: http://{'[' + host + ']' if ':' in host else host}:{port}  (checkpoints {cks}, "
-          f"{fps:g} fps, {max_sessions} players max)", flush=True)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"worldloom play: {url}  (checkpoints {cks}, {fps:g} fps, {max_sessions} players max)", flush=True)
+    if open_browser:  # best effort: a headless machine has no browser, and that is fine
+        import threading
+        import webbrowser
+
+        threading.Timer(1.5, lambda: webbrowser.open(url)).start()
     uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=P.TRANSPORT_MAX_BYTES)
 
 
@@ -301,6 +307,8 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps per frame (default: the checkpoint's)")
     parser.add_argument("--window", type=int, default=None, help="rolling context window (default: the checkpoint's)")
     parser.add_argument("--sink", type=int, default=None, help="attention-sink frames (default: the checkpoint's)")
+    parser.add_argument("--open", action=argparse.BooleanOptionalAction, default=True,
+                        help="open the page in the default browser, if there is one (default: yes)")
 
 
 def play_main(args: argparse.Namespace) -> int:
@@ -328,7 +336,7 @@ def play_main(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("steps", "window", "sink") if getattr(args, k, None) is not None}
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
-            idle_timeout=args.idle_timeout, sim_overrides=overrides or None)
+            idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open)
     except KeyboardInterrupt:
         pass
     return 0

@@ -126,7 +126,8 @@ class DynamicsResult:
 def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn_cfg: DynamicsConfig,
                    recipe: DynamicsRecipe, train_cfg: TrainConfig, *, sim_defaults: dict[str, Any] | None = None,
                    resume: bool = False, progress: bool = True, recipe_cmd: str = "",
-                   run_dir: str | Path | None = None, extra_config: dict[str, Any] | None = None) -> DynamicsResult:
+                   run_dir: str | Path | None = None, extra_config: dict[str, Any] | None = None,
+                   until: int | None = None) -> DynamicsResult:
     ds = Dataset.open(data)
     vae, tok_config = load_tokenizer(tokenizer)
     vcfg = vae.cfg
@@ -143,7 +144,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     if resume:
         trainer.load_state()
-    last = trainer.train()
+    last = trainer.train(until)
     trainer.close()
     if trainer.rank == 0:
         from ..runtime.simulator import SimConfig
@@ -157,13 +158,14 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
             "tokenizer": {"path": str(tokenizer), "metrics": tok_config.get("metrics", {}),
                           "train_seconds": tok_config.get("train_seconds")},
             "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "recipe_cmd": recipe_cmd,
+            "trained_steps": trainer.step,
             **(extra_config or {}),
         }
         n_params = sum(p.numel() for p in trainer.ema.parameters())
         card = (f"# World model\n\nCausal DiT ({n_params / 1e6:.2f} M parameters, {dyn_cfg.depth} blocks, width {dyn_cfg.dim}, "
                 f"{dyn_cfg.n_tok} tokens/frame) over a {vcfg.latent_channels}x{vcfg.latent_size}x{vcfg.latent_size} VAE latent.\n\n"
                 f"- data: `{data}` ({ds.n_frames} frames, env `{ds.env}`)\n"
-                f"- dynamics: {train_cfg.steps} steps x {train_cfg.batch_size} clips of {recipe.clip_len} frames, "
+                f"- dynamics: {trainer.step} of {train_cfg.steps} scheduled steps x {train_cfg.batch_size} clips of {recipe.clip_len} frames, "
                 f"{trainer.elapsed / 60:.1f} min\n- recipe: `{recipe_cmd}`\n")
         # fp16 storage halves the file (loaded back as fp32); the bundled checkpoint must stay small.
         save_checkpoint(out, config, {"vae": vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
