@@ -56,6 +56,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are shareable artefacts
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -34,3 +34,12 @@ def test_train_t_in_range_and_seeded():
     b = sample_train_t((1000,), 1.0, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and 0 < a.min() and a.max() < 1
     assert sample_train_t((1000,), 3.0, torch.Generator().manual_seed(0)).mean() > a.mean()
+
+
+def test_sampler_can_start_below_pure_noise():
+    s = EulerSampler(4, t_max=0.5)
+    assert abs(float(s.timesteps[0]) - 0.5) < 1e-6 and s.timesteps[-1] == 0
+    import pytest
+
+    with pytest.raises(ValueError, match="t_max"):
+        EulerSampler(2, t_max=0.0)

@@ -141,3 +141,12 @@ def test_record_metrics_replaces_its_card_section(tiny_world, tmp_path):
     assert card.startswith("# card") and "recipe" in card
     assert read_json(d / "config.json")["metrics"]["eval"] == {"psnr": 2.0}
     load(d)  # still a loadable checkpoint
+
+
+def test_warm_start_from_previous_frame(tiny_world):
+    frames, acts = _context()
+    sim = Simulator(tiny_world, t_max=0.5, init="prev")
+    sim.reset(frames, acts)
+    assert sim.rollout([1, 2]).shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="init"):
+        Simulator(tiny_world, init="bogus")
