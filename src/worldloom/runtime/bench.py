@@ -52,36 +52,13 @@ def scripted_actions(n_frames: int, n_actions: int, hold: int = HOLD) -> np.ndar
 
 
 def context_clip(model: Any, seed: int, n: int = CONTEXT) -> tuple[np.ndarray, np.ndarray, str]:
-    """``n`` context frames (n, H, W, 3) uint8, their actions (n,), and where they came from."""
-    size = model.frame_size
-    env_id = model.config.get("env", "arena")
+    """``n`` context frames (n, H, W, 3) uint8, their actions (n,) with a little motion, and their source."""
+    from .context import start_context
+
     actions = np.zeros(n, dtype=np.int64)
     actions[1:] = np.arange(1, n) % model.action_spec.n  # a little motion
-    try:
-        if env_id.startswith("gym:"):
-            from ..data.collect import make_env
-
-            env = make_env(env_id, frame_size=size, env_kwargs=model.config.get("env_kwargs", {}))
-        else:
-            from ..envs import KNOWN_IDS, make
-
-            if env_id not in KNOWN_IDS:
-                raise LookupError(env_id)
-            env = make(env_id, **model.config.get("env_kwargs", {}))
-        try:
-            obs, _ = env.reset(seed=seed)
-            frames = [obs]
-            for a in actions[1:]:
-                obs, *_ = env.step(int(a))
-                frames.append(obs)
-        finally:
-            env.close()
-        clip = np.stack(frames).astype(np.uint8)
-        if clip.shape[1:] == (size, size, 3):
-            return clip, actions, f"{env_id} reset (seed {seed})"
-    except Exception:  # any env that cannot be built or stepped here: fall back to black frames
-        pass
-    return np.zeros((n, size, size, 3), dtype=np.uint8), np.zeros(n, dtype=np.int64), "zeros"
+    frames, actions, source, _ = start_context(model, seed, actions)
+    return frames, actions, source
 
 
 def _pct(x: np.ndarray, q: float) -> float:

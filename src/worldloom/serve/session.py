@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime.context import start_context
+
 from . import protocol as P
 
 log = logging.getLogger("worldloom.serve")
@@ -46,46 +48,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 100.0 if mse <= 1e-10 else float(10.0 * np.log10(255.0**2 / mse))
 
 
-def bundled_context(ckpt_dir: Path | None, size: int, n_actions: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """``context_frames.npy`` uint8 (T, H, W, 3) + ``context_actions.npy`` (T,) from a checkpoint dir.
-
-    Loaded with ``allow_pickle=False``; a malformed pair is an error naming the file."""
-    if ckpt_dir is None or not (ckpt_dir / "context_frames.npy").is_file():
-        return None
-    fpath, apath = ckpt_dir / "context_frames.npy", ckpt_dir / "context_actions.npy"
-    frames = np.load(fpath, allow_pickle=False)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3) or len(frames) < 1:
-        raise ValueError(f"{fpath}: expected uint8 (T, {size}, {size}, 3), got {frames.dtype} {frames.shape}")
-    acts = np.load(apath, allow_pickle=False) if apath.is_file() else np.zeros(len(frames), np.int64)
-    if acts.shape != (len(frames),) or acts.dtype.kind not in "iu" or acts.min() < 0 or acts.max() >= n_actions:
-        raise ValueError(f"{apath}: expected {len(frames)} integer actions in 0..{n_actions - 1}")
-    return frames, acts.astype(np.int64)
-
-
 def build_context(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str, Any]:
-    """(frames, actions, source, env or None): an env reset + 3 no-op steps when the checkpoint's env
-    can be built here (the env is kept for the truth view), else the bundled context, else zeros."""
-    env_id = str(model.config.get("env", ""))
-    size, env = model.frame_size, None
-    try:
-        from ..data.collect import make_env
-
-        env = make_env(env_id, frame_size=size, env_kwargs=model.config.get("env_kwargs") or {})
-        obs, _ = env.reset(seed=seed)
-        frames = [obs] + [env.step(0)[0] for _ in range(CONTEXT - 1)]
-        clip = np.stack(frames).astype(np.uint8)
-        if clip.shape[1:] == (size, size, 3):
-            return clip, np.zeros(CONTEXT, np.int64), f"{env_id} reset (seed {seed}) + {CONTEXT - 1} no-ops", env
-        env.close()
-        env = None
-    except Exception as e:  # no such env here, or it cannot be built: try the bundled context
-        log.info("context env %r unavailable: %s", env_id, e)
-        if env is not None:
-            env.close()
-    bundled = bundled_context(model.path, size, model.action_spec.n)
-    if bundled is not None:
-        return bundled[0], bundled[1], "bundled context_frames.npy", None
-    return np.zeros((CONTEXT, size, size, 3), np.uint8), np.zeros(CONTEXT, np.int64), "zeros (no env, no bundled context)", None
+    """(frames, actions, source, env or None): a reset + 3 no-op steps of the checkpoint's env, kept
+    open for the truth view (see :func:`worldloom.runtime.context.start_context`)."""
+    frames, actions, source, env = start_context(model, seed, np.zeros(CONTEXT, np.int64), keep_env=True)
+    if env is not None:
+        source += f" + {CONTEXT - 1} no-ops"
+    return frames, actions, source, env
 
 
 class Session:
