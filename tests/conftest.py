@@ -23,3 +23,16 @@ def tiny_world():
             p.add_(torch.randn_like(p) * 0.05)
     config = {"kind": "worldmodel", "env": "arena", "env_kwargs": {}}
     return WorldModel(vae, dit, config, ARENA_ACTIONS, sim=SimConfig(steps=2, window=6))
+
+
+@pytest.fixture
+def tiny_ckpt(tiny_world, tmp_path):
+    """``tiny_world`` saved as a checkpoint directory (what CLI commands and ``load`` take)."""
+    from dataclasses import asdict
+
+    from worldloom.checkpoint import save_checkpoint
+
+    m = tiny_world
+    config = {"kind": "worldmodel", "vae": asdict(m.vae.cfg), "dynamics": asdict(m.dit.cfg), "sim": asdict(m.sim),
+              "action_spec": m.action_spec.to_dict(), "env": "arena", "env_kwargs": {"view": 64}, "fps": 15}
+    return save_checkpoint(tmp_path / "wm", config, {"vae": m.vae, "dit": m.dit}, card="# tiny\n")

@@ -96,3 +96,14 @@ def test_swap_actions():
     np.testing.assert_array_equal(swap_actions(a[:1], ("a", "b"), "roll")[0], a[:1, ::-1])
     with pytest.raises(ValueError, match="rotate"):
         swap_actions(a, ("noop", "jump"), "rotate")
+
+
+def test_start_takes_the_context_later_in_the_episode(model: WorldModel, data):
+    """``start`` moves the whole window: the copy-last baseline is scored on frames start+context..."""
+    r = evaluate_rollouts(model, data, context=2, horizon=3, episodes=2, batch=2, start=20, progress=False)
+    ds = Dataset.open(data)
+    f = [np.array(ds[i].frames) for i in range(2)]
+    want = np.mean([psnr(f[i][21], f[i][22]) for i in range(2)])
+    assert r["settings"]["start"] == 20 and r["psnr"]["copy_last"][0] == pytest.approx(want, abs=1e-3)
+    with pytest.raises(ValueError, match="start 30"):
+        evaluate_rollouts(model, data, context=4, horizon=8, start=30, progress=False)

@@ -9,9 +9,14 @@ from worldloom.models.dit import CausalDiT, DynamicsConfig
 torch.set_num_threads(1)
 
 
-def tiny(depth: int = 2, max_frames: int = 8) -> CausalDiT:
+# The default head, and the arena recipe's: halo'd previous frame, conv in the MLP, 'delta' head.
+VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": "delta"}}
+
+
+def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:
     torch.manual_seed(0)
-    cfg = DynamicsConfig(latent_channels=4, latent_size=8, patch=2, dim=32, depth=depth, heads=2, n_actions=5, max_frames=max_frames)
+    cfg = DynamicsConfig(latent_channels=4, latent_size=8, patch=2, dim=32, depth=depth, heads=2, n_actions=5,
+                         max_frames=max_frames, **kw)
     m = CausalDiT(cfg).eval()
     # adaLN-Zero starts as the identity; randomise so the test exercises every path.
     with torch.no_grad():
@@ -32,9 +37,10 @@ def test_visibility_mask_rules():
     assert torch.equal(m1, f1[None, :] <= f1[:, None])
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("sink,window", [(0, 8), (1, 7)])
-def test_cached_equals_uncached(sink, window):
-    m = tiny()
+def test_cached_equals_uncached(sink, window, variant):
+    m = tiny(**VARIANTS[variant])
     B, T, C, h = 2, 6, 4, 8
     gen = torch.Generator().manual_seed(1)
     ctx = torch.randn(B, T, C, h, h, generator=gen)
@@ -57,8 +63,9 @@ def test_cached_equals_uncached(sink, window):
     assert (v_cached - v_two).abs().max() <= 1e-4
 
 
-def test_future_cannot_change_past():
-    m = tiny()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_future_cannot_change_past(variant):
+    m = tiny(**VARIANTS[variant])
     B, T = 1, 6
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(B, T, 4, 8, 8, generator=gen)
@@ -130,6 +137,39 @@ def test_previous_frame_reaches_the_output():
         base = m(x, t, a, prev=torch.zeros_like(x))[:, 0]
         other = m(x, t, a, prev=torch.randn(x.shape, generator=g))[:, 0]
     assert not torch.allclose(base, other)  # frame 0 sees no other frame: only the stacked input differs
+
+
+def test_delta_head_starts_as_copy_last_frame():
+    """An untrained 'delta' model predicts x0 = previous frame: one Euler step from noise copies it."""
+    torch.manual_seed(0)
+    m = CausalDiT(DynamicsConfig(latent_channels=4, latent_size=8, patch=2, dim=32, depth=2, heads=2, max_frames=4,
+                                 pred="delta", prev_halo=1, conv=3)).eval()
+    g = torch.Generator().manual_seed(6)
+    prev, x = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    with torch.no_grad():
+        cache = m.new_cache(2, window=4)
+        m.step(prev, torch.zeros(2), torch.zeros(2, dtype=torch.long), cache, commit=True)
+        v = m.step(x, torch.ones(2), torch.ones(2, dtype=torch.long), cache, prev=prev)
+    assert torch.allclose(x - v, prev, atol=1e-5)
+
+
+def test_halo_sees_the_neighbouring_cells():
+    """With prev_halo=1, a token's input changes when the previous frame changes one cell outside its patch."""
+    m = tiny(prev_halo=1)
+    prev = torch.zeros(1, 1, 4, 8, 8)
+    moved = prev.clone()
+    moved[..., 0, 2] = 1.0  # row 0, col 2: first cell of token (0, 1), the right neighbour of token (0, 0)
+    with torch.no_grad():
+        a, b = m._tokens(torch.zeros_like(prev), prev), m._tokens(torch.zeros_like(prev), moved)
+    changed = (a - b).abs().amax(-1)[0, 0].reshape(4, 4) > 0
+    assert changed[0, 0] and changed[0, 1] and not changed[0, 2] and not changed[2, 0]
+
+
+def test_bad_head_or_conv_is_an_error():
+    with pytest.raises(ValueError, match="pred"):
+        CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, pred="eps"))
+    with pytest.raises(ValueError, match="conv"):
+        CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, conv=2))
 
 
 def test_cache_too_big_for_model_is_an_error():

@@ -16,9 +16,10 @@ from .common import (UsageError, _existing_dir,
 def cmd_collect(args: argparse.Namespace) -> None:
     from ..data.collect import collect
     from ..data.format import Dataset
+    from ..envs import KNOWN_IDS
 
-    if args.env != "arena" and not args.env.startswith("gym:"):
-        raise UsageError(f"ENV {args.env!r}: expected 'arena' or 'gym:<Gymnasium id>' (e.g. gym:CartPole-v1)")
+    if args.env not in KNOWN_IDS and not args.env.startswith("gym:"):
+        raise UsageError(f"ENV {args.env!r}: expected one of {list(KNOWN_IDS)} or 'gym:<Gymnasium id>' (e.g. gym:CartPole-v1)")
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
     except json.JSONDecodeError as e:
@@ -82,7 +83,7 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def _build_collect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("env", metavar="ENV", help="'arena' or 'gym:<Gymnasium id>' (discrete actions, e.g. gym:CartPole-v1)")
+    p.add_argument("env", metavar="ENV", help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete actions, e.g. gym:CartPole-v1)")
     p.add_argument("--out", required=True, help="dataset directory to create")
     p.add_argument("--episodes", type=int, required=True, help="episodes to record")
     p.add_argument("--steps", type=int, required=True, help="max frames per episode, counting the reset frame")

@@ -64,12 +64,13 @@ def _sim_overrides(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     return given
 
 
-def _load_model(path: str) -> Any:
+def _load_model(path: str, args: argparse.Namespace | None = None) -> Any:
     from ..checkpoint import CheckpointError
     from ..runtime.simulator import load
+    from ..serve.app import speed_options
 
     try:
-        return load(path)
+        return load(path, **(speed_options(args) if args is not None else {}))
     except CheckpointError as e:
         raise UsageError(f"--checkpoint: {e}") from None
 
@@ -84,7 +85,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if out.suffix.lower() not in (".gif", ".mp4", ".mkv", ".mov"):
         raise UsageError(f"--out {args.out}: use a .gif or .mp4 (or .mkv/.mov) file name")
     ds = _dataset(args.data, "--data")
-    model = _load_model(args.checkpoint)
+    model = _load_model(args.checkpoint, args)
     size = model.frame_size
     if tuple(ds.frame_shape) != (size, size, 3):
         raise UsageError(f"--data {args.data}: frames are {list(ds.frame_shape)}, checkpoint {args.checkpoint} "
@@ -154,27 +155,71 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from ..runtime.bench import rollout_bench
 
     _setup_torch(args.threads)
+    if args.frames is None:
+        args.frames = 300 if args.mode == "matrix" else 2000
     if args.frames < 1:
         raise UsageError(f"--frames {args.frames}: must be >= 1")
+    if args.mode == "matrix":
+        _bench_matrix(args)
+        return
     if args.mode == "ws":
+        from ..serve.app import speed_options
         from ..serve.bench_ws import format_table, ws_bench
 
         model = _load_model(args.checkpoint)  # validates the name before a server starts
-        res = ws_bench(args.checkpoint, frames=args.frames, fps=args.fps, sim_overrides=_sim_overrides(args, model))
+        res = ws_bench(args.checkpoint, frames=args.frames, fps=args.fps, sim_overrides=_sim_overrides(args, model),
+                       speed=speed_options(args))
         print(json.dumps(res) if args.json else format_table(res))
         return
-    model = _load_model(args.checkpoint)
+    model = _load_model(args.checkpoint, args)
     res = rollout_bench(model, args.frames, _sim_overrides(args, model), seed=args.seed if args.seed is not None else 0)
     print(json.dumps(res) if args.json else format_bench(res))
 
 
+def _csv(text: str, opt: str, cast: Any) -> tuple[Any, ...]:
+    try:
+        out = tuple(cast(t.strip()) for t in text.split(",") if t.strip())
+    except (ValueError, KeyError):
+        out = ()
+    if not out:
+        raise UsageError(f"{opt} {text!r}: expected a comma-separated list")
+    return out
+
+
+def _bench_matrix(args: argparse.Namespace) -> None:
+    from ..eval.matrix import run_speed_matrix
+    from ..eval.report import format_summary
+    from ..eval.suite import clean
+
+    steps = _csv(args.steps_list, "--steps-list", int)
+    modes = _csv(args.compile_modes, "--compile-modes", lambda t: {"off": False, "on": True}[t])
+    _load_model(args.checkpoint)  # a bad name fails here, before minutes of work
+    try:
+        res = run_speed_matrix(args.checkpoint, steps_list=steps, precisions=_csv(args.precisions, "--precisions", str),
+                               compiles=modes, frames=args.frames, quality_episodes=args.quality_episodes,
+                               causality_episodes=args.causality_episodes, base_steps=args.base_steps,
+                               progress=_progress())
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(clean(res.to_json())) if args.json else format_summary([res], {}))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
+    if args.suite is None and args.data is not None:
+        if args.report is None:
+            _eval_heldout(args)  # the foundation issue's command, unchanged: --data without --suite
+            return
+        args.suite = "rollout"  # --data --report: the same eval as a suite, with its page
+    _eval_suites(args)
+
+
+def _eval_heldout(args: argparse.Namespace) -> None:
     from ..eval.rollout import evaluate_rollouts, format_report
 
     _setup_torch(args.threads)
     data = _existing_dir(args.data, "--data")
-    model = _load_model(args.checkpoint)
-    res = evaluate_rollouts(model, data, context=args.context, horizon=args.horizon, episodes=args.episodes,
+    model = _load_model(args.checkpoint, args)
+    res = evaluate_rollouts(model, data, context=args.context, horizon=args.horizon, episodes=args.episodes, start=args.start,
                             batch=args.batch, sim_overrides=_sim_overrides(args, model),
                             seed=args.seed if args.seed is not None else 0, swap=args.swap, progress=_progress())
     if args.out:
@@ -191,10 +236,88 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(res) if args.json else format_report(res))
 
 
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise UsageError(f"--ks {text!r}: expected comma-separated integers, e.g. 8,32,128,512") from None
+    if min(ks) < 2 or len(set(ks)) != len(ks):
+        raise UsageError(f"--ks {text!r}: need distinct integers >= 2")
+    return ks
+
+
+def _suite_options(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-suite keyword arguments from the options, for the selected suites only; checked."""
+    for opt, v in (("--causality-episodes", args.causality_episodes), ("--causality-steps", args.causality_steps),
+                   ("--probes", args.probes), ("--speed-frames", args.speed_frames), ("--episodes", args.episodes),
+                   ("--horizon", args.horizon), ("--context", args.context), ("--batch", args.batch)):
+        if v < 1:
+            raise UsageError(f"{opt} {v}: must be >= 1")
+    every = {
+        "causality": {"episodes": args.causality_episodes, "steps": args.causality_steps},
+        "persistence": {"ks": _parse_ks(args.ks), "probes": args.probes},
+        "speed": {"frames": args.speed_frames},
+        "rollout": {"context": args.context, "horizon": args.horizon, "episodes": args.episodes, "batch": args.batch,
+                    "start": args.start,
+                    "swap": args.swap},
+    }
+    return {n: every[n] for n in names if n in every}
+
+
+def _eval_suites(args: argparse.Namespace) -> None:
+    from ..config import atomic_write_json
+    from ..eval.report import format_summary, headline, results_json, run_settings, write_report
+    from ..eval.suite import clean
+    from ..eval.suites import DEFAULT_SUITES, SuiteError, parse_suites, run_suites
+
+    _setup_torch(args.threads)
+    try:
+        names = parse_suites(args.suite if args.suite is not None else ",".join(DEFAULT_SUITES))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    data = _existing_dir(args.data, "--data") if args.data is not None else None
+    options = _suite_options(args, names)
+    model = _load_model(args.checkpoint, args)
+    overrides = _sim_overrides(args, model)
+
+    def done(name: str, res: Any, err: str | None) -> None:
+        print(f"eval: {name} " + (f"FAILED: {err}" if err else f"done in {res.seconds:.1f} s"), file=sys.stderr, flush=True)
+
+    try:
+        results, errors = run_suites(model, names, options=options, sim_overrides=overrides, data=data,
+                                     physics_checkpoint=args.physics_checkpoint, progress=_progress(),
+                                     keep_going=True, on_done=done)
+    except SuiteError as e:  # found before anything ran: a missing suite, the wrong checkpoint, a bad option
+        raise UsageError(str(e)) from None
+    settings = run_settings(args.checkpoint, names, command=args.command_line, sim_overrides=overrides,
+                            physics_checkpoint=args.physics_checkpoint if "physics" in names else None,
+                            data=str(data) if data is not None else None, options=options,
+                            seconds=round(sum(r.seconds for r in results), 1))
+    out = results_json(results, settings, errors)
+    if args.report:
+        page = write_report(args.report, results, settings, errors, fps=float(model.config.get("fps", 15)))
+        print(f"eval: report {page}", file=sys.stderr)
+    if args.out:
+        atomic_write_json(args.out, out)
+    if args.record and results:
+        from ..checkpoint import record_metrics
+
+        record_metrics(args.checkpoint, "suites", clean({r.name: headline(r) for r in results}),
+                       format_summary(results, errors), args.command_line)
+    print(json.dumps(out) if args.json else format_summary(results, errors))
+    if errors:
+        for name, err in errors.items():
+            print(f"worldloom eval: error: suite {name!r} failed: {err}", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def _add_sim_args(p: argparse.ArgumentParser) -> None:
     from ..runtime.simulator import SimConfig
 
+    from ..serve.app import add_speed_arguments
+
     add_dataclass_args(p, SimConfig)  # --steps --shift --window --sink --context-noise --seed
+    add_speed_arguments(p)  # --precision --compile
     _preset_defaults(p, SimConfig, "", {}, {f.name: "the checkpoint's" for f in dataclasses.fields(SimConfig)})
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
 
@@ -217,11 +340,23 @@ def _build_generate(p: argparse.ArgumentParser) -> None:
 
 def _build_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
-    p.add_argument("--frames", type=int, default=2000, help="frames to roll out after a 4-frame context (default: 2000)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames to roll out after a 4-frame context (default: 2000; matrix: 300 per row)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--mode", choices=("rollout", "ws"), default="rollout",
+    p.add_argument("--mode", choices=("rollout", "ws", "matrix"), default="rollout",
                    help="rollout: one in-process Simulator (memory/flatness); ws: play the frames through a real "
-                        "WebSocket of the play server (FPS, action-to-frame latency, stages) (default: rollout)")
+                        "WebSocket of the play server (FPS, action-to-frame latency, stages); matrix: one row per "
+                        "--steps-list x --precisions x --compile-modes with speed and quality kept vs the many-step "
+                        "fp32 base (default: rollout)")
+    p.add_argument("--steps-list", default="1,2,16", help="matrix: sampler steps to try (default: 1,2,16)")
+    p.add_argument("--precisions", default="fp32,bf16,int8", help="matrix: precisions to try (default: fp32,bf16,int8)")
+    p.add_argument("--compile-modes", default="off", help="matrix: off, on or off,on (default: off)")
+    p.add_argument("--base-steps", type=int, default=16,
+                   help="matrix: sampler steps of the fp32 base row everything is compared with (default: 16)")
+    p.add_argument("--quality-episodes", type=int, default=2,
+                   help="matrix: fidelity episodes per row for PSNR at h=32/512 (0 = skip; default: 2)")
+    p.add_argument("--causality-episodes", type=int, default=4,
+                   help="matrix: causality contexts per row for action following (0 = skip; default: 4)")
     p.add_argument("--fps", type=float, default=None,
                    help="ws mode: the server's target frame rate (default: unpaced, one frame per action)")
     _add_sim_args(p)
@@ -245,15 +380,31 @@ def _build_play(p: argparse.ArgumentParser) -> None:
 
 def _build_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
-    p.add_argument("--data", required=True, help="held-out dataset")
-    p.add_argument("--episodes", type=int, default=50, help="episodes to evaluate (default: 50)")
-    p.add_argument("--horizon", type=int, default=32, help="frames generated per episode (default: 32)")
-    p.add_argument("--context", type=int, default=4, help="context frames from each episode (default: 4)")
-    p.add_argument("--batch", type=int, default=10, help="episodes rolled out together (default: 10)")
+    p.add_argument("--suite", default=None,
+                   help="comma-separated suites: physics, causality, persistence, fidelity, speed (or all), and "
+                        "rollout (held-out rollouts of --data) (default: all five; with --data and no --suite, the "
+                        "held-out rollout eval and its markdown report as before, or the rollout suite with --report)")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write DIR/index.html (tables, plots, videos) and DIR/results.json")
+    p.add_argument("--physics-checkpoint", default="phys2d",
+                   help="phys2d checkpoint for the physics suite when --checkpoint is not one (default: phys2d)")
+    p.add_argument("--data", default=None, help="held-out dataset (the rollout eval / rollout suite)")
+    p.add_argument("--causality-episodes", type=int, default=16, help="causality: arena contexts (default: 16)")
+    p.add_argument("--causality-steps", type=int, default=8, help="causality: steps each action is held (default: 8)")
+    p.add_argument("--ks", default="8,32,128,512",
+                   help="persistence: frames spent away (and as many coming back) (default: 8,32,128,512)")
+    p.add_argument("--probes", type=int, default=3, help="persistence: round trips per k (default: 3)")
+    p.add_argument("--speed-frames", type=int, default=300, help="speed: frames streamed by the bench (default: 300)")
+    p.add_argument("--episodes", type=int, default=50, help="rollout: episodes to evaluate (default: 50)")
+    p.add_argument("--horizon", type=int, default=32, help="rollout: frames generated per episode (default: 32)")
+    p.add_argument("--context", type=int, default=4, help="rollout: context frames from each episode (default: 4)")
+    p.add_argument("--batch", type=int, default=10, help="rollout: episodes rolled out together (default: 10)")
+    p.add_argument("--start", type=int, default=0,
+                   help="rollout: first context frame of each episode (0 = the reset, agent at rest; default: 0)")
     p.add_argument("--swap", default="auto", choices=("auto", "rotate", "roll"),
-                   help="wrong actions of the action-swap check: rotate directions a quarter turn, roll actions "
-                        "across episodes, or auto (rotate when the action names allow) (default: auto)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+                   help="rollout: wrong actions of the action-swap check: rotate directions a quarter turn, roll "
+                        "actions across episodes, or auto (rotate when the action names allow) (default: auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the human summary")
     p.add_argument("--out", default=None, help="also write the result as JSON to this file")
     p.add_argument("--record", action="store_true",
                    help="store the summary in the checkpoint's config.json and model card (README.md)")

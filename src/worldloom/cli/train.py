@@ -35,11 +35,11 @@ def dynamics_preset(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     if name == "cpu":
         from ..recipes import arena
 
-        return arena.DYN_CFG, arena.DYN_RECIPE, arena.DYN_TRAIN, dict(arena.SIM_DEFAULTS)
+        return arena.DYN_CFG, arena.DYN_RECIPE, arena.DYN_TRAIN, dict(arena.STAGES.sim_defaults)
     if name == "tiny":
         return (DynamicsConfig(latent_channels=4, latent_size=16, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0,
-                               n_actions=5, max_frames=8),
-                DynamicsRecipe(clip_len=4),
+                               n_actions=5, max_frames=8, prev_halo=1, conv=3, pred="delta"),
+                DynamicsRecipe(clip_len=4, loss="x0"),
                 TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
                             log_every=1, ckpt_every=1000),
                 {"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0})

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 15
 # Config field that sets the observation size of built-in envs, so `frame_size` reaches them.
-_FRAME_SIZE_KWARG = {"arena": "view"}
+_FRAME_SIZE_KWARG = {"arena": "view", "phys2d": "frame_size"}
 
 
 def make_env(env_id: str, *, frame_size: int = 64, env_kwargs: dict[str, Any] | None = None) -> gymnasium.Env:

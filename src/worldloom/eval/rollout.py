@@ -107,6 +107,7 @@ def evaluate_rollouts(
     horizon: int = 32,
     episodes: int = 50,
     batch: int = 10,
+    start: int = 0,
     sim_overrides: dict[str, Any] | None = None,
     seed: int = 0,
     swap: str = "auto",
@@ -122,6 +123,9 @@ def evaluate_rollouts(
         horizon: frames generated per episode, under the true actions that followed the context.
         episodes: how many episodes to score (fewer if the dataset has fewer long enough).
         batch: episodes rolled out together.
+        start: first context frame in each episode. 0 starts at the reset, where the agent is at rest:
+            the first generated frames then differ from the last context frame only by ball motion,
+            so copy-last scores above the tokenizer's ceiling there (see docs/BENCHMARKS.md).
         sim_overrides: SimConfig fields to override (e.g. ``{"steps": 2}``); ``seed`` sets its seed.
         seed: sampling-noise seed (unless ``sim_overrides`` sets one).
         swap: wrong-action scheme of the swap check, see :func:`swap_actions`.
@@ -133,22 +137,24 @@ def evaluate_rollouts(
         ``ssim_mean``, ``action_following`` (None without camera state), ``swap``, ``timing``,
         ``n_episodes``, ``settings``. See :func:`format_report` for a readable table.
     """
-    if context < 1 or horizon < 1 or episodes < 1 or batch < 1:
-        raise ValueError(f"context, horizon, episodes and batch must be >= 1, got {context}, {horizon}, {episodes}, {batch}")
+    if context < 1 or horizon < 1 or episodes < 1 or batch < 1 or start < 0:
+        raise ValueError(f"context, horizon, episodes and batch must be >= 1 and start >= 0, got {context}, {horizon}, "
+                         f"{episodes}, {batch}, {start}")
     ds = Dataset.open(data)
     if tuple(ds.frame_shape[:2]) != (model.frame_size, model.frame_size):
         raise ValueError(f"{data}: frames are {tuple(ds.frame_shape)}, the model makes {model.frame_size}x{model.frame_size}")
     if ds.action_spec.n != model.action_spec.n:
         raise ValueError(f"{data}: {ds.action_spec.n} actions {list(ds.action_spec.names)}, the model has "
                          f"{model.action_spec.n} {list(model.action_spec.names)}")
-    L = context + horizon
-    picked = [i for i in range(len(ds)) if ds.lengths[i] >= L][:episodes]  # opens only these
+    L, S = context + horizon, start
+    picked = [i for i in range(len(ds)) if ds.lengths[i] >= S + L][:episodes]  # opens only these
     if not picked:
-        raise ValueError(f"{data}: no episode has the {L} frames needed (context {context} + horizon {horizon})")
+        raise ValueError(f"{data}: no episode has the {S + L} frames needed (start {S} + context {context} + horizon {horizon})")
     eps = [ds[i] for i in picked]
-    frames = np.stack([np.array(e.frames[:L]) for e in eps])  # (E, L, H, W, 3) uint8
-    actions = np.stack([np.array(e.actions[:L]) for e in eps]).astype(np.int64)  # (E, L)
-    camera = np.stack([np.array(e.state["camera"][:L]) for e in eps]) if all("camera" in e.state for e in eps) else None
+    frames = np.stack([np.array(e.frames[S : S + L]) for e in eps])  # (E, L, H, W, 3) uint8
+    actions = np.stack([np.array(e.actions[S : S + L]) for e in eps]).astype(np.int64)  # (E, L)
+    camera = (np.stack([np.array(e.state["camera"][S : S + L]) for e in eps])
+              if all("camera" in e.state for e in eps) else None)
     E = len(eps)
     wrong, swap_mode = swap_actions(actions[:, context:], tuple(model.action_spec.names), swap)
 
@@ -220,7 +226,7 @@ def evaluate_rollouts(
         "n_episodes": E,
         "settings": {
             "data": str(data), "model": str(model.path) if model.path else None,
-            "context": context, "horizon": horizon, "episodes_requested": episodes, "batch": batch,
+            "context": context, "horizon": horizon, "episodes_requested": episodes, "batch": batch, "start": start,
             "seed": seed, "sim": asdict(sim_cfg) if sim_cfg else None, "swap": swap_mode,
             "device": str(next(model.dit.parameters()).device),
             "motion": {"max_shift": max_shift, "mask": f"central box, half-size {AGENT_HALF} px",
@@ -241,7 +247,8 @@ def format_report(result: dict[str, Any]) -> str:
     H = s["horizon"]
     hs = [int(h) for h in result["psnr_at"]["model"]] + ([] if H in HORIZONS else [H])  # and the last one
     lines = [
-        f"Held-out rollouts: {result['n_episodes']} episodes of `{s['data']}`, context {s['context']}, "
+        f"Held-out rollouts: {result['n_episodes']} episodes of `{s['data']}`, context {s['context']} frames from "
+        f"frame {s.get('start', 0)}, "
         f"horizon {H}, sampler steps {s['sim']['steps'] if s['sim'] else '?'}, seed {s['seed']}.",
         "",
         "| PSNR (dB) | " + " | ".join(f"h={h}" for h in hs) + f" | mean 1-{H} |",

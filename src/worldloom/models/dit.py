@@ -30,6 +30,8 @@ from .attention import attend, frame_layout, visibility_mask
 from .kv_cache import KVCache
 from .layers import RMSNorm, Rope3D, TimestepEmbedding, apply_rope, modulate
 
+T_MIN = 1e-3  # 'delta' models divide by t to return a velocity; no sampler or training step goes below
+
 
 @dataclass
 class DynamicsConfig:
@@ -43,6 +45,9 @@ class DynamicsConfig:
     n_actions: int = doc(5, "number of discrete actions (+1 internal 'no action' id for dropout)")
     max_frames: int = doc(16, "longest clip trained on; the cache window must fit inside it")
     prev_frame: bool = doc(True, "also feed each frame's previous latent frame as input channels (frame stacking)")
+    pred: str = doc("v", "what the head predicts: 'v' (flow velocity) or 'delta' (clean frame minus previous frame)")
+    conv: int = doc(0, "kernel of a depthwise conv over each frame's token grid inside every MLP (0 = none)")
+    prev_halo: int = doc(0, "latent cells of border around each token's patch of the stacked previous frame")
 
     @property
     def grid(self) -> int:
@@ -64,9 +69,20 @@ class Block(nn.Module):
         self.k_norm = RMSNorm(self.hd)
         self.proj = nn.Linear(d, d)
         self.norm2 = RMSNorm(d, affine=False)
-        hidden = int(d * cfg.mlp_ratio)
+        hidden, self.grid = int(d * cfg.mlp_ratio), cfg.grid
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        # Depthwise conv inside the MLP (within one frame, so caching is unaffected): a camera step
+        # is a one-cell shift of the whole grid, which a 3x3 neighbourhood expresses directly.
+        self.dw = nn.Conv2d(hidden, hidden, cfg.conv, padding=cfg.conv // 2, groups=hidden) if cfg.conv else None
         self.ada = nn.Linear(d, 6 * d)
+
+    def ffn(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.mlp[0](x)  # (B, F, N, hidden)
+        if self.dw is not None:
+            B, F, N, E = h.shape
+            g = h.reshape(B * F, self.grid, self.grid, E).permute(0, 3, 1, 2)  # (B*F, E, g, g)
+            h = h + self.dw(g).permute(0, 2, 3, 1).reshape(B, F, N, E)
+        return self.mlp[2](self.mlp[1](h))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                 mask: torch.Tensor | None = None, cache: KVCache | None = None, layer: int = 0,
@@ -92,7 +108,7 @@ class Block(nn.Module):
             o = attend(q, cache.k[layer, :, :, :n].to(q.dtype), cache.v[layer, :, :, :n].to(q.dtype))
         o = o.transpose(1, 2).reshape(B, F, N, D)
         x = x + g1 * self.proj(o)
-        x = x + g2 * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        x = x + g2 * self.ffn(modulate(self.norm2(x), sh2, sc2))
         return x
 
 
@@ -105,7 +121,12 @@ class CausalDiT(nn.Module):
             raise ValueError(f"latent_size {cfg.latent_size} is not divisible by patch {p}")
         if d % cfg.heads:
             raise ValueError(f"dim {d} is not divisible by heads {cfg.heads}")
-        self.x_in = nn.Linear(c * p * p * (2 if cfg.prev_frame else 1), d)
+        if cfg.pred not in ("v", "delta"):
+            raise ValueError(f"DynamicsConfig.pred must be 'v' or 'delta', got {cfg.pred!r}")
+        if cfg.conv < 0 or (cfg.conv and cfg.conv % 2 == 0):
+            raise ValueError(f"DynamicsConfig.conv must be 0 or an odd kernel size, got {cfg.conv}")
+        k = p + 2 * cfg.prev_halo  # side of the previous-frame window each token sees
+        self.x_in = nn.Linear(c * p * p + (c * k * k if cfg.prev_frame else 0), d)
         self.pos = nn.Parameter(torch.zeros(1, 1, cfg.n_tok, d))  # learned spatial bias, on top of RoPE
         self.t_emb = TimestepEmbedding(d)
         self.a_emb = nn.Embedding(cfg.n_actions + 1, d)  # last id = "no action" (dropout, action-free data)
@@ -122,11 +143,16 @@ class CausalDiT(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        nn.init.normal_(self.a_emb.weight, std=0.02)
+        # Unit scale, like the timestep embedding it is added to: at 0.02 the action was ~4 % of the
+        # conditioning signal and CPU-sized runs learned to ignore it (rotated actions scored the same).
+        nn.init.normal_(self.a_emb.weight, std=1.0)
         nn.init.normal_(self.pos, std=0.02)
         for blk in self.blocks:  # adaLN-Zero: every block starts as the identity
             nn.init.zeros_(blk.ada.weight)
             nn.init.zeros_(blk.ada.bias)
+            if blk.dw is not None:  # starts as the plain MLP
+                nn.init.zeros_(blk.dw.weight)
+                nn.init.zeros_(blk.dw.bias)
         nn.init.zeros_(self.ada_out.weight)
         nn.init.zeros_(self.ada_out.bias)
         nn.init.zeros_(self.out.weight)
@@ -149,11 +175,23 @@ class CausalDiT(nn.Module):
         x = x.reshape(B, F, g, g, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)
         return x.reshape(B, F, C, g * p, g * p)
 
+    def _prev_patches(self, prev: torch.Tensor) -> torch.Tensor:
+        """Previous frames (B, F, C, h, w) -> each token's window of them (B, F, N, C*k*k), k = patch + 2 halo."""
+        B, F, C, h, w = prev.shape
+        p, e = self.cfg.patch, self.cfg.prev_halo
+        if e == 0:
+            return self._patchify(prev)
+        # A one-cell halo puts a one-cell camera step (4 px) inside every token's own input.
+        win = nn.functional.unfold(nn.functional.pad(prev.reshape(B * F, C, h, w), (e, e, e, e)), p + 2 * e, stride=p)
+        return win.transpose(1, 2).reshape(B, F, self.cfg.n_tok, -1)  # (B, F, N, C*k*k)
+
     def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         """Frames x (B, F, C, h, w) and their previous frames (same shape, or None) -> (B, F, N, D)."""
+        feats = self._patchify(x)  # (B, F, N, C*p*p)
         if self.cfg.prev_frame:
-            x = torch.cat([x, torch.zeros_like(x) if prev is None else prev.to(x.dtype)], dim=2)  # (B, F, 2C, h, w)
-        return self.x_in(self._patchify(x)) + self.pos
+            prev = torch.zeros_like(x) if prev is None else prev.to(x.dtype)
+            feats = torch.cat([feats, self._prev_patches(prev)], dim=-1)
+        return self.x_in(feats.to(self.pos.dtype)) + self.pos  # inputs follow the weights (fp32/bf16)
 
     @staticmethod
     def shifted(frames: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,9 +202,16 @@ class CausalDiT(nn.Module):
     def _cond(self, t: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.t_emb(t) + self.a_emb(actions)  # (B, F, D)
 
-    def _head(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _head(self, h: torch.Tensor, cond: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
+              prev: torch.Tensor | None) -> torch.Tensor:
+        """Tokens h (B, F, N, D) -> velocity (B, F, C, h, w) for noisy frames x at noise t (B, F)."""
         sh, sc = self.ada_out(torch.nn.functional.silu(cond))[:, :, None, :].chunk(2, dim=-1)
-        return self._unpatchify(self.out(modulate(self.norm_out(x), sh, sc)))
+        out = self._unpatchify(self.out(modulate(self.norm_out(h), sh, sc))).float()
+        if self.cfg.pred == "v":
+            return out
+        # 'delta': out is x0 - prev, so an untrained model copies the last frame; v = (x - x0) / t.
+        x0 = out if prev is None else out + prev.float()
+        return (x.float() - x0) / t.float().clamp_min(T_MIN)[..., None, None, None]
 
     def _mask(self, n_frames: int, n_streams: int, device: torch.device, window: int | None) -> torch.Tensor:
         key = (n_frames, n_streams, window)
@@ -201,7 +246,7 @@ class CausalDiT(nn.Module):
         mask = self._mask(T, len(streams), x.device, window)
         for blk in self.blocks:
             h = blk(h, cond, rope, mask=mask)
-        return self._head(h[:, -T:], cond[:, -T:])
+        return self._head(h[:, -T:], cond[:, -T:], x, t, prev)
 
     # --- cached: rollouts -----------------------------------------------------------------------
     def new_cache(self, batch: int, window: int, sink: int = 0, dtype: torch.dtype | None = None,
@@ -229,7 +274,7 @@ class CausalDiT(nn.Module):
         for i, blk in enumerate(self.blocks):
             h = blk(h, cond, rope, cache=cache, layer=i,
                     sink_rope=None if sink_rope is None else (sink_rope[0].to(x.device), sink_rope[1].to(x.device)))
-        out = self._head(h, cond)[:, 0]
+        out = self._head(h, cond, x[:, None], t[:, None], None if prev is None else prev[:, None])[:, 0]
         if commit:
             cache.commit()
             self._rerotate_sinks(cache)

@@ -45,7 +45,9 @@ class TimestepEmbedding(nn.Module):
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
         args = (t.float() * 1000.0)[..., None] * freqs  # (..., half)
         emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+        # The MLP's dtype (bf16 weights), or fp32 where its Linears are int8-quantised (no Parameters).
+        dtype = next((p.dtype for p in self.mlp.parameters()), torch.float32)
+        return self.mlp(emb.to(dtype))
 
 
 class Rope3D(nn.Module):

@@ -54,8 +54,14 @@ class WorldModel:
         return self.vae.cfg.frame_size
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
-    """Load a world-model checkpoint from a directory or a bundled name (e.g. ``"arena"``)."""
+def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision: str | None = None,
+         compile: bool | None = None) -> WorldModel:
+    """Load a world-model checkpoint from a directory or a bundled name (e.g. ``"arena"``).
+
+    ``precision`` (fp32 | bf16 | int8) and ``compile`` apply :func:`~worldloom.runtime.speed.accelerate`;
+    None takes the checkpoint's ``config.json: speed`` (its measured fastest setting), else fp32 eager.
+    A checkpoint default of bf16 falls back to fp32 on a machine without native bf16.
+    """
     d, config, tensors = read_checkpoint(name_or_path)
     where = str(d / "config.json")
     if config.get("kind") != "worldmodel":
@@ -69,7 +75,20 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldM
         raise CheckpointError(f"{where}: missing field {e}") from None
     load_strict(vae, split_prefix(tensors, "vae."), where=str(d / "model.safetensors") + " (vae)")
     load_strict(dit, split_prefix(tensors, "dit."), where=str(d / "model.safetensors") + " (dit)")
-    return WorldModel(vae.to(device).eval(), dit.to(device).eval(), config, spec, d, sim)
+    model = WorldModel(vae.to(device).eval(), dit.to(device).eval(), config, spec, d, sim)
+    from .speed import PRECISIONS, accelerate, bf16_supported
+
+    speed = dict(config.get("speed") or {})
+    if precision is None:
+        precision = speed.get("precision", "fp32")
+        if precision == "bf16" and not bf16_supported():
+            precision = "fp32"
+    if precision not in PRECISIONS:
+        raise CheckpointError(f"{where}: speed precision {precision!r} is not one of {PRECISIONS}")
+    compile = bool(speed.get("compile", False)) if compile is None else compile
+    if precision != "fp32" or compile:
+        model = accelerate(model, precision, compile, vae_precision=speed.get("vae_precision"))
+    return model
 
 
 class Simulator:
@@ -136,7 +155,7 @@ class Simulator:
         self.gen.manual_seed(self.cfg.seed)
         self.t = 0
         self.latent = self.prev = None
-        z = self.model.vae.encode(frames.to(self.device))  # (B, T, C, h, w)
+        z = self.model.vae.encode(frames.to(self.device)).float()  # (B, T, C, h, w); sampler math stays fp32
         for i in range(T):
             self._commit(z[:, i], self._actions(acts[:, i]))
 

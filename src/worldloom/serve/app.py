@@ -99,9 +99,10 @@ def video_zip(entries: list[tuple[np.ndarray, np.ndarray | None, int, float | No
 
 def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = None, max_sessions: int = 4,
                idle_timeout: float = 60.0, fps: float = 30.0, sim_overrides: dict[str, Any] | None = None,
-               record_frames: int = 1800, seed: int = 0) -> Any:
+               record_frames: int = 1800, seed: int = 0, speed: dict[str, Any] | None = None) -> Any:
     """The ASGI app. ``checkpoints``: names/paths, or name -> path or loaded ``WorldModel``
-    (tests pass models). ``fps`` 0 = unpaced: one frame per action message (for benches)."""
+    (tests pass models). ``fps`` 0 = unpaced: one frame per action message (for benches).
+    ``speed``: ``load()`` options (precision, compile) for checkpoints given by name or path."""
     # Imported here so that ``add_play_arguments`` stays light; this module has no
     # ``from __future__ import annotations``, so FastAPI sees these classes in the signatures below.
     from fastapi import FastAPI, Request, WebSocket
@@ -115,7 +116,7 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
         raise ValueError(f"default checkpoint {default!r} is not among the configured {sorted(sources)}")
     if max_sessions < 1 or idle_timeout <= 0 or fps < 0 or record_frames < 1:
         raise ValueError("max_sessions >= 1, idle_timeout > 0, fps >= 0 and record_frames >= 1 are required")
-    worker = Worker(sources, fps=fps, sim_overrides=sim_overrides)
+    worker = Worker(sources, fps=fps, sim_overrides=sim_overrides, speed=speed)
     names = set(sources)
 
     async def reaper() -> None:
@@ -274,7 +275,7 @@ class ServerThread:
 
 def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: int = 8000, fps: float = 30.0,
         max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None,
-        open_browser: bool = False) -> None:
+        open_browser: bool = False, speed: dict[str, Any] | None = None) -> None:
     """Serve until interrupted (``worldloom play``); the first checkpoint is the default."""
     import torch
     import uvicorn
@@ -282,7 +283,8 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)
     cks = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
-    app = create_app(cks, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides)
+    app = create_app(cks, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides,
+                     speed=speed)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"worldloom play: WARNING serving on {host}: anyone who can reach it can play", file=sys.stderr)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -293,6 +295,20 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
 
         threading.Timer(1.5, lambda: webbrowser.open(url)).start()
     uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=P.TRANSPORT_MAX_BYTES)
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """--precision / --compile: inference speed-ups (worldloom.runtime.speed); default: the checkpoint's."""
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
+                        help="weights/activations: fp32, bf16, or int8 linear layers (default: the checkpoint's "
+                             "'speed' setting, else fp32)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the transformer blocks and the decoder (default: the checkpoint's)")
+
+
+def speed_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``load()`` speed options given on the command line (absent = the checkpoint's default)."""
+    return {k: getattr(args, k) for k in ("precision", "compile") if getattr(args, k, None) is not None}
 
 
 def add_play_arguments(parser: argparse.ArgumentParser) -> None:
@@ -307,6 +323,7 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps per frame (default: the checkpoint's)")
     parser.add_argument("--window", type=int, default=None, help="rolling context window (default: the checkpoint's)")
     parser.add_argument("--sink", type=int, default=None, help="attention-sink frames (default: the checkpoint's)")
+    add_speed_arguments(parser)
     parser.add_argument("--open", action=argparse.BooleanOptionalAction, default=True,
                         help="open the page in the default browser, if there is one (default: yes)")
 
@@ -336,7 +353,8 @@ def play_main(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("steps", "window", "sink") if getattr(args, k, None) is not None}
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
-            idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open)
+            idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,
+            speed=speed_options(args))
     except KeyboardInterrupt:
         pass
     return 0

@@ -59,7 +59,7 @@ def _recv_json(ws: Any, want: str) -> dict[str, Any]:
 
 def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host: str = "127.0.0.1",
              port: int = 0, sim_overrides: dict[str, Any] | None = None, warmup: int | None = None,
-             seed: int = 0) -> dict[str, Any]:
+             seed: int = 0, speed: dict[str, Any] | None = None) -> dict[str, Any]:
     """Play ``frames`` frames over a WebSocket; return FPS, latency percentiles, stages and memory.
 
     Args:
@@ -68,6 +68,7 @@ def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host
         fps: server target rate; None = unpaced (as fast as the closed loop goes).
         host, port: where the in-process server binds (port 0 = a free port).
         sim_overrides: SimConfig fields (steps, window, sink, ...).
+        speed: ``load()`` options (precision, compile) for a checkpoint given by name or path.
     """
     import torch
     from websockets.sync.client import connect
@@ -84,7 +85,7 @@ def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host
     torch.set_num_threads(1)
     cks = {"bench": checkpoint} if not isinstance(checkpoint, (str, os.PathLike)) else [str(checkpoint)]
     app = create_app(cks, max_sessions=1, idle_timeout=3600.0, fps=fps or 0.0, sim_overrides=sim_overrides, seed=seed,
-                     record_frames=1)
+                     record_frames=1, speed=speed)
     server = ServerThread(app, host, port).start()
     lat: list[float] = []
     server_lat: list[float] = []

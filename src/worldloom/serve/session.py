@@ -114,11 +114,12 @@ class Worker:
     """The single inference thread: owns every model and Simulator; steps due sessions."""
 
     def __init__(self, checkpoints: dict[str, Any], fps: float = 30.0,
-                 sim_overrides: dict[str, Any] | None = None) -> None:
+                 sim_overrides: dict[str, Any] | None = None, speed: dict[str, Any] | None = None) -> None:
         self.sources = dict(checkpoints)  # name -> path (str/Path) or a loaded WorldModel
         self.models: dict[str, Any] = {}
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.sim_overrides = dict(sim_overrides or {})
+        self.speed = dict(speed or {})  # load() options: precision, compile (None = the checkpoint's)
         self.lock = threading.Condition()
         self.sessions: dict[str, Session] = {}
         self._dead: list[Session] = []
@@ -190,7 +191,7 @@ class Worker:
 
             src = self.sources[name]
             with torch.inference_mode(False):  # ordinary parameters, usable outside this thread too
-                self.models[name] = load(src) if isinstance(src, (str, Path)) else src
+                self.models[name] = load(src, **self.speed) if isinstance(src, (str, Path)) else src
         return self.models[name]
 
     def _run(self) -> None:

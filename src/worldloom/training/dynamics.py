@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..checkpoint import read_checkpoint, save_checkpoint, split_prefix, load_strict
 from ..config import doc, to_dict
 from ..data.format import Dataset
-from ..diffusion.schedules import add_noise, sample_train_t, velocity_target
+from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
 from ..models.dit import CausalDiT, DynamicsConfig
 from ..models.vae import VAE, VAEConfig
 from .loop import Trainer, TrainConfig
@@ -42,6 +42,8 @@ class DynamicsRecipe:
     ctx_noise_max: float = doc(0.2, "largest context-noise level used for augmentation")
     ctx_noise_prob: float = doc(0.5, "fraction of context frames that get augmentation noise")
     action_dropout: float = doc(0.1, "per-frame probability of replacing the action by 'no action'")
+    loss: str = doc("v", "regression target: 'v' (velocity MSE, weights low noise most) or 'x0' (clean-frame MSE, "
+                         "weights every noise level alike, which is what 1-4 step sampling needs)")
 
 
 @torch.no_grad()
@@ -63,6 +65,8 @@ class DynamicsTask:
             raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
         if recipe.context not in ("clean", "df"):
             raise ValueError(f"context must be 'clean' or 'df', got {recipe.context!r}")
+        if recipe.loss not in ("v", "x0"):
+            raise ValueError(f"loss must be 'v' or 'x0', got {recipe.loss!r}")
         self.model, self.recipe = dit, recipe
         keep = [i for i, z in enumerate(latents) if len(z) >= recipe.clip_len]
         if not keep:
@@ -98,7 +102,11 @@ class DynamicsTask:
             v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t)
         else:
             v = model(x_t, t, actions)
-        per_frame = F.mse_loss(v.float(), velocity_target(x0, eps).float(), reduction="none").mean(dim=(2, 3, 4))  # (B, T)
+        if r.loss == "x0":
+            pred, target = x0_from_v(x_t.float(), v.float(), t[..., None, None, None].float()), x0.float()
+        else:
+            pred, target = v.float(), velocity_target(x0, eps).float()
+        per_frame = F.mse_loss(pred, target, reduction="none").mean(dim=(2, 3, 4))  # (B, T)
         loss = per_frame.mean()
         pf = per_frame.detach()
         return loss, {"loss_first": float(pf[:, 0].mean()), "loss_rest": float(pf[:, 1:].mean())}

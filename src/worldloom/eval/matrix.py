@@ -1,0 +1,99 @@
+"""The speed matrix: one row per sampler steps x precision x compile, with speed and kept quality.
+
+``worldloom bench --matrix`` prints it. Every row loads the checkpoint with the row's speed-ups
+(:func:`~worldloom.runtime.speed.accelerate` via ``load``), then measures, through the same Simulator
+as play and eval:
+
+- speed: :func:`~worldloom.eval.speed.run_speed` (batch-1 stream: FPS, p50/p95 latency);
+- quality: :func:`~worldloom.eval.fidelity.run_fidelity` PSNR at horizons 32 and 512 (fixed seeds) and
+  :func:`~worldloom.eval.causality.run_causality` action-following accuracy (fixed contexts),
+
+and reports each against the **base** row: ``base_steps`` (default: the most in the grid), fp32, eager. All rows
+use the same episodes and the same sampling seed, so differences are the speed-ups' doing. Timings
+in one matrix share one machine state: compare ratios within a run, not across runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+from .suite import SuiteResult, Table
+
+
+def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, frames: int, quality_episodes: int,
+         causality_episodes: int, horizons: tuple[int, ...]) -> dict[str, Any]:
+    from ..runtime.simulator import load
+    from .causality import run_causality
+    from .fidelity import run_fidelity
+    from .speed import run_speed
+
+    model = load(checkpoint, precision=precision, compile=compile)
+    sim = {"steps": steps}
+    if compile:  # the first calls compile; keep that out of the timed stream
+        run_speed(model, frames=8, sim_overrides=sim)
+    sp = run_speed(model, frames=frames, sim_overrides=sim).metrics
+    row: dict[str, Any] = {"steps": steps, "precision": precision, "compile": compile, "fps": sp["fps"],
+                           "latency_p50_ms": sp["latency_p50_ms"], "latency_p95_ms": sp["latency_p95_ms"]}
+    if quality_episodes:
+        fid = run_fidelity(model, episodes=quality_episodes, horizons=horizons, sim_overrides=sim, videos=0).metrics
+        row.update({f"psnr_h{h}": fid["psnr_at"]["model"].get(str(h)) for h in horizons})
+    if causality_episodes:
+        row["action_following"] = run_causality(model, episodes=causality_episodes, sim_overrides=sim).metrics["accuracy"]
+    return row
+
+
+def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1, 2, 16),
+                     precisions: tuple[str, ...] = ("fp32", "bf16", "int8"), compiles: tuple[bool, ...] = (False,),
+                     frames: int = 300, quality_episodes: int = 2, causality_episodes: int = 4,
+                     horizons: tuple[int, ...] = (32, 512), base_steps: int | None = None,
+                     progress: bool = False) -> SuiteResult:
+    """Measure every combination against the base row (``base_steps``, default the grid's most, fp32, eager)."""
+    from ..runtime.speed import PRECISIONS
+
+    if not steps_list or min(steps_list) < 1:
+        raise ValueError(f"steps_list must hold integers >= 1, got {steps_list}")
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise ValueError(f"precisions must be among {PRECISIONS}, got {precisions}")
+    t0 = time.time()
+    if base_steps is not None and base_steps < 1:
+        raise ValueError(f"base_steps must be >= 1, got {base_steps}")
+    base_key = (base_steps or max(steps_list), "fp32", False)
+    combos = [base_key] + [c for c in itertools.product(sorted(set(steps_list)), precisions, compiles) if c != base_key]
+    rows = []
+    for i, (s, p, c) in enumerate(combos):
+        if progress:
+            print(f"matrix: {i + 1}/{len(combos)} steps={s} precision={p} compile={c}", flush=True)
+        rows.append(_row(checkpoint, s, p, c, frames, quality_episodes, causality_episodes, tuple(horizons)))
+    base = rows[0]
+    for r in rows:
+        r["speedup"] = r["fps"] / base["fps"] if base["fps"] else None
+        for h in horizons:
+            k = f"psnr_h{h}"
+            if r.get(k) is not None and base.get(k) is not None:
+                r[f"d_psnr_h{h}"] = r[k] - base[k]
+        if r.get("action_following") is not None and base.get("action_following") is not None:
+            r["d_action_following_pts"] = 100 * (r["action_following"] - base["action_following"])
+
+    def f(v: Any, nd: int = 2, sign: bool = False) -> str:
+        return "n/a" if v is None else f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
+
+    cols = ["steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + ["follow % (Δ pts)"]
+    table_rows = []
+    for r in rows:
+        q = [f"{f(r.get(f'psnr_h{h}'))} ({'base' if r is base else f(r.get(f'd_psnr_h{h}'), 2, True)})" for h in horizons]
+        af = r.get("action_following")
+        afs = "n/a" if af is None else f"{100 * af:.1f} ({'base' if r is base else f(r.get('d_action_following_pts'), 1, True)})"
+        table_rows.append([r["steps"], r["precision"], "on" if r["compile"] else "off", f(r["fps"], 1),
+                           f(r["speedup"], 2), f(r["latency_p95_ms"], 1)] + q + [afs])
+    notes = [f"base row: {base_key[0]} steps, fp32, eager; quality on {quality_episodes} fidelity episodes "
+             f"(PSNR at h={', '.join(map(str, horizons))}) and {causality_episodes} causality contexts; speed over "
+             f"{frames} frames, batch 1."]
+    return SuiteResult("speed_matrix", {"rows": rows, "base": {"steps": base_key[0], "precision": "fp32", "compile": False}},
+                       [Table("Speed matrix", cols, table_rows)], seconds=time.time() - t0, notes=notes)
+
+
+__all__ = ["run_speed_matrix"]

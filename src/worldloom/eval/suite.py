@@ -1,0 +1,86 @@
+"""What every evaluation suite returns, so that the CLI, the JSON and the HTML report treat them alike.
+
+A suite (physics, causality, persistence, fidelity, speed) is a function
+``run_<name>(model, settings..., progress=...) -> SuiteResult``. It measures; it does not print or
+write files. The report and the CLI only read ``SuiteResult``s.
+
+Key choices:
+- ``metrics`` is JSON-ready (floats, ints, strings, lists, dicts; NaN becomes None via ``clean``),
+  because eval numbers are compared across commits as JSON.
+- Tables and plots are plain data (no matplotlib objects), so a suite stays cheap to import and
+  test; the report renders them.
+- Videos are already composed panels (e.g. model | simulator | difference), uint8 (T, H, W, 3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class Plot:
+    """A line plot: one line per series over the shared x values (None/NaN = gap)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    x: list[float]
+    series: dict[str, list[float | None]]
+    logx: bool = False
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    metrics: dict[str, Any]
+    tables: list[Table] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)
+    videos: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Metrics, tables, plots and notes as one JSON-ready dict (videos are files, not JSON)."""
+        return clean({
+            "metrics": self.metrics, "seconds": round(self.seconds, 1), "notes": self.notes,
+            "tables": [t.__dict__ for t in self.tables], "plots": [p.__dict__ for p in self.plots],
+        })
+
+
+def clean(x: Any) -> Any:
+    """Recursively turn numpy scalars/arrays into Python values and NaN/inf into None."""
+    if isinstance(x, dict):
+        return {str(k): clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def side_by_side(model: np.ndarray, truth: np.ndarray, gap: int = 2) -> np.ndarray:
+    """Panels model | truth | |difference| (amplified x4): uint8 (T, H, W, 3) x2 -> (T, H, 3W + 2 gap, 3)."""
+    model, truth = np.asarray(model), np.asarray(truth)
+    if model.shape != truth.shape:
+        raise ValueError(f"side_by_side: model {model.shape} and truth {truth.shape} differ")
+    diff = np.clip(np.abs(model.astype(np.int16) - truth.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+    pad = np.full((*model.shape[:2], gap, 3), 255, np.uint8)
+    return np.concatenate([model, pad, truth, pad, diff], axis=2)

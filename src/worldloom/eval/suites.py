@@ -1,0 +1,242 @@
+"""The suite registry (name -> runner, imported lazily) and the runner behind ``worldloom eval --suite``.
+
+Suites: ``physics`` (phys2d scenes), ``causality``, ``persistence`` (arena), ``fidelity``, ``speed``
+(the default five, in this order), and ``rollout``: the foundation issue's held-out rollout eval
+(:func:`worldloom.eval.rollout.evaluate_rollouts`, needs a dataset) as a suite.
+
+Key choices:
+
+- **Lazy and checked up front.** A suite's module is imported only when selected, so a broken or
+  missing suite never costs the others; but every selected suite is resolved (module, function,
+  the checkpoint it needs, its options) *before* the first one runs, so a typo or a missing phys2d
+  checkpoint fails in a second, naming the suite, not after ten minutes of the others.
+- **A failure is never a silent skip.** With ``keep_going`` (the CLI's choice) a suite that raises
+  is recorded in ``errors`` by name and the rest still run, so the report shows what did work; the
+  caller must treat a non-empty ``errors`` as a failed eval. Without it, a :class:`SuiteError` that
+  names the suite is raised.
+- **Common settings by signature**: ``sim_overrides``, ``progress`` and ``data`` reach a runner only
+  if its signature takes them, so suites written by others need not accept every knob; per-suite
+  ``options`` must be accepted, or it is an error naming the option.
+- **physics** runs on a phys2d checkpoint: the main one if its ``config["env"]`` is ``"phys2d"``,
+  else ``physics_checkpoint`` (the bundled ``phys2d`` by default), loaded once up front.
+- Each suite is timed here (``SuiteResult.seconds``), including its model work and its scoring.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runtime.simulator import WorldModel
+from .suite import Plot, SuiteResult, Table
+
+DEFAULT_SUITES = ("physics", "causality", "persistence", "fidelity", "speed")
+_COMMON = ("sim_overrides", "progress", "data")
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    module: str
+    function: str
+    env: str | None  # the env the model must be trained on (None: any)
+    about: str
+    needs_data: bool = False  # takes a held-out dataset (``data``), which must be given
+
+
+SUITES: dict[str, SuiteSpec] = {
+    "physics": SuiteSpec("worldloom.eval.physics", "run_physics", "phys2d", "physics scenes of phys2d against their simulator"),
+    "causality": SuiteSpec("worldloom.eval.causality", "run_causality", "arena",
+                           "action following, confusion, no-op stability and counterfactuals on arena"),
+    "persistence": SuiteSpec("worldloom.eval.persistence", "run_persistence", "arena",
+                             "go-and-return probes on arena: revisit PSNR/SSIM per k"),
+    "fidelity": SuiteSpec("worldloom.eval.fidelity", "run_fidelity", None, "frame fidelity against the simulator"),
+    "speed": SuiteSpec("worldloom.eval.speed", "run_speed", None, "rollout bench: FPS, latency, stages, memory"),
+    "rollout": SuiteSpec("worldloom.eval.suites", "run_rollout", None,
+                         "held-out rollouts of a dataset (--data): PSNR/SSIM per horizon, action swap", needs_data=True),
+}
+
+
+class SuiteError(RuntimeError):
+    """A selected suite cannot run or failed; the message starts with ``suite 'NAME'``."""
+
+
+def parse_suites(text: str) -> list[str]:
+    """``"causality,speed"`` (or ``"all"`` for the default five) -> names, checked, duplicates dropped."""
+    names: list[str] = []
+    for tok in (t.strip().lower() for t in text.split(",")):
+        if tok == "all":
+            names += [n for n in DEFAULT_SUITES if n not in names]
+        elif tok not in SUITES:
+            raise ValueError(f"--suite: unknown suite {tok!r}; known: {', '.join(SUITES)} (or all)")
+        elif tok not in names:
+            names.append(tok)
+    if not names:
+        raise ValueError(f"--suite: no suite named in {text!r}")
+    return names
+
+
+def resolve(name: str) -> Callable[..., SuiteResult]:
+    """Import suite ``name``'s runner; a missing module or function is a :class:`SuiteError` naming it."""
+    if name not in SUITES:
+        raise SuiteError(f"suite {name!r}: unknown; known: {', '.join(SUITES)}")
+    spec = SUITES[name]
+    try:
+        module = importlib.import_module(spec.module)
+    except ModuleNotFoundError as e:
+        if e.name and spec.module.startswith(e.name):
+            raise SuiteError(f"suite {name!r}: its module {spec.module} is not in this installation") from None
+        raise SuiteError(f"suite {name!r}: importing {spec.module} failed: {e}") from e
+    except Exception as e:  # a syntax or import-time error inside the suite
+        raise SuiteError(f"suite {name!r}: importing {spec.module} failed: {type(e).__name__}: {e}") from e
+    fn = getattr(module, spec.function, None)
+    if not callable(fn):
+        raise SuiteError(f"suite {name!r}: {spec.module} has no function {spec.function}")
+    return fn
+
+
+def _kwargs(name: str, fn: Callable[..., Any], options: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    bad = [k for k in options if k not in params and not takes_any]
+    if bad:
+        raise SuiteError(f"suite {name!r}: unknown option(s) {bad}; {fn.__name__} takes "
+                         f"{[p for p in params if p != 'model']}")
+    kw = {k: v for k, v in common.items() if v is not None and (k in params or takes_any)}
+    return {**kw, **options}
+
+
+def _env_of(model: WorldModel) -> str | None:
+    return model.config.get("env")
+
+
+def run_suites(
+    model: WorldModel,
+    names: list[str] | tuple[str, ...],
+    *,
+    options: dict[str, dict[str, Any]] | None = None,
+    sim_overrides: dict[str, Any] | None = None,
+    data: str | Path | None = None,
+    physics_checkpoint: str | Path | WorldModel = "phys2d",
+    progress: bool = False,
+    keep_going: bool = False,
+    on_done: Callable[[str, SuiteResult | None, str | None], None] | None = None,
+) -> tuple[list[SuiteResult], dict[str, str]]:
+    """Run the named suites in order; returns (results, errors by suite name).
+
+    Args:
+        model: the checkpoint under evaluation.
+        names: suite names (see ``SUITES``), run in this order.
+        options: per-suite keyword arguments, e.g. ``{"persistence": {"ks": (8, 32)}}``.
+        sim_overrides: SimConfig fields for every suite's Simulator.
+        data: a dataset directory for suites that take ``data`` (``rollout``); an error if none does.
+        physics_checkpoint: phys2d checkpoint (name, path or loaded model) for ``physics`` when the
+            main model is not a phys2d one.
+        progress: progress bars where a suite has them.
+        keep_going: record a failing suite in ``errors`` and go on, instead of raising.
+        on_done: called after each suite with (name, result or None, error or None), e.g. to print.
+    """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise SuiteError(f"suite {unknown[0]!r}: options given but the suite is not selected")
+    runners = {n: resolve(n) for n in names}  # all up front: fail before any work is done
+    models: dict[str, WorldModel] = {}
+    for n in names:
+        need, have = SUITES[n].env, _env_of(model)
+        if n == "physics" and have != "phys2d":
+            models[n] = _physics_model(physics_checkpoint)
+        elif SUITES[n].needs_data and data is None:
+            raise SuiteError(f"suite {n!r}: needs a held-out dataset (--data DIR)")
+        elif need is not None and have != need:
+            raise SuiteError(f"suite {n!r}: needs a checkpoint trained on {need!r}, this one has config['env'] = {have!r}")
+        else:
+            models[n] = model
+    common = {"sim_overrides": sim_overrides, "progress": progress, "data": str(data) if data is not None else None}
+    kwargs = {n: _kwargs(n, runners[n], options.get(n, {}), common) for n in names}
+    if data is not None and not any("data" in kw for kw in kwargs.values()):
+        raise ValueError(f"--data {data}: no selected suite uses a dataset (the rollout suite does)")
+
+    results: list[SuiteResult] = []
+    errors: dict[str, str] = {}
+    for n in names:
+        t0 = time.perf_counter()
+        try:
+            res = runners[n](models[n], **kwargs[n])
+            if not isinstance(res, SuiteResult):
+                raise TypeError(f"{SUITES[n].function} returned {type(res).__name__}, not a SuiteResult")
+        except Exception as e:
+            msg = f"{type(e).__name__}: {e}"
+            if not keep_going:
+                raise SuiteError(f"suite {n!r} failed: {msg}") from e
+            errors[n] = msg
+            if on_done:
+                on_done(n, None, msg)
+            continue
+        res.seconds = time.perf_counter() - t0
+        results.append(res)
+        if on_done:
+            on_done(n, res, None)
+    return results, errors
+
+
+def _physics_model(ckpt: str | Path | WorldModel) -> WorldModel:
+    if isinstance(ckpt, WorldModel):
+        model = ckpt
+    else:
+        from ..runtime.simulator import load
+
+        try:
+            model = load(ckpt)
+        except (ValueError, OSError) as e:
+            raise SuiteError(f"suite 'physics': cannot load the phys2d checkpoint {str(ckpt)!r} "
+                             f"(--physics-checkpoint): {e}") from None
+    if _env_of(model) != "phys2d":
+        name = ckpt if not isinstance(ckpt, WorldModel) else (ckpt.path or "the given model")
+        raise SuiteError(f"suite 'physics': --physics-checkpoint {name} has config['env'] = {_env_of(model)!r}, "
+                         "expected 'phys2d'")
+    return model
+
+
+# ------------------------------------------------------------------------------------ rollout
+def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: int = 4, horizon: int = 32,
+                episodes: int = 50, batch: int = 10, swap: str = "auto", seed: int = 0, start: int = 0,
+                sim_overrides: dict[str, Any] | None = None, progress: bool = False) -> SuiteResult:
+    """The foundation issue's held-out rollout eval as a suite (needs ``data``); arguments as in
+    :func:`~worldloom.eval.rollout.evaluate_rollouts`, whose whole result is kept under ``detail``."""
+    from .rollout import FOLLOW_HORIZONS, evaluate_rollouts, format_report
+
+    if data is None:
+        raise ValueError("rollout: needs a held-out dataset (--data DIR)")
+    r = evaluate_rollouts(model, data, context=context, horizon=horizon, episodes=episodes, batch=batch,
+                          sim_overrides=sim_overrides, seed=seed, swap=swap, progress=progress, start=start)
+    follow = r["action_following"] or {}
+    last = f"h1_{FOLLOW_HORIZONS[-1]}"
+    metrics = {
+        "psnr_mean": r["psnr_mean"]["model"], "psnr_mean_copy_last": r["psnr_mean"]["copy_last"],
+        "ssim_mean": r["ssim_mean"]["model"], "swap_psnr_gap": r["swap"]["psnr_gap"],
+        "follow": (follow.get("model") or {}).get(last), "follow_ceiling": (follow.get("true_frames") or {}).get(last),
+        "ms_per_frame": r["timing"]["ms_per_frame"], "detail": r,
+    }
+    x = [float(h) for h in range(1, horizon + 1)]
+    names = {"model": "model", "swapped_actions": "model, wrong actions", "copy_last": "copy last frame",
+             "recon": "tokenizer reconstruction"}
+    plots = [Plot("Held-out rollouts: PSNR against horizon", "horizon (frames after the context)", "PSNR (dB)", x,
+                  {names[k]: v for k, v in r["psnr"].items()}),
+             Plot("Held-out rollouts: SSIM against horizon", "horizon (frames after the context)", "SSIM", x,
+                  {names[k]: v for k, v in r["ssim"].items()})]
+    hs = sorted({int(h) for h in r["psnr_at"]["model"]} | {horizon})
+    tables = [Table("PSNR (dB) at horizons", ["", *[f"h={h}" for h in hs], "mean"],
+                    [[names[k], *[v[h - 1] for h in hs], r["psnr_mean"][k]] for k, v in r["psnr"].items()])]
+    if follow:
+        tables.append(Table(f"Action following (direction hits over moving steps, {last})", ["frames", "hits", "exact"],
+                            [[k, v[last], v[f"exact_{last}"]] for k, v in follow.items()]))
+    notes = [ln for ln in format_report(r).splitlines() if ln and not ln.startswith("|")][:1]
+    return SuiteResult("rollout", metrics, tables, plots, notes=notes)
+
+
+__all__ = ["DEFAULT_SUITES", "SUITES", "SuiteError", "SuiteSpec", "parse_suites", "resolve", "run_rollout", "run_suites"]
