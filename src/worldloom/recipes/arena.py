@@ -33,8 +33,11 @@ DYN_CFG = DynamicsConfig(latent_channels=8, latent_size=16, patch=4, dim=256, de
 DYN_RECIPE = DynamicsRecipe(clip_len=8, context="clean", t_shift=3.0, ctx_noise_max=0.2, ctx_noise_prob=0.5,
                             action_dropout=0.1, loss="x0")
 DYN_TRAIN = TrainConfig(steps=2400, batch_size=16, lr=1e-3, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
+# Play, eval and bench default to 1 sampler step, int8 linear layers and a bf16 decoder: the fastest
+# setting measured over a WebSocket on one thread, within 0.1 dB of 2 fp32 steps (docs/BENCHMARKS.md).
 STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
-                 sim_defaults={"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0})
+                 sim_defaults={"steps": 1, "window": 8, "sink": 0, "context_noise": 0.0},
+                 speed={"precision": "int8", "vae_precision": "bf16", "compile": False})
 
 
 def main(argv: list[str] | None = None) -> None:

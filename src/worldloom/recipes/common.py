@@ -34,6 +34,7 @@ class Stages:
     dyn_recipe: DynamicsRecipe
     dyn_train: TrainConfig
     sim_defaults: dict[str, Any] = field(default_factory=dict)
+    speed: dict[str, Any] = field(default_factory=dict)  # load()'s default speed-ups (runtime/speed.py)
 
 
 def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
@@ -78,7 +79,8 @@ def run_stages(args: argparse.Namespace, cmd: str, stages: Stages, train_data: P
     train_dynamics(train_data, work / "tokenizer", args.out, stages.dynamics, stages.dyn_recipe,
                    scaled(stages.dyn_train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
                    resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
-                   extra_config={"stage_seconds": times}, until=args.stop_at or None)
+                   extra_config={"stage_seconds": times, **({"speed": stages.speed} if stages.speed else {})},
+                   until=args.stop_at or None)
     times["dynamics_s"] = time.time() - t
     total = sum(times.values())
     print(json.dumps({"times_s": {k: round(v, 1) for k, v in times.items()}, "total_min": round(total / 60, 1)}), flush=True)

@@ -86,8 +86,11 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
     if precision not in PRECISIONS:
         raise CheckpointError(f"{where}: speed precision {precision!r} is not one of {PRECISIONS}")
     compile = bool(speed.get("compile", False)) if compile is None else compile
-    if precision != "fp32" or compile:
-        model = accelerate(model, precision, compile, vae_precision=speed.get("vae_precision"))
+    vae_precision = speed.get("vae_precision") if precision == speed.get("precision", "fp32") else None
+    if vae_precision == "bf16" and not bf16_supported():
+        vae_precision = "fp32"
+    if precision != "fp32" or compile or vae_precision == "bf16":
+        model = accelerate(model, precision, compile, vae_precision=vae_precision)
     return model
 
 
