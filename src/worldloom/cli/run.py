@@ -237,10 +237,7 @@ def _eval_heldout(args: argparse.Namespace) -> None:
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
-    try:
-        ks = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise UsageError(f"--ks {text!r}: expected comma-separated integers, e.g. 8,32,128,512") from None
+    ks = _csv(text, "--ks", int)
     if min(ks) < 2 or len(set(ks)) != len(ks):
         raise UsageError(f"--ks {text!r}: need distinct integers >= 2")
     return ks

@@ -52,7 +52,7 @@ from .motion import (
     action_following,
     estimate_shift,
 )
-from .suite import Plot, SuiteResult, Table, side_by_side
+from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
 
 SEED = 300_000
 CONTEXT = 4
@@ -186,8 +186,7 @@ def run_causality(
     ctx = np.stack([f[-context:] for f, _ in walks])
     ctx_a = np.stack([a[-context:] for a in replay])
     last = ctx[:, -1]
-    dev = next(model.vae.parameters()).device
-    recon_last = model.vae.decode(model.vae.encode(torch.from_numpy(last).to(dev))).cpu().numpy()  # (E, H, W, 3)
+    recon_last = reconstruct(model, last)  # (E, H, W, 3)
 
     sim = Simulator(model, batch=episodes, **(sim_overrides or {}))
     gen, true, cams = {}, {}, {}

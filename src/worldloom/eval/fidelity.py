@@ -40,7 +40,7 @@ from tqdm import tqdm
 from ..envs.policies import Policy, make_policy
 from ..runtime.simulator import Simulator, WorldModel
 from .metrics import at_horizons, horizon_mean, per_horizon, psnr, ssim
-from .suite import Plot, SuiteResult, Table, side_by_side
+from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
 
 HORIZONS = (1, 8, 32, 128, 512)
 SEED = 200_000
@@ -97,15 +97,6 @@ def true_episodes(model: WorldModel, episodes: int, length: int, seed: int = SEE
 
 
 @torch.inference_mode()
-def _reconstruct(model: WorldModel, frames: np.ndarray) -> np.ndarray:
-    """decode(encode(frames)) of frames (E, N, H, W, 3) uint8, CHUNK frames at a time."""
-    dev = next(model.vae.parameters()).device
-    flat = frames.reshape(-1, *frames.shape[2:])
-    out = [model.vae.decode(model.vae.encode(torch.from_numpy(flat[i : i + CHUNK]).to(dev))).cpu().numpy()
-           for i in range(0, len(flat), CHUNK)]
-    return np.concatenate(out).reshape(frames.shape)
-
-
 @torch.inference_mode()
 def _lpips_per_frame(lp: Any, truth: np.ndarray, gen: np.ndarray, recon: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
     """LPIPS per frame (E, N) of model, copy-last and recon against truth (E, N, H, W, 3)."""
@@ -202,7 +193,7 @@ def run_fidelity(
             bar.update(j - i)
         gen_s += time.perf_counter() - t0
     bar.close()
-    recon = _reconstruct(model, truth)
+    recon = reconstruct(model, truth, CHUNK)
     copy = np.broadcast_to(last[:, None], truth.shape)
 
     cands = {"model": gen, "copy_last": copy, "recon": recon}

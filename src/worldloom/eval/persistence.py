@@ -48,7 +48,7 @@ from ..runtime.simulator import Simulator, WorldModel
 from .causality import make_truth_env
 from .metrics import MIN_MSE, PEAK, psnr, ssim
 from .motion import box_mask, central_mask
-from .suite import Plot, SuiteResult, Table, side_by_side
+from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
 
 KS = (8, 32, 128, 512)
 SEED = 310_000
@@ -191,7 +191,6 @@ def run_persistence(
     spec = model.action_spec
     ids: dict[str | None, int] = {None: spec.index("noop"), **{d: spec.index(d) for d in _DIRS}}
     overrides = dict(sim_overrides or {})
-    dev = next(model.vae.parameters()).device
     rows, per_k, videos, sim_cfg, trip_curve = [], [], {}, None, None
     for k in ks:
         got, tried = [], 0
@@ -210,7 +209,7 @@ def run_persistence(
         rev_m, rev_t = gen[:, -revisit:], truth[:, -revisit:]
         memory = np.broadcast_to(depart[:, None], rev_t.shape)  # a perfect memory of the place
         far = np.broadcast_to(truth[:, k - 1, None], rev_t.shape)  # the trip's turning point: not the place
-        recon = model.vae.decode(model.vae.encode(torch.from_numpy(rev_t).to(dev))).cpu().numpy()
+        recon = reconstruct(model, rev_t)
         r = {
             "k": k, "frames_away": 2 * k, "probes": len(got), "seeds_tried": tried, "accept_rate": len(got) / tried,
             "psnr": psnr(rev_m, rev_t).mean(), "ssim": ssim(rev_m, rev_t).mean(),
@@ -230,7 +229,7 @@ def run_persistence(
                      f"{r['far_px']:.0f}"])
         if k == max(ks):
             trip_curve = (k, psnr(gen, truth).mean(0))  # (2k + revisit,)
-        first_m = model.vae.decode(model.vae.encode(torch.from_numpy(depart[:1]).to(dev))).cpu().numpy()
+        first_m = reconstruct(model, depart[:1])
         videos[f"k={k}: round trip, probe 0"] = side_by_side(np.concatenate([first_m, gen[0]]),
                                                              np.concatenate([depart[:1], truth[0]]))
     env.close()

@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..runtime.simulator import Simulator, WorldModel
-from .suite import Plot, SuiteResult, Table, side_by_side
+from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
 
 CONTEXT = 4
 TRACKERS = ("binary", "soft")
@@ -159,19 +159,6 @@ def _generate(model: WorldModel, context: np.ndarray, n: int, overrides: dict[st
     return np.concatenate(out)
 
 
-def _reconstruct(model: WorldModel, frames: np.ndarray) -> np.ndarray:
-    """decode(encode(frames)) for frames (E, N, H, W, 3) uint8, MAX_BATCH episodes at a time."""
-    import torch
-
-    dev = next(model.vae.parameters()).device
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(frames), MAX_BATCH):
-            z = model.vae.encode(torch.from_numpy(frames[i : i + MAX_BATCH]).to(dev))  # (b, N, C, h, w)
-            out.append(model.vae.decode(z).cpu().numpy())
-    return np.concatenate(out)
-
-
 def _r(x: float, nd: int = 3) -> float | None:
     return round(x, nd) if math.isfinite(x) else None
 
@@ -217,7 +204,7 @@ def run_physics(model: WorldModel | None, *, episodes: int = 16, seed: int = 1_0
             gen = _generate(model, frames[:, :CONTEXT], truth.shape[1], dict(sim_overrides or {}))
             ms = score(gen, state, **kw)
             res["model"] = summarize(ms, sc == "collision")
-            res["tokenizer"] = summarize(score(_reconstruct(model, truth), state, **kw), sc == "collision")
+            res["tokenizer"] = summarize(score(reconstruct(model, truth), state, **kw), sc == "collision")
             series["model"] = ms
             videos[f"{sc}-{dist}"] = side_by_side(np.concatenate([frames[0, :CONTEXT], gen[0]]), frames[0])
         metrics["groups"][f"{sc}_{dist}"] = res

@@ -27,7 +27,6 @@ Key choices:
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import asdict
@@ -41,6 +40,7 @@ from tqdm import tqdm
 from ..data.format import Dataset
 from ..runtime.simulator import Simulator, WorldModel
 from .metrics import HORIZONS, at_horizons, horizon_mean, per_horizon, psnr, ssim
+from .suite import clean, reconstruct
 from .motion import AGENT_HALF, MAX_SHIFT, action_following
 
 FOLLOW_HORIZONS = (8, 32)
@@ -78,27 +78,6 @@ def _generate(sim: Simulator, ctx: np.ndarray, ctx_actions: np.ndarray, actions:
 
 
 @torch.inference_mode()
-def _reconstruct(model: WorldModel, frames: np.ndarray, batch: int) -> np.ndarray:
-    """decode(encode(frames)) for frames (E, T, H, W, 3) uint8, ``batch`` episodes at a time."""
-    dev = next(model.vae.parameters()).device
-    out = [model.vae.decode(model.vae.encode(torch.from_numpy(frames[i : i + batch]).to(dev))).cpu().numpy()
-           for i in range(0, len(frames), batch)]
-    return np.concatenate(out)
-
-
-def _clean(x: Any) -> Any:
-    """Recursively make x JSON-ready: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def evaluate_rollouts(
     model: WorldModel,
     data: str | Path,
@@ -172,7 +151,7 @@ def evaluate_rollouts(
         gen_time, n_steps = gen_time + dt, n_steps + horizon
         gen_swap[i:j], _ = _generate(sim, ctx, ctx_a, wrong[i:j])
     bar.close()
-    recon = _reconstruct(model, frames[:, context - 1 :], batch)  # (E, 1 + horizon, H, W, 3)
+    recon = reconstruct(model, frames[:, context - 1 :])  # (E, 1 + horizon, H, W, 3)
 
     truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)
     copy = np.broadcast_to(last[:, None], truth.shape)
@@ -233,7 +212,7 @@ def evaluate_rollouts(
                        "follow_horizons": [min(h, horizon) for h in FOLLOW_HORIZONS]},
         },
     }
-    return _clean(result)
+    return clean(result)
 
 
 # ------------------------------------------------------------------------------------ report

@@ -76,6 +76,22 @@ def clean(x: Any) -> Any:
     return x
 
 
+def reconstruct(model: Any, frames: np.ndarray, chunk: int = 128) -> np.ndarray:
+    """decode(encode(frames)) through the model's tokenizer, ``chunk`` frames at a time.
+
+    uint8 (..., H, W, 3) -> the same shape: the ceiling of what frames drawn through this VAE can score.
+    """
+    import torch
+
+    frames = np.asarray(frames)
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    dev = next(model.vae.parameters()).device
+    with torch.inference_mode():
+        out = [model.vae.decode(model.vae.encode(torch.from_numpy(np.array(flat[i : i + chunk])).to(dev))).cpu().numpy()
+               for i in range(0, len(flat), chunk)]
+    return np.concatenate(out).reshape(frames.shape)
+
+
 def side_by_side(model: np.ndarray, truth: np.ndarray, gap: int = 2) -> np.ndarray:
     """Panels model | truth | |difference| (amplified x4): uint8 (T, H, W, 3) x2 -> (T, H, 3W + 2 gap, 3)."""
     model, truth = np.asarray(model), np.asarray(truth)
