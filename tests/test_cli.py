@@ -55,6 +55,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
           "--train-steps", "3")
     stage("dynamics", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out", "wm",
           "--train-steps", "3")
+    stage("distill", "distill", "--teacher", "wm", "--data", "train", "--out", "student", "--train-steps", "2",
+          "--train-batch-size", "2", "--recipe-context", "2", "--recipe-rollout-min", "8", "--recipe-rollout-max", "10")
+    stage("generate_student", "generate", "--checkpoint", "student", "--data", "held", "--context", "4", "--frames", "6",
+          "--out", "student.gif")
     stage("generate", "generate", "--checkpoint", "wm", "--data", "held", "--context", "4", "--frames", "6",
           "--out", "x.gif", "--side-by-side")
     if (Path(__file__).parents[1] / "src/worldloom/eval/rollout.py").is_file():
@@ -79,6 +83,11 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert wm["dynamics"]["n_actions"] == 5  # from the dataset's ActionSpec
     assert wm["sim"]["window"] + wm["sim"]["sink"] <= wm["dynamics"]["max_frames"]
     assert "worldloom train dynamics" in wm["recipe_cmd"]
+
+    student = json.loads((d / "student" / "config.json").read_text())
+    assert student["kind"] == "worldmodel" and student["sim"]["steps"] == 1  # the student's own step count
+    assert student["distill"]["trained_steps"] == 2 and "worldloom distill" in student["recipe_cmd"]
+    assert student["dynamics"] == wm["dynamics"] and iio.improps(d / "student.gif").shape[0] == 6
 
     gif = d / "x.gif"
     assert gif.is_file()

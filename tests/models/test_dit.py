@@ -176,3 +176,18 @@ def test_cache_too_big_for_model_is_an_error():
     m = tiny()
     with pytest.raises(ValueError, match="max_frames"):
         m.new_cache(1, window=8, sink=1)
+
+
+def test_spare_slot_cache_keeps_the_window():
+    """A cache with a spare ring slot (for fused passes) still shows each frame exactly window-1 past frames."""
+    from worldloom.models.kv_cache import KVCache
+
+    c = KVCache(1, 1, 1, 2, n_tok=1, window=3, spare=1)
+    for n in range(9):
+        c.begin(2)
+        if c._mask is not None:
+            held = [c._frame_in_slot(j, n + 1) for j in range(c._n_keys)]
+            for qi, q in enumerate((n, n + 1)):
+                seen = sorted(f for f, ok in zip(held, c._mask[qi].tolist()) if ok)
+                assert seen == list(range(max(0, q - 2), q + 1))
+        c.commit(1)

@@ -1,4 +1,4 @@
-"""``worldloom`` command line: collect, import-videos, train, generate, bench, eval, play, doctor.
+"""``worldloom`` command line: collect, import-videos, train, distill, generate, bench, eval, play, doctor.
 
 Thin by design: every command parses its options, checks what a user can get wrong (paths, names,
 sizes), calls one library function and formats its result. Nothing here trains, samples or
@@ -34,12 +34,13 @@ from collections.abc import Callable, Sequence
 from .common import EXIT_USAGE, UsageError, _command_line
 from .data import _build_collect, _build_doctor, _build_import_videos
 from .run import _build_bench, _build_eval, _build_generate, _build_play
-from .train import _build_train
+from .train import _build_distill, _build_train
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "collect": ("record episodes of an env into a dataset", _build_collect),
     "import-videos": ("import a folder of videos + action logs as a dataset", _build_import_videos),
     "train": ("train the tokenizer or the dynamics model", _build_train),
+    "distill": ("fine-tune a world model into a 1-2 step student on its own rollouts", _build_distill),
     "generate": ("roll out a world model from a held-out episode's context and write a video", _build_generate),
     "bench": ("rollout bench: FPS, per-frame latency, memory and flatness of one streaming Simulator", _build_bench),
     "eval": ("score rollouts against held-out episodes", _build_eval),

@@ -1,4 +1,4 @@
-"""Training commands: ``train tokenizer`` and ``train dynamics``, with presets (cpu, tiny)."""
+"""Training commands: ``train tokenizer``, ``train dynamics`` (with presets cpu, tiny) and ``distill``."""
 
 from __future__ import annotations
 
@@ -192,3 +192,47 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     _preset_defaults(dyn, TrainConfig, "train-", {n: c[2] for n, c in dyn_presets.items()})
     _preset_defaults(dyn, SimConfig, "sim-", {n: SimConfig(**c[3]) for n, c in dyn_presets.items()})
     dyn.set_defaults(func=cmd_train_dynamics)
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from ..training.distill import DistillRecipe, distill
+    from ..training.loop import TrainConfig
+
+    _setup_torch()
+    _dataset(args.data, "--data")
+    recipe = dataclass_from_args(DistillRecipe, args, DistillRecipe(), "recipe-")
+    train_cfg = dataclass_from_args(TrainConfig, args, _distill_train(), "train-")
+    res = distill(args.teacher, args.data, args.out, recipe, train_cfg, resume=args.resume, progress=_progress(),
+                  recipe_cmd=args.command_line, run_dir=args.run_dir, until=args.until)
+    if _rank() == 0:
+        loss = res.last.get("loss_true")
+        print(f"student -> {res.path}: {recipe.student_steps}-step, final loss vs truth "
+              f"{'n/a' if loss is None else f'{loss:.4f}'}, {res.train_s:.2f} s")
+
+
+def _distill_train() -> Any:
+    from ..training.distill import DISTILL_TRAIN
+
+    return DISTILL_TRAIN
+
+
+def _build_distill(p: argparse.ArgumentParser) -> None:
+    from ..training.distill import DistillRecipe
+    from ..training.loop import TrainConfig
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = ("Fine-tune a copy of a world model (the teacher) into a 1- or 2-step student on its own KV-cached\n"
+                     "rollouts (self-rollout training, see worldloom.training.distill); writes a 'worldmodel'\n"
+                     "checkpoint whose sim default is the student's step count.\n\n"
+                     "Options: --recipe-* set DistillRecipe fields, --train-* TrainConfig fields.")
+    p.add_argument("--teacher", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
+    p.add_argument("--data", required=True, help="action-labelled training dataset (the teacher's)")
+    p.add_argument("--out", required=True, help="student checkpoint directory to write")
+    p.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
+    p.add_argument("--until", type=int, default=None, help="stop (and write the checkpoint) at this step")
+    p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+    add_dataclass_args(p, DistillRecipe, "recipe-")
+    add_dataclass_args(p, TrainConfig, "train-")
+    _preset_defaults(p, DistillRecipe, "recipe-", {"default": DistillRecipe()})
+    _preset_defaults(p, TrainConfig, "train-", {"default": _distill_train()})
+    p.set_defaults(func=cmd_distill)

@@ -104,8 +104,8 @@ class Block(nn.Module):
                 cache.keep_raw_sink(layer, apply_rope(k, zc, zs).to(cache.k.dtype))
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             cache.write(layer, k.to(cache.k.dtype), v.to(cache.v.dtype))
-            n = cache.valid_tokens()
-            o = attend(q, cache.k[layer, :, :, :n].to(q.dtype), cache.v[layer, :, :, :n].to(q.dtype))
+            ck, cv, cmask = cache.keys(layer)
+            o = attend(q, ck.to(q.dtype), cv.to(q.dtype), cmask)
         o = o.transpose(1, 2).reshape(B, F, N, D)
         x = x + g1 * self.proj(o)
         x = x + g2 * self.ffn(modulate(self.norm2(x), sh2, sc2))
@@ -250,12 +250,13 @@ class CausalDiT(nn.Module):
 
     # --- cached: rollouts -----------------------------------------------------------------------
     def new_cache(self, batch: int, window: int, sink: int = 0, dtype: torch.dtype | None = None,
-                  device: torch.device | str | None = None) -> KVCache:
+                  device: torch.device | str | None = None, spare: int = 0) -> KVCache:
+        """A rolling cache; ``spare`` = 1 extra ring slot allows :meth:`step_fused` (it does not widen the window)."""
         if sink + window > self.cfg.max_frames:
             raise ValueError(f"cache of sink {sink} + window {window} frames exceeds max_frames={self.cfg.max_frames}")
         p = next(self.parameters())
         return KVCache(self.cfg.depth, batch, self.cfg.heads, self.cfg.dim // self.cfg.heads, self.cfg.n_tok,
-                       window=window, sink=sink, dtype=dtype or p.dtype, device=device or p.device)
+                       window=window, sink=sink, dtype=dtype or p.dtype, device=device or p.device, spare=spare)
 
     def step(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache,
              commit: bool = False, prev: torch.Tensor | None = None) -> torch.Tensor:
@@ -265,18 +266,42 @@ class CausalDiT(nn.Module):
         the newest past frame (call it once per frame, with the clean or lightly noised frame).
         ``prev`` (B, C, h, w) is the previous frame for frame stacking (None before the first frame).
         """
-        n_tok = self.cfg.n_tok
-        h = self._tokens(x[:, None], None if prev is None else prev[:, None])  # (B, 1, N, D)
-        cond = self._cond(t[:, None], action[:, None])  # (B, 1, D)
-        rope = self.rope.tables(torch.tensor([float(cache.next_pos)]), n_tok)
+        p = None if prev is None else prev[:, None]
+        return self._cached(x[:, None], t[:, None], action[:, None], p, cache, commit=int(commit))[:, 0]
+
+    def step_fused(self, z: torch.Tensor, tz: torch.Tensor, az: torch.Tensor, prev_z: torch.Tensor | None,
+                   x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Commit the finished frame z and take the next frame's first pass in ONE forward; returns x's v (B, C, h, w).
+
+        Equivalent to ``step(z, tz, az, cache, commit=True, prev=prev_z)`` followed by
+        ``step(x, t, action, cache, prev=z)``, at the cost of one pass over two frames instead of two
+        passes over one: the finished frame sees only its past, the new frame sees it too. Needs a
+        cache with a spare slot and no sink frames (sinks would need two time rotations in one pass).
+        """
+        if cache.spare < 1 or cache.sink:
+            raise ValueError(f"step_fused needs a cache with spare >= 1 and sink 0, got spare {cache.spare}, sink {cache.sink}")
+        prev = torch.stack([torch.zeros_like(z) if prev_z is None else prev_z, z], 1)  # (B, 2, C, h, w)
+        v = self._cached(torch.stack([z, x], 1), torch.stack([tz, t], 1), torch.stack([az, action], 1), prev, cache, commit=1)
+        return v[:, 1]
+
+    def _cached(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, prev: torch.Tensor | None,
+                cache: KVCache, commit: int = 0) -> torch.Tensor:
+        """Frames x (B, F, C, h, w), the next F frames of the rollout, against ``cache``; commits the first ``commit``."""
+        F, n_tok = x.shape[1], self.cfg.n_tok
+        if F > 1 and cache.is_sink_frame():
+            raise ValueError("multi-frame cached passes cannot write sink frames")
+        cache.begin(F)
+        h = self._tokens(x, prev)  # (B, F, N, D)
+        cond = self._cond(t, action)  # (B, F, D)
+        rope = self.rope.tables(torch.arange(cache.next_pos, cache.next_pos + F, dtype=torch.float64), n_tok)
         sink_rope = self.rope.tables(torch.zeros(1), n_tok) if cache.is_sink_frame() else None
         rope = (rope[0].to(x.device), rope[1].to(x.device))
         for i, blk in enumerate(self.blocks):
             h = blk(h, cond, rope, cache=cache, layer=i,
                     sink_rope=None if sink_rope is None else (sink_rope[0].to(x.device), sink_rope[1].to(x.device)))
-        out = self._head(h, cond, x[:, None], t[:, None], None if prev is None else prev[:, None])[:, 0]
+        out = self._head(h, cond, x, t, prev)  # zeros as prev behave exactly as None (no previous frame)
         if commit:
-            cache.commit()
+            cache.commit(commit)
             self._rerotate_sinks(cache)
         return out
 

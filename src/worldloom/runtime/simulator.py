@@ -3,7 +3,9 @@
 Per step: draw noise for the new latent frame, run ``steps`` Euler steps of the DiT against the KV
 cache (each pass attends to the cached past), then one *commit* pass that writes the finished frame's
 keys/values (optionally lightly re-noised, matching context-noise training) into the cache, and
-decode it with the VAE. The cache is a rolling window plus sink frames, so memory and time per frame
+decode it with the VAE. With ``fuse`` (default) the commit pass is not run on its own: the finished
+frame is committed in the same forward pass as the next frame's first denoising step (one pass over
+two frames costs far less than two passes over one at this size), so each step is ``steps`` passes. The cache is a rolling window plus sink frames, so memory and time per frame
 stay flat for unbounded rollouts. Batched: B independent worlds step together.
 """
 
@@ -36,6 +38,7 @@ class SimConfig:
     t_max: float = doc(1.0, "noise level sampling starts from (1 = pure noise)")
     init: str = doc("noise", "start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
     seed: int = doc(0, "seed of the sampling noise")
+    fuse: bool = doc(True, "commit each frame in the next frame's first pass (needs sink 0; same numbers, fewer passes)")
 
 
 @dataclass
@@ -106,12 +109,16 @@ class Simulator:
         if self.cfg.init not in ("noise", "prev"):
             raise ValueError(f"SimConfig.init must be 'noise' or 'prev', got {self.cfg.init!r}")
         self.sampler = EulerSampler(self.cfg.steps, self.cfg.shift, self.cfg.t_max)
-        self.cache = model.dit.new_cache(batch, self.cfg.window, self.cfg.sink)
+        self.fused = self.cfg.fuse and self.cfg.sink == 0
+        self.cache = model.dit.new_cache(batch, self.cfg.window, self.cfg.sink, spare=int(self.fused))
         self.gen = torch.Generator(device="cpu")
         self.t = 0
         self.timings: dict[str, float] = {}
         self.latent: torch.Tensor | None = None  # newest latent frame (B, C, h, w)
         self.prev: torch.Tensor | None = None  # newest frame as committed (context-noised), for frame stacking
+        self.pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, action) generated, not yet committed
+        self.record_step: int | None = None  # sampler step whose input step_latent keeps in ``recorded``
+        self.recorded: torch.Tensor | None = None
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
@@ -128,15 +135,17 @@ class Simulator:
     def _randn(self, shape: torch.Size) -> torch.Tensor:
         return torch.randn(shape, generator=self.gen).to(self.device)
 
-    def _commit(self, z: torch.Tensor, a: torch.Tensor) -> None:
-        """Write the finished latent z (B, C, h, w) into the cache as the newest past frame."""
+    def _context_noised(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The finished latent z (B, C, h, w) as it enters the cache, and its noise level (B,)."""
         tc = self.cfg.context_noise
         t = torch.full((self.batch,), tc, device=self.device)
-        zc = add_noise(z[:, None], self._randn(z[:, None].shape), t[:, None])[:, 0] if tc > 0 else z
+        return (add_noise(z[:, None], self._randn(z[:, None].shape), t[:, None])[:, 0] if tc > 0 else z), t
+
+    def _commit(self, z: torch.Tensor, a: torch.Tensor) -> None:
+        """Write the finished latent z (B, C, h, w) into the cache as the newest past frame."""
+        zc, t = self._context_noised(z)
         self.model.dit.step(zc, t, a, self.cache, commit=True, prev=self.prev)
         self.prev = zc  # what the next frame sees as its previous frame (as in training: the context stream)
-        self.latent = z
-        self.t += 1
 
     # --- public loop ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -148,7 +157,15 @@ class Simulator:
         if frames.ndim != 5 or frames.shape[0] != self.batch or frames.dtype != torch.uint8:
             raise ValueError(f"context frames must be uint8 (T, H, W, 3) or ({self.batch}, T, H, W, 3), got "
                              f"{tuple(frames.shape)} {frames.dtype}")
-        T = frames.shape[1]
+        z = self.model.vae.encode(frames.to(self.device)).float()  # (B, T, C, h, w); sampler math stays fp32
+        self.reset_latents(z, context_actions)
+
+    @torch.inference_mode()
+    def reset_latents(self, z: torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None) -> None:
+        """Start a rollout from context latents (B, T, C, h, w) and their actions ((T,) or (B, T))."""
+        if z.ndim != 5 or z.shape[0] != self.batch:
+            raise ValueError(f"context latents must be ({self.batch}, T, C, h, w), got {tuple(z.shape)}")
+        T = z.shape[1]
         acts = torch.zeros((self.batch, T), dtype=torch.long) if context_actions is None else torch.as_tensor(np.asarray(context_actions)).long()
         if acts.ndim == 1:
             acts = acts[None].expand(self.batch, T)
@@ -156,29 +173,45 @@ class Simulator:
             raise ValueError(f"context actions must be ({T},) or ({self.batch}, {T}), got {tuple(acts.shape)}")
         self.cache.reset()
         self.gen.manual_seed(self.cfg.seed)
-        self.t = 0
-        self.latent = self.prev = None
-        z = self.model.vae.encode(frames.to(self.device)).float()  # (B, T, C, h, w); sampler math stays fp32
+        self.latent = self.prev = self.pending = None
+        z = z.to(self.device).float()
         for i in range(T):
             self._commit(z[:, i], self._actions(acts[:, i]))
+        self.t = T
+        self.latent = z[:, -1]
 
     @torch.inference_mode()
     def step_latent(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
-        """Generate the next latent frame (B, C, h, w) under ``action`` and commit it."""
+        """Generate the next latent frame (B, C, h, w) under ``action`` (committed now, or in the next step's first pass when fused)."""
         if self.t == 0:
             raise RuntimeError("call reset(context_frames, context_actions) before step()")
         a = self._actions(action)
         dit, s = self.model.dit, self.sampler
         t0 = time.perf_counter()
+        # The pending frame's context noise is drawn first: the same random stream as unfused stepping.
+        pend = None if self.pending is None else (self._context_noised(self.pending[0]), self.pending[1])
         x = self._randn(torch.Size((self.batch, dit.cfg.latent_channels, dit.cfg.latent_size, dit.cfg.latent_size)))
         if self.cfg.init == "prev" and self.latent is not None:  # (B, C, h, w): the newest frame, noised to t_max
             x = (1 - s.t_max) * self.latent + s.t_max * x
         for i in range(s.steps):
             t = s.timesteps[i].expand(self.batch).to(self.device)
-            x = s.step(dit.step(x, t, a, self.cache, prev=self.prev), i, x)
+            if i == self.record_step:  # the input of this sampler step, for self-rollout training
+                self.recorded = x
+            if i == 0 and pend is not None:  # commit the last frame inside this frame's first pass
+                (zc, tz), za = pend
+                v = dit.step_fused(zc, tz, za, self.prev, x, t, a, self.cache)
+                self.prev, self.pending = zc, None
+            else:
+                v = dit.step(x, t, a, self.cache, prev=self.prev)
+            x = s.step(v, i, x)
         t1 = time.perf_counter()
-        self._commit(x, a)
+        if self.fused:
+            self.pending = (x, a)
+        else:
+            self._commit(x, a)
         t2 = time.perf_counter()
+        self.latent = x
+        self.t += 1
         self.timings = {"denoise_ms": (t1 - t0) * 1e3, "cache_write_ms": (t2 - t1) * 1e3}
         return x
 

@@ -57,6 +57,29 @@ def encode_dataset(vae: VAE, ds: Dataset, batch: int = 256) -> tuple[list[torch.
     return lat, act
 
 
+class ClipSampler:
+    """Random clips of ``clip_len`` frames from in-memory episodes, each window equally likely."""
+
+    def __init__(self, latents: list[torch.Tensor], actions: list[torch.Tensor], clip_len: int) -> None:
+        keep = [i for i, z in enumerate(latents) if len(z) >= clip_len]
+        if not keep:
+            raise ValueError(f"no episode has {clip_len} frames")
+        self.clip_len = clip_len
+        self.latents = [latents[i] for i in keep]
+        self.actions = [actions[i] for i in keep]
+        self.n_windows = torch.tensor([len(z) - clip_len + 1 for z in self.latents], dtype=torch.float)
+
+    def __call__(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        T = self.clip_len
+        eps = torch.multinomial(self.n_windows, batch_size, replacement=True, generator=gen).tolist()
+        xs, acts = [], []
+        for e in eps:
+            s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
+            xs.append(self.latents[e][s : s + T])
+            acts.append(self.actions[e][s : s + T])
+        return torch.stack(xs).to(device), torch.stack(acts).to(device)  # (B, T, C, h, w), (B, T)
+
+
 class DynamicsTask:
     items_name = "frames"
 
@@ -68,22 +91,10 @@ class DynamicsTask:
         if recipe.loss not in ("v", "x0"):
             raise ValueError(f"loss must be 'v' or 'x0', got {recipe.loss!r}")
         self.model, self.recipe = dit, recipe
-        keep = [i for i, z in enumerate(latents) if len(z) >= recipe.clip_len]
-        if not keep:
-            raise ValueError(f"no episode has {recipe.clip_len} frames")
-        self.latents = [latents[i] for i in keep]
-        self.actions = [actions[i] for i in keep]
-        self.n_windows = torch.tensor([len(z) - recipe.clip_len + 1 for z in self.latents], dtype=torch.float)
+        self.clips = ClipSampler(latents, actions, recipe.clip_len)
 
     def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        T = self.recipe.clip_len
-        eps = torch.multinomial(self.n_windows, batch_size, replacement=True, generator=gen).tolist()
-        xs, acts = [], []
-        for e in eps:
-            s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
-            xs.append(self.latents[e][s : s + T])
-            acts.append(self.actions[e][s : s + T])
-        return torch.stack(xs).to(device), torch.stack(acts).to(device)  # (B, T, C, h, w), (B, T)
+        return self.clips(gen, batch_size, device)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x0, actions = batch

@@ -1,0 +1,214 @@
+"""Few-step student by self-rollout training (``worldloom distill``).
+
+The student starts as a copy of a trained world model (the teacher) and is fine-tuned for the exact
+sampler it will run with (1 or 2 steps) on its **own** KV-cached rollouts, as Self-Forcing does:
+train-time inputs then match run-time inputs, so errors stop compounding over long rollouts.
+
+Each training step:
+1. draw clips of true latents and actions; the student rolls out ``depth`` frames from ``context``
+   true frames through the same :class:`~worldloom.runtime.simulator.Simulator` that play and eval
+   use (no gradient), with a depth drawn in ``[rollout_min, rollout_max]`` so the graded frames sit
+   deep inside rollouts whose whole window is generated;
+2. one sampler step index is drawn per training step (uniform over the student's steps) and the
+   input the sampler fed the model at that step is kept for every generated frame;
+3. a single gradient pass grades the last ``window`` generated frames: the two-stream forward of
+   training, its context stream holding the frames the rollout itself produced. Only that pass has
+   a gradient (Self-Forcing's truncation: earlier denoising steps and the cache are detached).
+
+Targets. ``w_true``: the simulator's own frame at that step (the dataset is action-labelled and the
+world deterministic given the actions, so the truth is known; this is what keeps a 512-frame rollout
+on the map). ``w_teacher``: the frozen teacher's clean-frame prediction from the teacher's own
+``teacher_steps``-step sample in the same generated context, from the same noise: distillation
+proper. Measured on arena (docs/BENCHMARKS.md): the teacher's 16-step sample is *worse* one step
+ahead than its own 1-step prediction (26.0 vs 26.4 dB, 82 vs 87 % following) because it was trained
+with an x0 loss, so the default leans on the truth and keeps the teacher term as an option.
+
+Context noise must be 0 in the sim config (what arena uses): the context stream of the graded pass
+is then exactly what the cache held.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import doc, to_dict
+from ..data.format import Dataset
+from ..diffusion.samplers import EulerSampler
+from ..diffusion.schedules import x0_from_v
+from ..models.dit import CausalDiT
+from .dynamics import ClipSampler, encode_dataset
+from .loop import TrainConfig, Trainer
+
+
+@dataclass
+class DistillRecipe:
+    student_steps: int = doc(1, "sampler steps per frame the student is trained for (1 or 2)")
+    context: int = doc(4, "true frames every self-rollout starts from")
+    rollout_min: int = doc(8, "fewest frames the student generates per rollout (>= window)")
+    rollout_max: int = doc(24, "most frames the student generates per rollout (depth is drawn uniformly)")
+    window: int = doc(0, "last generated frames graded by the gradient pass (0 = the sim window, so the last one "
+                         "sees the frames it saw in the rollout)")
+    w_true: float = doc(1.0, "weight of the clean-frame loss against the simulator's frame")
+    w_teacher: float = doc(0.0, "weight of the clean-frame loss against the teacher's many-step sample")
+    teacher_steps: int = doc(16, "sampler steps of the teacher's target (used when w_teacher > 0)")
+
+
+class DistillTask:
+    items_name = "frames"
+
+    def __init__(self, teacher: Any, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DistillRecipe) -> None:
+        from ..runtime.simulator import WorldModel
+
+        r = recipe = replace(recipe, window=recipe.window or teacher.sim.window)
+        if r.student_steps < 1:
+            raise ValueError(f"student_steps must be >= 1, got {r.student_steps}")
+        if not 1 <= r.window <= teacher.sim.window:
+            raise ValueError(f"window {r.window} must be in 1..{teacher.sim.window} (the sim window: a graded frame "
+                             f"must not see more past than at run time)")
+        if not r.window <= r.rollout_min <= r.rollout_max:
+            raise ValueError(f"need window ({r.window}) <= rollout_min ({r.rollout_min}) <= rollout_max ({r.rollout_max})")
+        if r.context < 1:
+            raise ValueError(f"context must be >= 1 frame, got {r.context}")
+        if teacher.sim.context_noise != 0:
+            raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
+        self.recipe = recipe
+        self.teacher = teacher.dit.requires_grad_(False).eval()
+        self.model: CausalDiT = copy.deepcopy(self.teacher).requires_grad_(True).train()
+        # The student rolls out through the run-time Simulator, sharing the teacher's tokenizer.
+        self.world = WorldModel(teacher.vae, self.model, teacher.config, teacher.action_spec, sim=teacher.sim)
+        self.sim_cfg = replace(teacher.sim, steps=r.student_steps, context_noise=0.0)
+        self.clips = ClipSampler(latents, actions, r.context + r.rollout_max)
+        self._depth = r.rollout_max
+
+    def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.clips(gen, batch_size, device)
+
+    def rollout(self, z: torch.Tensor, actions: torch.Tensor, depth: int, record_step: int,
+                seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Student rollout of ``depth`` frames after the context: (generated, recorded inputs), each (B, depth, C, h, w)."""
+        from ..runtime.simulator import Simulator
+
+        r, B = self.recipe, z.shape[0]
+        was_training = self.model.training
+        self.model.eval()
+        sim = Simulator(self.world, replace(self.sim_cfg, seed=seed), batch=B)
+        sim.record_step = record_step
+        sim.reset_latents(z[:, : r.context], actions[:, : r.context])
+        gen, rec = [], []
+        for i in range(r.context, r.context + depth):
+            gen.append(sim.step_latent(actions[:, i]).clone())  # clone: out of inference mode, into autograd
+            rec.append(sim.recorded.clone())
+        self.model.train(was_training)
+        return torch.stack(gen, 1), torch.stack(rec, 1)
+
+    @torch.no_grad()
+    def teacher_sample(self, x: torch.Tensor, t0: float, actions: torch.Tensor, ctx: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """The teacher's ``teacher_steps`` Euler sample from x (B, W, C, h, w) at noise t0, every frame in parallel."""
+        s = EulerSampler(self.recipe.teacher_steps, t_max=t0)
+        B, W = actions.shape
+        zeros = torch.zeros((B, W), device=x.device)
+        for i in range(s.steps):
+            t = s.timesteps[i].expand(B, W).to(x.device)
+            x = s.step(self.teacher(x, t, actions, ctx=ctx, ctx_t=zeros, prev=prev).float(), i, x)
+        return x
+
+    def graded(self, model: nn.Module, z: torch.Tensor, actions: torch.Tensor, depth: int, step: int,
+               seed: int) -> dict[str, Any]:
+        """Roll out ``depth`` frames, then the gradient pass over the last ``window``: x0 (B, W, C, h, w) and its inputs."""
+        r = self.recipe
+        B, W = z.shape[0], r.window
+        fake, x_in = self.rollout(z.float(), actions, depth, step, seed)
+        L = r.context + depth
+        seq = torch.cat([z[:, : r.context].float(), fake], 1)  # (B, L, C, h, w): what the cache held
+        s = L - W  # the graded window: frames s..L-1, all generated
+        ctx, prev = seq[:, s:], CausalDiT.shifted(seq[:, s:], first=seq[:, s - 1])
+        t_val = float(EulerSampler(r.student_steps, self.sim_cfg.shift, self.sim_cfg.t_max).timesteps[step])
+        t = torch.full((B, W), t_val, device=z.device)
+        x, a = x_in[:, -W:], actions[:, s:L]
+        # Graded frame j sees the j window frames before it; the last one sees the same frames as in the
+        # rollout (whose cached keys also carried older history through the layers, so: nearly the same input).
+        v = model(x, t, a, ctx=ctx, ctx_t=torch.zeros((B, W), device=z.device), prev=prev)
+        x0 = x0_from_v(x.float(), v.float(), t[..., None, None, None])
+        return {"x0": x0, "truth": z[:, s:L].float(), "fake": fake[:, -W:], "x": x, "t": t_val, "actions": a,
+                "ctx": ctx, "prev": prev}
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        z, actions = batch  # (B, C + rollout_max, ...), (B, C + rollout_max)
+        r = self.recipe
+        depth = int(torch.randint(r.rollout_min, r.rollout_max + 1, (1,), generator=gen))
+        step = int(torch.randint(r.student_steps, (1,), generator=gen))
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        self._depth = depth
+        g = self.graded(model, z, actions, depth, step, seed)
+        loss_true = F.mse_loss(g["x0"], g["truth"])
+        metrics = {"loss_true": float(loss_true.detach()), "depth": float(depth),
+                   "rollout_mse": float(F.mse_loss(g["fake"], g["truth"]))}
+        loss = r.w_true * loss_true
+        if r.w_teacher > 0:
+            target = self.teacher_sample(g["x"], g["t"], g["actions"], g["ctx"], g["prev"])
+            loss_teacher = F.mse_loss(g["x0"], target)
+            metrics["loss_teacher"] = float(loss_teacher.detach())
+            loss = loss + r.w_teacher * loss_teacher
+        return loss, metrics
+
+    def items(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return batch[1].shape[0] * self._depth  # frames the student generated this step
+
+
+@dataclass
+class DistillResult:
+    path: Path
+    train_s: float
+    last: dict[str, float]
+
+
+def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe: DistillRecipe, train_cfg: TrainConfig,
+            *, resume: bool = False, progress: bool = True, recipe_cmd: str = "", run_dir: str | Path | None = None,
+            until: int | None = None) -> DistillResult:
+    """Fine-tune a copy of ``teacher_path`` on its own rollouts of ``data``; writes a world-model checkpoint to ``out``."""
+    from ..checkpoint import save_checkpoint
+    from ..runtime.simulator import load
+
+    teacher = load(teacher_path, precision="fp32", compile=False)
+    ds = Dataset.open(data)
+    if ds.action_spec.n != teacher.dit.cfg.n_actions:
+        raise ValueError(f"{data} has {ds.action_spec.n} actions, the teacher {teacher_path} was trained on "
+                         f"{teacher.dit.cfg.n_actions}")
+    t_enc = time.time()
+    latents, actions = encode_dataset(teacher.vae, ds)
+    t_enc = time.time() - t_enc
+    torch.manual_seed(train_cfg.seed)
+    task = DistillTask(teacher, latents, actions, recipe)
+    trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
+    if resume:
+        trainer.load_state()
+    last = trainer.train(until)
+    trainer.close()
+    if trainer.rank == 0:
+        config = {k: v for k, v in teacher.config.items() if k not in ("metrics", "speed_applied")}
+        config["sim"] = to_dict(replace(teacher.sim, steps=recipe.student_steps))
+        config["distill"] = {"teacher": str(teacher_path), "teacher_recipe_cmd": teacher.config.get("recipe_cmd", ""),
+                             "recipe": to_dict(recipe), "train": to_dict(train_cfg), "data": str(data),
+                             "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1),
+                             "trained_steps": trainer.step}
+        config["recipe_cmd"] = recipe_cmd
+        n_params = sum(p.numel() for p in trainer.ema.parameters())
+        card = (f"# World model (self-rollout student)\n\n{recipe.student_steps}-step student ({n_params / 1e6:.2f} M "
+                f"parameters) fine-tuned from `{teacher_path}` on its own KV-cached rollouts of `{data}` "
+                f"({ds.n_frames} frames).\n\n- {trainer.step} of {train_cfg.steps} steps x {train_cfg.batch_size} "
+                f"rollouts of {recipe.rollout_min}-{recipe.rollout_max} frames, {trainer.elapsed / 60:.1f} min\n"
+                f"- recipe: `{recipe_cmd}`\n- teacher: `{teacher.config.get('recipe_cmd', '')}`\n")
+        save_checkpoint(out, config, {"vae": teacher.vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
+    return DistillResult(Path(out), trainer.elapsed, last)
+
+
+# The arena student's schedule: a fine-tune, so a low peak rate, a short warm-up and a fast EMA.
+DISTILL_TRAIN = TrainConfig(steps=800, batch_size=16, lr=3e-4, warmup=50, ema_decay=0.99, ckpt_every=50, log_every=10)
