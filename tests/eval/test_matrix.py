@@ -37,3 +37,15 @@ def test_bench_matrix_cli(tiny_ckpt, capsys):
     rows = json.loads(out.out)["metrics"]["rows"]
     assert [(r["steps"], r["precision"]) for r in rows] == [(1, "fp32"), (1, "int8")]
     assert main(["bench", "--checkpoint", str(tiny_ckpt), "--mode", "matrix", "--compile-modes", "maybe"]) == 2
+
+
+def test_matrix_against_another_base_checkpoint(tiny_ckpt, tmp_path):
+    """A student's rows are compared with its teacher's many-step row; every grid row is the student's."""
+    import shutil
+
+    student = shutil.copytree(tiny_ckpt, tmp_path / "student")
+    res = run_speed_matrix(student, steps_list=(1,), precisions=("fp32",), frames=2, quality_episodes=0,
+                           causality_episodes=0, base_steps=1, base_checkpoint=tiny_ckpt)
+    rows = res.metrics["rows"]
+    assert [(r["checkpoint"], r["steps"]) for r in rows] == [(str(tiny_ckpt), 1), (str(student), 1)]
+    assert res.metrics["base"]["checkpoint"] == str(tiny_ckpt)

@@ -194,11 +194,13 @@ def _bench_matrix(args: argparse.Namespace) -> None:
     steps = _csv(args.steps_list, "--steps-list", int)
     modes = _csv(args.compile_modes, "--compile-modes", lambda t: {"off": False, "on": True}[t])
     _load_model(args.checkpoint)  # a bad name fails here, before minutes of work
+    if args.base_checkpoint:
+        _load_model(args.base_checkpoint)
     try:
         res = run_speed_matrix(args.checkpoint, steps_list=steps, precisions=_csv(args.precisions, "--precisions", str),
                                compiles=modes, frames=args.frames, quality_episodes=args.quality_episodes,
                                causality_episodes=args.causality_episodes, base_steps=args.base_steps,
-                               progress=_progress())
+                               base_checkpoint=args.base_checkpoint, progress=_progress())
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(json.dumps(clean(res.to_json())) if args.json else format_summary([res], {}))
@@ -350,6 +352,8 @@ def _build_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile-modes", default="off", help="matrix: off, on or off,on (default: off)")
     p.add_argument("--base-steps", type=int, default=16,
                    help="matrix: sampler steps of the fp32 base row everything is compared with (default: 16)")
+    p.add_argument("--base-checkpoint", default=None,
+                   help="matrix: checkpoint of the base row (default: --checkpoint; for a distilled student: its teacher)")
     p.add_argument("--quality-episodes", type=int, default=2,
                    help="matrix: fidelity episodes per row for PSNR at h=32/512 (0 = skip; default: 2)")
     p.add_argument("--causality-episodes", type=int, default=4,

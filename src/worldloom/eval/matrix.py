@@ -8,7 +8,8 @@ as play and eval:
 - quality: :func:`~worldloom.eval.fidelity.run_fidelity` PSNR at horizons 32 and 512 (fixed seeds) and
   :func:`~worldloom.eval.causality.run_causality` action-following accuracy (fixed contexts),
 
-and reports each against the **base** row: ``base_steps`` (default: the most in the grid), fp32, eager. All rows
+and reports each against the **base** row: ``base_steps`` (default: the most in the grid), fp32, eager, of
+``base_checkpoint`` (default: the same checkpoint; for a distilled student, its many-step teacher). All rows
 use the same episodes and the same sampling seed, so differences are the speed-ups' doing. Timings
 in one matrix share one machine state: compare ratios within a run, not across runs.
 """
@@ -49,8 +50,9 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
                      precisions: tuple[str, ...] = ("fp32", "bf16", "int8"), compiles: tuple[bool, ...] = (False,),
                      frames: int = 300, quality_episodes: int = 2, causality_episodes: int = 4,
                      horizons: tuple[int, ...] = (32, 512), base_steps: int | None = None,
-                     progress: bool = False) -> SuiteResult:
-    """Measure every combination against the base row (``base_steps``, default the grid's most, fp32, eager)."""
+                     base_checkpoint: str | Path | None = None, progress: bool = False) -> SuiteResult:
+    """Measure every combination against the base row (``base_steps``, default the grid's most, fp32, eager,
+    of ``base_checkpoint``, default ``checkpoint``)."""
     from ..runtime.speed import PRECISIONS
 
     if not steps_list or min(steps_list) < 1:
@@ -62,12 +64,15 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
     if base_steps is not None and base_steps < 1:
         raise ValueError(f"base_steps must be >= 1, got {base_steps}")
     base_key = (base_steps or max(steps_list), "fp32", False)
-    combos = [base_key] + [c for c in itertools.product(sorted(set(steps_list)), precisions, compiles) if c != base_key]
+    other = base_checkpoint is not None and str(base_checkpoint) != str(checkpoint)
+    grid = list(itertools.product(sorted(set(steps_list)), precisions, compiles))
+    combos = [(base_checkpoint if other else checkpoint, *base_key)]
+    combos += [(checkpoint, *c) for c in grid if other or c != base_key]
     rows = []
-    for i, (s, p, c) in enumerate(combos):
+    for i, (ck, s, p, c) in enumerate(combos):
         if progress:
-            print(f"matrix: {i + 1}/{len(combos)} steps={s} precision={p} compile={c}", flush=True)
-        rows.append(_row(checkpoint, s, p, c, frames, quality_episodes, causality_episodes, tuple(horizons)))
+            print(f"matrix: {i + 1}/{len(combos)} {ck} steps={s} precision={p} compile={c}", flush=True)
+        rows.append({"checkpoint": str(ck), **_row(ck, s, p, c, frames, quality_episodes, causality_episodes, tuple(horizons))})
     base = rows[0]
     for r in rows:
         r["speedup"] = r["fps"] / base["fps"] if base["fps"] else None
@@ -81,18 +86,19 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
     def f(v: Any, nd: int = 2, sign: bool = False) -> str:
         return "n/a" if v is None else f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
 
-    cols = ["steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + ["follow % (Δ pts)"]
+    cols = ["checkpoint", "steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + ["follow % (Δ pts)"]
     table_rows = []
     for r in rows:
         q = [f"{f(r.get(f'psnr_h{h}'))} ({'base' if r is base else f(r.get(f'd_psnr_h{h}'), 2, True)})" for h in horizons]
         af = r.get("action_following")
         afs = "n/a" if af is None else f"{100 * af:.1f} ({'base' if r is base else f(r.get('d_action_following_pts'), 1, True)})"
-        table_rows.append([r["steps"], r["precision"], "on" if r["compile"] else "off", f(r["fps"], 1),
+        table_rows.append([Path(r["checkpoint"]).name, r["steps"], r["precision"], "on" if r["compile"] else "off", f(r["fps"], 1),
                            f(r["speedup"], 2), f(r["latency_p95_ms"], 1)] + q + [afs])
-    notes = [f"base row: {base_key[0]} steps, fp32, eager; quality on {quality_episodes} fidelity episodes "
+    notes = [f"base row: {Path(rows[0]['checkpoint']).name}, {base_key[0]} steps, fp32, eager; quality on {quality_episodes} fidelity episodes "
              f"(PSNR at h={', '.join(map(str, horizons))}) and {causality_episodes} causality contexts; speed over "
              f"{frames} frames, batch 1."]
-    return SuiteResult("speed_matrix", {"rows": rows, "base": {"steps": base_key[0], "precision": "fp32", "compile": False}},
+    base_info = {"checkpoint": rows[0]["checkpoint"], "steps": base_key[0], "precision": "fp32", "compile": False}
+    return SuiteResult("speed_matrix", {"rows": rows, "base": base_info},
                        [Table("Speed matrix", cols, table_rows)], seconds=time.time() - t0, notes=notes)
 
 

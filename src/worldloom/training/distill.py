@@ -176,7 +176,9 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     """Fine-tune a copy of ``teacher_path`` on its own rollouts of ``data``; writes a world-model checkpoint to ``out``."""
     from ..checkpoint import save_checkpoint
     from ..runtime.simulator import load
+    from .loop import setup_cpu
 
+    setup_cpu(train_cfg.threads)  # before encoding too: a 1-thread run must not take both cores while it encodes
     teacher = load(teacher_path, precision="fp32", compile=False)
     ds = Dataset.open(data)
     if ds.action_spec.n != teacher.dit.cfg.n_actions:

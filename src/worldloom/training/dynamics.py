@@ -31,7 +31,7 @@ from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
 from ..models.dit import CausalDiT, DynamicsConfig
 from ..models.vae import VAE, VAEConfig
-from .loop import Trainer, TrainConfig
+from .loop import Trainer, TrainConfig, setup_cpu
 
 
 @dataclass
@@ -155,6 +155,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                          f"{tokenizer} makes {vcfg.latent_channels}x{vcfg.latent_size}")
     if dyn_cfg.n_actions != ds.action_spec.n:
         raise ValueError(f"dynamics n_actions={dyn_cfg.n_actions} but {data} has {ds.action_spec.n} actions")
+    setup_cpu(train_cfg.threads)  # the encode pass honours --train-threads too
     t_enc = time.time()
     latents, actions = encode_dataset(vae, ds)
     t_enc = time.time() - t_enc
