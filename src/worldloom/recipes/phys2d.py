@@ -38,7 +38,7 @@ DYN_CFG = DynamicsConfig(latent_channels=8, latent_size=16, patch=4, dim=256, de
 # Action-free: every frame's action is the noop, so there is nothing to drop.
 DYN_RECIPE = DynamicsRecipe(clip_len=8, context="clean", t_shift=3.0, ctx_noise_max=0.2, ctx_noise_prob=0.5,
                             action_dropout=0.0, loss="x0")
-DYN_TRAIN = TrainConfig(steps=800, batch_size=16, lr=1e-3, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
+DYN_TRAIN = TrainConfig(steps=2000, batch_size=16, lr=1e-3, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
 STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
                  sim_defaults={"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0})
 
