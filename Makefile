@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all train-arena train-phys2d bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all train-arena distill-arena train-phys2d bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,14 +44,19 @@ test: $(STAMP) $(LPIPS) browser
 test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
 
-# Reproduces checkpoints/arena (see checkpoints/arena/README.md).
+# Reproduces checkpoints/arena-base (the foundation model, ~80 min; see its README.md), then the shipped
+# checkpoints/arena: its 1-step student by self-rollout training (distill-arena, ~50 min with 1 thread).
 train-arena: $(STAMP)
-	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena
+	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena-base
+	$(MAKE) distill-arena
 
-# Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~25 min on 2 CPU cores); score it with
+distill-arena: $(STAMP)
+	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data runs/arena/data-train --out checkpoints/arena --train-threads 1
+
+# Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
 train-phys2d: $(STAMP)
-	$(BIN)/python -m worldloom.recipes.phys2d --out checkpoints/phys2d
+	$(BIN)/python -m worldloom.recipes.phys2d --out checkpoints/phys2d --threads 1
 
 # The numbers in docs/BENCHMARKS.md: held-out eval (50 episodes, 4 context + 32 generated frames),
 # the 2,000-frame rollout bench (memory/time flatness) and the WebSocket bench (3,000 frames).
@@ -69,9 +74,10 @@ bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 eval-arena: $(STAMP) $(LPIPS)
 	$(BIN)/worldloom eval --checkpoint arena --report runs/eval-report --out runs/eval-suites.json
 
-# One row per sampler steps x precision (x compile) with quality kept against the 16-step fp32 base.
+# One row per sampler steps x precision (x compile) of the shipped student, quality kept against the
+# 16-step fp32 base (its teacher).
 bench-matrix: $(STAMP) $(LPIPS)
-	$(BIN)/worldloom bench --checkpoint arena --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 16
+	$(BIN)/worldloom bench --checkpoint arena --base-checkpoint arena-base --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 16 --quality-episodes 4 --causality-episodes 8 --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

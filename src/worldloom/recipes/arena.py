@@ -1,6 +1,8 @@
-"""Reproduce ``checkpoints/arena``: collect data, train the tokenizer, train the dynamics model.
+"""Reproduce ``checkpoints/arena-base``: collect data, train the tokenizer, train the dynamics model.
 
-    python -m worldloom.recipes.arena --out checkpoints/arena      (= make train-arena)
+    python -m worldloom.recipes.arena --out checkpoints/arena-base  (= the first half of make train-arena)
+
+The shipped ``checkpoints/arena`` is this model's 1-step student (``make distill-arena``).
 
 Sized for a 2-core CPU in under 90 minutes; ``--scale`` multiplies the data and step counts (for
 a GPU or a quick smoke run, e.g. ``--scale 0.01``). Every stage's wall time goes into the card.
@@ -41,7 +43,7 @@ STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, cmd = parse(recipe_parser(__doc__, "checkpoints/arena", "runs/arena"), "worldloom.recipes.arena", argv)
+    args, cmd = parse(recipe_parser(__doc__, "checkpoints/arena-base", "runs/arena"), "worldloom.recipes.arena", argv)
     work, s = Path(args.work), args.scale
     t = time.time()
     train_data, held_data = work / "data-train", work / "data-heldout"
