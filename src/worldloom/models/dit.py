@@ -288,8 +288,6 @@ class CausalDiT(nn.Module):
                 cache: KVCache, commit: int = 0) -> torch.Tensor:
         """Frames x (B, F, C, h, w), the next F frames of the rollout, against ``cache``; commits the first ``commit``."""
         F, n_tok = x.shape[1], self.cfg.n_tok
-        if F > 1 and cache.is_sink_frame():
-            raise ValueError("multi-frame cached passes cannot write sink frames")
         cache.begin(F)
         h = self._tokens(x, prev)  # (B, F, N, D)
         cond = self._cond(t, action)  # (B, F, D)

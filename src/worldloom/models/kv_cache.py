@@ -68,10 +68,6 @@ class KVCache:
         """Slot index that the next frame's keys/values occupy."""
         return self.slot_of(self.n_frames)
 
-    def valid_tokens(self) -> int:
-        """Tokens to attend to during the next frame's passes (its own slot included)."""
-        return min(self.n_frames + 1, self.slots) * self.n_tok
-
     def begin(self, n_new: int = 1) -> None:
         """Plan a pass over the next ``n_new`` frames: their slots, the keys to read and (if needed) a mask."""
         first, last = self.n_frames, self.n_frames + n_new - 1

@@ -5,8 +5,9 @@ cache (each pass attends to the cached past), then one *commit* pass that writes
 keys/values (optionally lightly re-noised, matching context-noise training) into the cache, and
 decode it with the VAE. With ``fuse`` (default) the commit pass is not run on its own: the finished
 frame is committed in the same forward pass as the next frame's first denoising step (one pass over
-two frames costs far less than two passes over one at this size), so each step is ``steps`` passes. The cache is a rolling window plus sink frames, so memory and time per frame
-stay flat for unbounded rollouts. Batched: B independent worlds step together.
+two frames costs far less than two passes over one at this size), so each step is ``steps`` passes.
+The cache is a rolling window plus sink frames, so memory and time per frame stay flat for
+unbounded rollouts. Batched: B independent worlds step together.
 """
 
 from __future__ import annotations

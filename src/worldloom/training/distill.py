@@ -99,8 +99,6 @@ class DistillTask:
         from ..runtime.simulator import Simulator
 
         r, B = self.recipe, z.shape[0]
-        was_training = self.model.training
-        self.model.eval()
         sim = Simulator(self.world, replace(self.sim_cfg, seed=seed), batch=B)
         sim.record_step = record_step
         sim.reset_latents(z[:, : r.context], actions[:, : r.context])
@@ -108,7 +106,6 @@ class DistillTask:
         for i in range(r.context, r.context + depth):
             gen.append(sim.step_latent(actions[:, i]).clone())  # clone: out of inference mode, into autograd
             rec.append(sim.recorded.clone())
-        self.model.train(was_training)
         return torch.stack(gen, 1), torch.stack(rec, 1)
 
     @torch.no_grad()
@@ -192,10 +189,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     torch.manual_seed(train_cfg.seed)
     task = DistillTask(teacher, latents, actions, recipe)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
-    if resume:
-        trainer.load_state()
-    last = trainer.train(until)
-    trainer.close()
+    last = trainer.fit(resume, until)
     if trainer.rank == 0:
         config = {k: v for k, v in teacher.config.items() if k not in ("metrics", "speed_applied")}
         config["sim"] = to_dict(replace(teacher.sim, steps=recipe.student_steps))

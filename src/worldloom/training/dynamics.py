@@ -162,10 +162,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     torch.manual_seed(train_cfg.seed)
     task = DynamicsTask(CausalDiT(dyn_cfg), latents, actions, recipe)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
-    if resume:
-        trainer.load_state()
-    last = trainer.train(until)
-    trainer.close()
+    last = trainer.fit(resume, until)
     if trainer.rank == 0:
         from ..runtime.simulator import SimConfig
 

@@ -246,6 +246,14 @@ class Trainer:
         bar.close()
         return last
 
+    def fit(self, resume: bool = False, until: int | None = None) -> dict[str, float]:
+        """Resume from ``run_dir`` if asked, train (to ``until``), and leave the process group."""
+        if resume:
+            self.load_state()
+        last = self.train(until)
+        self.close()
+        return last
+
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
             dist.barrier()

@@ -94,11 +94,8 @@ def train_tokenizer(data: str | Path, out: str | Path, vae_cfg: VAEConfig, train
     torch.manual_seed(train_cfg.seed)
     task = TokenizerTask(VAE(vae_cfg), ds)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
-    if resume:
-        trainer.load_state()
     t0 = time.time()
-    trainer.train()
-    trainer.close()
+    trainer.fit(resume)
     if trainer.rank != 0:
         return TokenizerResult(Path(out), float("nan"), trainer.elapsed)
     vae = trainer.ema.cpu().float().eval()
