@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from worldloom.cli import COMMANDS, main
@@ -55,8 +56,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
           "--train-steps", "3")
     stage("dynamics", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out", "wm",
           "--train-steps", "3")
-    stage("distill", "distill", "--teacher", "wm", "--data", "train", "--out", "student", "--train-steps", "2",
-          "--train-batch-size", "2", "--recipe-context", "2", "--recipe-rollout-min", "8", "--recipe-rollout-max", "10")
+    stage("finetune", "train", "dynamics", "--preset", "tiny", "--init", "wm", "--tokenizer", "wm", "--data", "held",
+          "--out", "ft", "--train-steps", "1", "--train-lr", "0")  # lr 0: the weights must be wm's, loaded
+    stage("distill", "distill", "--teacher", "wm", "--init", "ft", "--data", "train", "--out", "student", "--train-steps", "2",
+          "--train-batch-size", "2", "--recipe-context", "2", "--recipe-rollout-min", "8", "--recipe-rollout-max", "10",
+          "--recipe-student-steps", "2", "--sim-steps", "1")
     stage("generate_student", "generate", "--checkpoint", "student", "--data", "held", "--context", "4", "--frames", "6",
           "--out", "student.gif")
     stage("generate", "generate", "--checkpoint", "wm", "--data", "held", "--context", "4", "--frames", "6",
@@ -84,10 +88,19 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert wm["sim"]["window"] + wm["sim"]["sink"] <= wm["dynamics"]["max_frames"]
     assert "worldloom train dynamics" in wm["recipe_cmd"]
 
+    from safetensors.numpy import load_file
+
+    ft = json.loads((d / "ft" / "config.json").read_text())
+    assert ft["dynamics"] == wm["dynamics"] and ft["init"]["path"] == "wm" and ft["init"]["trained_steps"] == 3
+    a, b = load_file(d / "wm" / "model.safetensors"), load_file(d / "ft" / "model.safetensors")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a if k.startswith("dit."))
+
     student = json.loads((d / "student" / "config.json").read_text())
-    assert student["kind"] == "worldmodel" and student["sim"]["steps"] == 1  # the student's own step count
+    assert student["kind"] == "worldmodel" and student["sim"]["steps"] == 1  # --sim-steps: the default it runs with
+    assert student["distill"]["recipe"]["student_steps"] == 2
     assert student["distill"]["trained_steps"] == 2 and "worldloom distill" in student["recipe_cmd"]
     assert student["dynamics"] == wm["dynamics"] and iio.improps(d / "student.gif").shape[0] == 6
+    assert student["distill"]["init"]["path"] == "ft" and student["distill"]["teacher"] == "wm"
 
     gif = d / "x.gif"
     assert gif.is_file()
@@ -110,6 +123,17 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert res["rss_mb"]["frame_100"] is None and res["flatness_ratio"] is None  # too short to measure
     assert res["context_source"].startswith("arena")
     print("CLI stage seconds:", {k: round(v, 1) for k, v in pipeline["times"].items()})
+
+
+def test_finetune_refuses_a_different_architecture(pipeline: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    d: Path = pipeline["dir"]
+    assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "wm"), "--tokenizer", str(d / "wm"),
+                 "--data", str(d / "held"), "--out", str(d / "ft-bad"), "--dyn-dim", "48", "--train-steps", "1"]) == 2
+    assert "dim: 32 vs 48" in capsys.readouterr().err  # the checkpoint's vs this run's
+    assert not (d / "ft-bad" / "model.safetensors").exists()
+    assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "held"), "--tokenizer", str(d / "wm"),
+                 "--data", str(d / "held"), "--out", str(d / "ft-bad")]) == 2
+    assert "--init" in capsys.readouterr().err
 
 
 def test_generate_with_named_actions_and_bad_names(pipeline: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -103,3 +103,45 @@ def test_run_physics_tiny_model(tiny_phys_world):
     assert set(res.videos) == {f"{s}-{d}" for s, d in groups}
     assert all(v.shape == (32, 64, 3 * 64 + 4, 3) and v.dtype == np.uint8 for v in res.videos.values())
     json.dumps(res.to_json())  # JSON-ready, NaN (e.g. no tracked pair) as null
+
+
+def test_run_physics_one_model_per_scene(tiny_phys_world):
+    """PhyWorld trains one model per scene: a dict of models scores each scene with its own model."""
+    import copy
+
+    from worldloom.eval.suites import SuiteError, physics_models
+
+    other = copy.deepcopy(tiny_phys_world)
+    with torch.no_grad():
+        for p in other.dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    per = {"uniform": other, "parabola": tiny_phys_world, "collision": tiny_phys_world}
+    mixed = run_physics(per, episodes=1, seed=7, sim_overrides={"steps": 1}).metrics["groups"]
+    one = run_physics(tiny_phys_world, episodes=1, seed=7, sim_overrides={"steps": 1}).metrics["groups"]
+    assert mixed["parabola_id"]["model"] == one["parabola_id"]["model"]  # same model, same numbers
+    assert mixed["uniform_id"]["model"] != one["uniform_id"]["model"]  # its own model
+    assert mixed["uniform_id"]["floor"] == one["uniform_id"]["floor"]
+    with pytest.raises(ValueError, match="collision"):
+        run_physics({"uniform": other, "parabola": other}, episodes=1)
+    with pytest.raises(SuiteError, match="collision"):
+        physics_models({"uniform": other, "parabola": other})
+    with pytest.raises(SuiteError, match="no-such-uniform"):  # '{scene}' expands per scene, and names the bad one
+        physics_models("no-such-{scene}")
+
+
+def test_run_suites_prefers_per_scene_models(tiny_phys_world):
+    """A per-scene physics checkpoint is used even when the main checkpoint is a phys2d one."""
+    import copy
+
+    from worldloom.eval.suites import run_suites
+
+    other = copy.deepcopy(tiny_phys_world)
+    with torch.no_grad():
+        for p in other.dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    opts = {"physics": {"episodes": 1, "seed": 7}}
+    (main_res,), _ = run_suites(tiny_phys_world, ["physics"], options=opts, sim_overrides={"steps": 1})
+    (per_res,), _ = run_suites(tiny_phys_world, ["physics"], options=opts, sim_overrides={"steps": 1},
+                               physics_checkpoint={s: other for s in ("uniform", "parabola", "collision")})
+    assert main_res.metrics["vel_err"] != per_res.metrics["vel_err"]
+    assert any("one model per scene" in n for n in per_res.notes)

@@ -106,7 +106,7 @@ def test_cli_defaults_match_the_suites():
     d = lambda f, k: inspect.signature(f).parameters[k].default
     assert (a.causality_episodes, a.causality_steps) == (d(run_causality, "episodes"), d(run_causality, "steps"))
     assert tuple(int(k) for k in a.ks.split(",")) == d(run_persistence, "ks") and a.probes == d(run_persistence, "probes")
-    assert a.speed_frames == d(run_speed, "frames") and a.suite is None and a.physics_checkpoint == "phys2d"
+    assert a.speed_frames == d(run_speed, "frames") and a.suite is None and a.physics_checkpoint is None
 
 
 def test_rollout_suite_wraps_the_heldout_eval(tiny_world, tmp_path: Path):

@@ -40,8 +40,28 @@ def test_accelerate_leaves_the_original_alone(tiny_world):
     assert next(fast.dit.parameters()).dtype == torch.bfloat16 and fast.dit.rope.sp_cos.dtype == torch.float32
     assert all(v.dtype == torch.float32 for v in tiny_world.dit.state_dict().values())
     assert all(torch.equal(before[k], v) for k, v in tiny_world.dit.state_dict().items())
-    assert describe(fast) == {"precision": "bf16", "vae_precision": "bf16", "compile": False}
+    assert describe(fast) == {"precision": "bf16", "vae_precision": "bf16", "compile": False, "channels_last": True}
     assert describe(tiny_world)["precision"] == "fp32"
+
+
+def test_channels_last_decoder_matches(tiny_world):
+    """NHWC decoder: the same frames as NCHW up to float rounding (<= 1 grey level), in the layout it claims."""
+    z = torch.randn(2, tiny_world.dit.cfg.latent_channels, 16, 16, generator=torch.Generator().manual_seed(0))
+    ref = tiny_world.vae.decode(z)
+    fast = accelerate(tiny_world, "fp32", channels_last=True)
+    assert fast.vae.channels_last and not tiny_world.vae.channels_last
+    assert fast.vae.decoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    out = fast.vae.decode(z)
+    assert out.dtype == torch.uint8 and out.shape == ref.shape
+    assert (out.int() - ref.int()).abs().max().item() <= 1
+    assert not accelerate(tiny_world, "fp32", channels_last=False).vae.channels_last
+
+
+def test_parameter_count_survives_int8(tiny_world):
+    from worldloom.runtime.bench import n_params
+
+    n = sum(p.numel() for p in tiny_world.dit.parameters())
+    assert n_params(tiny_world.dit) == n == n_params(accelerate(tiny_world, "int8").dit)
 
 
 def test_bad_precision_is_an_error(tiny_world):

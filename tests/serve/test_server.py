@@ -332,15 +332,19 @@ def test_bundled_context(tiny_world, tmp_path):
 def test_ws_bench(tiny_world):
     from worldloom.serve.bench_ws import format_table, ws_bench
 
-    r = ws_bench(tiny_world, frames=30, warmup=3)
+    r = ws_bench(tiny_world, frames=30, warmup=3)  # the player in its own process, as a browser is
+    assert r["client"] == "process" and r["system"]["threads"] == 1
     assert r["frames"] == 30 and r["fps"] > 0 and r["actions_answered"] == 30
     assert r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
     assert {"denoise", "cache_write", "decode", "encode", "send", "encode_send"} <= set(r["stages_ms"])
     assert r["rss_mb"]["start"] > 0 and r["rss_mb"]["end"] > 0
     json.dumps(r)
     assert "action -> frame ms" in format_table(r)
-    paced = ws_bench(tiny_world, frames=6, fps=20.0, warmup=1)
-    assert paced["target_fps"] == 20.0 and paced["frames"] == 6
+    paced = ws_bench(tiny_world, frames=6, fps=20.0, warmup=1, client_process=False, threads=2)
+    assert paced["target_fps"] == 20.0 and paced["frames"] == 6 and paced["actions_answered"] >= 1
+    assert paced["client"] == "thread" and paced["system"]["threads"] == 2
+    with pytest.raises(ValueError, match="threads"):
+        ws_bench(tiny_world, frames=2, threads=0)
 
 
 def test_play_cli_hooks_check_arguments(capsys):
@@ -352,6 +356,7 @@ def test_play_cli_hooks_check_arguments(capsys):
     assert args.host == "127.0.0.1" and args.port == 8000 and args.fps == 30.0 and args.max_sessions == 4
     assert play_main(parser.parse_args(["--checkpoint", "/nonexistent/ck"])) == 2
     assert "not found" in capsys.readouterr().err
-    assert play_main(parser.parse_args(["--checkpoint", "/nonexistent/ck", "--port", "70000", "--fps", "-1"])) == 2
+    assert play_main(parser.parse_args(["--checkpoint", "/nonexistent/ck", "--port", "70000", "--fps", "-1",
+                                        "--threads", "0"])) == 2
     err = capsys.readouterr().err
-    assert "--port" in err and "--fps" in err
+    assert "--port" in err and "--fps" in err and "--threads" in err

@@ -168,7 +168,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
         model = _load_model(args.checkpoint)  # validates the name before a server starts
         res = ws_bench(args.checkpoint, frames=args.frames, fps=args.fps, sim_overrides=_sim_overrides(args, model),
-                       speed=speed_options(args))
+                       speed=speed_options(args), threads=max(1, args.threads), client_process=args.client == "process")
         print(json.dumps(res) if args.json else format_table(res))
         return
     model = _load_model(args.checkpoint, args)
@@ -289,7 +289,7 @@ def _eval_suites(args: argparse.Namespace) -> None:
     except SuiteError as e:  # found before anything ran: a missing suite, the wrong checkpoint, a bad option
         raise UsageError(str(e)) from None
     settings = run_settings(args.checkpoint, names, command=args.command_line, sim_overrides=overrides,
-                            physics_checkpoint=args.physics_checkpoint if "physics" in names else None,
+                            physics_checkpoint=_physics_used(args, model) if "physics" in names else None,
                             data=str(data) if data is not None else None, options=options,
                             seconds=round(sum(r.seconds for r in results), 1))
     out = results_json(results, settings, errors)
@@ -318,7 +318,8 @@ def _add_sim_args(p: argparse.ArgumentParser) -> None:
     add_dataclass_args(p, SimConfig)  # --steps --shift --window --sink --context-noise --seed
     add_speed_arguments(p)  # --precision --compile
     _preset_defaults(p, SimConfig, "", {}, {f.name: "the checkpoint's" for f in dataclasses.fields(SimConfig)})
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads (0 = torch default; ws mode: the server worker's, 0 = 1 as in play)")
 
 
 def _build_generate(p: argparse.ArgumentParser) -> None:
@@ -360,6 +361,9 @@ def _build_bench(p: argparse.ArgumentParser) -> None:
                    help="matrix: causality contexts per row for action following (0 = skip; default: 4)")
     p.add_argument("--fps", type=float, default=None,
                    help="ws mode: the server's target frame rate (default: unpaced, one frame per action)")
+    p.add_argument("--client", choices=("process", "thread"), default="process",
+                   help="ws mode: run the player in its own process, as a browser is (default), or in a thread "
+                        "of the server's process")
     _add_sim_args(p)
     p.set_defaults(func=cmd_bench)
 
@@ -379,6 +383,15 @@ def _build_play(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_play)
 
 
+def _physics_used(args: argparse.Namespace, model: Any) -> str:
+    """The physics suite's checkpoint as run_suites chooses it (recorded with the results)."""
+    from ..eval.suites import DEFAULT_PHYSICS
+
+    if args.physics_checkpoint is not None:
+        return args.physics_checkpoint
+    return args.checkpoint if model.config.get("env") == "phys2d" else DEFAULT_PHYSICS
+
+
 def _build_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
     p.add_argument("--suite", default=None,
@@ -387,8 +400,9 @@ def _build_eval(p: argparse.ArgumentParser) -> None:
                         "held-out rollout eval and its markdown report as before, or the rollout suite with --report)")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write DIR/index.html (tables, plots, videos) and DIR/results.json")
-    p.add_argument("--physics-checkpoint", default="phys2d",
-                   help="phys2d checkpoint for the physics suite when --checkpoint is not one (default: phys2d)")
+    p.add_argument("--physics-checkpoint", default=None,
+                   help="phys2d checkpoint(s) for the physics suite; '{scene}' in it names one model per scene "
+                        "(default: --checkpoint if it is a phys2d one, else the bundled per-scene phys2d-{scene})")
     p.add_argument("--data", default=None, help="held-out dataset (the rollout eval / rollout suite)")
     p.add_argument("--causality-episodes", type=int, default=16, help="causality: arena contexts (default: 16)")
     p.add_argument("--causality-steps", type=int, default=8, help="causality: steps each action is held (default: 8)")

@@ -73,7 +73,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
               f"({where} frames), {res.train_s:.2f} s")
 
 
-def _tokenizer_config(path: str) -> dict[str, Any]:
+def _checkpoint_config(path: str, flag: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The config.json of the checkpoint given to ``flag``, which must be of one of ``kinds``."""
     from ..checkpoint import CONFIG, CheckpointError, resolve
     from ..config import read_json
 
@@ -81,12 +82,16 @@ def _tokenizer_config(path: str) -> dict[str, Any]:
         d = resolve(path)
         config = read_json(d / CONFIG)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
-        raise UsageError(f"--tokenizer: {e}") from None
-    # A world model holds its tokenizer under the same "vae." keys, so it can serve as one too.
-    if not isinstance(config, dict) or config.get("kind") not in ("tokenizer", "worldmodel") or "vae" not in config:
-        kind = config.get("kind") if isinstance(config, dict) else None
-        raise UsageError(f"--tokenizer {d / CONFIG}: kind is {kind!r}, expected a 'tokenizer' (or 'worldmodel') checkpoint")
+        raise UsageError(f"{flag}: {e}") from None
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if kind not in kinds or ("vae" not in config):
+        raise UsageError(f"{flag} {d / CONFIG}: kind is {kind!r}, expected a {' or '.join(map(repr, kinds))} checkpoint")
     return config
+
+
+def _tokenizer_config(path: str) -> dict[str, Any]:
+    # A world model holds its tokenizer under the same "vae." keys, so it can serve as one too.
+    return _checkpoint_config(path, "--tokenizer", ("tokenizer", "worldmodel"))
 
 
 def cmd_train_dynamics(args: argparse.Namespace) -> None:
@@ -105,6 +110,9 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
         raise UsageError(f"--data {args.data}: frames are {list(ds.frame_shape)}, tokenizer {args.tokenizer} expects "
                          f"{vcfg.frame_size}x{vcfg.frame_size}x3")
     dyn_base, recipe_base, train_base, sim_base = dynamics_preset(args.preset)
+    if args.init:  # fine-tune: the architecture is the init checkpoint's (a --dyn-* that differs is refused)
+        init_cfg = _checkpoint_config(args.init, "--init", ("worldmodel",))
+        dyn_base = from_dict(DynamicsConfig, init_cfg["dynamics"], where=f"{args.init}/config.json:dynamics")
     # Sizes the tokenizer and the data already fix, unless given explicitly.
     dyn_base = dataclasses.replace(dyn_base, latent_channels=vcfg.latent_channels, latent_size=vcfg.latent_size,
                                    n_actions=ds.action_spec.n)
@@ -126,7 +134,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
                          f"--recipe-clip-len {recipe.clip_len}")
     res = train_dynamics(args.data, args.tokenizer, args.out, dyn_cfg, recipe, train_cfg,
                          sim_defaults=dataclasses.asdict(sim_cfg), resume=args.resume, progress=_progress(),
-                         recipe_cmd=args.command_line, run_dir=args.run_dir)
+                         recipe_cmd=args.command_line, run_dir=args.run_dir, init=args.init)
     if _rank() == 0:
         loss = res.last.get("loss")
         print(f"world model -> {res.path}: {train_cfg.steps} steps, final loss "
@@ -178,6 +186,8 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     dyn.add_argument("--tokenizer", required=True, help="tokenizer checkpoint directory (from `train tokenizer`)")
     dyn.add_argument("--out", required=True, help="world-model checkpoint directory to write")
     dyn.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
+    dyn.add_argument("--init", default=None, help="fine-tune: start from this world model's DiT (its architecture; "
+                                                  "pass it as --tokenizer too)")
     dyn.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
     dyn.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
     add_dataclass_args(dyn, DynamicsConfig, "dyn-")
@@ -203,10 +213,11 @@ def cmd_distill(args: argparse.Namespace) -> None:
     recipe = dataclass_from_args(DistillRecipe, args, DistillRecipe(), "recipe-")
     train_cfg = dataclass_from_args(TrainConfig, args, _distill_train(), "train-")
     res = distill(args.teacher, args.data, args.out, recipe, train_cfg, resume=args.resume, progress=_progress(),
-                  recipe_cmd=args.command_line, run_dir=args.run_dir, until=args.until)
+                  recipe_cmd=args.command_line, run_dir=args.run_dir, until=args.until, init=args.init,
+                  sim_steps=args.sim_steps)
     if _rank() == 0:
         loss = res.last.get("loss_true")
-        print(f"student -> {res.path}: {recipe.student_steps}-step, final loss vs truth "
+        print(f"student -> {res.path}: trained for {recipe.student_steps} steps, final loss vs truth "
               f"{'n/a' if loss is None else f'{loss:.4f}'}, {res.train_s:.2f} s")
 
 
@@ -228,6 +239,10 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
     p.add_argument("--data", required=True, help="action-labelled training dataset (the teacher's)")
     p.add_argument("--out", required=True, help="student checkpoint directory to write")
+    p.add_argument("--init", default=None, help="start the student from this world model (same architecture; "
+                                                "default: a copy of the teacher)")
+    p.add_argument("--sim-steps", type=int, default=None,
+                   help="sampler steps the student runs with by default (default: --recipe-student-steps)")
     p.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
     p.add_argument("--until", type=int, default=None, help="stop (and write the checkpoint) at this step")
     p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")

@@ -163,13 +163,14 @@ def _r(x: float, nd: int = 3) -> float | None:
     return round(x, nd) if math.isfinite(x) else None
 
 
-def run_physics(model: WorldModel | None, *, episodes: int = 16, seed: int = 1_000_000,
+def run_physics(model: WorldModel | dict[str, WorldModel] | None, *, episodes: int = 16, seed: int = 1_000_000,
                 sim_overrides: dict[str, Any] | None = None, progress: bool = False,
                 tracker: str = "binary") -> SuiteResult:
     """Score a phys2d world model on every scene x {id, ood}; ``model=None`` measures the floor only.
 
     Args:
-        model: a loaded world model whose frames are phys2d frames (action 0 = noop), or None.
+        model: a loaded world model whose frames are phys2d frames (action 0 = noop), a dict of one
+            such model per scene (PhyWorld's protocol trains one model per scene), or None.
         episodes: episodes per scene and range (6 groups).
         seed: episode seeds of group g are ``seed + g * 10000 + i`` (far from training seeds).
         sim_overrides: SimConfig fields for the Simulator (e.g. ``{"steps": 2}``).
@@ -183,12 +184,23 @@ def run_physics(model: WorldModel | None, *, episodes: int = 16, seed: int = 1_0
     if tracker not in TRACKERS:
         raise ValueError(f"tracker must be one of {list(TRACKERS)}, got {tracker!r}")
     t0 = time.time()
-    size = model.frame_size if model is not None else 64
+    per_scene = model if isinstance(model, dict) else {sc: model for sc in SCENARIOS}
+    missing = [sc for sc in SCENARIOS if sc not in per_scene]
+    if missing:
+        raise ValueError(f"physics: no model for scene(s) {missing}")
+    first = per_scene[SCENARIOS[0]]
+    size = first.frame_size if first is not None else 64
+    if any((m.frame_size if m is not None else 64) != size for m in per_scene.values()):
+        raise ValueError("physics: the per-scene models must share one frame size")
     cfg = Phys2DConfig(frame_size=size)
     notes = [(f"tracker '{tracker}'; {episodes} episodes per group; context {CONTEXT} true frames, "
               f"{cfg.frames - CONTEXT} generated; velocity error in units/s (world 10 units, 0.1 s per frame)")]
-    if model is not None and model.config.get("env") not in (None, "phys2d"):
-        notes.append(f"model was trained on env {model.config.get('env')!r}, not phys2d")
+    if isinstance(model, dict):
+        notes.append("one model per scene: " + ", ".join(f"{sc} = {m.path.name if m.path else 'in-memory'}"
+                                                         for sc, m in per_scene.items()))
+    for m in {id(m): m for m in per_scene.values() if m is not None}.values():
+        if m.config.get("env") not in (None, "phys2d"):
+            notes.append(f"model was trained on env {m.config.get('env')!r}, not phys2d")
     metrics: dict[str, Any] = {"tracker": tracker, "episodes": episodes, "groups": {}}
     rows, coll_rows, videos = [], [], {}
     curves: dict[str, dict[str, list[float | None]]] = {d: {} for d in DISTRIBUTIONS}
@@ -200,11 +212,12 @@ def run_physics(model: WorldModel | None, *, episodes: int = 16, seed: int = 1_0
         fs = score(truth, state, **kw)
         res: dict[str, Any] = {"floor": summarize(fs, sc == "collision")}
         series = {"floor": fs}
-        if model is not None:
-            gen = _generate(model, frames[:, :CONTEXT], truth.shape[1], dict(sim_overrides or {}))
+        m = per_scene[sc]
+        if m is not None:
+            gen = _generate(m, frames[:, :CONTEXT], truth.shape[1], dict(sim_overrides or {}))
             ms = score(gen, state, **kw)
             res["model"] = summarize(ms, sc == "collision")
-            res["tokenizer"] = summarize(score(reconstruct(model, truth), state, **kw), sc == "collision")
+            res["tokenizer"] = summarize(score(reconstruct(m, truth), state, **kw), sc == "collision")
             series["model"] = ms
             videos[f"{sc}-{dist}"] = side_by_side(np.concatenate([frames[0, :CONTEXT], gen[0]]), frames[0])
         metrics["groups"][f"{sc}_{dist}"] = res
@@ -220,7 +233,7 @@ def run_physics(model: WorldModel | None, *, episodes: int = 16, seed: int = 1_0
                                        for x in (mm, fl)])
     g = metrics["groups"]
     metrics["floor_vel_err"] = {k: v["floor"]["vel_err"] for k, v in g.items()}
-    if model is not None:
+    if first is not None:
         metrics["vel_err"] = {k: v["model"]["vel_err"] for k, v in g.items()}
         metrics["id_ratio_to_floor"] = {s: g[f"{s}_id"]["model"]["vel_err"] / g[f"{s}_id"]["floor"]["vel_err"]
                                         for s in ("uniform", "parabola")}
@@ -247,7 +260,8 @@ def format_tables(result: SuiteResult) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Physics suite: velocity errors vs the ground-truth floor.")
-    p.add_argument("--checkpoint", default=None, help="world model name or dir (omit: measure the floor only)")
+    p.add_argument("--checkpoint", default=None, help="world model name or dir, '{scene}' in it for one per scene "
+                                                      "(omit: measure the floor only)")
     p.add_argument("--episodes", type=int, default=16, help="episodes per scene and range (default: 16)")
     p.add_argument("--seed", type=int, default=1_000_000, help="first episode seed (default: 1000000)")
     p.add_argument("--tracker", default="binary", choices=TRACKERS, help="ball tracker (default: binary)")
@@ -256,10 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.checkpoint:
         import torch
 
-        from ..runtime.simulator import load
+        from .suites import physics_models
 
         torch.set_flush_denormal(True)
-        model = load(args.checkpoint)
+        model = physics_models(args.checkpoint)
     res = run_physics(model, episodes=args.episodes, seed=args.seed, tracker=args.tracker, progress=True)
     print(format_tables(res))
     print(f"({res.seconds:.1f} s)")

@@ -17,8 +17,10 @@ Key choices:
 - **Common settings by signature**: ``sim_overrides``, ``progress`` and ``data`` reach a runner only
   if its signature takes them, so suites written by others need not accept every knob; per-suite
   ``options`` must be accepted, or it is an error naming the option.
-- **physics** runs on a phys2d checkpoint: the main one if its ``config["env"]`` is ``"phys2d"``,
-  else ``physics_checkpoint`` (the bundled ``phys2d`` by default), loaded once up front.
+- **physics** runs on ``physics_checkpoint`` when one is given; else on the main checkpoint if its
+  ``config["env"]`` is ``"phys2d"``, else on the bundled per-scene models; loaded once up front. A
+  ``physics_checkpoint`` containing ``{scene}`` names one model per scene (PhyWorld trains one per
+  scene), e.g. ``phys2d-{scene}`` -> ``phys2d-uniform``, ``phys2d-parabola``, ``phys2d-collision``.
 - Each suite is timed here (``SuiteResult.seconds``), including its model work and its scoring.
 """
 
@@ -36,6 +38,7 @@ from ..runtime.simulator import WorldModel
 from .suite import Plot, SuiteResult, Table
 
 DEFAULT_SUITES = ("physics", "causality", "persistence", "fidelity", "speed")
+DEFAULT_PHYSICS = "phys2d-{scene}"  # the bundled per-scene phys2d models (checkpoints/phys2d-uniform, ...)
 _COMMON = ("sim_overrides", "progress", "data")
 
 
@@ -121,7 +124,7 @@ def run_suites(
     options: dict[str, dict[str, Any]] | None = None,
     sim_overrides: dict[str, Any] | None = None,
     data: str | Path | None = None,
-    physics_checkpoint: str | Path | WorldModel = "phys2d",
+    physics_checkpoint: str | Path | WorldModel | dict[str, WorldModel] | None = None,
     progress: bool = False,
     keep_going: bool = False,
     on_done: Callable[[str, SuiteResult | None, str | None], None] | None = None,
@@ -134,8 +137,9 @@ def run_suites(
         options: per-suite keyword arguments, e.g. ``{"persistence": {"ks": (8, 32)}}``.
         sim_overrides: SimConfig fields for every suite's Simulator.
         data: a dataset directory for suites that take ``data`` (``rollout``); an error if none does.
-        physics_checkpoint: phys2d checkpoint (name, path or loaded model) for ``physics`` when the
-            main model is not a phys2d one.
+        physics_checkpoint: phys2d checkpoint (name, path or loaded model; a name or path with
+            ``{scene}``, or a dict, gives one model per scene) for ``physics``. None: the main model
+            if it is a phys2d one, else ``DEFAULT_PHYSICS`` (the bundled per-scene models).
         progress: progress bars where a suite has them.
         keep_going: record a failing suite in ``errors`` and go on, instead of raising.
         on_done: called after each suite with (name, result or None, error or None), e.g. to print.
@@ -145,11 +149,11 @@ def run_suites(
     if unknown:
         raise SuiteError(f"suite {unknown[0]!r}: options given but the suite is not selected")
     runners = {n: resolve(n) for n in names}  # all up front: fail before any work is done
-    models: dict[str, WorldModel] = {}
+    models: dict[str, Any] = {}
     for n in names:
         need, have = SUITES[n].env, _env_of(model)
-        if n == "physics" and have != "phys2d":
-            models[n] = _physics_model(physics_checkpoint)
+        if n == "physics" and (have != "phys2d" or physics_checkpoint is not None):
+            models[n] = physics_models(DEFAULT_PHYSICS if physics_checkpoint is None else physics_checkpoint)
         elif SUITES[n].needs_data and data is None:
             raise SuiteError(f"suite {n!r}: needs a held-out dataset (--data DIR)")
         elif need is not None and have != need:
@@ -184,7 +188,21 @@ def run_suites(
     return results, errors
 
 
-def _physics_model(ckpt: str | Path | WorldModel) -> WorldModel:
+def _per_scene(ckpt: Any) -> bool:
+    return isinstance(ckpt, dict) or (not isinstance(ckpt, WorldModel) and "{scene}" in str(ckpt))
+
+
+def physics_models(ckpt: str | Path | WorldModel | dict[str, WorldModel]) -> WorldModel | dict[str, WorldModel]:
+    """The physics suite's model, or one per scene (a dict, or a name/path containing ``{scene}``),
+    loaded and checked to be phys2d models; a problem is a :class:`SuiteError` naming the checkpoint."""
+    if _per_scene(ckpt):
+        from ..envs.phys2d import SCENARIOS
+
+        given = ckpt if isinstance(ckpt, dict) else {sc: str(ckpt).replace("{scene}", sc) for sc in SCENARIOS}
+        missing = [sc for sc in SCENARIOS if sc not in given]
+        if missing:
+            raise SuiteError(f"suite 'physics': no model for scene(s) {missing} in --physics-checkpoint {ckpt}")
+        return {sc: physics_models(given[sc]) for sc in SCENARIOS}
     if isinstance(ckpt, WorldModel):
         model = ckpt
     else:
@@ -239,4 +257,5 @@ def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: i
     return SuiteResult("rollout", metrics, tables, plots, notes=notes)
 
 
-__all__ = ["DEFAULT_SUITES", "SUITES", "SuiteError", "SuiteSpec", "parse_suites", "resolve", "run_rollout", "run_suites"]
+__all__ = ["DEFAULT_PHYSICS", "DEFAULT_SUITES", "SUITES", "SuiteError", "SuiteSpec", "parse_suites", "physics_models",
+           "resolve", "run_rollout", "run_suites"]

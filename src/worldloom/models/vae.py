@@ -75,6 +75,9 @@ class VAE(nn.Module):
         # Latent standardisation, set from data after training (see training/tokenizer.py).
         self.register_buffer("latent_shift", torch.zeros(c))
         self.register_buffer("latent_scale", torch.ones(c))
+        # Run-time layout (set by runtime.speed.accelerate): NHWC activations let oneDNN pick its
+        # direct conv kernels instead of reordering NCHW tensors around every conv.
+        self.channels_last = False
 
     # --- pixel <-> model range ------------------------------------------------------------------
     @staticmethod
@@ -94,6 +97,8 @@ class VAE(nn.Module):
         return mean, logvar.clamp(-30.0, 20.0)
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            z = z.contiguous(memory_format=torch.channels_last)
         return self.decoder(z)
 
     # --- public: uint8 frames <-> standardised latents ---------------------------------------------
@@ -112,8 +117,8 @@ class VAE(nn.Module):
         """Standardised latents (..., C, h, w) -> uint8 frames (..., H, W, 3)."""
         lead = z.shape[:-3]
         z = z.reshape(-1, *z.shape[-3:]).to(self.latent_scale.dtype)
-        x = self.decode_raw(z * self._shape(self.latent_scale) + self._shape(self.latent_shift))
-        return self.to_uint8(x).reshape(*lead, *self.to_uint8(x).shape[1:])
+        frames = self.to_uint8(self.decode_raw(z * self._shape(self.latent_scale) + self._shape(self.latent_shift)))
+        return frames.reshape(*lead, *frames.shape[1:])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         return self.loss(x)

@@ -36,14 +36,28 @@ HOLD = 8  # frames each scripted action is held
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def rss_bytes() -> int:
-    """Current resident set size of this process (peak RSS where /proc is unavailable)."""
+def rss_bytes(pid: int | None = None) -> int:
+    """Current resident set size of this process, or of process ``pid`` (Linux /proc). Without /proc:
+    this process's peak RSS, and 0 for another process."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{'self' if pid is None else pid}/statm") as f:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
+        if pid is not None and pid != os.getpid():
+            return 0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def n_params(module: Any) -> int:
+    """Parameters of a module, counting int8-quantised Linears (whose packed weights are not Parameters)."""
+    n = sum(p.numel() for p in module.parameters())
+    for m in module.modules():
+        w = getattr(m, "weight", None)
+        if callable(w) and hasattr(m, "_packed_params"):  # torch.ao dynamic quantised Linear
+            weight, bias = m._packed_params._weight_bias()
+            n += weight.numel() + (bias.numel() if bias is not None else 0)
+    return n
 
 
 def scripted_actions(n_frames: int, n_actions: int, hold: int = HOLD) -> np.ndarray:
@@ -140,7 +154,7 @@ def rollout_bench(model: Any, frames: int = 2000, sim_overrides: dict[str, Any] 
         "sim": {"steps": cfg.steps, "shift": cfg.shift, "window": cfg.window, "sink": cfg.sink,
                 "context_noise": cfg.context_noise, "seed": cfg.seed, "cache_bytes": sim.cache.nbytes()},
         "model": {"path": str(model.path) if model.path else None, "frame_size": model.frame_size,
-                  "tokens_per_frame": dit.cfg.n_tok, "dit_params": sum(p.numel() for p in dit.parameters()),
+                  "tokens_per_frame": dit.cfg.n_tok, "dit_params": n_params(dit),
                   "vae_params": sum(p.numel() for p in model.vae.parameters())},
         "system": {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(sim.device),
                    "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},

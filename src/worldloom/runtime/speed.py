@@ -11,6 +11,8 @@ Key choices (measured numbers in docs/BENCHMARKS.md):
 - **int8**: dynamic per-tensor int8 quantisation of every ``nn.Linear`` in the DiT with the
   ``torch.ao`` path (deprecated, but shipped with torch and dependency-free); activations stay fp32
   and the VAE stays fp32. Kept only where the bench shows it beats bf16 on the whole loop.
+- **channels-last decoder** (``channels_last``, on by default with any speed-up): the VAE decoder's
+  weights and activations in NHWC memory order, which oneDNN convolves without layout reorders.
 - **compile**: ``torch.compile`` of each block's MLP (conv included) and of the VAE decoder. Not of
   whole blocks: their cache writes at a moving ring slot recompiled on every frame and hit dynamo's
   limit (measured), and the KV-cache bookkeeping of ``step`` is Python by design.
@@ -64,13 +66,14 @@ def _compile(model: WorldModel) -> None:
 
 
 def accelerate(model: WorldModel, precision: str = "fp32", compile: bool = False,
-               vae_precision: str | None = None) -> WorldModel:
+               vae_precision: str | None = None, channels_last: bool = True) -> WorldModel:
     """A copy of ``model`` with the given speed-ups applied (see the module docstring).
 
     Args:
         precision: ``fp32``, ``bf16`` (weights and activations) or ``int8`` (dynamic int8 Linears).
         compile: ``torch.compile`` the transformer blocks and the VAE decoder.
         vae_precision: ``fp32`` or ``bf16`` for the VAE; default: bf16 with ``precision="bf16"``, else fp32.
+        channels_last: run the VAE decoder in NHWC memory order (same numbers up to float rounding).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -86,7 +89,10 @@ def accelerate(model: WorldModel, precision: str = "fp32", compile: bool = False
         dit = dit.to(_DTYPES[precision])
         dit.rope.float()  # rotation tables stay fp32: bf16 angles would blur positions
     vae = vae.to(_DTYPES[vae_precision])
-    applied = {"precision": precision, "vae_precision": vae_precision, "compile": compile}
+    if channels_last:
+        vae.decoder.to(memory_format=torch.channels_last)
+        vae.channels_last = True
+    applied = {"precision": precision, "vae_precision": vae_precision, "compile": compile, "channels_last": channels_last}
     out = replace(model, dit=dit, vae=vae, config=dict(model.config, speed_applied=applied))
     if compile:
         _compile(out)
@@ -95,4 +101,5 @@ def accelerate(model: WorldModel, precision: str = "fp32", compile: bool = False
 
 def describe(model: WorldModel) -> dict[str, object]:
     """The speed settings a model runs with (``config["speed"]`` is the checkpoint's default, this is what ran)."""
-    return dict(model.config.get("speed_applied") or {"precision": "fp32", "vae_precision": "fp32", "compile": False})
+    return dict(model.config.get("speed_applied") or {"precision": "fp32", "vae_precision": "fp32", "compile": False,
+                                                      "channels_last": False})

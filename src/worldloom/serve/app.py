@@ -99,7 +99,7 @@ def video_zip(entries: list[tuple[np.ndarray, np.ndarray | None, int, float | No
 
 def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = None, max_sessions: int = 4,
                idle_timeout: float = 60.0, fps: float = 30.0, sim_overrides: dict[str, Any] | None = None,
-               record_frames: int = 1800, seed: int = 0, speed: dict[str, Any] | None = None) -> Any:
+               record_frames: int = 1800, seed: int = 0, speed: dict[str, Any] | None = None, threads: int = 1) -> Any:
     """The ASGI app. ``checkpoints``: names/paths, or name -> path or loaded ``WorldModel``
     (tests pass models). ``fps`` 0 = unpaced: one frame per action message (for benches).
     ``speed``: ``load()`` options (precision, compile) for checkpoints given by name or path."""
@@ -116,7 +116,7 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
         raise ValueError(f"default checkpoint {default!r} is not among the configured {sorted(sources)}")
     if max_sessions < 1 or idle_timeout <= 0 or fps < 0 or record_frames < 1:
         raise ValueError("max_sessions >= 1, idle_timeout > 0, fps >= 0 and record_frames >= 1 are required")
-    worker = Worker(sources, fps=fps, sim_overrides=sim_overrides, speed=speed)
+    worker = Worker(sources, fps=fps, sim_overrides=sim_overrides, speed=speed, threads=threads)
     names = set(sources)
 
     async def reaper() -> None:
@@ -275,16 +275,16 @@ class ServerThread:
 
 def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: int = 8000, fps: float = 30.0,
         max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None,
-        open_browser: bool = False, speed: dict[str, Any] | None = None) -> None:
+        open_browser: bool = False, speed: dict[str, Any] | None = None, threads: int = 1) -> None:
     """Serve until interrupted (``worldloom play``); the first checkpoint is the default."""
     import torch
     import uvicorn
 
     torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # this thread serves the event loop; the worker sets its own
     cks = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
     app = create_app(cks, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides,
-                     speed=speed)
+                     speed=speed, threads=threads)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"worldloom play: WARNING serving on {host}: anyone who can reach it can play", file=sys.stderr)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -324,6 +324,8 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=None, help="rolling context window (default: the checkpoint's)")
     parser.add_argument("--sink", type=int, default=None, help="attention-sink frames (default: the checkpoint's)")
     add_speed_arguments(parser)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of the inference worker (default 1; see docs/BENCHMARKS.md)")
     parser.add_argument("--open", action=argparse.BooleanOptionalAction, default=True,
                         help="open the page in the default browser, if there is one (default: yes)")
 
@@ -343,6 +345,8 @@ def play_main(args: argparse.Namespace) -> int:
         problems.append(f"--port must be in 0..65535, got {args.port}")
     if args.fps < 0 or args.max_sessions < 1 or args.idle_timeout <= 0:
         problems.append("--fps must be >= 0, --max-sessions >= 1 and --idle-timeout > 0")
+    if args.threads < 1:
+        problems.append(f"--threads must be >= 1, got {args.threads}")
     for k in ("steps", "window", "sink"):
         v = getattr(args, k, None)
         if v is not None and v < (0 if k == "sink" else 1):
@@ -354,7 +358,7 @@ def play_main(args: argparse.Namespace) -> int:
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
             idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,
-            speed=speed_options(args))
+            speed=speed_options(args), threads=args.threads)
     except KeyboardInterrupt:
         pass
     return 0

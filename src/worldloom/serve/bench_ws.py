@@ -1,7 +1,7 @@
 """``worldloom bench --mode ws``: play N frames through a real WebSocket and measure what a player gets.
 
 :func:`ws_bench` starts the play server in-process (uvicorn in a thread on a free port, the same app
-and worker as ``worldloom play``), connects with the ``websockets`` client, plays a scripted action
+and worker as ``worldloom play``), connects with the ``websockets`` client from a separate process, plays a scripted action
 sequence and shuts everything down. Nothing here prints.
 
 Design choices:
@@ -16,8 +16,12 @@ Design choices:
   frames, cycling), as in the rollout bench, so the two benches do the same work.
 - **Stages** come from the frame headers: denoise, cache write and decode (the Simulator's
   timings), encode (frame -> bytes) and send (server ``send_bytes``); ``encode_send_ms`` is their sum.
-- **Memory**: RSS of this process (= the server; the client is small and allocates nothing per
-  frame that it keeps) after the first frame and at the end, plus the peak of samples every 100 frames.
+- **The client is its own process** (default), as a browser is, so its Python never takes the
+  server's GIL; ``client_process=False`` keeps it in a thread of the server's process (the first
+  sessions' bench). On the 2-core box the two gave the same rates within the machine's noise
+  (docs/BENCHMARKS.md).
+- **Memory**: RSS of the server process (read by the client from /proc by pid) after the warmup
+  and at the end, plus the peak of samples every 100 frames.
 - The first ``warmup`` frames (default ``min(20, frames // 10)``) are played but not measured.
 """
 
@@ -57,9 +61,71 @@ def _recv_json(ws: Any, want: str) -> dict[str, Any]:
             return d
 
 
+def _client(url: str, frames: int, warmup: int, server_pid: int) -> dict[str, Any]:
+    """The player: connect, play ``warmup + frames`` scripted actions closed-loop, return raw measurements.
+
+    Runs in its own process by default (a browser is one), so its Python never competes with the
+    server's for a GIL; it reads the server's RSS from /proc by pid.
+    """
+    from websockets.sync.client import connect
+
+    from ..runtime.bench import rss_bytes, scripted_actions
+
+    lat: list[float] = []
+    server_lat: list[float] = []
+    stages: dict[str, list[float]] = {}
+    rss: list[int] = []
+    nbytes = 0
+    with connect(url, max_size=P.TRANSPORT_MAX_BYTES) as ws:
+        _recv_json(ws, "hello")
+        ready = _recv_json(ws, "ready")
+        actions = scripted_actions(warmup + frames, len(ready["actions"]))
+        got, seq, outstanding, t_send = 0, 0, 0, 0.0
+        t_start = time.perf_counter()
+        if warmup == 0:
+            rss.append(rss_bytes(server_pid))
+        while got < warmup + frames:
+            if not outstanding:
+                seq += 1
+                outstanding = seq
+                t_send = time.perf_counter()
+                ws.send(json.dumps({"type": "action", "action": int(actions[min(seq - 1, len(actions) - 1)]), "seq": seq}))
+            m = ws.recv(timeout=RECV_TIMEOUT_S)
+            if isinstance(m, str):
+                d = json.loads(m)
+                if d.get("type") == "error":
+                    raise RuntimeError(f"server error {d.get('code')}: {d.get('message')}")
+                continue
+            header, _ = P.decode_frame(m)
+            t_recv = time.perf_counter()
+            got += 1
+            if got == warmup:
+                t_start = t_recv
+                rss.append(rss_bytes(server_pid))
+            answered = header.get("seq") is not None and header["seq"] >= outstanding
+            if answered:
+                outstanding = 0
+            if got <= warmup:
+                continue
+            nbytes = len(m)
+            if answered:
+                lat.append((t_recv - t_send) * 1e3)
+            if got > warmup + 1:  # the first measured header reports a warmup frame's send
+                server_lat.append(header["latency_ms"])
+            for k, v in header["timings_ms"].items():
+                stages.setdefault(k, []).append(v)
+            if got % 100 == 0:
+                rss.append(rss_bytes(server_pid))
+        total = time.perf_counter() - t_start
+        rss.append(rss_bytes(server_pid))
+    return {"lat": lat, "server_lat": server_lat, "stages": stages, "rss": rss, "nbytes": nbytes, "total": total,
+            "ready": ready}
+
+
 def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host: str = "127.0.0.1",
              port: int = 0, sim_overrides: dict[str, Any] | None = None, warmup: int | None = None,
-             seed: int = 0, speed: dict[str, Any] | None = None) -> dict[str, Any]:
+             seed: int = 0, speed: dict[str, Any] | None = None, threads: int = 1,
+             client_process: bool = True) -> dict[str, Any]:
     """Play ``frames`` frames over a WebSocket; return FPS, latency percentiles, stages and memory.
 
     Args:
@@ -69,89 +135,54 @@ def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host
         host, port: where the in-process server binds (port 0 = a free port).
         sim_overrides: SimConfig fields (steps, window, sink, ...).
         speed: ``load()`` options (precision, compile) for a checkpoint given by name or path.
+        threads: torch intra-op threads of the server's inference worker (``worldloom play --threads``).
+        client_process: run the client in its own process (as a browser is); False = a thread of this one.
     """
-    import torch
-    from websockets.sync.client import connect
+    import multiprocessing as mp
 
-    from ..runtime.bench import rss_bytes, scripted_actions
+    import torch
+
     from .app import ServerThread, create_app
 
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be > 0 or None (unpaced), got {fps}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     warmup = min(20, frames // 10) if warmup is None else warmup
     torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
     cks = {"bench": checkpoint} if not isinstance(checkpoint, (str, os.PathLike)) else [str(checkpoint)]
     app = create_app(cks, max_sessions=1, idle_timeout=3600.0, fps=fps or 0.0, sim_overrides=sim_overrides, seed=seed,
-                     record_frames=1, speed=speed)
+                     record_frames=1, speed=speed, threads=threads)
     server = ServerThread(app, host, port).start()
-    lat: list[float] = []
-    server_lat: list[float] = []
-    stages: dict[str, list[float]] = {}
-    rss: list[int] = []
-    nbytes = 0
+    args = (f"ws://{host}:{server.port}/ws", frames, warmup, os.getpid())
     try:
-        with connect(f"ws://{host}:{server.port}/ws", max_size=P.TRANSPORT_MAX_BYTES) as ws:
-            _recv_json(ws, "hello")
-            ready = _recv_json(ws, "ready")
-            actions = scripted_actions(warmup + frames, len(ready["actions"]))
-            got, seq, outstanding, t_send = 0, 0, 0, 0.0
-            t_start = time.perf_counter()
-            if warmup == 0:
-                rss.append(rss_bytes())
-            while got < warmup + frames:
-                if not outstanding:
-                    seq += 1
-                    outstanding = seq
-                    t_send = time.perf_counter()
-                    ws.send(json.dumps({"type": "action", "action": int(actions[min(seq - 1, len(actions) - 1)]), "seq": seq}))
-                m = ws.recv(timeout=RECV_TIMEOUT_S)
-                if isinstance(m, str):
-                    d = json.loads(m)
-                    if d.get("type") == "error":
-                        raise RuntimeError(f"server error {d.get('code')}: {d.get('message')}")
-                    continue
-                header, _ = P.decode_frame(m)
-                t_recv = time.perf_counter()
-                got += 1
-                if got == warmup:
-                    t_start = t_recv
-                    rss.append(rss_bytes())
-                answered = header.get("seq") is not None and header["seq"] >= outstanding
-                if answered:
-                    outstanding = 0
-                if got <= warmup:
-                    continue
-                nbytes = len(m)
-                if answered:
-                    lat.append((t_recv - t_send) * 1e3)
-                if got > warmup + 1:  # the first measured header reports a warmup frame's send
-                    server_lat.append(header["latency_ms"])
-                for k, v in header["timings_ms"].items():
-                    stages.setdefault(k, []).append(v)
-                if got % 100 == 0:
-                    rss.append(rss_bytes())
-            total = time.perf_counter() - t_start
-            rss.append(rss_bytes())
+        if client_process:  # spawn: a clean interpreter, no fork of a process holding torch threads
+            with mp.get_context("spawn").Pool(1) as pool:
+                c = pool.apply(_client, args)
+        else:
+            c = _client(*args)
     finally:
         server.stop()
 
-    mean = {k.removesuffix("_ms"): float(np.mean(v)) for k, v in stages.items()}
+    ready, total = c["ready"], c["total"]
+    mean = {k.removesuffix("_ms"): float(np.mean(v)) for k, v in c["stages"].items()}
     mean["encode_send"] = mean.get("encode", 0.0) + mean.get("send", 0.0)
-    mb = [r / 2**20 for r in rss]
+    mb = [r / 2**20 for r in c["rss"]]
     return {
         "mode": "ws",
         "checkpoint": ready["checkpoint"] if isinstance(checkpoint, (str, os.PathLike)) else "<in-memory model>",
         "frames": frames, "warmup": warmup, "target_fps": fps, "fps": frames / total if total > 0 else None,
-        "latency_ms": _summary(lat), "server_latency_ms": _summary(server_lat), "actions_answered": len(lat),
+        "latency_ms": _summary(c["lat"]), "server_latency_ms": _summary(c["server_lat"]),
+        "actions_answered": len(c["lat"]),
         "stages_ms": {k: round(v, 4) for k, v in mean.items()},
-        "frame_bytes": nbytes,
+        "frame_bytes": c["nbytes"],
         "rss_mb": {"start": mb[0], "end": mb[-1], "max": max(mb)},
         "rss_growth_pct": (mb[-1] - mb[0]) / mb[0] * 100.0 if mb[0] else None,
         "sim": ready["sim"], "context_source": ready["context_source"],
-        "system": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "client": "process" if client_process else "thread",
+        "system": {"python": platform.python_version(), "torch": torch.__version__, "threads": threads,
                    "cpu_count": os.cpu_count(), "machine": platform.machine()},
     }
 

@@ -18,7 +18,11 @@ collapsed under contention; one thread with ``torch.set_num_threads(1)`` held 13
   bounded when generation or the network falls behind. With ``fps == 0`` (unpaced; bench) a
   session is due once per new action message (coalesced: the newest wins).
 - **Delivery.** The worker encodes the frame (raw RGB, ~5 us) and hands it to the event loop with
-  ``call_soon_threadsafe``; the session's sender task sends it and clears ``inflight``.
+  ``call_soon_threadsafe``; the session's sender task sends it and clears ``inflight``. The truth env
+  steps in lockstep with every frame, but after the frame is handed over unless the truth view is on,
+  so its physics and rendering stay off the action-to-frame path.
+- **Threads.** ``threads`` (``worldloom play --threads``, default 1) sets the worker's torch
+  intra-op threads; the event loop and the player's browser need the rest of the cores.
 """
 
 from __future__ import annotations
@@ -114,8 +118,12 @@ class Worker:
     """The single inference thread: owns every model and Simulator; steps due sessions."""
 
     def __init__(self, checkpoints: dict[str, Any], fps: float = 30.0,
-                 sim_overrides: dict[str, Any] | None = None, speed: dict[str, Any] | None = None) -> None:
-        self.sources = dict(checkpoints)  # name -> path (str/Path) or a loaded WorldModel
+                 sim_overrides: dict[str, Any] | None = None, speed: dict[str, Any] | None = None,
+                 threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.sources = dict(checkpoints)
+        self.threads = threads  # torch intra-op threads of this worker (see the module docstring)  # name -> path (str/Path) or a loaded WorldModel
         self.models: dict[str, Any] = {}
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.sim_overrides = dict(sim_overrides or {})
@@ -197,7 +205,7 @@ class Worker:
     def _run(self) -> None:
         import torch
 
-        torch.set_num_threads(1)  # see module docstring: one thread, one intra-op thread
+        torch.set_num_threads(self.threads)  # default 1: see the module docstring
         torch.set_flush_denormal(True)
         try:
             from ..runtime.simulator import Simulator
@@ -311,21 +319,25 @@ class Worker:
             s.meta = meta
         s.post(text=P.dumps("ready", **meta))
 
+    def _env_step(self, s: Session, action: int, frame: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
+        """Step the truth env in lockstep; with ``frame`` (truth view on) return its frame and the PSNR."""
+        obs, _, terminated, _, _ = s.env.step(action)
+        out = (np.asarray(obs, np.uint8), psnr(frame, obs)) if frame is not None else (None, None)
+        if terminated:
+            s.env.close()
+            s.env = None
+            s.post(text=P.dumps("truth_ended", step=s.frames_out, message="the real env's episode ended; "
+                                "send 'reset' to restart the truth view"))
+        return out
+
     def _step(self, s: Session, action: int, seq: int | None, t_ref: float, truth: bool) -> None:
         t0 = time.perf_counter()
         frame = s.sim.step(action)  # (H, W, 3) uint8
         timings = dict(s.sim.state()["timings_ms"])
-        truth_frame, value = None, None
-        if s.env is not None:
-            obs, _, terminated, _, _ = s.env.step(action)  # lockstep, shown only when asked
-            if truth:
-                truth_frame, value = np.asarray(obs, np.uint8), psnr(frame, obs)
-            if terminated:
-                s.env.close()
-                s.env = None
-                s.post(text=P.dumps("truth_ended", step=s.frames_out + 1, message="the real env's episode ended; "
-                                    "send 'reset' to restart the truth view"))
         s.frames_out += 1
+        truth_frame, value = None, None
+        if s.env is not None and truth:  # shown: step it before the frame goes out
+            truth_frame, value = self._env_step(s, action, frame)
         with s.rec_lock:
             if len(s.record) == s.record.maxlen:
                 s.record_dropped += 1
@@ -338,3 +350,5 @@ class Worker:
         data = P.encode_frame(header, [frame] if truth_frame is None else [frame, truth_frame])
         s.encode_ms = (time.perf_counter() - t1) * 1e3  # reported with the next frame, like latency/send
         s.post(data=data, t_ref=t_ref)
+        if s.env is not None and not truth:  # hidden: keep it in lockstep, off the action-to-frame path
+            self._env_step(s, action, None)

@@ -46,7 +46,7 @@ from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT
-from .dynamics import ClipSampler, encode_dataset
+from .dynamics import ClipSampler, _init_from, encode_dataset
 from .loop import TrainConfig, Trainer
 
 
@@ -171,8 +171,16 @@ class DistillResult:
 
 def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe: DistillRecipe, train_cfg: TrainConfig,
             *, resume: bool = False, progress: bool = True, recipe_cmd: str = "", run_dir: str | Path | None = None,
-            until: int | None = None) -> DistillResult:
-    """Fine-tune a copy of ``teacher_path`` on its own rollouts of ``data``; writes a world-model checkpoint to ``out``."""
+            until: int | None = None, init: str | Path | None = None, sim_steps: int | None = None) -> DistillResult:
+    """Fine-tune a copy of ``teacher_path`` on its own rollouts of ``data``; writes a world-model checkpoint to ``out``.
+
+    ``init``: start the student from this world model's DiT instead (same architecture), e.g. a
+    1-step student trained on for 2 steps against the same teacher. ``sim_steps``: the sampler steps
+    the checkpoint runs with by default (default: ``recipe.student_steps``), e.g. 1 for such a
+    student, which then serves 1 and 2 steps.
+    """
+    if sim_steps is not None and sim_steps < 1:
+        raise ValueError(f"sim_steps must be >= 1, got {sim_steps}")
     from ..checkpoint import save_checkpoint
     from ..runtime.simulator import load
     from .loop import setup_cpu
@@ -188,15 +196,16 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     task = DistillTask(teacher, latents, actions, recipe)
+    init_info = _init_from(task.model, init) if init is not None else None
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:
         config = {k: v for k, v in teacher.config.items() if k not in ("metrics", "speed_applied")}
-        config["sim"] = to_dict(replace(teacher.sim, steps=recipe.student_steps))
+        config["sim"] = to_dict(replace(teacher.sim, steps=sim_steps or recipe.student_steps))
         config["distill"] = {"teacher": str(teacher_path), "teacher_recipe_cmd": teacher.config.get("recipe_cmd", ""),
                              "recipe": to_dict(recipe), "train": to_dict(train_cfg), "data": str(data),
                              "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1),
-                             "trained_steps": trainer.step}
+                             "trained_steps": trainer.step, **({"init": init_info} if init_info else {})}
         config["recipe_cmd"] = recipe_cmd
         n_params = sum(p.numel() for p in trainer.ema.parameters())
         card = (f"# World model (self-rollout student)\n\n{recipe.student_steps}-step student ({n_params / 1e6:.2f} M "

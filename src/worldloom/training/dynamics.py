@@ -135,6 +135,27 @@ def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
     return vae.eval(), config
 
 
+def _init_from(dit: CausalDiT, path: str | Path) -> dict[str, Any]:
+    """Load a world model's DiT weights into ``dit`` (same config, strict); returns what the new card records."""
+    from ..checkpoint import CheckpointError
+
+    d, config, tensors = read_checkpoint(path)
+    where = str(d / "config.json")
+    if config.get("kind") != "worldmodel" or "dynamics" not in config:
+        raise CheckpointError(f"{where}: init needs a 'worldmodel' checkpoint, got kind {config.get('kind')!r}")
+    mine, theirs = to_dict(dit.cfg), config["dynamics"]
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
+                              f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
+    load_strict(dit, split_prefix(tensors, "dit."), where=str(d / "model.safetensors") + " (dit)")
+    out = {"path": str(path), "trained_steps": config.get("trained_steps"), "data": (config.get("data") or {}).get("path"),
+           "recipe_cmd": config.get("recipe_cmd")}
+    if "distill" in config:  # a student: its own fine-tune on top of its teacher's trained_steps
+        out["distill_steps"] = config["distill"].get("trained_steps")
+    return out
+
+
 @dataclass
 class DynamicsResult:
     path: Path
@@ -146,7 +167,12 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                    recipe: DynamicsRecipe, train_cfg: TrainConfig, *, sim_defaults: dict[str, Any] | None = None,
                    resume: bool = False, progress: bool = True, recipe_cmd: str = "",
                    run_dir: str | Path | None = None, extra_config: dict[str, Any] | None = None,
-                   until: int | None = None) -> DynamicsResult:
+                   until: int | None = None, init: str | Path | None = None) -> DynamicsResult:
+    """Train (or, with ``init``, fine-tune) a world model's DiT on ``data`` encoded by ``tokenizer``.
+
+    ``init`` is a world-model checkpoint whose DiT weights start the run (its dynamics config must
+    equal ``dyn_cfg``): fine-tuning a trained model on narrower or new data of the same world.
+    """
     ds = Dataset.open(data)
     vae, tok_config = load_tokenizer(tokenizer)
     vcfg = vae.cfg
@@ -160,7 +186,9 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     latents, actions = encode_dataset(vae, ds)
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
-    task = DynamicsTask(CausalDiT(dyn_cfg), latents, actions, recipe)
+    dit = CausalDiT(dyn_cfg)
+    init_info = _init_from(dit, init) if init is not None else None
+    task = DynamicsTask(dit, latents, actions, recipe)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:
@@ -176,6 +204,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                           "train_seconds": tok_config.get("train_seconds")},
             "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "recipe_cmd": recipe_cmd,
             "trained_steps": trainer.step,
+            **({"init": init_info} if init_info else {}),
             **(extra_config or {}),
         }
         n_params = sum(p.numel() for p in trainer.ema.parameters())
@@ -183,7 +212,8 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                 f"{dyn_cfg.n_tok} tokens/frame) over a {vcfg.latent_channels}x{vcfg.latent_size}x{vcfg.latent_size} VAE latent.\n\n"
                 f"- data: `{data}` ({ds.n_frames} frames, env `{ds.env}`)\n"
                 f"- dynamics: {trainer.step} of {train_cfg.steps} scheduled steps x {train_cfg.batch_size} clips of {recipe.clip_len} frames, "
-                f"{trainer.elapsed / 60:.1f} min\n- recipe: `{recipe_cmd}`\n")
+                f"{trainer.elapsed / 60:.1f} min\n- recipe: `{recipe_cmd}`\n"
+                + (f"- fine-tuned from `{init}` ({init_info['trained_steps']} steps)\n" if init_info else ""))
         # fp16 storage halves the file (loaded back as fp32); the bundled checkpoint must stay small.
         save_checkpoint(out, config, {"vae": vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
     return DynamicsResult(Path(out), trainer.elapsed, last)
