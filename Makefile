@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all train-arena distill-arena train-phys2d bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all train-arena distill-arena train-phys2d train-phys2d-scenes bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,18 +45,28 @@ test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
 
 # Reproduces checkpoints/arena-base (the foundation model, ~80 min; see its README.md), then the shipped
-# checkpoints/arena: its 1-step student by self-rollout training (distill-arena, ~50 min with 1 thread).
+# checkpoints/arena: its student by self-rollout training (distill-arena, ~60 + ~25 min with 1 thread):
+# a 1-step student, then trained on for 2 steps from there, so that one checkpoint serves 1 and 2 steps.
 train-arena: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena-base
 	$(MAKE) distill-arena
 
 distill-arena: $(STAMP)
-	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data runs/arena/data-train --out checkpoints/arena --train-threads 1
+	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data runs/arena/data-train --out runs/arena-student-1step --train-threads 1
+	$(BIN)/worldloom distill --teacher checkpoints/arena-base --init runs/arena-student-1step --data runs/arena/data-train \
+	  --out checkpoints/arena --recipe-student-steps 2 --sim-steps 1 --train-steps 150 --train-warmup 15 --train-lr 2e-4 \
+	  --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 1
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
 train-phys2d: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.phys2d --out checkpoints/phys2d --threads 1
+
+# Reproduces checkpoints/phys2d-{uniform,parabola,collision}: checkpoints/phys2d fine-tuned on one scene
+# each (PhyWorld trains one model per scene; ~20 min a scene with 1 thread). Score them with
+# `$(BIN)/worldloom eval --checkpoint phys2d --suite physics --physics-checkpoint 'phys2d-{scene}'`.
+train-phys2d-scenes: $(STAMP)
+	$(BIN)/python -m worldloom.recipes.phys2d_scenes --base checkpoints/phys2d --out 'checkpoints/phys2d-{scene}' --threads 1
 
 # The numbers in docs/BENCHMARKS.md: held-out eval (50 episodes, 4 context + 32 generated frames),
 # the 2,000-frame rollout bench (memory/time flatness) and the WebSocket bench (3,000 frames).
@@ -70,7 +80,7 @@ bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 	$(BIN)/worldloom bench --checkpoint arena --frames 2000
 	$(BIN)/worldloom bench --checkpoint arena --mode ws --frames 3000
 
-# The evaluate issue's suites on the bundled checkpoints (physics on checkpoints/phys2d), with the report.
+# The evaluate issue's suites on the bundled checkpoints (physics on checkpoints/phys2d-{scene}), with the report.
 eval-arena: $(STAMP) $(LPIPS)
 	$(BIN)/worldloom eval --checkpoint arena --report runs/eval-report --out runs/eval-suites.json
 
