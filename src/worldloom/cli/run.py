@@ -385,11 +385,10 @@ def _build_play(p: argparse.ArgumentParser) -> None:
 
 def _physics_used(args: argparse.Namespace, model: Any) -> str:
     """The physics suite's checkpoint as run_suites chooses it (recorded with the results)."""
-    from ..eval.suites import DEFAULT_PHYSICS
+    from ..eval.suites import physics_source
 
-    if args.physics_checkpoint is not None:
-        return args.physics_checkpoint
-    return args.checkpoint if model.config.get("env") == "phys2d" else DEFAULT_PHYSICS
+    src = physics_source(model, args.physics_checkpoint)
+    return args.checkpoint if src is model else str(src)
 
 
 def _build_eval(p: argparse.ArgumentParser) -> None:

@@ -152,8 +152,9 @@ def run_suites(
     models: dict[str, Any] = {}
     for n in names:
         need, have = SUITES[n].env, _env_of(model)
-        if n == "physics" and (have != "phys2d" or physics_checkpoint is not None):
-            models[n] = physics_models(DEFAULT_PHYSICS if physics_checkpoint is None else physics_checkpoint)
+        if n == "physics":
+            src = physics_source(model, physics_checkpoint)
+            models[n] = model if src is model else physics_models(src)
         elif SUITES[n].needs_data and data is None:
             raise SuiteError(f"suite {n!r}: needs a held-out dataset (--data DIR)")
         elif need is not None and have != need:
@@ -188,14 +189,18 @@ def run_suites(
     return results, errors
 
 
-def _per_scene(ckpt: Any) -> bool:
-    return isinstance(ckpt, dict) or (not isinstance(ckpt, WorldModel) and "{scene}" in str(ckpt))
+def physics_source(model: WorldModel, physics_checkpoint: Any = None) -> Any:
+    """What the physics suite runs on: ``physics_checkpoint`` if given, else ``model`` if it is a
+    phys2d one, else ``DEFAULT_PHYSICS``."""
+    if physics_checkpoint is not None:
+        return physics_checkpoint
+    return model if _env_of(model) == "phys2d" else DEFAULT_PHYSICS
 
 
 def physics_models(ckpt: str | Path | WorldModel | dict[str, WorldModel]) -> WorldModel | dict[str, WorldModel]:
     """The physics suite's model, or one per scene (a dict, or a name/path containing ``{scene}``),
     loaded and checked to be phys2d models; a problem is a :class:`SuiteError` naming the checkpoint."""
-    if _per_scene(ckpt):
+    if isinstance(ckpt, dict) or (not isinstance(ckpt, WorldModel) and "{scene}" in str(ckpt)):
         from ..envs.phys2d import SCENARIOS
 
         given = ckpt if isinstance(ckpt, dict) else {sc: str(ckpt).replace("{scene}", sc) for sc in SCENARIOS}
@@ -257,5 +262,5 @@ def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: i
     return SuiteResult("rollout", metrics, tables, plots, notes=notes)
 
 
-__all__ = ["DEFAULT_PHYSICS", "DEFAULT_SUITES", "SUITES", "SuiteError", "SuiteSpec", "parse_suites", "physics_models",
+__all__ = ["DEFAULT_PHYSICS", "DEFAULT_SUITES", "SUITES", "SuiteError", "SuiteSpec", "parse_suites", "physics_models", "physics_source",
            "resolve", "run_rollout", "run_suites"]

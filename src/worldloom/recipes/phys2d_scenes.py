@@ -53,13 +53,11 @@ def main(argv: list[str] | None = None) -> None:
         data = work / f"data-{sc}"
         if not (data / "meta.json").exists() or not args.resume:
             collect("phys2d", data, episodes=max(2, int(EPISODES * args.scale)), steps=FRAMES, policy="random",
-                    seed=SEEDS[sc], env_kwargs={"scenario": sc, "distribution": "id"},
-                    overwrite=True)
-        recipe = phys2d.STAGES.dyn_recipe
-        train_dynamics(data, args.base, args.out.replace("{scene}", sc), phys2d.STAGES.dynamics, recipe,
-                       train, sim_defaults=SIM,
-                       resume=args.resume, recipe_cmd=cmd, run_dir=work / f"run-{sc}", init=args.base,
-                       extra_config={"scene": sc}, until=args.stop_at or None)
+                    seed=SEEDS[sc], env_kwargs={"scenario": sc, "distribution": "id"}, overwrite=True)
+        train_dynamics(data, args.base, args.out.replace("{scene}", sc), phys2d.STAGES.dynamics,
+                       phys2d.STAGES.dyn_recipe, train, sim_defaults=SIM, resume=args.resume, recipe_cmd=cmd,
+                       run_dir=work / f"run-{sc}", init=args.base, extra_config={"scene": sc},
+                       until=args.stop_at or None)
         times[f"{sc}_s"] = round(time.time() - t, 1)
         print(json.dumps({"scene": sc, "seconds": times[f"{sc}_s"]}), flush=True)
     print(json.dumps({"times_s": times, "total_min": round(sum(times.values()) / 60, 1)}), flush=True)

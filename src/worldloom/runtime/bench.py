@@ -53,8 +53,8 @@ def n_params(module: Any) -> int:
     """Parameters of a module, counting int8-quantised Linears (whose packed weights are not Parameters)."""
     n = sum(p.numel() for p in module.parameters())
     for m in module.modules():
-        w = getattr(m, "weight", None)
-        if callable(w) and hasattr(m, "_packed_params"):  # torch.ao dynamic quantised Linear
+        # a torch.ao dynamic quantised Linear (its weight() unpacks; its _packed_params child has none)
+        if hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)):
             weight, bias = m._packed_params._weight_bias()
             n += weight.numel() + (bias.numel() if bias is not None else 0)
     return n

@@ -122,8 +122,8 @@ class Worker:
                  threads: int = 1) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        self.sources = dict(checkpoints)
-        self.threads = threads  # torch intra-op threads of this worker (see the module docstring)  # name -> path (str/Path) or a loaded WorldModel
+        self.sources = dict(checkpoints)  # name -> path (str/Path) or a loaded WorldModel
+        self.threads = threads  # torch intra-op threads of this worker (see the module docstring)
         self.models: dict[str, Any] = {}
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.sim_overrides = dict(sim_overrides or {})

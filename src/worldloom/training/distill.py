@@ -46,7 +46,7 @@ from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT
-from .dynamics import ClipSampler, _init_from, encode_dataset
+from .dynamics import ClipSampler, encode_dataset, init_from
 from .loop import TrainConfig, Trainer
 
 
@@ -196,7 +196,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     task = DistillTask(teacher, latents, actions, recipe)
-    init_info = _init_from(task.model, init) if init is not None else None
+    init_info = init_from(task.model, init) if init is not None else None
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:

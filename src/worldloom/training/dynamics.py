@@ -135,7 +135,7 @@ def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
     return vae.eval(), config
 
 
-def _init_from(dit: CausalDiT, path: str | Path) -> dict[str, Any]:
+def init_from(dit: CausalDiT, path: str | Path) -> dict[str, Any]:
     """Load a world model's DiT weights into ``dit`` (same config, strict); returns what the new card records."""
     from ..checkpoint import CheckpointError
 
@@ -187,7 +187,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     dit = CausalDiT(dyn_cfg)
-    init_info = _init_from(dit, init) if init is not None else None
+    init_info = init_from(dit, init) if init is not None else None
     task = DynamicsTask(dit, latents, actions, recipe)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
