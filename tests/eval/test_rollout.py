@@ -44,7 +44,7 @@ def result(model: WorldModel, data) -> dict:
 
 def test_result_shapes_and_keys(result: dict):
     assert result["n_episodes"] == 3
-    for k in ("model", "copy_last", "recon", "swapped_actions"):
+    for k in ("model", "copy_last", "copy_shifted", "recon", "swapped_actions"):
         assert len(result["psnr"][k]) == 6 and set(result["psnr_at"][k]) == {"1"}
         assert np.isfinite(result["psnr_mean"][k])
     assert set(result["ssim"]) == {"model", "copy_last", "recon"} and len(result["ssim"]["model"]) == 6
@@ -52,6 +52,7 @@ def test_result_shapes_and_keys(result: dict):
     assert set(af) == {"model", "true_frames", "recon", "swapped_actions"}
     for r in af.values():
         assert {"h1_8", "h1_32", "exact_h1_8", "exact_h1_32", "still_h1_32"} <= set(r) and len(r["per_step"]) == 6
+        assert sum(v["n"] for v in r["by_transition"]["h1_32"].values()) == 18  # every step has one kind
     assert result["swap"]["mode"] == "rotate" and "psnr_mean" in result["swap"]
     assert result["timing"]["frames_generated"] == 18 and result["timing"]["ms_per_frame"] > 0
     s = result["settings"]
@@ -63,6 +64,8 @@ def test_baselines_and_ceiling(result: dict, data):
     ds = Dataset.open(data)
     direct = np.mean([psnr(np.array(e.frames[4]), np.array(e.frames[3])) for e in ds])
     assert result["psnr"]["copy_last"][0] == pytest.approx(direct)
+    # moving the last frame with the true camera can only help where the camera moved
+    assert result["psnr_mean"]["copy_shifted"] >= result["psnr_mean"]["copy_last"] - 1e-6
     af = result["action_following"]
     assert af["true_frames"]["n_moving_h1_32"] > 0
     assert af["true_frames"]["h1_8"] >= 0.99 and af["true_frames"]["h1_32"] >= 0.99
@@ -74,6 +77,7 @@ def test_report(result: dict):
     md = format_report(result)
     assert "| model |" in md and "true frames (ceiling)" in md and "copy last frame" in md
     assert "Action-swap check" in md and "ms per generated frame" in md
+    assert "oracle motion" in md and "| h1-6 | " in md and "turn" in md
 
 
 def test_single_episode_batches_and_errors(model: WorldModel, data):

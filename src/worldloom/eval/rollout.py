@@ -15,6 +15,11 @@ Key choices:
   how much the tokenizer alone loses. Generated (and reconstructed) steps are paired with the
   *decoded* last context frame, i.e. the context as the model's decoder renders it: a change of
   sharpness inside a pair costs hits (see motion.py) that would not be the dynamics' fault.
+- **Oracle-motion baseline.** With camera state, the last context frame moved by the true camera
+  motion, the agent's central box kept in place (:func:`~worldloom.eval.motion.shift_view`), is scored too: a model that moves the view
+  perfectly and knows nothing else. It tells how much of the gap to copy-last is motion, and how
+  much is content scrolling in and balls. Following is also split by kind of step (steady, onset,
+  turn, stop, still; :meth:`~worldloom.eval.motion.FollowResult.by_transition`).
 - **Action-swap check.** The same contexts and the same sampling noise, rolled out under wrong
   actions: directions rotated a quarter turn (up->right->down->left->up, noop kept) where the action
   names allow, else each episode gets the next episode's actions. Scored against the *true* frames
@@ -41,7 +46,7 @@ from ..data.format import Dataset
 from ..runtime.simulator import Simulator, WorldModel
 from .metrics import HORIZONS, at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import clean, reconstruct
-from .motion import AGENT_HALF, MAX_SHIFT, action_following
+from .motion import AGENT_HALF, MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
 
 FOLLOW_HORIZONS = (8, 32)
 _ROTATE = {"up": "right", "right": "down", "down": "left", "left": "up"}
@@ -170,15 +175,21 @@ def evaluate_rollouts(
     follow: dict[str, Any] | None = None
     if camera is not None:
         cam = camera[:, context - 1 :]  # (E, 1 + horizon, 2): [last context, generated steps]
+        moved = shift_view(copy, cam[:, 1:] - cam[:, :1], keep=central_mask(last.shape[1:3]))  # (E, N, H, W, 3)
+        psnr_curves["copy_shifted"] = per_horizon(psnr(moved, truth))
+        prev = camera[:, context - 1] - camera[:, context - 2] if context >= 2 else None  # (E, 2)
         runs = {
             # Decoded frames follow the decoded last context frame: the sharpness of a true frame
             # next to a decoded one would cost the first step hits that are not the dynamics' fault.
-            "model": action_following(gen, cam, recon[:, 0], max_shift=max_shift),
-            "true_frames": action_following(truth, cam, last, max_shift=max_shift),
-            "recon": action_following(recon[:, 1:], cam, recon[:, 0], max_shift=max_shift),
-            "swapped_actions": action_following(gen_swap, cam, recon[:, 0], max_shift=max_shift),
+            "model": action_following(gen, cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
+            "true_frames": action_following(truth, cam, last, prev_motion=prev, max_shift=max_shift),
+            "recon": action_following(recon[:, 1:], cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
+            "swapped_actions": action_following(gen_swap, cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
         }
-        follow = {k: {**r.summary(FOLLOW_HORIZONS), "per_step": r.per_step("hit").tolist()} for k, r in runs.items()}
+        follow = {k: {**r.summary(FOLLOW_HORIZONS), "per_step": r.per_step("hit").tolist(),
+                      **({"by_transition": {f"h1_{h}": r.by_transition(h) for h in FOLLOW_HORIZONS}}
+                         if prev is not None else {})}
+                  for k, r in runs.items()}
 
     swap_out: dict[str, Any] = {
         "mode": swap_mode,
@@ -234,8 +245,11 @@ def format_report(result: dict[str, Any]) -> str:
         "|---" * (len(hs) + 2) + "|",
     ]
     names = {"model": "model", "swapped_actions": f"model, wrong actions ({s['swap']})",
-             "copy_last": "copy last frame", "recon": "tokenizer reconstruction (ceiling)"}
+             "copy_last": "copy last frame", "copy_shifted": "copy last, moved by the true camera (oracle motion)",
+             "recon": "tokenizer reconstruction (ceiling)"}
     for k, label in names.items():
+        if k not in result["psnr"]:
+            continue
         row = [_f(result["psnr"][k][h - 1]) for h in hs]
         lines.append(f"| {label} | " + " | ".join(row) + f" | {_f(result['psnr_mean'][k])} |")
     lines += ["", "| SSIM | " + " | ".join(f"h={h}" for h in hs) + f" | mean 1-{H} |", "|---" * (len(hs) + 2) + "|"]
@@ -261,6 +275,15 @@ def format_report(result: dict[str, Any]) -> str:
             cells = [_f(r[f"{kind}h1_{h}"], "{:.1%}") for kind in ("", "exact_") for h in keys]
             lines.append(f"| {label} | " + " | ".join(cells) +
                          f" | {_f(r[f'still_h1_{last}'], '{:.1%}')} | {r[f'n_moving_h1_{last}']} |")
+        bt = follow["model"].get("by_transition")
+        if bt:
+            lines += ["", "Model following by kind of step (moving kinds: direction hits; stop/still: no motion "
+                          "estimated; n steps in brackets):", "",
+                      "| horizons | " + " | ".join(TRANSITIONS) + " |", "|---" * (len(TRANSITIONS) + 1) + "|"]
+            for h in keys:
+                row = bt[f"h1_{h}"]
+                lines.append(f"| h1-{spans[h]} | " + " | ".join(
+                    f"{_f(row[k]['rate'], '{:.1%}')} ({row[k]['n']})" for k in TRANSITIONS) + " |")
     sw = result["swap"]
     check = f"Action-swap check: PSNR mean {_f(result['psnr_mean']['model'])} dB with the true actions vs " \
             f"{_f(sw['psnr_mean'])} dB with wrong ones (gap {_f(sw['psnr_gap'])} dB)"

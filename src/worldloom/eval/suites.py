@@ -247,7 +247,7 @@ def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: i
     }
     x = [float(h) for h in range(1, horizon + 1)]
     names = {"model": "model", "swapped_actions": "model, wrong actions", "copy_last": "copy last frame",
-             "recon": "tokenizer reconstruction"}
+             "copy_shifted": "copy last, moved by the true camera", "recon": "tokenizer reconstruction"}
     plots = [Plot("Held-out rollouts: PSNR against horizon", "horizon (frames after the context)", "PSNR (dB)", x,
                   {names[k]: v for k, v in r["psnr"].items()}),
              Plot("Held-out rollouts: SSIM against horizon", "horizon (frames after the context)", "SSIM", x,
