@@ -44,18 +44,30 @@ test: $(STAMP) $(LPIPS) browser
 test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
 
-# Reproduces checkpoints/arena-base (the foundation model, ~80 min; see its README.md), then the shipped
-# checkpoints/arena: its student by self-rollout training (distill-arena, ~60 + ~25 min with 1 thread):
-# a 1-step student, then trained on for 2 steps from there, so that one checkpoint serves 1 and 2 steps.
+# Reproduces checkpoints/arena-base (the foundation model, ~80 min; see its README.md; trained in the first
+# worlds' 'smooth' control law), then the shipped checkpoints/arena (distill-arena).
 train-arena: $(STAMP)
-	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena-base
+	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena-base --work runs/arena-smooth --control smooth
 	$(MAKE) distill-arena
 
+# The shipped checkpoints/arena, from checkpoints/arena-base (times with the threads given):
+# 1. its student by self-rollout training in the smooth world (~60 + ~25 min with 1 thread): a 1-step
+#    student, then trained on for 2 steps from there (the shipped student until the sixth session);
+# 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
+#    threads), then a self-rollout stage with the fine-tune as its teacher (~20 min with 2 threads).
+SMOOTH := runs/arena-smooth
 distill-arena: $(STAMP)
-	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data runs/arena/data-train --out runs/arena-student-1step --train-threads 1
-	$(BIN)/worldloom distill --teacher checkpoints/arena-base --init runs/arena-student-1step --data runs/arena/data-train \
-	  --out checkpoints/arena --recipe-student-steps 2 --sim-steps 1 --train-steps 150 --train-warmup 15 --train-lr 2e-4 \
+	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data $(SMOOTH)/data-train --out $(SMOOTH)/student-1step --train-threads 1
+	$(BIN)/worldloom distill --teacher checkpoints/arena-base --init $(SMOOTH)/student-1step --data $(SMOOTH)/data-train \
+	  --out $(SMOOTH)/student --recipe-student-steps 2 --sim-steps 1 --train-steps 150 --train-warmup 15 --train-lr 2e-4 \
 	  --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 1
+	$(BIN)/worldloom collect arena --episodes 120 --steps 300 --seed 0 --out runs/arena/data-train --overwrite
+	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer $(SMOOTH)/tokenizer --init $(SMOOTH)/student \
+	  --out runs/arena/finetune --train-steps 1800 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 \
+	  --train-ckpt-every 200 --train-threads 2 --train-batch-size 16 --sim-steps 1 --sim-window 8
+	$(BIN)/worldloom distill --teacher runs/arena/finetune --init runs/arena/finetune --data runs/arena/data-train \
+	  --out checkpoints/arena --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
+	  --train-warmup 15 --train-lr 2e-4 --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 2
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from worldloom.cli import COMMANDS, main
 
 FRAME = 32  # small frames keep the smoke run short; the CLI takes sizes from the data
+SPEED = {"precision": "int8", "vae_precision": "bf16", "compile": False}
 
 
 def _env() -> dict[str, str]:
@@ -56,7 +58,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
           "--train-steps", "3")
     stage("dynamics", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out", "wm",
           "--train-steps", "3")
-    stage("finetune", "train", "dynamics", "--preset", "tiny", "--init", "wm", "--tokenizer", "wm", "--data", "held",
+    # The init carries serving defaults (as a recipe writes them); the fine-tune must keep them.
+    shutil.copytree(d / "wm", d / "wm_fast")
+    cfg = json.loads((d / "wm_fast" / "config.json").read_text())
+    (d / "wm_fast" / "config.json").write_text(json.dumps({**cfg, "speed": SPEED}))
+    stage("finetune", "train", "dynamics", "--preset", "tiny", "--init", "wm_fast", "--tokenizer", "wm", "--data", "held",
           "--out", "ft", "--train-steps", "1", "--train-lr", "0")  # lr 0: the weights must be wm's, loaded
     stage("distill", "distill", "--teacher", "wm", "--init", "ft", "--data", "train", "--out", "student", "--train-steps", "2",
           "--train-batch-size", "2", "--recipe-context", "2", "--recipe-rollout-min", "8", "--recipe-rollout-max", "10",
@@ -91,7 +97,8 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     from safetensors.numpy import load_file
 
     ft = json.loads((d / "ft" / "config.json").read_text())
-    assert ft["dynamics"] == wm["dynamics"] and ft["init"]["path"] == "wm" and ft["init"]["trained_steps"] == 3
+    assert ft["dynamics"] == wm["dynamics"] and ft["init"]["path"] == "wm_fast" and ft["init"]["trained_steps"] == 3
+    assert "speed" not in wm and ft["speed"] == SPEED  # the init's serving defaults survive the fine-tune
     a, b = load_file(d / "wm" / "model.safetensors"), load_file(d / "ft" / "model.safetensors")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a if k.startswith("dit."))
 

@@ -10,6 +10,9 @@ then predicts held-out steps by majority vote, backing off to fewer frames for u
 in-sample majority share per K is how deterministic the step is given K frames (an upper bound
 for any model that sees them, inflated where keys are rare: K=4 has ~2 steps per key, K=2 ~9);
 the held-out direction-hit rate is a floor for what K=4 frames allow.
+
+Measured (docs/BENCHMARKS.md): in the first worlds' 'smooth' control law, 92.0 % with K=2 and 92.4 %
+held-out; in the current 'accel' law (whole 2 px velocity steps), 97.7 % and 97.8 %.
 """
 
 from __future__ import annotations

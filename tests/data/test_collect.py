@@ -35,7 +35,7 @@ def test_collect_arena(tmp_path: Path) -> None:
     ds = Dataset.open(out)
     ds.validate()
     assert ds.meta["env"] == "arena" and ds.frame_shape == (64, 64, 3)
-    assert ds.meta["env_kwargs"] == {"view": 64}  # frame_size recorded as the env field it set
+    assert ds.meta["env_kwargs"] == {"view": 64, "control": "accel"}  # frame_size as the env field it set; the control law
     assert ds.action_spec == envs.ArenaEnv.action_spec
     assert len(ds) == 2 and ds.n_frames == 24
     assert [e["seed"] for e in ds.meta["episodes"]] == [5, 6]

@@ -107,6 +107,35 @@ def test_agent_pushes_ball():
     np.testing.assert_allclose(st["ball_vel"][1], 0.0, atol=1e-6)  # the far ball is untouched
 
 
+def test_control_laws():
+    """'accel' reaches full speed and stops in two steps on a 2 px lattice, so the camera's snaps
+    are set by what frames show; 'smooth' (the first worlds) approaches full speed geometrically."""
+    env = ArenaEnv(ArenaConfig(n_balls=0))
+    env.reset(seed=0)
+    env.place(agent_pos=(100.5, 128.5), agent_vel=(0.0, 0.0))
+    vx = [env.step(a)[4]["state"]["agent_vel"][0] for a in [RIGHT] * 4 + [NOOP] * 3]
+    np.testing.assert_allclose(vx, [2, 4, 4, 4, 2, 0, 0], atol=1e-6)
+    st = env.get_state()
+    np.testing.assert_allclose(st["agent_pos"], (100.5 + 16, 128.5), atol=1e-6)  # 2+4+4+4+2+0+0 px
+    # Turning right -> up changes each axis by at most accel: a diagonal step between.
+    env.place(agent_vel=(4.0, 0.0))
+    up = 1
+    np.testing.assert_allclose([env.step(up)[4]["state"]["agent_vel"] for _ in range(2)], [[2, -2], [0, -4]], atol=1e-6)
+    # The camera steps are whole cells in a fixed rhythm: 2 px steps move it every other step.
+    env.place(agent_pos=(100.5, 128.5), agent_vel=(2.0, 0.0))
+    env.cfg.max_speed = 2.0
+    cams = [env.step(RIGHT)[4]["state"]["camera"][0] for _ in range(8)]
+    assert set(np.diff(cams)) == {0, 4} and np.array_equal(np.diff(cams)[:-2], np.diff(cams)[2:])
+
+    smooth = ArenaEnv(ArenaConfig(n_balls=0, control="smooth"))
+    smooth.reset(seed=0)
+    smooth.place(agent_pos=(100.5, 128.5), agent_vel=(0.0, 0.0))
+    vx = [smooth.step(RIGHT)[4]["state"]["agent_vel"][0] for _ in range(3)]
+    np.testing.assert_allclose(vx, [2, 3, 3.5], atol=1e-6)
+    with pytest.raises(ValueError, match="control"):
+        ArenaConfig(control="teleport")
+
+
 def test_truncation_and_invalid_action():
     env = ArenaEnv(ArenaConfig(max_steps=3))
     env.reset(seed=0)

@@ -56,6 +56,10 @@ def resolve_env_kwargs(env_id: str, frame_size: int, env_kwargs: dict[str, Any] 
     size_key = _FRAME_SIZE_KWARG.get(env_id)
     if size_key is not None:
         kwargs.setdefault(size_key, frame_size)
+    if env_id == "arena":  # the control law changed once (sixth session): say which one made the data
+        from worldloom.envs.arena import ArenaConfig
+
+        kwargs.setdefault("control", ArenaConfig.control)
     return kwargs
 
 

@@ -10,9 +10,14 @@ Design choices (each one is there so that a small video world model can learn th
   distinct landmark decals (shape x colour), so a revisited place looks the same: memory and
   persistence can be scored. The camera is not clamped; beyond the walls the view shows a dark colour.
 - **Real physics, simple control.** pymunk does every collision (ball-ball, ball-wall, ball-agent,
-  agent-wall; elastic, frictionless, no damping). Control is a velocity target with inertia:
-  ``v <- inertia * v + (1 - inertia) * max_speed * dir(action)``, so motion is smooth, noop
-  decelerates, and a collision's effect on the agent carries into the next step.
+  agent-wall; elastic, frictionless, no damping). Control has inertia with a bounded acceleration:
+  each step the velocity moves towards ``max_speed * dir(action)`` by at most ``accel`` px/step per
+  axis, so the agent reaches full speed in two steps, noop brakes to a stop in two, and a
+  collision's effect on the agent carries into the next step. With the defaults (4 and 2 px/step)
+  every free step is a whole 2 px multiple, so whether the 4 px camera snaps on a step is decided by
+  what the frames show (the agent's drawn pixel and its last step) — the first worlds' exponential
+  approach ``v <- inertia v + (1 - inertia) max_speed dir`` (``control="smooth"``) never quite reached
+  full speed, and the camera stalled at random-looking steps set by invisible sub-pixel positions.
 - **Fast, exact rendering.** The background is drawn once per episode (padded by ``view`` px of
   outside colour); a frame is a slice of it plus integer-positioned aliasing-free disc sprites.
   No pygame. Thousands of frames/s on one core, and the drawn frame agrees with ``info["state"]``:
@@ -65,7 +70,9 @@ class ArenaConfig:
     ball_radius: float = doc(5.0, "ball radius, px")
     agent_radius: float = doc(5.0, "agent radius, px")
     max_speed: float = doc(4.0, "agent speed under a held direction, px/step")
-    inertia: float = doc(0.5, "fraction of the agent's velocity kept each step before the action's push")
+    control: str = doc("accel", "agent control law: 'accel' (velocity moves towards max_speed x dir by at most `accel` per axis) or 'smooth' (v <- inertia v + (1 - inertia) max_speed dir)")
+    accel: float = doc(2.0, "'accel' control: most the velocity changes per step on each axis, px/step")
+    inertia: float = doc(0.5, "'smooth' control: fraction of the agent's velocity kept each step before the action's push")
     max_ball_speed: float = doc(6.0, "balls faster than this are slowed to it after each step, px/step")
     camera_snap: int = doc(4, "the camera moves on a grid of this many px (one 4x-VAE latent cell)")
     n_landmarks: int = doc(14, "number of floor decals that make places recognisable")
@@ -75,6 +82,10 @@ class ArenaConfig:
     def __post_init__(self) -> None:
         if self.view <= 0 or self.world_size <= 2 * WALL_PX + 4 * max(self.ball_radius, self.agent_radius):
             raise ValueError(f"ArenaConfig: world_size={self.world_size} too small or view={self.view} invalid")
+        if self.control not in ("accel", "smooth"):
+            raise ValueError(f"ArenaConfig: control must be 'accel' or 'smooth', got {self.control!r}")
+        if not self.accel > 0.0:
+            raise ValueError(f"ArenaConfig: accel must be > 0, got {self.accel}")
         if not 0.0 <= self.inertia < 1.0:
             raise ValueError(f"ArenaConfig: inertia must be in [0, 1), got {self.inertia}")
         if self.camera_snap < 1 or self.physics_substeps < 1 or self.n_balls < 0 or self.n_landmarks < 0:
@@ -234,9 +245,13 @@ class ArenaEnv(gym.Env):
             raise ValueError(f"invalid action {action!r}; expected an int in [0, {self.action_space.n}) {ARENA_ACTIONS.names}")
         cfg = self.cfg
         vx, vy = self._agent.velocity  # after the last physics step, so collisions carry over
-        dx, dy = _DIRS[int(action)]
-        k = (1.0 - cfg.inertia) * cfg.max_speed
-        self._agent.velocity = (cfg.inertia * vx + k * dx, cfg.inertia * vy + k * dy)
+        tx, ty = cfg.max_speed * _DIRS[int(action)]  # target velocity
+        if cfg.control == "accel":
+            a = cfg.accel
+            self._agent.velocity = (vx + min(max(tx - vx, -a), a), vy + min(max(ty - vy, -a), a))
+        else:
+            k = 1.0 - cfg.inertia
+            self._agent.velocity = (cfg.inertia * vx + k * tx, cfg.inertia * vy + k * ty)
         dt = 1.0 / cfg.physics_substeps
         for _ in range(cfg.physics_substeps):
             self._space.step(dt)

@@ -9,11 +9,12 @@ frames, so most ks test what the policy *cannot* see, by design. Later memory wo
 
 Key choices:
 
-- **A path the truth really retraces.** The agent has inertia (``v <- 0.5 v + 2 dir``) and the
-  camera snaps to 4 px, so reversing the actions step by step would not come back. The path is
-  made of segments "hold a direction 4 frames, then noop 4" (~16 px; the agent nearly stops at each
-  segment end), so the reversed segments mirror the forward ones to ~0.2 px. The start is a camera
-  cell centre (+-2 px of slack before the camera snaps elsewhere).
+- **A path the truth really retraces.** The agent has inertia and the camera snaps to 4 px, so
+  reversing the actions step by step would not come back. The path is made of segments "hold a
+  direction 4 frames, then noop 4" (16 px; the agent stops at each segment end: exactly with the
+  arena's default 'accel' control, to ~0.2 px with the first worlds' 'smooth' one), so the reversed
+  segments mirror the forward ones. The start is a camera cell centre (+-2 px of slack before the
+  camera snaps elsewhere).
 - **Away, then wander away.** Segments first move from the corner towards the middle of the world
   until the departure view has left the frame (Chebyshev distance >= view + 16 px), then random-walk
   (60 % keep direction) on the far side, never entering the walls' margin. Small ks cannot get far

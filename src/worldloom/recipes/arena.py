@@ -1,8 +1,12 @@
 """Reproduce ``checkpoints/arena-base``: collect data, train the tokenizer, train the dynamics model.
 
-    python -m worldloom.recipes.arena --out checkpoints/arena-base  (= the first half of make train-arena)
+    python -m worldloom.recipes.arena --out checkpoints/arena-base --work runs/arena-smooth --control smooth
+    (= the first step of make train-arena)
 
-The shipped ``checkpoints/arena`` is this model's 1-step student (``make distill-arena``).
+``--control`` picks the arena's control law (:class:`~worldloom.envs.arena.ArenaConfig`): the shipped
+``arena-base`` was trained in the first worlds' ``smooth`` one; the default is the current ``accel``
+world. The shipped ``checkpoints/arena`` is this model's few-step student, moved to the ``accel``
+world by fine-tuning (``make distill-arena``).
 
 Sized for a 2-core CPU in under 90 minutes; ``--scale`` multiplies the data and step counts (for
 a GPU or a quick smoke run, e.g. ``--scale 0.01``). Every stage's wall time goes into the card.
@@ -43,14 +47,19 @@ STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, cmd = parse(recipe_parser(__doc__, "checkpoints/arena-base", "runs/arena"), "worldloom.recipes.arena", argv)
-    work, s = Path(args.work), args.scale
+    p = recipe_parser(__doc__, "checkpoints/arena-base", "runs/arena")
+    p.add_argument("--control", choices=("accel", "smooth"), default="accel",
+                   help="the arena's control law for the data (default: %(default)s; arena-base: smooth)")
+    args, cmd = parse(p, "worldloom.recipes.arena", argv)
+    work, s, env_kwargs = Path(args.work), args.scale, {"control": args.control}
     t = time.time()
     train_data, held_data = work / "data-train", work / "data-heldout"
     if not (train_data / "meta.json").exists() or not args.resume:
-        collect("arena", train_data, episodes=max(2, int(120 * s)), steps=300, seed=TRAIN_SEED, overwrite=True)
+        collect("arena", train_data, episodes=max(2, int(120 * s)), steps=300, seed=TRAIN_SEED,
+                env_kwargs=env_kwargs, overwrite=True)
     if not (held_data / "meta.json").exists() or not args.resume:
-        collect("arena", held_data, episodes=50, steps=64, seed=HELDOUT_SEED, overwrite=True)
+        collect("arena", held_data, episodes=50, steps=64, seed=HELDOUT_SEED,
+                env_kwargs=env_kwargs, overwrite=True)
     run_stages(args, cmd, STAGES, train_data, held_data, {"collect_s": time.time() - t})
 
 

@@ -153,6 +153,8 @@ def init_from(dit: CausalDiT, path: str | Path) -> dict[str, Any]:
            "recipe_cmd": config.get("recipe_cmd")}
     if "distill" in config:  # a student: its own fine-tune on top of its teacher's trained_steps
         out["distill_steps"] = config["distill"].get("trained_steps")
+    if config.get("speed"):  # serving defaults (precision, compile): a fine-tune keeps the model's
+        out["speed"] = config["speed"]
     return out
 
 
@@ -205,6 +207,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
             "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "recipe_cmd": recipe_cmd,
             "trained_steps": trainer.step,
             **({"init": init_info} if init_info else {}),
+            **({"speed": init_info["speed"]} if init_info and "speed" in init_info else {}),
             **(extra_config or {}),
         }
         n_params = sum(p.numel() for p in trainer.ema.parameters())
