@@ -54,7 +54,7 @@ train-arena: $(STAMP)
 # 1. its student by self-rollout training in the smooth world (~60 + ~25 min with 1 thread): a 1-step
 #    student, then trained on for 2 steps from there (the shipped student until the sixth session);
 # 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
-#    threads), then a self-rollout stage with the fine-tune as its teacher (~20 min with 2 threads).
+#    threads), then a self-rollout stage with the fine-tune as its teacher (~13 min with 2 threads).
 SMOOTH := runs/arena-smooth
 distill-arena: $(STAMP)
 	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data $(SMOOTH)/data-train --out $(SMOOTH)/student-1step --train-threads 1
@@ -62,7 +62,8 @@ distill-arena: $(STAMP)
 	  --out $(SMOOTH)/student --recipe-student-steps 2 --sim-steps 1 --train-steps 150 --train-warmup 15 --train-lr 2e-4 \
 	  --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 1
 	$(BIN)/worldloom collect arena --episodes 120 --steps 300 --seed 0 --out runs/arena/data-train --overwrite
-	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer $(SMOOTH)/tokenizer --init $(SMOOTH)/student \
+	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
+	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer checkpoints/arena-base --init $(SMOOTH)/student \
 	  --out runs/arena/finetune --train-steps 1800 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 \
 	  --train-ckpt-every 200 --train-threads 2 --train-batch-size 16 --sim-steps 1 --sim-window 8
 	$(BIN)/worldloom distill --teacher runs/arena/finetune --init runs/arena/finetune --data runs/arena/data-train \

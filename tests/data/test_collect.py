@@ -46,3 +46,15 @@ def test_collect_arena(tmp_path: Path) -> None:
     again = collect("arena", tmp_path / "again", episodes=1, steps=12, seed=5, progress=False)
     np.testing.assert_array_equal(Dataset.open(again)[0].frames, ep.frames)
     np.testing.assert_array_equal(Dataset.open(again)[0].actions, ep.actions)
+
+
+def test_recorded_env_keeps_the_control_law_it_was_made_in() -> None:
+    """A record (checkpoint config or dataset meta) rebuilds its own world: records from before the
+    control law was recorded were made in the smooth one, new ones say which."""
+    from worldloom.data.collect import make_env, make_recorded_env
+
+    law = lambda env: env.unwrapped.cfg.control  # noqa: E731
+    assert law(make_env("arena")) == "accel"  # today's default for new data
+    assert law(make_recorded_env({"env": "arena", "env_kwargs": {"view": 64}})) == "smooth"
+    assert law(make_recorded_env({"env": "arena", "env_kwargs": {"view": 64, "control": "accel"}})) == "accel"
+    assert make_recorded_env({"env": "arena", "env_kwargs": {"view": 32}}, frame_size=32).observation_space.shape == (32, 32, 3)

@@ -234,8 +234,8 @@ def test_sessions_share_weights(serve, client):
     assert p0.data_ptr() == p1.data_ptr()
 
 
-def test_truth_runs_in_lockstep(serve, client):
-    from worldloom.data.collect import make_env
+def test_truth_runs_in_lockstep(serve, client, tiny_world):
+    from worldloom.data.collect import make_recorded_env
 
     srv = serve(fps=10.0)
     c = client(srv)
@@ -252,7 +252,7 @@ def test_truth_runs_in_lockstep(serve, client):
             truth[h["step"]] = panels[1]
         if len(truth) == 2:
             c.send({"type": "action", "action": "down"})
-    env = make_env("arena", frame_size=64, env_kwargs={})
+    env = make_recorded_env(tiny_world.config, frame_size=64)  # the served model's own world
     env.reset(seed=0)
     for _ in range(3):
         env.step(0)

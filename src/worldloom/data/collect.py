@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import gymnasium
 import numpy as np
@@ -47,6 +47,19 @@ def make_env(env_id: str, *, frame_size: int = 64, env_kwargs: dict[str, Any] | 
     from worldloom.envs import make
 
     return make(env_id, **kwargs)
+
+
+def make_recorded_env(record: Mapping[str, Any], *, frame_size: int = 64) -> gymnasium.Env:
+    """The env a checkpoint's ``config.json`` or a dataset's ``meta.json`` records (``env``, ``env_kwargs``).
+
+    Arena records from before the control law was recorded (sixth session) were all made with the
+    first worlds' ``smooth`` law, so a record without ``control`` gets that, not today's default.
+    """
+    env_id = str(record.get("env", ""))
+    kwargs = dict(record.get("env_kwargs") or {})
+    if env_id == "arena":
+        kwargs.setdefault("control", "smooth")
+    return make_env(env_id, frame_size=frame_size, env_kwargs=kwargs)
 
 
 def resolve_env_kwargs(env_id: str, frame_size: int, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -192,4 +205,4 @@ def collect(
     return out
 
 
-__all__ = ["collect", "make_env", "resolve_env_kwargs"]
+__all__ = ["collect", "make_env", "make_recorded_env", "resolve_env_kwargs"]

@@ -15,9 +15,11 @@ Design choices (each one is there so that a small video world model can learn th
   axis, so the agent reaches full speed in two steps, noop brakes to a stop in two, and a
   collision's effect on the agent carries into the next step. With the defaults (4 and 2 px/step)
   every free step is a whole 2 px multiple, so whether the 4 px camera snaps on a step is decided by
-  what the frames show (the agent's drawn pixel and its last step) — the first worlds' exponential
+  what the frames show (the agent's drawn pixel and its last step). The first worlds' exponential
   approach ``v <- inertia v + (1 - inertia) max_speed dir`` (``control="smooth"``) never quite reached
-  full speed, and the camera stalled at random-looking steps set by invisible sub-pixel positions.
+  full speed: the agent fell a whole cell behind over a start's first ~6 steps, and the step where the
+  camera lagged was set by sub-pixel positions no frame shows. Walls are elastic for the agent too:
+  holding a direction into one bounces it (velocities 2, -4, -2, 0, ...).
 - **Fast, exact rendering.** The background is drawn once per episode (padded by ``view`` px of
   outside colour); a frame is a slice of it plus integer-positioned aliasing-free disc sprites.
   No pygame. Thousands of frames/s on one core, and the drawn frame agrees with ``info["state"]``:

@@ -69,9 +69,9 @@ def make_truth_env(model: WorldModel, suite: str) -> Any:
     missing = [n for n in ARENA_NAMES if n not in model.action_spec.names]
     if missing:
         raise ValueError(f"{suite}: the checkpoint's action_spec {list(model.action_spec.names)} lacks {missing}")
-    from ..data.collect import make_env
+    from ..data.collect import make_recorded_env
 
-    env = make_env("arena", frame_size=model.frame_size, env_kwargs=model.config.get("env_kwargs") or {})
+    env = make_recorded_env(model.config, frame_size=model.frame_size)
     if env.observation_space.shape != (model.frame_size, model.frame_size, 3):
         raise ValueError(f"{suite}: env_kwargs give {env.observation_space.shape} frames, the model makes "
                          f"{model.frame_size}x{model.frame_size}")

@@ -65,12 +65,12 @@ def true_episodes(model: WorldModel, episodes: int, length: int, seed: int = SEE
                   policy: Policy | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Play ``episodes`` episodes of ``length`` frames in the model's env: frames (E, L, H, W, 3) uint8
     and actions (E, L) int64, where actions[:, t] produced frames[:, t] (0 for the reset frame)."""
-    from ..data.collect import make_env
+    from ..data.collect import make_recorded_env
 
     env_id = model.config.get("env")
     if not env_id:
         raise ValueError(f"{model.path or 'model'}/config.json: no 'env' field; the fidelity suite needs the checkpoint's env")
-    env = make_env(env_id, frame_size=model.frame_size, env_kwargs=model.config.get("env_kwargs"))
+    env = make_recorded_env(model.config, frame_size=model.frame_size)
     n_env = getattr(env.action_space, "n", None)
     if n_env is not None and int(n_env) != model.action_spec.n:
         raise ValueError(f"env {env_id!r} has {n_env} actions, the model {model.action_spec.n} {list(model.action_spec.names)}")

@@ -43,9 +43,9 @@ def start_context(model: Any, seed: int, actions: np.ndarray, keep_env: bool = F
     env_id = str(model.config.get("env", ""))
     size, env = model.frame_size, None
     try:
-        from ..data.collect import make_env
+        from ..data.collect import make_recorded_env
 
-        env = make_env(env_id, frame_size=size, env_kwargs=model.config.get("env_kwargs") or {})
+        env = make_recorded_env(model.config, frame_size=size)
         obs, _ = env.reset(seed=seed)
         clip = np.stack([obs] + [env.step(int(a))[0] for a in actions[1:]]).astype(np.uint8)
         if clip.shape[1:] == (size, size, 3):
