@@ -190,6 +190,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     torch.manual_seed(train_cfg.seed)
     dit = CausalDiT(dyn_cfg)
     init_info = init_from(dit, init) if init is not None else None
+    init_speed = init_info.pop("speed", None) if init_info else None  # kept once, as this model's own default
     task = DynamicsTask(dit, latents, actions, recipe)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
@@ -207,7 +208,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
             "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "recipe_cmd": recipe_cmd,
             "trained_steps": trainer.step,
             **({"init": init_info} if init_info else {}),
-            **({"speed": init_info["speed"]} if init_info and "speed" in init_info else {}),
+            **({"speed": init_speed} if init_speed else {}),
             **(extra_config or {}),
         }
         n_params = sum(p.numel() for p in trainer.ema.parameters())
