@@ -113,11 +113,15 @@ class VAE(nn.Module):
         z = (mean - self._shape(self.latent_shift)) / self._shape(self.latent_scale)
         return z.reshape(*lead, *z.shape[1:])
 
+    def decode_float(self, z: torch.Tensor) -> torch.Tensor:
+        """Standardised latents (B, C, h, w) -> fp32 frames (B, 3, H, W) in [-1, 1] (unclamped)."""
+        z = z.to(self.latent_scale.dtype)
+        return self.decode_raw(z * self._shape(self.latent_scale) + self._shape(self.latent_shift)).float()
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Standardised latents (..., C, h, w) -> uint8 frames (..., H, W, 3)."""
         lead = z.shape[:-3]
-        z = z.reshape(-1, *z.shape[-3:]).to(self.latent_scale.dtype)
-        frames = self.to_uint8(self.decode_raw(z * self._shape(self.latent_scale) + self._shape(self.latent_shift)))
+        frames = self.to_uint8(self.decode_float(z.reshape(-1, *z.shape[-3:])))
         return frames.reshape(*lead, *frames.shape[1:])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -3,7 +3,8 @@
 Per step: draw noise for the new latent frame, run ``steps`` Euler steps of the DiT against the KV
 cache (each pass attends to the cached past), then one *commit* pass that writes the finished frame's
 keys/values (optionally lightly re-noised, matching context-noise training) into the cache, and
-decode it with the VAE. With ``fuse`` (default) the commit pass is not run on its own: the finished
+decode it with the VAE (and, if the checkpoint has one, the temporal decoder, which draws each frame
+with the last shown frame in view: models/temporal_decoder.py). With ``fuse`` (default) the commit pass is not run on its own: the finished
 frame is committed in the same forward pass as the next frame's first denoising step (one pass over
 two frames costs far less than two passes over one at this size), so each step is ``steps`` passes.
 The cache is a rolling window plus sink frames, so memory and time per frame stay flat for
@@ -26,6 +27,7 @@ from ..config import doc, from_dict
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import add_noise
 from ..models.dit import CausalDiT, DynamicsConfig
+from ..models.temporal_decoder import TemporalDecoder, TemporalDecoderConfig, as_shown
 from ..models.vae import VAE, VAEConfig
 
 
@@ -44,7 +46,7 @@ class SimConfig:
 
 @dataclass
 class WorldModel:
-    """A loaded checkpoint: tokenizer + dynamics + what they were trained on."""
+    """A loaded checkpoint: tokenizer + dynamics (+ optional temporal decoder) + what they were trained on."""
 
     vae: VAE
     dit: CausalDiT
@@ -52,6 +54,7 @@ class WorldModel:
     action_spec: ActionSpec
     path: Path | None = None
     sim: SimConfig = field(default_factory=SimConfig)
+    tdec: TemporalDecoder | None = None
 
     @property
     def frame_size(self) -> int:
@@ -75,11 +78,21 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
         dit = CausalDiT(from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics"))
         spec = ActionSpec.from_dict(config["action_spec"], where=where + ":action_spec")
         sim = from_dict(SimConfig, config.get("sim", {}), where=where + ":sim")
+        tdec = (TemporalDecoder(from_dict(TemporalDecoderConfig, config["temporal_decoder"], where=where + ":temporal_decoder"))
+                if config.get("temporal_decoder") is not None else None)
     except KeyError as e:
         raise CheckpointError(f"{where}: missing field {e}") from None
-    load_strict(vae, split_prefix(tensors, "vae."), where=str(d / "model.safetensors") + " (vae)")
-    load_strict(dit, split_prefix(tensors, "dit."), where=str(d / "model.safetensors") + " (dit)")
-    model = WorldModel(vae.to(device).eval(), dit.to(device).eval(), config, spec, d, sim)
+    except ValueError as e:  # a config field out of range: say which file holds it
+        raise CheckpointError(str(e) if where in str(e) else f"{where}: {e}") from None
+    weights = str(d / "model.safetensors")
+    load_strict(vae, split_prefix(tensors, "vae."), where=weights + " (vae)")
+    load_strict(dit, split_prefix(tensors, "dit."), where=weights + " (dit)")
+    if tdec is not None:
+        load_strict(tdec, split_prefix(tensors, "tdec."), where=weights + " (temporal decoder)")
+        tdec = tdec.to(device).eval()
+    elif any(k.startswith("tdec.") for k in tensors):
+        raise CheckpointError(f"{weights}: holds temporal-decoder weights but {where} has no 'temporal_decoder' config")
+    model = WorldModel(vae.to(device).eval(), dit.to(device).eval(), config, spec, d, sim, tdec)
     from .speed import PRECISIONS, accelerate, bf16_supported
 
     speed = dict(config.get("speed") or {})
@@ -120,6 +133,9 @@ class Simulator:
         self.pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, action) generated, not yet committed
         self.record_step: int | None = None  # sampler step whose input step_latent keeps in ``recorded``
         self.recorded: torch.Tensor | None = None
+        # Temporal decoder state: the frame last shown and the base decode of its latent, (B, 3, H, W) in [-1, 1].
+        self.shown: torch.Tensor | None = None
+        self.base_prev: torch.Tensor | None = None
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
@@ -160,6 +176,8 @@ class Simulator:
                              f"{tuple(frames.shape)} {frames.dtype}")
         z = self.model.vae.encode(frames.to(self.device)).float()  # (B, T, C, h, w); sampler math stays fp32
         self.reset_latents(z, context_actions)
+        if self.model.tdec is not None:  # the true last context frame is what is on screen
+            self.shown = VAE.to_float(frames[:, -1].to(self.device))
 
     @torch.inference_mode()
     def reset_latents(self, z: torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None) -> None:
@@ -180,6 +198,9 @@ class Simulator:
             self._commit(z[:, i], self._actions(acts[:, i]))
         self.t = T
         self.latent = z[:, -1]
+        if self.model.tdec is not None:
+            self.base_prev = self.model.vae.decode_float(self.latent)
+            self.shown = as_shown(self.base_prev)
 
     @torch.inference_mode()
     def step_latent(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
@@ -217,12 +238,23 @@ class Simulator:
         return x
 
     @torch.inference_mode()
+    def render(self, z: torch.Tensor) -> np.ndarray:
+        """Decode the newest latent frame z (B, C, h, w) to uint8 (B, H, W, 3); call once per generated frame, in order."""
+        t0 = time.perf_counter()
+        base = self.model.vae.decode_float(z)  # (B, 3, H, W)
+        if self.model.tdec is not None:
+            if self.shown is None or self.base_prev is None:
+                raise RuntimeError("call reset(context_frames, context_actions) before render()")
+            self.shown = as_shown(self.model.tdec(base, self.base_prev, self.shown))
+            self.base_prev, base = base, self.shown
+        frame = VAE.to_uint8(base).cpu().numpy()
+        self.timings["decode_ms"] = (time.perf_counter() - t0) * 1e3
+        return frame
+
+    @torch.inference_mode()
     def step(self, action: int | np.ndarray | torch.Tensor | list[int]) -> np.ndarray:
         """Generate, commit and decode the next frame: uint8 (H, W, 3), or (B, H, W, 3) if batched."""
-        z = self.step_latent(action)
-        t0 = time.perf_counter()
-        frame = self.model.vae.decode(z).cpu().numpy()
-        self.timings["decode_ms"] = (time.perf_counter() - t0) * 1e3
+        frame = self.render(self.step_latent(action))
         return frame[0] if self.batch == 1 else frame
 
     def rollout(self, actions: np.ndarray | list[int]) -> np.ndarray:

@@ -1,0 +1,121 @@
+"""TemporalDecoder: its start point, the exact copy path, and its place in the Simulator and checkpoints."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from worldloom.checkpoint import CheckpointError, save_checkpoint
+from worldloom.config import to_dict
+from worldloom.models.temporal_decoder import TemporalDecoder, TemporalDecoderConfig, as_shown
+from worldloom.models.vae import VAE
+from worldloom.runtime.simulator import Simulator, load
+
+
+def _frames(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1  # (n, 3, H, W)
+
+
+def test_fresh_decoder_is_the_base_decoder_plus_a_small_blend():
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1)).eval()
+    base, base_prev, prev = _frames(2, 0), _frames(2, 1), _frames(2, 2)
+    g = torch.sigmoid(torch.tensor(td.cfg.gate_bias))
+    with torch.no_grad():
+        out = td(base, base_prev, prev)
+    torch.testing.assert_close(out, base + g * (prev - base))
+
+
+def test_bad_configs_name_the_field(tmp_path, tdec_world):
+    with pytest.raises(ValueError, match="temporal_decoder.width"):
+        TemporalDecoderConfig(width=12)
+    m = tdec_world
+    cfg = dict(m.config, vae=to_dict(m.vae.cfg), dynamics=to_dict(m.dit.cfg), action_spec=m.action_spec.to_dict(),
+               sim=to_dict(m.sim), temporal_decoder={"width": 12, "blocks": 1})
+    d = save_checkpoint(tmp_path / "ck", cfg, {"vae": m.vae, "dit": m.dit, "tdec": m.tdec}, "# card\n")
+    with pytest.raises(CheckpointError, match="config.json.*temporal_decoder.width"):
+        load(d)
+
+
+def test_an_open_gate_copies_the_last_frame_exactly():
+    """What per-frame decoding cannot do: show the last frame again, bit for bit."""
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=60.0)).eval()
+    with torch.no_grad():  # a residual as large as it gets: the open gate must shut it out too
+        td.out[-2].bias.view(6, 4)[:3] = 3.0
+    base, base_prev, prev = _frames(2, 0), _frames(2, 1), _frames(2, 2)
+    with torch.no_grad():
+        out = td(base, base_prev, prev)
+    assert torch.equal(VAE.to_uint8(out), VAE.to_uint8(prev))
+
+
+@pytest.fixture
+def tdec_world(tiny_world):
+    torch.manual_seed(1)
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1)).eval()
+    with torch.no_grad():  # trained-looking: every input reaches the output
+        for p in td.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return dataclasses.replace(tiny_world, tdec=td)
+
+
+def _context(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8), np.array([0, 4, 4])
+
+
+def test_simulator_draws_after_the_last_shown_frame(tdec_world, tiny_world):
+    frames, acts = _context()
+    outs = {}
+    for name, m in (("td", tdec_world), ("base", tiny_world)):
+        sim = Simulator(m, seed=1)
+        sim.reset(frames, acts)
+        outs[name] = sim.rollout([1, 2, 3])
+    assert outs["td"].shape == outs["base"].shape == (3, 64, 64, 3)
+    assert not np.array_equal(outs["td"], outs["base"])
+    # The first frame is drawn after the true last context frame, not its decode.
+    sim = Simulator(tdec_world, seed=1)
+    sim.reset(frames, acts)
+    assert torch.equal(sim.shown[0], VAE.to_float(torch.from_numpy(frames[-1])))
+    assert not torch.equal(sim.shown, as_shown(sim.base_prev))
+    other = frames.copy()
+    other[-1] = 255 - other[-1]
+    sim = Simulator(tdec_world, seed=1)
+    sim.reset(other, acts)
+    assert not np.array_equal(sim.step(1), outs["td"][0])
+
+
+def test_future_actions_do_not_change_past_frames_with_a_temporal_decoder(tdec_world):
+    frames, acts = _context()
+    ref_sim = Simulator(tdec_world, seed=1)
+    ref_sim.reset(frames, acts)
+    ref = ref_sim.rollout([1, 1, 2, 2, 3])
+    for t in range(4):
+        sim = Simulator(tdec_world, seed=1)
+        sim.reset(frames, acts)
+        out = sim.rollout([1, 1, 2, 2, 3][: t + 1] + [4] * (4 - t))
+        assert np.array_equal(out[: t + 1], ref[: t + 1])
+
+
+def test_checkpoint_round_trip_with_a_temporal_decoder(tdec_world, tmp_path):
+    m = tdec_world
+    cfg = dict(m.config, vae=to_dict(m.vae.cfg), dynamics=to_dict(m.dit.cfg), action_spec=m.action_spec.to_dict(),
+               sim=to_dict(m.sim), temporal_decoder=to_dict(m.tdec.cfg))
+    d = save_checkpoint(tmp_path / "ck", cfg, {"vae": m.vae, "dit": m.dit, "tdec": m.tdec}, "# card\n")
+    m2 = load(d)
+    assert m2.tdec is not None and m2.tdec.cfg == m.tdec.cfg
+    frames, acts = _context()
+    outs = []
+    for mm in (m, m2):
+        sim = Simulator(mm, seed=0)
+        sim.reset(frames, acts)
+        outs.append(sim.rollout([1, 2]))
+    assert np.array_equal(outs[0], outs[1])
+    # Weights without a config (or the reverse) are refused, naming the file.
+    cfg.pop("temporal_decoder")
+    d2 = save_checkpoint(tmp_path / "ck2", cfg, {"vae": m.vae, "dit": m.dit, "tdec": m.tdec}, "# card\n")
+    with pytest.raises(CheckpointError, match="model.safetensors.*temporal-decoder"):
+        load(d2)
+    d3 = save_checkpoint(tmp_path / "ck3", {**cfg, "temporal_decoder": to_dict(m.tdec.cfg)}, {"vae": m.vae, "dit": m.dit},
+                         "# card\n")
+    with pytest.raises(CheckpointError, match="temporal decoder"):
+        load(d3)
