@@ -1,7 +1,7 @@
 """The ``worldloom`` CLI: a subprocess smoke run of the whole pipeline, help, errors, lazy import, DDP.
 
-The smoke run is the real thing, tiny: collect -> train tokenizer -> train dynamics -> generate ->
-eval -> bench, each as ``python -m worldloom.cli`` in a subprocess with one thread. Everything else reuses
+The smoke run is the real thing, tiny: collect -> train tokenizer -> train dynamics -> distill ->
+train temporal-decoder -> generate -> eval -> bench, each as ``python -m worldloom.cli`` in a subprocess with one thread. Everything else reuses
 its outputs.
 """
 
@@ -69,6 +69,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
           "--recipe-student-steps", "2", "--sim-steps", "1")
     stage("generate_student", "generate", "--checkpoint", "student", "--data", "held", "--context", "4", "--frames", "6",
           "--out", "student.gif")
+    stage("temporal_decoder", "train", "temporal-decoder", "--preset", "tiny", "--checkpoint", "student", "--data", "train",
+          "--out", "student_td", "--train-steps", "2")
+    stage("generate_td", "generate", "--checkpoint", "student_td", "--data", "held", "--context", "4", "--frames", "6",
+          "--out", "student_td.gif")
     stage("generate", "generate", "--checkpoint", "wm", "--data", "held", "--context", "4", "--frames", "6",
           "--out", "x.gif", "--side-by-side")
     if (Path(__file__).parents[1] / "src/worldloom/eval/rollout.py").is_file():
@@ -108,6 +112,12 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert student["distill"]["trained_steps"] == 2 and "worldloom distill" in student["recipe_cmd"]
     assert student["dynamics"] == wm["dynamics"] and iio.improps(d / "student.gif").shape[0] == 6
     assert student["distill"]["init"]["path"] == "ft" and student["distill"]["teacher"] == "wm"
+
+    td = json.loads((d / "student_td" / "config.json").read_text())
+    assert td["temporal_decoder"]["width"] == 8 and td["temporal_decoder_train"]["train"]["steps"] == 2
+    assert td["dynamics"] == student["dynamics"] and td["sim"] == student["sim"]  # the world model itself is kept
+    assert "worldloom train temporal-decoder" in td["temporal_decoder_train"]["recipe_cmd"]
+    assert iio.improps(d / "student_td.gif").shape[0] == 6
 
     gif = d / "x.gif"
     assert gif.is_file()
@@ -159,7 +169,8 @@ def test_generate_with_named_actions_and_bad_names(pipeline: dict[str, Any], cap
     assert not (d / "bad.gif").exists()
 
 
-@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c != "train"] + ["train", "train tokenizer", "train dynamics"])
+@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c != "train"] + ["train", "train tokenizer", "train dynamics",
+                                                                       "train temporal-decoder"])
 def test_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
     if cmd == "eval" and not (Path(__file__).parents[1] / "src/worldloom/eval/rollout.py").is_file():
         pytest.skip("eval is registered only once worldloom.eval.rollout exists")

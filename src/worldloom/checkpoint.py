@@ -124,6 +124,19 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict
 METRICS_HEADING = "## Measured"
 
 
+def drop_metrics_sections(card: str, name: str | None = None) -> str:
+    """``card`` without its "Measured" section for ``name`` (every one if None), each up to the next "## " heading."""
+    head = f"{METRICS_HEADING}: {name}\n" if name is not None else f"{METRICS_HEADING}: "
+    start = 0
+    while (start := card.find(head, start)) >= 0:
+        if start and card[start - 1] != "\n":  # not a heading: mentioned inside a line
+            start += 1
+            continue
+        nxt = card.find("\n## ", start + len(head))
+        card = card[:start] + (card[nxt + 1:] if nxt >= 0 else "")
+    return card
+
+
 def record_metrics(path: str | os.PathLike, name: str, metrics: dict[str, Any], report_md: str, command: str) -> Path:
     """Store ``metrics`` under ``config["metrics"][name]`` and put ``report_md`` into the card.
 
@@ -136,10 +149,6 @@ def record_metrics(path: str | os.PathLike, name: str, metrics: dict[str, Any], 
     atomic_write_json(d / CONFIG, config)
     card = (d / CARD).read_text() if (d / CARD).exists() else ""
     head = f"{METRICS_HEADING}: {name}\n"
-    if head in card:  # drop the old section (up to the next "## " heading)
-        start = card.index(head)
-        nxt = card.find("\n## ", start + len(head))
-        card = card[:start] + (card[nxt + 1:] if nxt >= 0 else "")
-    card = card.rstrip() + f"\n\n{head}\n`{command}`\n\n{report_md.strip()}\n"
+    card = drop_metrics_sections(card, name).rstrip() + f"\n\n{head}\n`{command}`\n\n{report_md.strip()}\n"
     atomic_write_bytes(d / CARD, card.encode())
     return d

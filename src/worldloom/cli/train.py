@@ -1,4 +1,4 @@
-"""Training commands: ``train tokenizer``, ``train dynamics`` (with presets cpu, tiny) and ``distill``."""
+"""Training commands: ``train tokenizer``, ``train dynamics``, ``train temporal-decoder`` (presets cpu, tiny) and ``distill``."""
 
 from __future__ import annotations
 
@@ -145,6 +145,46 @@ _PRESET_HELP = ("cpu = the arena recipe's configs (worldloom.recipes.arena, ~an 
                 "tiny = very small model and a few steps, for tests")
 
 
+def temporal_decoder_preset(name: str) -> tuple[Any, Any, Any]:
+    """(TemporalDecoderConfig, TemporalDecoderRecipe, TrainConfig) of a preset."""
+    from ..models.temporal_decoder import TemporalDecoderConfig
+    from ..training.loop import TrainConfig
+    from ..training.temporal_decoder import TD_TRAIN, TemporalDecoderRecipe
+
+    if name == "cpu":
+        return TemporalDecoderConfig(), TemporalDecoderRecipe(), TD_TRAIN
+    if name == "tiny":
+        return (TemporalDecoderConfig(width=8, blocks=1), TemporalDecoderRecipe(rollouts=4, horizon=3, batch=2),
+                TrainConfig(steps=3, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
+                            log_every=1, ckpt_every=1000))
+    raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}")
+
+
+def cmd_train_temporal_decoder(args: argparse.Namespace) -> None:
+    from ..models.temporal_decoder import TemporalDecoderConfig
+    from ..training.loop import TrainConfig
+    from ..training.temporal_decoder import TemporalDecoderRecipe, train_temporal_decoder
+
+    _setup_torch()
+    _dataset(args.data, "--data")
+    config = _checkpoint_config(args.checkpoint, "--checkpoint", ("worldmodel",))
+    if config.get("temporal_decoder") is not None:
+        raise UsageError(f"--checkpoint {args.checkpoint}: already has a temporal decoder")
+    cfg_base, recipe_base, train_base = temporal_decoder_preset(args.preset)
+    cfg = dataclass_from_args(TemporalDecoderConfig, args, cfg_base, "td-")
+    recipe = dataclass_from_args(TemporalDecoderRecipe, args, recipe_base, "recipe-")
+    train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
+    try:
+        res = train_temporal_decoder(args.checkpoint, args.data, args.out, cfg, recipe, train_cfg, resume=args.resume,
+                                     progress=_progress(), recipe_cmd=args.command_line, run_dir=args.run_dir)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if _rank() == 0:
+        psnr = res.last.get("psnr")
+        print(f"world model with temporal decoder -> {res.path}: {train_cfg.steps} steps, last batch PSNR "
+              f"{'n/a' if psnr is None else f'{psnr:.2f} dB'}, rollouts {res.rollout_s:.1f} s, training {res.train_s:.1f} s")
+
+
 def _build_train(p: argparse.ArgumentParser) -> None:
     from ..models.dit import DynamicsConfig
     from ..models.vae import VAEConfig
@@ -202,6 +242,31 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     _preset_defaults(dyn, TrainConfig, "train-", {n: c[2] for n, c in dyn_presets.items()})
     _preset_defaults(dyn, SimConfig, "sim-", {n: SimConfig(**c[3]) for n, c in dyn_presets.items()})
     dyn.set_defaults(func=cmd_train_dynamics)
+
+    from ..models.temporal_decoder import TemporalDecoderConfig
+    from ..training.temporal_decoder import TemporalDecoderRecipe
+
+    td = sub.add_parser(
+        "temporal-decoder", help="add a decoder that draws each frame with the last shown frame in view",
+        allow_abbrev=False, formatter_class=fmt,
+        description="Roll a world model out on a dataset as it plays and train a temporal decoder on its own\n"
+                    "latents (models/temporal_decoder.py); writes the world model with the decoder added to --out.\n\n"
+                    "Options: --td-* set TemporalDecoderConfig fields, --recipe-* TemporalDecoderRecipe fields,\n"
+                    "--train-* TrainConfig fields; all start from --preset.")
+    td.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name")
+    td.add_argument("--data", required=True, help="action-labelled dataset to roll out on (the model's training data)")
+    td.add_argument("--out", required=True, help="world-model checkpoint directory to write")
+    td.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
+    td.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
+    td.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+    add_dataclass_args(td, TemporalDecoderConfig, "td-")
+    add_dataclass_args(td, TemporalDecoderRecipe, "recipe-")
+    add_dataclass_args(td, TrainConfig, "train-")
+    td_presets = {name: temporal_decoder_preset(name) for name in PRESETS}
+    _preset_defaults(td, TemporalDecoderConfig, "td-", {n: c[0] for n, c in td_presets.items()})
+    _preset_defaults(td, TemporalDecoderRecipe, "recipe-", {n: c[1] for n, c in td_presets.items()})
+    _preset_defaults(td, TrainConfig, "train-", {n: c[2] for n, c in td_presets.items()})
+    td.set_defaults(func=cmd_train_temporal_decoder)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:

@@ -149,11 +149,9 @@ def _generate(model: WorldModel, probes: list[dict[str, Any]], overrides: dict[s
     acts = np.stack([p["actions"] for p in probes])  # (P, N)
     bar = tqdm(range(acts.shape[1]), desc=f"persistence k={k}", unit="frame",
                disable=not progress or not sys.stderr.isatty())
-    z = torch.stack([sim.step_latent(acts[:, i]).cpu() for i in bar], 1)  # (P, N, C, h, w)
+    frames = np.stack([sim.render(sim.step_latent(acts[:, i])) for i in bar], 1)  # (P, N, H, W, 3)
     bar.close()
-    dev = next(model.vae.parameters()).device
-    frames = [model.vae.decode(z[:, i : i + 64].to(dev)).cpu().numpy() for i in range(0, z.shape[1], 64)]
-    return np.concatenate(frames, 1), sim.cfg
+    return frames, sim.cfg
 
 
 @torch.inference_mode()

@@ -200,7 +200,9 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:
-        config = {k: v for k, v in teacher.config.items() if k not in ("metrics", "speed_applied")}
+        # A teacher's temporal decoder was trained on the teacher's latents, not the student's: it stays behind.
+        config = {k: v for k, v in teacher.config.items()
+                  if k not in ("metrics", "speed_applied", "temporal_decoder", "temporal_decoder_train")}
         config["sim"] = to_dict(replace(teacher.sim, steps=sim_steps or recipe.student_steps))
         config["distill"] = {"teacher": str(teacher_path), "teacher_recipe_cmd": teacher.config.get("recipe_cmd", ""),
                              "recipe": to_dict(recipe), "train": to_dict(train_cfg), "data": str(data),
