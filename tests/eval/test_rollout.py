@@ -73,6 +73,34 @@ def test_baselines_and_ceiling(result: dict, data):
     assert result["psnr"]["swapped_actions"] != result["psnr"]["model"]
 
 
+def test_exact_frames_are_counted_apart(result: dict, data):
+    ds = Dataset.open(data)
+    fr = np.stack([np.array(e.frames[3:10]) for e in ds])  # (3, 1 + 6, H, W, 3): last context, then the truth
+    still = np.array([[np.array_equal(f[i + 1], f[i]) for i in range(6)] for f in fr])
+    copy_exact = np.array([[np.array_equal(f[i + 1], f[0]) for i in range(6)] for f in fr])
+    ex = result["exact"]
+    assert ex["still_share"] == pytest.approx(still.mean()) and 0 < still.mean() < 1  # the fixture has both kinds
+    assert ex["exact_share"]["copy_last"] == pytest.approx(copy_exact.mean())
+    assert ex["exact_share"]["recon"] == 0.0  # an untrained tokenizer never hits a frame bit for bit
+    cl = psnr(np.broadcast_to(fr[:, :1], fr[:, 1:].shape), fr[:, 1:])  # (3, 6)
+    assert ex["psnr_mean_changed"]["copy_last"] == pytest.approx(cl[~still].mean())
+    assert "Exact frames" in format_report(result)
+
+
+def test_a_temporal_decoder_that_only_copies_scores_as_copy_last(model: WorldModel, data):
+    """The eval draws through the temporal decoder after the true last context frame: a shut-open gate is copy-last."""
+    import dataclasses
+
+    from worldloom.models.temporal_decoder import TemporalDecoder, TemporalDecoderConfig
+
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=60.0)).eval()
+    r = evaluate_rollouts(dataclasses.replace(model, tdec=td), data, context=4, horizon=6, episodes=3, batch=2,
+                          progress=False)
+    assert r["psnr"]["model"] == pytest.approx(r["psnr"]["copy_last"])
+    assert r["exact"]["exact_share"]["model"] == r["exact"]["exact_share"]["copy_last"] > 0
+    assert r["action_following"]["model"]["h1_32"] == 0.0  # a frozen view follows nothing
+
+
 def test_report(result: dict):
     md = format_report(result)
     assert "| model |" in md and "true frames (ceiling)" in md and "copy last frame" in md

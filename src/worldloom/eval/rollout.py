@@ -12,9 +12,10 @@ Key choices:
 - **Action following from pixels** (:mod:`~worldloom.eval.motion`): the view motion estimated from
   consecutive generated frames vs the true camera motion, over horizons 1-8 and 1-32. The same
   estimator on the true frames is the ceiling (99.9 % on arena data) and on reconstructions tells
-  how much the tokenizer alone loses. Generated (and reconstructed) steps are paired with the
-  *decoded* last context frame, i.e. the context as the model's decoder renders it: a change of
-  sharpness inside a pair costs hits (see motion.py) that would not be the dynamics' fault.
+  how much the tokenizer alone loses. Generated (and reconstructed) steps are paired with the last
+  context frame as the model shows it (decoded; the true frame under a temporal decoder, which draws
+  after it): a change of sharpness inside a pair costs hits (see motion.py) that would not be the
+  dynamics' fault.
 - **Oracle-motion baseline.** With camera state, the last context frame moved by the true camera
   motion, the agent's central box kept in place (:func:`~worldloom.eval.motion.shift_view`), is scored too: a model that moves the view
   perfectly and knows nothing else. It tells how much of the gap to copy-last is motion, and how
@@ -27,6 +28,11 @@ Key choices:
   CPU models here did not (DESIGN.md section 4), which plain PSNR alone did not reveal.
 - **One Simulator per batch**, reset for the true and swapped rollouts, so both see identical noise.
   Time per generated frame counts the true-action rollouts only (batched: wall time / frames).
+- **Exact frames, reported apart.** PSNR is capped at 78 dB (metrics.MIN_MSE), the score of a frame
+  drawn exactly: a still scene (the truth repeats the frame before it) scores that only for a model
+  that repeats it bit for bit, as copy-last does. A few such frames move the mean over horizons by
+  dB, so the result also gives the share of exact frames and the mean PSNR over the frames whose
+  truth changed (``exact``), where no model can score the cap by holding still.
 - **JSON-ready result**: lists and floats only, NaN (e.g. no moving step) written as None.
 """
 
@@ -44,7 +50,7 @@ from tqdm import tqdm
 
 from ..data.format import Dataset
 from ..runtime.simulator import Simulator, WorldModel
-from .metrics import HORIZONS, at_horizons, horizon_mean, per_horizon, psnr, ssim
+from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import clean, reconstruct
 from .motion import AGENT_HALF, MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
 
@@ -160,12 +166,8 @@ def evaluate_rollouts(
 
     truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)
     copy = np.broadcast_to(last[:, None], truth.shape)
-    psnr_curves = {
-        "model": per_horizon(psnr(gen, truth)),
-        "copy_last": per_horizon(psnr(copy, truth)),
-        "recon": per_horizon(psnr(recon[:, 1:], truth)),
-        "swapped_actions": per_horizon(psnr(gen_swap, truth)),
-    }
+    scored = {"model": gen, "copy_last": copy, "recon": recon[:, 1:], "swapped_actions": gen_swap}
+    per_frame = {k: psnr(v, truth) for k, v in scored.items()}  # (E, N) each
     ssim_curves = {
         "model": per_horizon(ssim(gen, truth)),
         "copy_last": per_horizon(ssim(copy, truth)),
@@ -176,20 +178,28 @@ def evaluate_rollouts(
     if camera is not None:
         cam = camera[:, context - 1 :]  # (E, 1 + horizon, 2): [last context, generated steps]
         moved = shift_view(copy, cam[:, 1:] - cam[:, :1], keep=central_mask(last.shape[1:3]))  # (E, N, H, W, 3)
-        psnr_curves["copy_shifted"] = per_horizon(psnr(moved, truth))
+        scored["copy_shifted"], per_frame["copy_shifted"] = moved, psnr(moved, truth)
         prev = camera[:, context - 1] - camera[:, context - 2] if context >= 2 else None  # (E, 2)
+        # Generated frames follow the last context frame as the model shows it: decoded, or the true one when
+        # a temporal decoder draws after it. A change of sharpness inside a pair would cost the first step
+        # hits that are not the dynamics' fault.
+        shown = last if model.tdec is not None else recon[:, 0]
         runs = {
-            # Decoded frames follow the decoded last context frame: the sharpness of a true frame
-            # next to a decoded one would cost the first step hits that are not the dynamics' fault.
-            "model": action_following(gen, cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
+            "model": action_following(gen, cam, shown, prev_motion=prev, max_shift=max_shift),
             "true_frames": action_following(truth, cam, last, prev_motion=prev, max_shift=max_shift),
             "recon": action_following(recon[:, 1:], cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
-            "swapped_actions": action_following(gen_swap, cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
+            "swapped_actions": action_following(gen_swap, cam, shown, prev_motion=prev, max_shift=max_shift),
         }
         follow = {k: {**r.summary(FOLLOW_HORIZONS), "per_step": r.per_step("hit").tolist(),
                       **({"by_transition": {f"h1_{h}": r.by_transition(h) for h in FOLLOW_HORIZONS}}
                          if prev is not None else {})}
                   for k, r in runs.items()}
+
+    psnr_curves = {k: per_horizon(v) for k, v in per_frame.items()}
+    changed = ~(truth == np.concatenate([last[:, None], truth[:, :-1]], 1)).all(axis=(2, 3, 4))  # (E, N)
+    exact = {"still_share": float(1 - changed.mean()),
+             "exact_share": {k: float((v == truth).all(axis=(2, 3, 4)).mean()) for k, v in scored.items()},
+             "psnr_mean_changed": {k: float(v[changed].mean()) if changed.any() else None for k, v in per_frame.items()}}
 
     swap_out: dict[str, Any] = {
         "mode": swap_mode,
@@ -209,6 +219,7 @@ def evaluate_rollouts(
         "ssim": ssim_curves,
         "ssim_at": {k: at_horizons(v) for k, v in ssim_curves.items()},
         "ssim_mean": {k: horizon_mean(v) for k, v in ssim_curves.items()},
+        "exact": exact,
         "action_following": follow,
         "swap": swap_out,
         "timing": {"ms_per_frame": 1e3 * gen_time / frames_made, "ms_per_step": 1e3 * gen_time / n_steps,
@@ -252,6 +263,14 @@ def format_report(result: dict[str, Any]) -> str:
             continue
         row = [_f(result["psnr"][k][h - 1]) for h in hs]
         lines.append(f"| {label} | " + " | ".join(row) + f" | {_f(result['psnr_mean'][k])} |")
+    ex = result.get("exact")
+    if ex:
+        lines += ["", f"Exact frames (PSNR capped at {10 * np.log10(255**2 / MIN_MSE):.0f} dB): the truth repeats the "
+                      f"frame before it in {ex['still_share']:.1%} of frames; drawn bit for bit by "
+                  + ", ".join(f"{names[k]} {ex['exact_share'][k]:.1%}" for k in names if k in ex["exact_share"])
+                  + ". Mean PSNR over the frames whose truth changed: "
+                  + ", ".join(f"{names[k]} {_f(ex['psnr_mean_changed'][k])}" for k in names if k in ex["psnr_mean_changed"])
+                  + " dB."]
     lines += ["", "| SSIM | " + " | ".join(f"h={h}" for h in hs) + f" | mean 1-{H} |", "|---" * (len(hs) + 2) + "|"]
     for k in ("model", "copy_last", "recon"):
         row = [_f(result["ssim"][k][h - 1], "{:.3f}") for h in hs]
