@@ -54,7 +54,9 @@ train-arena: $(STAMP)
 # 1. its student by self-rollout training in the smooth world (~60 + ~25 min with 1 thread): a 1-step
 #    student, then trained on for 2 steps from there (the shipped student until the sixth session);
 # 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
-#    threads), then a self-rollout stage with the fine-tune as its teacher (~13 min with 2 threads).
+#    threads), then a self-rollout stage with the fine-tune as its teacher (~13 min with 2 threads);
+# 3. checkpoints/arena-td: that student plus a temporal decoder trained on its own rollouts (~2 + ~20 min
+#    with 2 threads; seventh session). Better PSNR, slower: play keeps checkpoints/arena.
 SMOOTH := runs/arena-smooth
 distill-arena: $(STAMP)
 	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data $(SMOOTH)/data-train --out $(SMOOTH)/student-1step --train-threads 1
@@ -69,6 +71,8 @@ distill-arena: $(STAMP)
 	$(BIN)/worldloom distill --teacher runs/arena/finetune --init runs/arena/finetune --data runs/arena/data-train \
 	  --out checkpoints/arena --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
 	  --train-warmup 15 --train-lr 2e-4 --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 2
+	$(BIN)/worldloom train temporal-decoder --checkpoint checkpoints/arena --data runs/arena/data-train \
+	  --out checkpoints/arena-td --train-threads 2
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
@@ -90,6 +94,8 @@ $(HELDOUT)/meta.json: | $(STAMP)
 bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --start 16 --out runs/eval-arena-s16.json
+	$(BIN)/worldloom eval --checkpoint arena-td --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena-td.json
+	$(BIN)/worldloom eval --checkpoint arena-td --data $(HELDOUT) --episodes 50 --horizon 32 --start 16 --out runs/eval-arena-td-s16.json
 	$(BIN)/worldloom bench --checkpoint arena --frames 2000
 	$(BIN)/worldloom bench --checkpoint arena --mode ws --frames 3000
 
