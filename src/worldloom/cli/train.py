@@ -167,9 +167,7 @@ def cmd_train_temporal_decoder(args: argparse.Namespace) -> None:
 
     _setup_torch()
     _dataset(args.data, "--data")
-    config = _checkpoint_config(args.checkpoint, "--checkpoint", ("worldmodel",))
-    if config.get("temporal_decoder") is not None:
-        raise UsageError(f"--checkpoint {args.checkpoint}: already has a temporal decoder")
+    _checkpoint_config(args.checkpoint, "--checkpoint", ("worldmodel",))
     cfg_base, recipe_base, train_base = temporal_decoder_preset(args.preset)
     cfg = dataclass_from_args(TemporalDecoderConfig, args, cfg_base, "td-")
     recipe = dataclass_from_args(TemporalDecoderRecipe, args, recipe_base, "recipe-")

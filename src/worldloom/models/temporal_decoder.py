@@ -44,7 +44,6 @@ class TemporalDecoderConfig:
     blocks: int = doc(2, "residual blocks at H/2 and at H/4 each")
     gate_bias: float = doc(-4.0, "initial gate logit (sigmoid(-4) = 0.018: starts close to the base decoder)")
 
-
     def __post_init__(self) -> None:
         if self.width < 8 or self.width % 8:
             raise ValueError(f"temporal_decoder.width must be a positive multiple of 8 (GroupNorm groups), got {self.width}")

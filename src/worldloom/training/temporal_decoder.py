@@ -148,8 +148,8 @@ class TemporalDecoderTask:
         loss = main + self.recipe.l1_weight * F.l1_loss(y.float(), batch["truth"])
         with torch.no_grad():  # this output is what the next step of its rollout is drawn after
             s, i = batch["s"], batch["i"]
-            nxt = i + 1 < self.N
-            nxt[nxt.clone()] = ~self.fixed[s[nxt], i[nxt] + 1]  # still openings keep the true frame
+            # Still openings keep the true frame; the last step has no successor.
+            nxt = (i + 1 < self.N) & ~self.fixed[s, (i + 1).clamp(max=self.N - 1)]
             self.shown[s[nxt], i[nxt] + 1] = as_shown(y.detach()[nxt.to(y.device)].float()).half().cpu()
             psnr = 10 * torch.log10(4.0 / per_frame.detach().add(self.eps)).mean()  # mean per-frame, as the eval
         return loss, {"mse": mse.item(), "psnr": psnr.item()}
@@ -208,7 +208,6 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
             "train_seconds": round(trainer.elapsed, 1), "rollout_seconds": round(rollout_s, 1), "recipe_cmd": recipe_cmd}
         ema = trainer.ema.cpu().float()
         n_params = sum(p.numel() for p in ema.parameters())
-        tensors = {k: v for k, v in tensors.items() if not k.startswith("tdec.")}
         tensors.update({f"tdec.{k}": v.to(torch.float16) if v.is_floating_point() else v for k, v in ema.state_dict().items()})
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
