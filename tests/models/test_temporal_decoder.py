@@ -1,6 +1,7 @@
 """TemporalDecoder: its start point, the exact copy path, and its place in the Simulator and checkpoints."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -46,6 +47,28 @@ def test_an_open_gate_copies_the_last_frame_exactly():
     with torch.no_grad():
         out = td(base, base_prev, prev)
     assert torch.equal(VAE.to_uint8(out), VAE.to_uint8(prev))
+
+
+def test_a_nearly_closed_gate_snaps_shut_at_inference():
+    """Gate 0.97: unsnapped, its 3 % leak of a large residual moves the pixels; snapped at 0.95 (eval mode)
+    they stay bit for bit. Training leaves the gate soft, so its gradient keeps pushing it towards 1."""
+    base, base_prev, prev = _frames(2, 0), _frames(2, 1), _frames(2, 2)
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=math.log(0.97 / 0.03), keep_snap=0.95))
+    with torch.no_grad():
+        td.out[-2].bias.view(6, 4)[:3] = 3.0
+    out = td.train()(base, base_prev, prev)
+    out.sub(base).pow(2).mean().backward()
+    assert td.out[-2].bias.grad.view(6, 4)[3:].abs().sum() > 0
+    assert not torch.equal(VAE.to_uint8(out.detach()), VAE.to_uint8(prev))
+    with torch.no_grad():
+        assert torch.equal(VAE.to_uint8(td.eval()(base, base_prev, prev)), VAE.to_uint8(prev))
+        td.cfg.keep_snap = 1.0  # disabled: the leak shows again
+        assert not torch.equal(VAE.to_uint8(td(base, base_prev, prev)), VAE.to_uint8(prev))
+
+
+def test_keep_snap_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="keep_snap"):
+        TemporalDecoderConfig(keep_snap=0.0)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ with ``x_prev`` the frame shown one step before (a true context frame, or this d
 output) and r (residual) and g (a gate in [0, 1] per pixel and channel) predicted from D(z_t), D(z_prev) and
 x_prev. g = 1 copies the last frame exactly, which per-frame decoding can never do; the gate
 multiplies the residual too, so a saturated gate alone makes a pixel exact (a first version added
-r outside the gate and never drew a still frame bit for bit). Where the view
+r outside the gate and never drew a still frame bit for bit). A gate past ``keep_snap`` counts as
+saturated: a sigmoid never reaches 1, and its small leak drifted still pixels by a level a step. Where the view
 moved, the net can carry x_prev's detail along (x_prev - D(z_prev) is the detail the latent lost).
 The previous frame is the one *shown* (snapped to uint8, :func:`as_shown`), so an exact copy stays
 exact over a still stretch.
@@ -43,12 +44,15 @@ class TemporalDecoderConfig:
     width: int = doc(48, "channels at H/2")
     blocks: int = doc(2, "residual blocks at H/2 and at H/4 each")
     gate_bias: float = doc(-4.0, "initial gate logit (sigmoid(-4) = 0.018: starts close to the base decoder)")
+    keep_snap: float = doc(0.95, "at inference a gate above this keeps its pixel exactly; 1 disables")
 
     def __post_init__(self) -> None:
         if self.width < 8 or self.width % 8:
             raise ValueError(f"temporal_decoder.width must be a positive multiple of 8 (GroupNorm groups), got {self.width}")
         if self.blocks < 0:
             raise ValueError(f"temporal_decoder.blocks must be >= 0, got {self.blocks}")
+        if not 0.0 < self.keep_snap <= 1.0:
+            raise ValueError(f"temporal_decoder.keep_snap must be in (0, 1], got {self.keep_snap}")
 
 
 class TemporalDecoder(nn.Module):
@@ -74,6 +78,12 @@ class TemporalDecoder(nn.Module):
         h = self.mid(h + self.up(self.down(h)))
         r, g = self.out(h).chunk(2, dim=1)  # (B, 3, H, W) each
         keep = torch.sigmoid(g)
+        if not self.training:
+            # A nearly closed gate still leaks (1 - keep) of a residual that can be large (a detail the latent
+            # lacks), and the leak adds up step after step on a still pixel; past keep_snap it is exactly 1.
+            # Not in training: there the leak's cost keeps pushing still pixels' gates towards 1, well past
+            # the threshold (a straight-through snap in training stopped them at it: 2.6 % exact frames, not 4.3).
+            keep = torch.where(keep > self.cfg.keep_snap, torch.ones_like(keep), keep)
         return x_prev + (1 - keep) * (base + r - x_prev)  # keep = 1: x_prev exactly, whatever r is
 
 
