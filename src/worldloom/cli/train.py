@@ -145,6 +145,22 @@ _PRESET_HELP = ("cpu = the arena recipe's configs (worldloom.recipes.arena, ~an 
                 "tiny = very small model and a few steps, for tests")
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """--preset, --resume and --run-dir, the same on every training command."""
+    p.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
+    p.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
+    p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+
+
+def _config_options(p: argparse.ArgumentParser, presets: dict[str, tuple[Any, ...]],
+                    groups: list[tuple[type, str, dict[str, str] | None]]) -> None:
+    """One ``--prefix-*`` option per field of each (config class, prefix, notes) in ``groups``, with the
+    defaults shown as the presets set them; ``presets[name][i]`` is group i's config in preset ``name``."""
+    for i, (cls, prefix, notes) in enumerate(groups):
+        add_dataclass_args(p, cls, prefix)
+        _preset_defaults(p, cls, prefix, {n: c[i] for n, c in presets.items()}, notes)
+
+
 def temporal_decoder_preset(name: str) -> tuple[Any, Any, Any]:
     """(TemporalDecoderConfig, TemporalDecoderRecipe, TrainConfig) of a preset."""
     from ..models.temporal_decoder import TemporalDecoderConfig
@@ -201,15 +217,9 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     tok.add_argument("--data", required=True, help="training dataset directory")
     tok.add_argument("--out", required=True, help="tokenizer checkpoint directory to write")
     tok.add_argument("--heldout", default=None, help="held-out dataset for the reconstruction PSNR (default: training frames)")
-    tok.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
-    tok.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
-    tok.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
-    add_dataclass_args(tok, VAEConfig, "vae-")
-    add_dataclass_args(tok, TrainConfig, "train-")
-    tok_presets = {name: tokenizer_preset(name) for name in PRESETS}
-    _preset_defaults(tok, VAEConfig, "vae-", {n: c[0] for n, c in tok_presets.items()},
-                     {"frame_size": "the dataset's frame size"})
-    _preset_defaults(tok, TrainConfig, "train-", {n: c[1] for n, c in tok_presets.items()})
+    _run_options(tok)
+    _config_options(tok, {name: tokenizer_preset(name) for name in PRESETS},
+                    [(VAEConfig, "vae-", {"frame_size": "the dataset's frame size"}), (TrainConfig, "train-", None)])
     tok.set_defaults(func=cmd_train_tokenizer)
 
     dyn = sub.add_parser(
@@ -223,22 +233,13 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     dyn.add_argument("--data", required=True, help="training dataset directory")
     dyn.add_argument("--tokenizer", required=True, help="tokenizer checkpoint directory (from `train tokenizer`)")
     dyn.add_argument("--out", required=True, help="world-model checkpoint directory to write")
-    dyn.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
     dyn.add_argument("--init", default=None, help="fine-tune: start from this world model's DiT (its architecture; "
                                                   "pass it as --tokenizer too)")
-    dyn.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
-    dyn.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
-    add_dataclass_args(dyn, DynamicsConfig, "dyn-")
-    add_dataclass_args(dyn, DynamicsRecipe, "recipe-")
-    add_dataclass_args(dyn, TrainConfig, "train-")
-    add_dataclass_args(dyn, SimConfig, "sim-")
-    dyn_presets = {name: dynamics_preset(name) for name in PRESETS}
-    _preset_defaults(dyn, DynamicsConfig, "dyn-", {n: c[0] for n, c in dyn_presets.items()},
-                     {"latent_channels": "the tokenizer's", "latent_size": "the tokenizer's",
-                      "n_actions": "the dataset's number of actions"})
-    _preset_defaults(dyn, DynamicsRecipe, "recipe-", {n: c[1] for n, c in dyn_presets.items()})
-    _preset_defaults(dyn, TrainConfig, "train-", {n: c[2] for n, c in dyn_presets.items()})
-    _preset_defaults(dyn, SimConfig, "sim-", {n: SimConfig(**c[3]) for n, c in dyn_presets.items()})
+    _run_options(dyn)
+    _config_options(dyn, {name: (*c[:3], SimConfig(**c[3])) for name in PRESETS for c in [dynamics_preset(name)]},
+                    [(DynamicsConfig, "dyn-", {"latent_channels": "the tokenizer's", "latent_size": "the tokenizer's",
+                                               "n_actions": "the dataset's number of actions"}),
+                     (DynamicsRecipe, "recipe-", None), (TrainConfig, "train-", None), (SimConfig, "sim-", None)])
     dyn.set_defaults(func=cmd_train_dynamics)
 
     from ..models.temporal_decoder import TemporalDecoderConfig
@@ -254,16 +255,10 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     td.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name")
     td.add_argument("--data", required=True, help="action-labelled dataset to roll out on (the model's training data)")
     td.add_argument("--out", required=True, help="world-model checkpoint directory to write")
-    td.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
-    td.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
-    td.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
-    add_dataclass_args(td, TemporalDecoderConfig, "td-")
-    add_dataclass_args(td, TemporalDecoderRecipe, "recipe-")
-    add_dataclass_args(td, TrainConfig, "train-")
-    td_presets = {name: temporal_decoder_preset(name) for name in PRESETS}
-    _preset_defaults(td, TemporalDecoderConfig, "td-", {n: c[0] for n, c in td_presets.items()})
-    _preset_defaults(td, TemporalDecoderRecipe, "recipe-", {n: c[1] for n, c in td_presets.items()})
-    _preset_defaults(td, TrainConfig, "train-", {n: c[2] for n, c in td_presets.items()})
+    _run_options(td)
+    _config_options(td, {name: temporal_decoder_preset(name) for name in PRESETS},
+                    [(TemporalDecoderConfig, "td-", None), (TemporalDecoderRecipe, "recipe-", None),
+                     (TrainConfig, "train-", None)])
     td.set_defaults(func=cmd_train_temporal_decoder)
 
 
@@ -309,8 +304,6 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
     p.add_argument("--until", type=int, default=None, help="stop (and write the checkpoint) at this step")
     p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
-    add_dataclass_args(p, DistillRecipe, "recipe-")
-    add_dataclass_args(p, TrainConfig, "train-")
-    _preset_defaults(p, DistillRecipe, "recipe-", {"default": DistillRecipe()})
-    _preset_defaults(p, TrainConfig, "train-", {"default": _distill_train()})
+    _config_options(p, {"default": (DistillRecipe(), _distill_train())},
+                    [(DistillRecipe, "recipe-", None), (TrainConfig, "train-", None)])
     p.set_defaults(func=cmd_distill)

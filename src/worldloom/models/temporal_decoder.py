@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import doc
-from .vae import ResBlock, _stage
+from .vae import VAE, ResBlock, _stage
 
 
 @dataclass
@@ -93,4 +93,4 @@ def as_shown(x: torch.Tensor) -> torch.Tensor:
     The next step draws after this, not the raw output: a still scene then stays exactly still
     instead of drifting by sub-level amounts that rounding hides for a while and then shows.
     """
-    return x.clamp(-1, 1).add(1.0).mul(127.5).round().div(127.5).sub(1.0)
+    return VAE.to_float(VAE.to_uint8(x))

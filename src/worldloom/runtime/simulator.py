@@ -242,12 +242,14 @@ class Simulator:
         """Decode the newest latent frame z (B, C, h, w) to uint8 (B, H, W, 3); call once per generated frame, in order."""
         t0 = time.perf_counter()
         base = self.model.vae.decode_float(z)  # (B, 3, H, W)
-        if self.model.tdec is not None:
+        if self.model.tdec is None:
+            frame = VAE.to_uint8(base)  # (B, H, W, 3)
+        else:
             if self.shown is None or self.base_prev is None:
                 raise RuntimeError("call reset(context_frames, context_actions) before render()")
-            self.shown = as_shown(self.model.tdec(base, self.base_prev, self.shown))
-            self.base_prev, base = base, self.shown
-        frame = VAE.to_uint8(base).cpu().numpy()
+            frame = VAE.to_uint8(self.model.tdec(base, self.base_prev, self.shown))
+            self.shown, self.base_prev = VAE.to_float(frame), base  # what is on screen, as the next step sees it
+        frame = frame.cpu().numpy()
         self.timings["decode_ms"] = (time.perf_counter() - t0) * 1e3
         return frame
 
