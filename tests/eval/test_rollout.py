@@ -88,12 +88,13 @@ def test_exact_frames_are_counted_apart(result: dict, data):
 
 
 def test_a_temporal_decoder_that_only_copies_scores_as_copy_last(model: WorldModel, data):
-    """The eval draws through the temporal decoder after the true last context frame: a shut-open gate is copy-last."""
+    """The eval draws through the temporal decoder after the true last context frame: a decoder that copies the
+    last frame (no motion compensation, gate shut open) is copy-last."""
     import dataclasses
 
     from worldloom.models.temporal_decoder import TemporalDecoder, TemporalDecoderConfig
 
-    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=60.0)).eval()
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=60.0, motion_shift=0)).eval()
     r = evaluate_rollouts(dataclasses.replace(model, tdec=td), data, context=4, horizon=6, episodes=3, batch=2,
                           progress=False)
     assert r["psnr"]["model"] == pytest.approx(r["psnr"]["copy_last"])

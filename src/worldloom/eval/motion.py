@@ -44,20 +44,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-MAX_SHIFT = 12  # px; > the arena's 4 px camera step, < its 16 px grid period (which would alias)
-AGENT_HALF = 9  # px; half-size of the default central mask
-_TIE = 1e-4  # grey levels^2 per px^2 of shift: breaks ties towards small shifts
-_MIN_OVERLAP = 0.25
+from ..shift import AGENT_HALF, MAX_SHIFT, argmin_shift, central_mask, check_shift, costs, fft_size, spectra, warp
+
 _CHUNK = 1024  # frames per FFT batch: bounds memory on long inputs
-
-
-def central_mask(size: tuple[int, int] = (64, 64), half: int = AGENT_HALF) -> np.ndarray:
-    """A (H, W) bool mask, True = excluded: the box of half-size ``half`` around the view centre."""
-    H, W = size
-    m = np.zeros((H, W), bool)
-    cy, cx = H // 2, W // 2
-    m[max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1] = True
-    return m
 
 
 def box_mask(size: tuple[int, int], centres: np.ndarray, half: int = 7, base: np.ndarray | None = None) -> np.ndarray:
@@ -74,18 +63,6 @@ def box_mask(size: tuple[int, int], centres: np.ndarray, half: int = 7, base: np
     return m | base if base is not None else m
 
 
-def _fft_size(n: int) -> int:
-    """Smallest integer >= n whose only prime factors are 2, 3 and 5 (fast FFT sizes)."""
-    while True:
-        k = n
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return n
-        n += 1
-
-
 def _weights(mask: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor:
     """Per-frame weights (..., H, W) float32 (1 = used) for frames of ``shape`` (..., H, W, 3)."""
     H, W = shape[-3:-1]
@@ -96,39 +73,12 @@ def _weights(mask: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _spectra(frames: np.ndarray, w: torch.Tensor, P: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """FFTs of w, w*g, w*g^2 for frames (N, H, W, 3) uint8 and weights w (N, H, W); each (N, P, P//2+1)."""
-    # Offset by mid-grey only for float32 precision; a per-frame mean would be wrong here (see doc).
-    g = (torch.from_numpy(np.asarray(frames)).float().mean(-1) - 127.5) * w  # (N, H, W); w is 0/1: w*g^2 == g*g
-    F = lambda x: torch.fft.rfft2(x, s=(P, P))  # noqa: E731  zero-padded: no wrap-around within max_shift
-    return F(w), F(g), F(g * g)
+    """:func:`~worldloom.shift.spectra` of uint8 frames (N, H, W, 3)."""
+    return spectra(torch.from_numpy(np.asarray(frames)).float().mean(-1) - 127.5, w, P)
 
 
-def _costs(sp: tuple[torch.Tensor, ...], sc: tuple[torch.Tensor, ...], P: int, m: int) -> torch.Tensor:
-    """Masked MSE of cur vs prev shifted by every (dx, dy): (N, 2m+1, 2m+1) indexed [dy+m, dx+m]."""
-    (wp, gp, qp), (wc, gc, qc) = sp, sc
-    # corr(f, g)(s) = sum_x f(x) g(x + s) = irfft(conj(F f) * F g)(s); linear, so one inverse per term.
-    ssd = torch.fft.irfft2(wc.conj() * qp + qc.conj() * wp - 2 * gc.conj() * gp, s=(P, P))  # (N, P, P)
-    cnt = torch.fft.irfft2(wc.conj() * wp, s=(P, P))
-    idx = torch.cat([torch.arange(P - m, P), torch.arange(0, m + 1)])  # shifts -m..m (negative ones wrap)
-    ssd, cnt = ssd[:, idx][:, :, idx], cnt[:, idx][:, :, idx].round()
-    mse = ssd.clamp(min=0) / cnt.clamp(min=1)
-    r = torch.arange(-m, m + 1, dtype=torch.float32)
-    mse = mse + _TIE * (r[:, None] ** 2 + r[None, :] ** 2)
-    too_small = cnt < _MIN_OVERLAP * cnt.amax((-2, -1), keepdim=True)
-    return mse.masked_fill(too_small, float("inf"))
-
-
-def _argmin_shift(costs: torch.Tensor, m: int) -> np.ndarray:
-    """costs (N, 2m+1, 2m+1) -> integer shifts (N, 2) as (dx, dy)."""
-    k = costs.flatten(1).argmin(1)
-    return torch.stack([k % (2 * m + 1) - m, k // (2 * m + 1) - m], 1).numpy().astype(np.int64)
-
-
-def _check_shift(max_shift: int, H: int, W: int) -> int:
-    m = int(max_shift)
-    if not 0 <= m < min(H, W) // 2:
-        raise ValueError(f"max_shift must be in [0, {min(H, W) // 2}) for {H}x{W} frames, got {max_shift}")
-    return m
+def _argmin_shift(c: torch.Tensor, m: int) -> np.ndarray:
+    return argmin_shift(c, m).numpy().astype(np.int64)
 
 
 @torch.inference_mode()
@@ -144,17 +94,17 @@ def shift_costs(
     if prev.shape != cur.shape or prev.ndim < 3 or prev.shape[-1] != 3:
         raise ValueError(f"prev and cur must both be (..., H, W, 3), got {prev.shape} and {cur.shape}")
     H, W = prev.shape[-3:-1]
-    m = _check_shift(max_shift, H, W)
+    m = check_shift(max_shift, H, W)
     lead = prev.shape[:-3]
-    P = _fft_size(max(H, W) + m)
+    P = fft_size(max(H, W) + m)
     p2, c2 = prev.reshape(-1, H, W, 3), cur.reshape(-1, H, W, 3)
     w = _weights(mask, prev.shape).reshape(-1, H, W)
     out = []
     for i in range(0, len(p2), _CHUNK):
         j = i + _CHUNK
-        out.append(_costs(_spectra(p2[i:j], w[i:j], P), _spectra(c2[i:j], w[i:j], P), P, m))
-    costs = torch.cat(out) if out else torch.zeros((0, 2 * m + 1, 2 * m + 1))
-    return costs.numpy().reshape(*lead, 2 * m + 1, 2 * m + 1)
+        out.append(costs(_spectra(p2[i:j], w[i:j], P), _spectra(c2[i:j], w[i:j], P), P, m))
+    c = torch.cat(out) if out else torch.zeros((0, 2 * m + 1, 2 * m + 1))
+    return c.numpy().reshape(*lead, 2 * m + 1, 2 * m + 1)
 
 
 def estimate_shift(
@@ -164,9 +114,9 @@ def estimate_shift(
 
     ``cur[y, x] ~= prev[y + dy, x + dx]``: same sign as ``camera[t] - camera[t-1]`` (see module doc).
     """
-    costs = torch.from_numpy(shift_costs(prev, cur, mask, max_shift))
+    c = torch.from_numpy(shift_costs(prev, cur, mask, max_shift))
     m = int(max_shift)
-    return _argmin_shift(costs.reshape(-1, 2 * m + 1, 2 * m + 1), m).reshape(*costs.shape[:-2], 2)
+    return _argmin_shift(c.reshape(-1, 2 * m + 1, 2 * m + 1), m).reshape(*c.shape[:-2], 2)
 
 
 @torch.inference_mode()
@@ -180,8 +130,8 @@ def estimate_motion(frames: np.ndarray, mask: np.ndarray | None = None, max_shif
     if frames.ndim < 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (..., T, H, W, 3), got {frames.shape}")
     *lead, T, H, W, _ = frames.shape
-    m = _check_shift(max_shift, H, W)
-    P = _fft_size(max(H, W) + m)
+    m = check_shift(max_shift, H, W)
+    P = fft_size(max(H, W) + m)
     seqs = frames.reshape(-1, T, H, W, 3)
     w = _weights(mask, frames.shape).reshape(-1, T, H, W)
     per = max(1, _CHUNK // max(T, 1))  # sequences per FFT batch
@@ -193,7 +143,7 @@ def estimate_motion(frames: np.ndarray, mask: np.ndarray | None = None, max_shif
         sp = tuple(x.reshape(n, T, *x.shape[1:]) for x in sp)  # (n, T, P, P//2+1)
         prev = tuple(x[:, :-1].reshape(-1, *x.shape[2:]) for x in sp)
         cur = tuple(x[:, 1:].reshape(-1, *x.shape[2:]) for x in sp)
-        out.append(_argmin_shift(_costs(prev, cur, P, m), m).reshape(n, T - 1, 2))
+        out.append(_argmin_shift(costs(prev, cur, P, m), m).reshape(n, T - 1, 2))
     est = np.concatenate(out) if out else np.zeros((0, max(T - 1, 0), 2), np.int64)
     return est.reshape(*lead, max(T - 1, 0), 2)
 
@@ -335,13 +285,12 @@ def shift_view(frames: np.ndarray, motion: np.ndarray, keep: np.ndarray | None =
     frames the moved frame scores 21.7 dB with the sprite moved too, 26.2 dB with it kept.
     """
     frames, motion = np.asarray(frames), np.rint(np.asarray(motion)).astype(np.int64)
-    H, W = frames.shape[-3:-1]
+    H, W, C = frames.shape[-3:]
     lead = frames.shape[:-3]
-    f = frames.reshape(-1, H, W, frames.shape[-1])
-    m = np.broadcast_to(motion, (*lead, 2)).reshape(-1, 2)
-    ys = np.clip(np.arange(H)[None, :] + m[:, 1:2], 0, H - 1)  # (n, H)
-    xs = np.clip(np.arange(W)[None, :] + m[:, 0:1], 0, W - 1)  # (n, W)
-    out = f[np.arange(len(f))[:, None, None], ys[:, :, None], xs[:, None, :]]  # (n, H, W, C)
+    f = torch.from_numpy(np.ascontiguousarray(frames.reshape(-1, H, W, C))).permute(0, 3, 1, 2)  # (n, C, H, W)
+    m = torch.from_numpy(np.array(np.broadcast_to(motion, (*lead, 2)).reshape(-1, 2)))
+    out = warp(f, m).permute(0, 2, 3, 1).numpy()  # (n, H, W, C)
+    f = f.permute(0, 2, 3, 1).numpy()
     if keep is not None:
         out[:, keep] = f[:, keep]
     return out.reshape(frames.shape)

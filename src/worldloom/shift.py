@@ -1,0 +1,117 @@
+"""Global view shift between frames: masked block matching by FFT, and the warp that applies a shift.
+
+One estimator serves two users: the action-following metric (:mod:`worldloom.eval.motion`, which
+documents the choices and what they measured) and the temporal decoder's motion compensation
+(:mod:`worldloom.models.temporal_decoder`), which moves the last shown frame by the shift it reads
+between the base decoder's previous and current frames.
+
+Sign convention: a shift ``(dx, dy)`` is the camera motion, ``cur[y, x] ~= prev[y + dy, x + dx]``.
+
+Key choices (the measurements are in :mod:`worldloom.eval.motion`):
+- Frames are compared in grey (the mean of R, G and B), offset by mid-grey for float32 precision
+  only; a per-frame mean would be wrong (content scrolling in changes it legitimately).
+- The masked mean squared difference over the overlap, for every shift in ``[-m, m]^2``, from four
+  zero-padded cross-correlations: a few FFTs per frame instead of (2m + 1)^2 shifted differences.
+- Ties go to the smallest shift (a penalty of 1e-4 grey levels^2 per px^2), so a flat or frozen
+  pair reads as no motion; shifts whose overlap is under a quarter of the best-covered one's are
+  not considered.
+- The default mask is a central box (the agent sprite of a camera-following world, which stays put
+  while the background scrolls and would vote for no motion).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+MAX_SHIFT = 12  # px; > the arena's 4 px camera step, < its 16 px grid period (which would alias)
+AGENT_HALF = 9  # px; half-size of the default central mask
+_TIE = 1e-4  # grey levels^2 per px^2 of shift: breaks ties towards small shifts
+_MIN_OVERLAP = 0.25
+
+
+def central_mask(size: tuple[int, int] = (64, 64), half: int = AGENT_HALF) -> np.ndarray:
+    """A (H, W) bool mask, True = excluded: the box of half-size ``half`` around the view centre."""
+    H, W = size
+    m = np.zeros((H, W), bool)
+    cy, cx = H // 2, W // 2
+    m[max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1] = True
+    return m
+
+
+def fft_size(n: int) -> int:
+    """Smallest integer >= n whose only prime factors are 2, 3 and 5 (fast FFT sizes)."""
+    while True:
+        k = n
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return n
+        n += 1
+
+
+def check_shift(max_shift: int, H: int, W: int) -> int:
+    m = int(max_shift)
+    if not 0 <= m < min(H, W) // 2:
+        raise ValueError(f"max_shift must be in [0, {min(H, W) // 2}) for {H}x{W} frames, got {max_shift}")
+    return m
+
+
+def spectra(g: torch.Tensor, w: torch.Tensor, P: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """FFTs of w, w*g, w*g^2 for grey frames g (N, H, W) (mid-grey 0, grey levels) and 0/1 weights w (N, H, W)."""
+    g = g * w  # w is 0/1: w * g^2 == g * g
+    F = lambda x: torch.fft.rfft2(x, s=(P, P))  # noqa: E731  zero-padded: no wrap-around within the search range
+    return F(w), F(g), F(g * g)
+
+
+def costs(sp: tuple[torch.Tensor, ...], sc: tuple[torch.Tensor, ...], P: int, m: int) -> torch.Tensor:
+    """Masked MSE of cur vs prev shifted by every (dx, dy): (N, 2m+1, 2m+1) indexed [dy+m, dx+m]."""
+    (wp, gp, qp), (wc, gc, qc) = sp, sc
+    # corr(f, g)(s) = sum_x f(x) g(x + s) = irfft(conj(F f) * F g)(s); linear, so one inverse per term.
+    ssd = torch.fft.irfft2(wc.conj() * qp + qc.conj() * wp - 2 * gc.conj() * gp, s=(P, P))  # (N, P, P)
+    cnt = torch.fft.irfft2(wc.conj() * wp, s=(P, P))
+    idx = torch.cat([torch.arange(P - m, P), torch.arange(0, m + 1)]).to(ssd.device)  # shifts -m..m (negative ones wrap)
+    ssd, cnt = ssd[:, idx][:, :, idx], cnt[:, idx][:, :, idx].round()
+    mse = ssd.clamp(min=0) / cnt.clamp(min=1)
+    r = torch.arange(-m, m + 1, dtype=torch.float32, device=ssd.device)
+    mse = mse + _TIE * (r[:, None] ** 2 + r[None, :] ** 2)
+    too_small = cnt < _MIN_OVERLAP * cnt.amax((-2, -1), keepdim=True)
+    return mse.masked_fill(too_small, float("inf"))
+
+
+def argmin_shift(c: torch.Tensor, m: int) -> torch.Tensor:
+    """costs (N, 2m+1, 2m+1) -> integer shifts (N, 2) int64 as (dx, dy)."""
+    k = c.flatten(1).argmin(1)
+    return torch.stack([k % (2 * m + 1) - m, k // (2 * m + 1) - m], 1)
+
+
+@torch.no_grad()
+def estimate_shift_float(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = MAX_SHIFT,
+                         half: int = AGENT_HALF) -> torch.Tensor:
+    """Camera motion between float frames (B, 3, H, W) in [-1, 1]: int64 (B, 2) as (dx, dy).
+
+    Masks the central box of half-size ``half`` (:func:`central_mask`; negative: no mask).
+    """
+    if prev.shape != cur.shape or prev.ndim != 4 or prev.shape[1] != 3:
+        raise ValueError(f"prev and cur must both be (B, 3, H, W), got {tuple(prev.shape)} and {tuple(cur.shape)}")
+    B, _, H, W = prev.shape
+    m = check_shift(max_shift, H, W)
+    P = fft_size(max(H, W) + m)
+    keep = np.ones((H, W), bool) if half < 0 else ~central_mask((H, W), half)
+    w = torch.from_numpy(keep.astype(np.float32)).to(prev.device).expand(B, H, W)
+    grey = lambda x: x.float().mean(1) * 127.5  # noqa: E731  (B, H, W) grey levels, mid-grey 0
+    return argmin_shift(costs(spectra(grey(prev), w, P), spectra(grey(cur), w, P), P, m), m)
+
+
+def warp(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Frames x (B, C, H, W) as a camera moved by d (B, 2) = (dx, dy) px sees them: ``out[y, x] = x[y + dy, x + dx]``.
+
+    Pixels that scroll in repeat the nearest edge pixel.
+    """
+    B, C, H, W = x.shape
+    d = d.to(device=x.device, dtype=torch.long)
+    ys = (torch.arange(H, device=x.device)[None] + d[:, 1:2]).clamp(0, H - 1)  # (B, H)
+    xs = (torch.arange(W, device=x.device)[None] + d[:, 0:1]).clamp(0, W - 1)  # (B, W)
+    rows = x.gather(2, ys[:, None, :, None].expand(B, C, H, W))
+    return rows.gather(3, xs[:, None, None, :].expand(B, C, H, W))
