@@ -55,8 +55,9 @@ train-arena: $(STAMP)
 #    student, then trained on for 2 steps from there (the shipped student until the sixth session);
 # 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
 #    threads), then a self-rollout stage with the fine-tune as its teacher (~13 min with 2 threads);
-# 3. checkpoints/arena-td: that student plus a temporal decoder trained on its own rollouts (~2 + ~28 min
-#    with 2 threads; seventh session, 3,000 steps since the eighth). Better PSNR, slower: play keeps checkpoints/arena.
+# 3. checkpoints/arena-td: that student plus a temporal decoder trained on its own rollouts (~3 + ~36 min
+#    with 2 threads; seventh session, 3,000 steps since the eighth, motion-compensated since the ninth).
+#    Better PSNR, slower: play keeps checkpoints/arena.
 SMOOTH := runs/arena-smooth
 distill-arena: $(STAMP)
 	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data $(SMOOTH)/data-train --out $(SMOOTH)/student-1step --train-threads 1
