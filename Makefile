@@ -55,8 +55,8 @@ train-arena: $(STAMP)
 #    student, then trained on for 2 steps from there (the shipped student until the sixth session);
 # 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
 #    threads), then a self-rollout stage with the fine-tune as its teacher (~13 min with 2 threads);
-# 3. checkpoints/arena-td: that student plus a temporal decoder trained on its own rollouts (~3 + ~36 min
-#    with 2 threads; seventh session, 3,000 steps since the eighth, motion-compensated since the ninth).
+# 3. checkpoints/arena-td: that student plus a temporal decoder trained on its own rollouts (~3 + ~18 min
+#    with 2 threads; seventh session, 3,000 steps since the eighth, motion-compensated and narrow since the ninth).
 #    Better PSNR, slower: play keeps checkpoints/arena.
 SMOOTH := runs/arena-smooth
 distill-arena: $(STAMP)
@@ -73,7 +73,7 @@ distill-arena: $(STAMP)
 	  --out checkpoints/arena --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
 	  --train-warmup 15 --train-lr 2e-4 --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 2
 	$(BIN)/worldloom train temporal-decoder --checkpoint checkpoints/arena --data runs/arena/data-train \
-	  --out checkpoints/arena-td --train-threads 2 --train-steps 3000
+	  --out checkpoints/arena-td --train-threads 2 --train-steps 3000 --td-width 24 --td-blocks 1
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
