@@ -287,10 +287,9 @@ def shift_view(frames: np.ndarray, motion: np.ndarray, keep: np.ndarray | None =
     frames, motion = np.asarray(frames), np.rint(np.asarray(motion)).astype(np.int64)
     H, W, C = frames.shape[-3:]
     lead = frames.shape[:-3]
-    f = torch.from_numpy(np.ascontiguousarray(frames.reshape(-1, H, W, C))).permute(0, 3, 1, 2)  # (n, C, H, W)
+    f = np.ascontiguousarray(frames.reshape(-1, H, W, C))  # (n, H, W, C)
     m = torch.from_numpy(np.array(np.broadcast_to(motion, (*lead, 2)).reshape(-1, 2)))
-    out = warp(f, m).permute(0, 2, 3, 1).numpy()  # (n, H, W, C)
-    f = f.permute(0, 2, 3, 1).numpy()
+    out = warp(torch.from_numpy(f).permute(0, 3, 1, 2), m).permute(0, 2, 3, 1).numpy()  # (n, H, W, C)
     if keep is not None:
         out[:, keep] = f[:, keep]
     return out.reshape(frames.shape)
