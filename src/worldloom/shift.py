@@ -115,3 +115,33 @@ def warp(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     xs = (torch.arange(W, device=x.device)[None] + d[:, 0:1]).clamp(0, W - 1)  # (B, W)
     rows = x.gather(2, ys[:, None, :, None].expand(B, C, H, W))
     return rows.gather(3, xs[:, None, None, :].expand(B, C, H, W))
+
+
+@torch.no_grad()
+def unexplained(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """What the previous frame, moved by its best whole-cell shift, does not explain: (N, h, w) residuals.
+
+    prev, cur (N, C, h, w) (latents or frames). For every shift in ``[-m, m]^2`` the mean square
+    difference over the overlap is measured (ties to the smallest shift); at the best one, each cell's
+    square difference averaged over channels is returned, 0 where the shifted frame has no pixel
+    (content that scrolled in: no previous frame explains it, and no shift should be blamed for it).
+    In a camera-following world the residual is the objects that move against the view; with a
+    still camera it is the plain frame difference.
+    """
+    if prev.shape != cur.shape or prev.ndim != 4:
+        raise ValueError(f"prev and cur must both be (N, C, h, w), got {tuple(prev.shape)} and {tuple(cur.shape)}")
+    N, _, h, w = prev.shape
+    m = check_shift(max_shift, h, w)
+    ys, xs = torch.arange(h, device=prev.device), torch.arange(w, device=prev.device)
+    best = torch.full((N,), float("inf"), device=prev.device)
+    out = torch.zeros((N, h, w), device=prev.device)
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            d = torch.tensor([[dx, dy]], device=prev.device).expand(N, 2)
+            valid = (((ys + dy) >= 0) & ((ys + dy) < h))[:, None] & (((xs + dx) >= 0) & ((xs + dx) < w))[None]  # (h, w)
+            r = (cur.float() - warp(prev.float(), d)).pow(2).mean(1) * valid  # (N, h, w)
+            cost = r.sum((1, 2)) / valid.sum() + _TIE * (dx * dx + dy * dy)
+            better = cost < best
+            best = torch.where(better, cost, best)
+            out = torch.where(better[:, None, None], r, out)
+    return out

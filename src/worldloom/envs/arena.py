@@ -156,6 +156,7 @@ class ArenaEnv(gym.Env):
     # ---------------------------------------------------------------- layout
     def _make_background(self, rng: np.random.Generator) -> np.ndarray:
         cfg, W, pad = self.cfg, self.cfg.world_size, self.cfg.view
+        self._landmarks: list[tuple[float, ...]] = []  # (cx, cy, half-size, r, g, b) world px, for info["state"]
         xs = np.arange(W, dtype=np.float64) + 0.5
         floor = np.empty((W, W, 3), np.float64)
         for ch in range(3):  # smooth field: a few low-frequency cosines, mapped into calm mid-range
@@ -188,7 +189,9 @@ class ArenaEnv(gym.Env):
                 continue  # world too crowded for more decals
             placed.append((cx, cy, size / 2))
             mask = _shape_mask(LANDMARK_SHAPES[i % len(LANDMARK_SHAPES)], size)
-            world[y0 : y0 + size, x0 : x0 + size][mask] = LANDMARK_COLORS[colors[i % len(colors)]]
+            color = LANDMARK_COLORS[colors[i % len(colors)]]
+            world[y0 : y0 + size, x0 : x0 + size][mask] = color
+            self._landmarks.append((cx, cy, size / 2, *color))
         world[:WALL_PX], world[W - WALL_PX :] = OUTSIDE, OUTSIDE
         world[:, :WALL_PX], world[:, W - WALL_PX :] = OUTSIDE, OUTSIDE
         return bg
@@ -286,6 +289,8 @@ class ArenaEnv(gym.Env):
         ball_vel = np.array([b.velocity for b in self._balls], np.float32).reshape(n, 2)
         cam = self._camera.astype(np.float32)
         u = np.float32(PX_PER_UNIT)
+        lm = np.array(self._landmarks, np.float32).reshape(-1, 6)  # (n_landmarks, 6)
+        n_colors = len(BALL_COLORS)
         return {
             "agent_pos": agent_pos,
             "agent_vel": agent_vel,
@@ -293,6 +298,13 @@ class ArenaEnv(gym.Env):
             "ball_pos": ball_pos,
             "ball_vel": ball_vel,
             "ball_radius": np.full((n,), self.cfg.ball_radius, np.float32),
+            "ball_color": np.array([BALL_COLORS[i % n_colors] for i in range(n)], np.float32).reshape(n, 3),
+            "agent_color": np.array(AGENT_FILL, np.float32),
+            # Landmarks never move; reported per step so that eval scores them like any object in view.
+            "landmark_pos": lm[:, :2].copy(),
+            "landmark_pos_view": lm[:, :2] - cam,
+            "landmark_radius": lm[:, 2].copy(),
+            "landmark_color": lm[:, 3:].copy(),
             "camera": self._camera.copy(),  # (2,) int32 top-left of the view, world px
             "agent_pos_view": agent_pos - cam,
             "ball_pos_view": ball_pos - cam,

@@ -19,6 +19,9 @@ Key choices:
   features are computed once and compared with all three candidates (copy-last: once per
   episode). If the install-time conversion has not run, ``lpips=None`` reports PSNR/SSIM only and
   says so in the notes; ``lpips=True`` makes it an error.
+- **Objects** (:mod:`~worldloom.eval.objects`), where the env reports them in its state: permanence,
+  position error and false objects of the first ``OBJECT_HORIZON`` generated frames, the same scores
+  as the held-out eval's, so that ``bench --mode matrix`` keeps them beside PSNR for every row.
 - **Budget.** Generation dominates: the arena checkpoint costs ~117 ms of CPU per frame in a batch
   of 4 (172 ms alone); reconstruction + LPIPS add ~8 s per 512-frame episode. Hence the default of
   3 episodes x 512 frames: ~3.7 CPU-minutes on one core, measured next to a training job
@@ -47,6 +50,7 @@ SEED = 200_000
 MAX_BATCH = 16  # worlds per Simulator batch
 CHUNK = 128  # frames per VAE / LPIPS batch
 METHODS = ("model", "copy_last", "recon")
+OBJECT_HORIZON = 32  # objects are scored over the first this-many generated frames (as the held-out eval)
 
 
 def _collection_policy(model: WorldModel) -> Policy:
@@ -62,9 +66,11 @@ def _collection_policy(model: WorldModel) -> Policy:
 
 
 def true_episodes(model: WorldModel, episodes: int, length: int, seed: int = SEED,
-                  policy: Policy | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  policy: Policy | None = None, states: list[list[dict[str, Any]]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Play ``episodes`` episodes of ``length`` frames in the model's env: frames (E, L, H, W, 3) uint8
-    and actions (E, L) int64, where actions[:, t] produced frames[:, t] (0 for the reset frame)."""
+    and actions (E, L) int64, where actions[:, t] produced frames[:, t] (0 for the reset frame).
+
+    ``states``, if given, receives each episode's per-frame ``info["state"]`` dicts (where the env reports one)."""
     from ..data.collect import make_recorded_env
 
     env_id = model.config.get("env")
@@ -81,6 +87,8 @@ def true_episodes(model: WorldModel, episodes: int, length: int, seed: int = SEE
         for i in range(episodes):
             obs, info = env.reset(seed=seed + i)
             pol.reset(seed + i)
+            if states is not None:
+                states.append([])
             for t in range(length):
                 if t > 0:
                     actions[i, t] = int(pol.act(obs, info))
@@ -88,6 +96,8 @@ def true_episodes(model: WorldModel, episodes: int, length: int, seed: int = SEE
                     if (terminated or truncated) and t < length - 1:
                         raise ValueError(f"env {env_id!r} episode (seed {seed + i}) ended after {t + 1} frames; "
                                          f"{length} are needed (context + max horizon)")
+                if states is not None and isinstance(info.get("state"), dict):
+                    states[-1].append(info["state"])
                 if obs.shape != frames.shape[2:]:
                     raise ValueError(f"env {env_id!r} gives frames {obs.shape}, the model makes {frames.shape[2:]}")
                 frames[i, t] = obs
@@ -176,7 +186,8 @@ def run_fidelity(
         notes.append("warning: " + overlap)
     lp = _lpips_model(lpips, next(model.dit.parameters()).device, notes)
 
-    frames, actions = true_episodes(model, episodes, context + N, seed, policy)  # (E, L, H, W, 3), (E, L)
+    states: list[list[dict[str, Any]]] = []
+    frames, actions = true_episodes(model, episodes, context + N, seed, policy, states)  # (E, L, H, W, 3), (E, L)
     truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)
     gen = np.empty_like(truth)
     overrides = {"seed": seed, **(sim_overrides or {})}
@@ -214,12 +225,24 @@ def run_fidelity(
         "sim": asdict(sim_cfg) if sim_cfg else None, "ms_per_frame": 1e3 * gen_s / (episodes * N),
     })
 
+    tables: list[Table] = []
+    if states and all(len(st) == context + N for st in states):  # objects over the first OBJECT_HORIZON frames
+        from .objects import object_metrics, object_table, score_objects
+
+        u = min(N, OBJECT_HORIZON)
+        stacked = {k: np.stack([np.stack([np.asarray(x[k], np.float32) for x in st[context - 1 : context + u]])
+                                for st in states]) for k in states[0][0]}
+        obj = score_objects({k: c[:, :u] for k, c in cands.items()}, frames[:, context - 1 : context + u], stacked)
+        if obj is not None:
+            metrics["objects"] = object_metrics(obj)
+            tables.append(object_table(obj))
+
     labels = {"model": "model", "copy_last": "copy last frame", "recon": "tokenizer reconstruction"}
     units = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)", "lpips": "LPIPS-AlexNet (lower is better)"}
     fmt = {"psnr": 2, "ssim": 3, "lpips": 3}
-    tables = [Table(units[m], ["method"] + [f"h={h}" for h in hs] + [f"mean 1-{N}"],
+    tables = [*[Table(units[m], ["method"] + [f"h={h}" for h in hs] + [f"mean 1-{N}"],
                     [[labels[k]] + [round(v[h - 1], fmt[m]) for h in hs] + [round(horizon_mean(v), fmt[m])]
-                     for k, v in c.items()]) for m, c in curves.items()]
+                     for k, v in c.items()]) for m, c in curves.items()], *tables]
     plots = [Plot(f"{units[m]} vs horizon", "generated frame (log)", m.upper(), list(range(1, N + 1)),
                   {labels[k]: v for k, v in c.items()}, logx=True) for m, c in curves.items()]
     vids = {f"episode{e}": side_by_side(np.concatenate([frames[e, :context], gen[e]]), frames[e])

@@ -5,7 +5,8 @@
 as play and eval:
 
 - speed: :func:`~worldloom.eval.speed.run_speed` (batch-1 stream: FPS, p50/p95 latency);
-- quality: :func:`~worldloom.eval.fidelity.run_fidelity` PSNR at horizons 32 and 512 (fixed seeds) and
+- quality: :func:`~worldloom.eval.fidelity.run_fidelity` PSNR at horizons 32 and 512 (fixed seeds) with, in
+  worlds that report objects, ball and landmark permanence over h1-32 and the share of frames with a false object; and
   :func:`~worldloom.eval.causality.run_causality` action-following accuracy (fixed contexts),
 
 and reports each against the **base** row: ``base_steps`` (default: the most in the grid), fp32, eager, of
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .suite import SuiteResult, Table
+
+# Object scores kept per row (worlds that report objects; eval/objects.py), from the fidelity episodes.
+OBJECT_COLUMNS = ("ball_permanence_h1_32", "landmark_permanence_h1_32", "false_objects")
 
 
 def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, frames: int, quality_episodes: int,
@@ -41,6 +45,8 @@ def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, fram
     if quality_episodes:
         fid = run_fidelity(model, episodes=quality_episodes, horizons=horizons, sim_overrides=sim, videos=0).metrics
         row.update({f"psnr_h{h}": fid["psnr_at"]["model"].get(str(h)) for h in horizons})
+        obj = fid.get("objects") or {}
+        row.update({k: obj.get(k) for k in OBJECT_COLUMNS if k in obj})
     if causality_episodes:
         row["action_following"] = run_causality(model, episodes=causality_episodes, sim_overrides=sim).metrics["accuracy"]
     return row
@@ -86,14 +92,17 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
     def f(v: Any, nd: int = 2, sign: bool = False) -> str:
         return "n/a" if v is None else f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
 
-    cols = ["checkpoint", "steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + ["follow % (Δ pts)"]
+    objs = [k for k in OBJECT_COLUMNS if any(r.get(k) is not None for r in rows)]
+    cols = ["checkpoint", "steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + \
+        ["follow % (Δ pts)"] + [f"{k.replace('_', ' ')} %" for k in objs]
     table_rows = []
     for r in rows:
         q = [f"{f(r.get(f'psnr_h{h}'))} ({'base' if r is base else f(r.get(f'd_psnr_h{h}'), 2, True)})" for h in horizons]
         af = r.get("action_following")
         afs = "n/a" if af is None else f"{100 * af:.1f} ({'base' if r is base else f(r.get('d_action_following_pts'), 1, True)})"
         table_rows.append([Path(r["checkpoint"]).name, r["steps"], r["precision"], "on" if r["compile"] else "off", f(r["fps"], 1),
-                           f(r["speedup"], 2), f(r["latency_p95_ms"], 1)] + q + [afs])
+                           f(r["speedup"], 2), f(r["latency_p95_ms"], 1)] + q + [afs] +
+                          ["n/a" if r.get(k) is None else f"{100 * r[k]:.1f}" for k in objs])
     notes = [f"base row: {Path(rows[0]['checkpoint']).name}, {base_key[0]} steps, fp32, eager; quality on {quality_episodes} fidelity episodes "
              f"(PSNR at h={', '.join(map(str, horizons))}) and {causality_episodes} causality contexts; speed over "
              f"{frames} frames, batch 1."]

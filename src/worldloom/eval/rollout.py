@@ -21,6 +21,10 @@ Key choices:
   perfectly and knows nothing else. It tells how much of the gap to copy-last is motion, and how
   much is content scrolling in and balls. Following is also split by kind of step (steady, onset,
   turn, stop, still; :meth:`~worldloom.eval.motion.FollowResult.by_transition`).
+- **Objects from the truth** (:mod:`~worldloom.eval.objects`): where the episodes' state reports
+  objects (the arena: agent, balls, landmarks), each generated frame is scored per object
+  (permanence, position error, false objects; seen in the context vs entered later), beside the
+  reconstruction, copy-last and a constant-velocity oracle. Whole-frame PSNR measures the floor.
 - **Action-swap check.** The same contexts and the same sampling noise, rolled out under wrong
   actions: directions rotated a quarter turn (up->right->down->left->up, noop kept) where the action
   names allow, else each episode gets the next episode's actions. Scored against the *true* frames
@@ -53,6 +57,7 @@ from ..runtime.simulator import Simulator, WorldModel
 from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import clean, reconstruct
 from .motion import AGENT_HALF, MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
+from .objects import format_objects, score_objects
 
 FOLLOW_HORIZONS = (8, 32)
 _ROTATE = {"up": "right", "right": "down", "down": "left", "left": "up"}
@@ -124,7 +129,8 @@ def evaluate_rollouts(
 
     Returns:
         A JSON-ready dict: ``psnr`` / ``ssim`` curves per horizon, ``psnr_at``, ``psnr_mean``,
-        ``ssim_mean``, ``action_following`` (None without camera state), ``swap``, ``timing``,
+        ``ssim_mean``, ``action_following`` (None without camera state), ``objects`` (per-object scores,
+        :func:`~worldloom.eval.objects.score_objects`; None without objects in the state), ``swap``, ``timing``,
         ``n_episodes``, ``settings``. See :func:`format_report` for a readable table.
     """
     if context < 1 or horizon < 1 or episodes < 1 or batch < 1 or start < 0:
@@ -145,6 +151,8 @@ def evaluate_rollouts(
     actions = np.stack([np.array(e.actions[S : S + L]) for e in eps]).astype(np.int64)  # (E, L)
     camera = (np.stack([np.array(e.state["camera"][S : S + L]) for e in eps])
               if all("camera" in e.state for e in eps) else None)
+    keys = set.intersection(*(set(e.state) for e in eps))
+    state = {k: np.stack([np.array(e.state[k][S + context - 1 : S + L]) for e in eps]) for k in sorted(keys)}
     E = len(eps)
     wrong, swap_mode = swap_actions(actions[:, context:], tuple(model.action_spec.names), swap)
 
@@ -195,6 +203,10 @@ def evaluate_rollouts(
                          if prev is not None else {})}
                   for k, r in runs.items()}
 
+    # Objects the env reports in its state, scored from the truth (None for worlds without them).
+    objects = score_objects({"model": gen, "copy_last": copy, "recon": recon[:, 1:]},
+                            frames[:, context - 1 :], state) if state else None
+
     psnr_curves = {k: per_horizon(v) for k, v in per_frame.items()}
     changed = ~(truth == np.concatenate([last[:, None], truth[:, :-1]], 1)).all(axis=(2, 3, 4))  # (E, N)
     exact = {"still_share": float(1 - changed.mean()),
@@ -221,6 +233,7 @@ def evaluate_rollouts(
         "ssim_mean": {k: horizon_mean(v) for k, v in ssim_curves.items()},
         "exact": exact,
         "action_following": follow,
+        "objects": objects,
         "swap": swap_out,
         "timing": {"ms_per_frame": 1e3 * gen_time / frames_made, "ms_per_step": 1e3 * gen_time / n_steps,
                    "frames_generated": frames_made},
@@ -303,6 +316,8 @@ def format_report(result: dict[str, Any]) -> str:
                 row = bt[f"h1_{h}"]
                 lines.append(f"| h1-{spans[h]} | " + " | ".join(
                     f"{_f(row[k]['rate'], '{:.1%}')} ({row[k]['n']})" for k in TRANSITIONS) + " |")
+    if result.get("objects"):
+        lines += ["", format_objects(result["objects"]).rstrip()]
     sw = result["swap"]
     check = f"Action-swap check: PSNR mean {_f(result['psnr_mean']['model'])} dB with the true actions vs " \
             f"{_f(sw['psnr_mean'])} dB with wrong ones (gap {_f(sw['psnr_gap'])} dB)"

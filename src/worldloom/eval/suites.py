@@ -258,6 +258,15 @@ def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: i
     if follow:
         tables.append(Table(f"Action following (direction hits over moving steps, {last})", ["frames", "hits", "exact"],
                             [[k, v[last], v[f"exact_{last}"]] for k, v in follow.items()]))
+    obj = r.get("objects")
+    if obj:
+        from .objects import object_metrics, object_table
+
+        metrics.update(object_metrics(obj))
+        tables.append(object_table(obj))
+        plots.append(Plot("Held-out rollouts: permanence of objects seen in the context", "horizon (frames after the context)",
+                          "share drawn", x, {f"{kind}, {who}": obj["scores"][who][kind]["seen"]["permanence"]
+                                             for kind in obj["kinds"] for who in ("model", "copy_last", "recon")}))
     notes = [ln for ln in format_report(r).splitlines() if ln and not ln.startswith("|")][:1]
     return SuiteResult("rollout", metrics, tables, plots, notes=notes)
 

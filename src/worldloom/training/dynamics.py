@@ -44,6 +44,12 @@ class DynamicsRecipe:
     action_dropout: float = doc(0.1, "per-frame probability of replacing the action by 'no action'")
     loss: str = doc("v", "regression target: 'v' (velocity MSE, weights low noise most) or 'x0' (clean-frame MSE, "
                          "weights every noise level alike, which is what 1-4 step sampling needs)")
+    object_weight: float = doc(0.0, "extra loss weight on latent cells that the previous frame, moved by its best "
+                                    "whole-cell shift, does not explain (objects moving against the view); 0 = "
+                                    "whole-frame loss")
+    object_tau: float = doc(0.5, "residual (mean square over channels of standardised latents) at which a cell "
+                                 "gets the whole extra weight; smaller residuals get a linear share")
+    object_shift: int = doc(2, "largest whole-cell shift tried when explaining a frame by the one before it")
 
 
 @torch.no_grad()
@@ -80,6 +86,22 @@ class ClipSampler:
         return torch.stack(xs).to(device), torch.stack(acts).to(device)  # (B, T, C, h, w), (B, T)
 
 
+def object_weights(x0: torch.Tensor, weight: float, tau: float, max_shift: int) -> torch.Tensor:
+    """Loss weights (B, T, h, w) for clean latents x0 (B, T, C, h, w): 1, plus up to ``weight`` on cells the
+    previous frame moved by its best whole-cell shift does not explain (:func:`worldloom.shift.unexplained`).
+
+    The first frame of a clip has no previous frame and weighs 1 everywhere.
+    """
+    from ..shift import unexplained
+
+    B, T, C, h, w = x0.shape
+    out = torch.ones((B, T, h, w), device=x0.device)
+    if T > 1:
+        res = unexplained(x0[:, :-1].reshape(-1, C, h, w), x0[:, 1:].reshape(-1, C, h, w), max_shift)
+        out[:, 1:] += weight * (res / tau).clamp(max=1.0).reshape(B, T - 1, h, w)
+    return out
+
+
 class DynamicsTask:
     items_name = "frames"
 
@@ -90,6 +112,9 @@ class DynamicsTask:
             raise ValueError(f"context must be 'clean' or 'df', got {recipe.context!r}")
         if recipe.loss not in ("v", "x0"):
             raise ValueError(f"loss must be 'v' or 'x0', got {recipe.loss!r}")
+        if recipe.object_weight < 0 or recipe.object_tau <= 0 or recipe.object_shift < 0:
+            raise ValueError(f"object_weight must be >= 0, object_tau > 0 and object_shift >= 0, got "
+                             f"{recipe.object_weight}, {recipe.object_tau}, {recipe.object_shift}")
         self.model, self.recipe = dit, recipe
         self.clips = ClipSampler(latents, actions, recipe.clip_len)
 
@@ -117,10 +142,19 @@ class DynamicsTask:
             pred, target = x0_from_v(x_t.float(), v.float(), t[..., None, None, None].float()), x0.float()
         else:
             pred, target = v.float(), velocity_target(x0, eps).float()
-        per_frame = F.mse_loss(pred, target, reduction="none").mean(dim=(2, 3, 4))  # (B, T)
-        loss = per_frame.mean()
+        err = F.mse_loss(pred, target, reduction="none").mean(dim=2)  # (B, T, h, w)
+        per_frame = err.mean(dim=(2, 3))  # (B, T)
         pf = per_frame.detach()
-        return loss, {"loss_first": float(pf[:, 0].mean()), "loss_rest": float(pf[:, 1:].mean())}
+        logs = {"loss_first": float(pf[:, 0].mean()), "loss_rest": float(pf[:, 1:].mean())}
+        if r.object_weight > 0:
+            w = object_weights(x0, r.object_weight, r.object_tau, r.object_shift)  # (B, T, h, w)
+            loss = (w * err).sum() / w.sum()
+            obj = w > 1
+            logs["loss_objects"] = float(err.detach()[obj].mean()) if obj.any() else 0.0
+            logs["object_share"] = float(obj.float().mean())
+        else:
+            loss = per_frame.mean()
+        return loss, logs
 
     def items(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         return batch[1].numel()

@@ -1,0 +1,363 @@
+"""Objects scored from ground truth: is each object the truth shows drawn, where, and nothing else?
+
+Whole-frame PSNR is dominated by the background: a model that scrolls the floor and erases every ball
+beats copy-last by dB. This module scores the objects an env reports in ``info["state"]``, frame by
+frame, against the true frames:
+
+- **permanence**: an object fully in the true view is *drawn* when, inside a box of half-size
+  ``radius + slack`` around its true position, at least half as many pixels are classified as its
+  colour in the generated frame as in the true one;
+- **position error**: the distance, px, between the centroid of those pixels in the generated frame and
+  in the true frame (like against like, so a partly covered object is not an error);
+- **false objects**: a frame has one when at least ``FALSE_PX`` of its pixels are clearly one of the
+  objects' colours (within ``FALSE_TAU`` in RGB) farther than ``slack`` px from every true pixel of any
+  object colour: a ball drawn where the truth has none, or left behind where it was.
+
+Objects are split into those **seen** in the context (fully in view in its last frame: knowable) and
+those that **entered** the view later (unknowable without memory: reported, never targeted).
+
+Key choices:
+
+- **Objects from the state, by convention**: every ``<kind>_pos_view`` key (n, 2) or (2,) with
+  ``<kind>_radius`` and ``<kind>_color`` is a kind of object (the arena: ``agent``, ``ball``,
+  ``landmark``). A world that reports these keys is scored with no code of its own.
+- **Nearest-colour classification.** A pixel belongs to an object when, among the object's colour, the
+  local floor colour (median of the true frame in a ring of 2-6 px around the object's box, other objects
+  left out) and the colours of the other objects whose boxes touch the window, the object's colour is
+  the nearest. A blurred ball that is more floor than ball is not drawn; another object's pixels are
+  not counted as this one's. The same rule on the true frame sets the reference count (an object the
+  rule cannot find in the truth is not scored), so true frames score 100 % by construction and a
+  frame with the object painted out scores 0 % (tests/eval/test_objects.py).
+- **Baselines the same way**: the tokenizer reconstruction (ceiling) and copy-last through the same
+  detector; the constant-velocity oracle (every object moved along its last true velocity, the true
+  camera) in state space: drawn when its predicted position is within ``slack`` px (Chebyshev) of the
+  truth, error the distance. It knows no collisions: a model that does should beat it at long horizons.
+- **Ball motion** (PhyWorld): velocities are finite differences of the drawn centroids in world px
+  (the true camera added back) against the same differences of the true-frame centroids, over pairs
+  where the ball is drawn at both ends; the same measurement on the reconstruction is the floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SLACK = 6  # px beyond an object's radius where its drawn copy is looked for
+FALSE_TAU = 40.0  # RGB distance within which a pixel is clearly an object's colour (the floor stays > 45 away)
+FALSE_PX = 16  # clearly-coloured pixels away from the truth that make a false object (a ball has ~80)
+MIN_PX = 6  # true-frame pixels an object needs to be scored at all
+RING = (2, 6)  # px: the ring (beyond the box) where the local floor colour is taken
+
+
+@dataclass
+class Objects:
+    """The objects of one kind over a batch of rollouts: positions (E, N, n, 2) view px, radius (E, N, n),
+    colour (E, N, n, 3); optional world positions, velocities (px/step) and camera (E, N, 2)."""
+
+    kind: str
+    pos_view: np.ndarray
+    radius: np.ndarray
+    color: np.ndarray
+    pos: np.ndarray | None = None
+    vel: np.ndarray | None = None
+    camera: np.ndarray | None = None
+
+
+def objects_from_state(state: dict[str, np.ndarray]) -> list[Objects]:
+    """The kinds of object in stacked state arrays (E, N, ...): every ``<kind>_pos_view`` with radius and colour."""
+    out = []
+    cam = state.get("camera")
+    for key in sorted(state):
+        if not key.endswith("_pos_view"):
+            continue
+        kind = key[: -len("_pos_view")]
+        if f"{kind}_radius" not in state or f"{kind}_color" not in state:
+            continue
+        pv = np.asarray(state[key], np.float32)
+        if pv.ndim not in (3, 4) or pv.shape[-1] != 2:
+            raise ValueError(f"state[{key!r}]: expected (E, N, 2) or (E, N, n, 2) view positions, got {pv.shape}")
+        single = pv.ndim == 3  # (E, N, 2): one object of this kind
+        lift = (lambda a: np.asarray(a, np.float32)[..., None, :]) if single else (lambda a: np.asarray(a, np.float32))
+        rad = np.asarray(state[f"{kind}_radius"], np.float32)
+        pos = state.get(f"{kind}_pos")
+        vel = state.get(f"{kind}_vel")
+        out.append(Objects(kind, lift(pv), rad[..., None] if single else rad, lift(state[f"{kind}_color"]),
+                           None if pos is None else lift(pos), None if vel is None else lift(vel),
+                           None if cam is None else np.asarray(cam, np.float32)))
+    return out
+
+
+def _box(H: int, W: int, cx: float, cy: float, half: float) -> tuple[int, int, int, int]:
+    return max(int(np.floor(cy - half)), 0), min(int(np.ceil(cy + half)) + 1, H), \
+        max(int(np.floor(cx - half)), 0), min(int(np.ceil(cx + half)) + 1, W)
+
+
+def _classify(px: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Index of the nearest colour: pixels (h, w, 3) float, colours (k, 3) -> (h, w) int."""
+    d = ((px[:, :, None, :] - colors[None, None]) ** 2).sum(-1)  # (h, w, k)
+    return d.argmin(-1)
+
+
+def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects], slack: int = SLACK) -> dict[str, Any]:
+    """Find every fully-in-view object of ``objs`` in each of ``frames`` (name -> (E, N, H, W, 3) uint8).
+
+    Returns ``{"visible": {kind: (E, N, n) bool}, "centroid": {name: {kind: (E, N, n, 2)}}`` (NaN where not
+    drawn) and ``"truth_centroid"``; ``truth`` (E, N, H, W, 3) uint8 is the reference.
+    """
+    E, N, H, W, _ = truth.shape
+    all_pos = np.concatenate([o.pos_view for o in objs], 2)  # (E, N, M, 2)
+    all_rad = np.concatenate([o.radius for o in objs], 2)  # (E, N, M)
+    all_col = np.concatenate([o.color for o in objs], 2).astype(np.float32)  # (E, N, M, 3)
+    offsets = np.cumsum([0] + [o.pos_view.shape[2] for o in objs])
+    visible = {o.kind: np.zeros((E, N, o.pos_view.shape[2]), bool) for o in objs}
+    tcent = {o.kind: np.full((E, N, o.pos_view.shape[2], 2), np.nan, np.float32) for o in objs}
+    cent = {name: {o.kind: np.full_like(tcent[o.kind], np.nan) for o in objs} for name in frames}
+    for e in range(E):
+        for t in range(N):
+            tf = truth[e, t].astype(np.float32)
+            P, R, C = all_pos[e, t], all_rad[e, t], all_col[e, t]
+            for k, o in enumerate(objs):
+                for j in range(o.pos_view.shape[2]):
+                    m = offsets[k] + j
+                    (cx, cy), r = P[m], float(R[m])
+                    if cx - r < 0 or cy - r < 0 or cx + r > W or cy + r > H:
+                        continue  # not fully in view
+                    half = r + slack
+                    y0, y1, x0, x1 = _box(H, W, cx, cy, half)
+                    # Local floor: a ring beyond the object's box, other objects' boxes left out.
+                    ry0, ry1, rx0, rx1 = _box(H, W, cx, cy, r + RING[1])
+                    yy, xx = np.mgrid[ry0:ry1, rx0:rx1]
+                    cheb = np.maximum(np.abs(xx + 0.5 - cx), np.abs(yy + 0.5 - cy))
+                    ring = cheb > r + RING[0]
+                    others = [i for i in range(len(P)) if i != m and
+                              max(abs(P[i, 0] - cx), abs(P[i, 1] - cy)) < half + R[i] + RING[1]]
+                    for i in others:
+                        ring &= np.maximum(np.abs(xx + 0.5 - P[i, 0]), np.abs(yy + 0.5 - P[i, 1])) > R[i] + 1
+                    if ring.sum() < 8:
+                        continue  # no floor to tell the object from
+                    floor = np.median(tf[ry0:ry1, rx0:rx1][ring], 0)
+                    near = [i for i in others if max(abs(P[i, 0] - cx), abs(P[i, 1] - cy)) < half + R[i]]
+                    palette = np.concatenate([C[m][None], floor[None], C[near]], 0)  # (k, 3); 0 = this object
+                    yy, xx = np.mgrid[y0:y1, x0:x1]
+
+                    def centroid(img: np.ndarray) -> tuple[int, np.ndarray]:
+                        hit = _classify(img[y0:y1, x0:x1].astype(np.float32), palette) == 0
+                        n = int(hit.sum())
+                        c = np.array([xx[hit].mean() + 0.5, yy[hit].mean() + 0.5]) if n else np.full(2, np.nan)
+                        return n, c
+
+                    n_true, c_true = centroid(tf)
+                    if n_true < MIN_PX:
+                        continue  # the rule cannot find it in the truth (covered): not scored
+                    visible[o.kind][e, t, j] = True
+                    tcent[o.kind][e, t, j] = c_true
+                    for name, fr in frames.items():
+                        n, c = centroid(fr[e, t])
+                        if n >= 0.5 * n_true:
+                            cent[name][o.kind][e, t, j] = c
+    return {"visible": visible, "centroid": cent, "truth_centroid": tcent}
+
+
+def false_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slack: int = SLACK,
+                  tau: float = FALSE_TAU, min_px: int = FALSE_PX) -> np.ndarray:
+    """Frames (E, N, H, W, 3) with an object-coloured blob where the truth has none: (E, N) bool.
+
+    ``colors`` (E, k, 3): the episode's object colours. A pixel within ``tau`` of any of them counts as
+    false when no true pixel within ``tau`` of any of them lies within ``slack`` px (a box dilation of the
+    truth): colours confused next to a true object are a matter for permanence, not a false object.
+    """
+    E, N, H, W, _ = frames.shape
+    out = np.zeros((E, N), bool)
+    k = 2 * slack + 1
+    for e in range(E):
+        cols = np.unique(colors[e].astype(np.int32), axis=0)  # (k, 3)
+        gen = np.zeros((N, H, W), bool)
+        tru = np.zeros((N, H, W), bool)
+        for c in cols:
+            gen |= ((frames[e].astype(np.int32) - c) ** 2).sum(-1) < tau**2
+            tru |= ((truth[e].astype(np.int32) - c) ** 2).sum(-1) < tau**2
+        # Box dilation of the truth by slack px via a 2-D prefix sum.
+        s = np.pad(tru.astype(np.int32), ((0, 0), (slack + 1, slack), (slack + 1, slack))).cumsum(1).cumsum(2)
+        near = (s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]) > 0  # (N, H, W)
+        out[e] = (gen & ~near).sum((1, 2)) >= min_px
+    return out
+
+
+def cv_oracle(objs: Objects, context_index: int = 0) -> np.ndarray:
+    """Constant-velocity positions (E, N, n, 2) in view px: each object moved along its true velocity at
+    ``context_index`` (px/step; 0 without ``vel``), seen through the true camera (none: a still view)."""
+    base = objs.pos if objs.pos is not None else objs.pos_view
+    vel = objs.vel if objs.vel is not None else np.zeros_like(base)
+    h = np.arange(base.shape[1], dtype=np.float32) - context_index  # steps after the reference frame
+    world = base[:, context_index, None] + h[None, :, None, None] * vel[:, context_index, None]  # (E, N, n, 2)
+    if objs.pos is not None and objs.camera is not None:
+        return world - objs.camera[:, :, None, :]
+    return world
+
+
+def _share(num: np.ndarray, den: np.ndarray) -> float | None:
+    return float(num.sum() / den.sum()) if den.sum() else None
+
+
+def _median(x: np.ndarray) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else None
+
+
+def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[str, np.ndarray],
+                  horizons: tuple[int, ...] = (1, 2, 4, 8, 16, 32), motion_upto: int = 16,
+                  slack: int = SLACK) -> dict[str, Any] | None:
+    """Object scores of generated frames against the truth; None when the state reports no objects.
+
+    ``truth`` (E, 1 + N, H, W, 3) and ``state`` arrays (E, 1 + N, ...) start at the last context frame
+    (index 0: which objects the context showed); ``frames`` maps a name (model, copy_last, recon, ...) to
+    (E, N, H, W, 3) frames for steps 1..N. Returns, per name and kind, permanence per horizon and over
+    h1-8 / h1-N for objects ``seen`` in the context and ``entered`` later, median position errors, ball
+    velocity error against the state (with the true frames' own error, the floor), and the share of frames
+    with a false object; plus ``cv_oracle``, the constant-velocity oracle scored the same way.
+    """
+    objs = objects_from_state(state)
+    if not objs:
+        return None
+    E, N1 = truth.shape[:2]
+    N = N1 - 1
+    det = detect({k: np.concatenate([truth[:, :1], v], 1) for k, v in frames.items()}, truth, objs, slack)
+    vis = det["visible"]
+    hs = [h for h in horizons if h <= N] + ([N] if N not in horizons else [])
+    spans = sorted({min(8, N), N})
+
+    def summary(drawn: dict[str, np.ndarray], err: dict[str, np.ndarray]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for o in objs:
+            v, d, er = vis[o.kind][:, 1:], drawn[o.kind][:, 1:], err[o.kind][:, 1:]  # (E, N, n)
+            seen = np.broadcast_to(vis[o.kind][:, :1], v.shape)
+            row: dict[str, Any] = {}
+            for split, sel in (("seen", v & seen), ("entered", v & ~seen)):
+                row[split] = {
+                    "permanence": [_share(d[:, h - 1] & sel[:, h - 1], sel[:, h - 1]) for h in range(1, N + 1)],
+                    **{f"permanence_h1_{u}": _share(d[:, :u] & sel[:, :u], sel[:, :u]) for u in spans},
+                    "n_h1_%d" % N: int(sel.sum()),
+                    "position_error_median": {str(h): _median(np.where(sel[:, h - 1] & d[:, h - 1], er[:, h - 1], np.nan))
+                                              for h in hs},
+                }
+            out[o.kind] = row
+        return out
+
+    result: dict[str, Any] = {}
+    for name in frames:
+        c, tc = det["centroid"][name], det["truth_centroid"]
+        drawn = {k: ~np.isnan(c[k][..., 0]) & vis[k] for k in vis}
+        err = {k: np.linalg.norm(c[k] - tc[k], axis=-1) for k in vis}
+        result[name] = summary(drawn, err)
+    # The oracle, in state space: drawn when within slack px (Chebyshev) of the true position.
+    drawn, err = {}, {}
+    for o in objs:
+        pred = cv_oracle(o, 0)
+        diff = pred - o.pos_view
+        drawn[o.kind] = (np.abs(diff).max(-1) <= slack) & vis[o.kind]
+        err[o.kind] = np.linalg.norm(diff, axis=-1)
+    result["cv_oracle"] = summary(drawn, err)
+
+    # False objects: any of the episode's object colours drawn away from where the truth has it.
+    colors = np.concatenate([o.color[:, 0] for o in objs], 1)  # (E, k, 3)
+    false = {name: float(false_objects(f, truth[:, 1:], colors, slack).mean()) for name, f in frames.items()}
+
+    # Ball motion: velocities of the drawn centroids in world px against the state's finite differences.
+    motion = None
+    balls = next((o for o in objs if o.kind == "ball"), None)
+    if balls is not None and balls.pos is not None and N >= 2:
+        u = min(motion_upto, N)
+        cam = balls.camera[:, :, None, :] if balls.camera is not None else 0.0
+        v_state = np.diff(balls.pos[:, 1 : u + 1], axis=1)  # (E, u - 1, n, 2), pairs (h, h + 1), h = 1..u-1
+        both = vis["ball"][:, 1:u] & vis["ball"][:, 2 : u + 1]
+
+        def vel_err(cent: np.ndarray) -> np.ndarray:
+            w = cent + cam
+            return np.linalg.norm(np.diff(w[:, 1 : u + 1], axis=1) - v_state, axis=-1)  # (E, u - 1, n), NaN if lost
+
+        floor_e = vel_err(det["truth_centroid"]["ball"])
+        floor = float(np.nanmean(floor_e[both])) if both.any() else None
+        motion = {"pairs": int(both.sum()), "horizon": u, "floor_px_per_step": floor}
+        for name in frames:
+            e_ = vel_err(det["centroid"][name]["ball"])
+            ok = both & np.isfinite(e_)
+            mean = float(e_[ok].mean()) if ok.any() else None
+            motion[name] = {"error_px_per_step": mean, "x_floor": mean / floor if mean is not None and floor else None,
+                            "tracked_share": float(ok.sum() / both.sum()) if both.any() else None}
+    return {"scores": result, "false_objects": false, "ball_motion": motion, "kinds": [o.kind for o in objs],
+            "settings": {"slack_px": slack, "false_tau": FALSE_TAU, "false_px": FALSE_PX, "spans": spans,
+                         "horizons": hs}}
+
+
+NAMES = {"model": "model", "copy_last": "copy last frame", "recon": "tokenizer reconstruction (ceiling)",
+         "cv_oracle": "constant-velocity oracle (state)"}
+
+
+def _columns_rows(obj: dict[str, Any], names: dict[str, str]) -> tuple[list[str], list[list[Any]]]:
+    """One row per kind x scored frames: seen permanence per span, entered permanence, median errors."""
+    sc, st = obj["scores"], obj["settings"]
+    spans, hs = st["spans"], st["horizons"]
+    err_hs = [h for h in hs if h in (8, 32) or h == hs[-1]]
+    cols = ["kind", "frames"] + [f"seen h1-{u}" for u in spans] + [f"entered h1-{spans[-1]}"] + \
+        [f"err px h={h}" for h in err_hs]
+    rows = []
+    for kind in obj["kinds"]:
+        for key, label in names.items():
+            if key in sc:
+                r = sc[key][kind]
+                rows.append([kind, label] + [r["seen"][f"permanence_h1_{u}"] for u in spans] +
+                            [r["entered"][f"permanence_h1_{spans[-1]}"]] +
+                            [r["seen"]["position_error_median"].get(str(h)) for h in err_hs])
+    return cols, rows
+
+
+def object_table(obj: dict[str, Any], names: dict[str, str] | None = None) -> Any:
+    """The permanence / position-error table of :func:`score_objects` as a report :class:`~worldloom.eval.suite.Table`."""
+    from .suite import Table
+
+    cols, rows = _columns_rows(obj, names or NAMES)
+    return Table("Objects from ground truth: permanence (share drawn) and median position error (px)", cols, rows)
+
+
+def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float | None]:
+    """Headline numbers of ``who``'s frames: seen permanence per kind and span, error at h=8 / last, false share."""
+    st, out = obj["settings"], {}
+    for kind in obj["kinds"]:
+        r = obj["scores"][who][kind]["seen"]
+        for u in st["spans"]:
+            out[f"{kind}_permanence_h1_{u}"] = r[f"permanence_h1_{u}"]
+        for h in sorted({min(8, st["horizons"][-1]), st["horizons"][-1]}):
+            out[f"{kind}_error_px_h{h}"] = r["position_error_median"].get(str(h))
+    out["false_objects"] = obj["false_objects"].get(who)
+    m = obj.get("ball_motion") or {}
+    out["ball_velocity_x_floor"] = (m.get(who) or {}).get("x_floor")
+    return out
+
+
+def format_objects(obj: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """Markdown tables of :func:`score_objects`: permanence and position error per kind, false objects, ball motion."""
+    names = names or NAMES
+    st = obj["settings"]
+    cols, rows = _columns_rows(obj, names)
+    cell = lambda x, c: "n/a" if x is None else x if isinstance(x, str) else f"{x:.2f}" if "err" in c else f"{x:.1%}"  # noqa: E731
+    pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
+    px = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    lines = [f"Objects from ground truth (seen: fully in view in the last context frame; drawn: found within "
+             f"{st['slack_px']} px of the truth by nearest colour; error: drawn centroid vs true centroid, px).", "",
+             "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+    lines += ["| " + " | ".join(cell(x, c) for x, c in zip(r, cols)) + " |" for r in rows]
+    lines += ["", "False objects (share of generated frames): " +
+              ", ".join(f"{names.get(k, k)} {v:.1%}" for k, v in obj["false_objects"].items()) + "."]
+    m = obj.get("ball_motion")
+    if m:
+        lines.append(f"Ball velocity error h1-{m['horizon']} (px/step; {m['pairs']} true pairs; floor = the true frames, "
+                     f"{px(m['floor_px_per_step'])}): " + ", ".join(
+                         f"{names.get(k, k)} {px(v['error_px_per_step'])} ({px(v['x_floor'])}x floor, tracked "
+                         f"{pct(v['tracked_share'])})" for k, v in m.items() if isinstance(v, dict)) + ".")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["Objects", "objects_from_state", "detect", "false_objects", "cv_oracle", "score_objects", "format_objects",
+           "object_metrics", "object_table", "SLACK"]

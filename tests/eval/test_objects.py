@@ -1,0 +1,90 @@
+"""Object scores from ground truth: the detector finds what the truth draws, and only that."""
+
+import numpy as np
+import pytest
+
+from worldloom.envs import make
+from worldloom.eval.objects import detect, false_objects, objects_from_state, score_objects
+
+
+def _episode(seed: int = 3, steps: int = 12, n_balls: int = 4):
+    """Frames (1, T, 64, 64, 3) and stacked state (1, T, ...) of an arena walk with a ball next to the agent."""
+    env = make("arena", n_balls=n_balls)
+    _, info = env.reset(seed=seed)
+    st = info["state"]
+    # Put ball 0 just right of the agent, slow, so it stays fully in view.
+    balls = st["ball_pos"].copy()
+    balls[0] = st["agent_pos"] + np.array([16.0, 3.0])
+    vel = st["ball_vel"].copy()
+    vel[0] = (0.5, 0.25)
+    frames, states = [env.unwrapped.place(ball_pos=balls, ball_vel=vel)], [env.unwrapped.get_state()]
+    for _ in range(steps - 1):
+        obs, _, _, _, info = env.step(0)
+        frames.append(obs)
+        states.append(info["state"])
+    stacked = {k: np.stack([np.asarray(s[k], np.float32) for s in states])[None] for k in states[0]}
+    return env, np.stack(frames)[None], stacked
+
+
+def test_state_reports_objects():
+    _, _, st = _episode()
+    kinds = [o.kind for o in objects_from_state(st)]
+    assert kinds == ["agent", "ball", "landmark"]
+
+
+def test_true_frames_score_full_and_painted_out_zero():
+    env, frames, st = _episode()
+    res = score_objects({"truth": frames[:, 1:]}, frames, st)
+    ball = res["scores"]["truth"]["ball"]["seen"]
+    assert ball["permanence_h1_8"] == 1.0
+    assert res["scores"]["truth"]["landmark"]["seen"]["permanence_h1_8"] == 1.0
+    assert res["false_objects"]["truth"] == 0.0
+    # Paint ball 0 out: the same frames re-rendered with it far outside the view.
+    painted = frames.copy()
+    for t in range(1, frames.shape[1]):
+        bp = st["ball_pos"][0, t].copy()
+        bp[0, 0] = -1000.0
+        painted[0, t] = env.unwrapped.place(agent_pos=st["agent_pos"][0, t], ball_pos=bp)
+    det = detect({"painted": painted}, frames, objects_from_state(st))
+    vis = det["visible"]["ball"][0, 1:, 0]
+    assert vis.all()
+    drawn = ~np.isnan(det["centroid"]["painted"]["ball"][0, 1:, 0, 0])
+    assert drawn.sum() == 0
+
+
+def test_shifted_ball_is_found_with_its_error_or_flagged_false():
+    env, frames, st = _episode(n_balls=1)
+    vis0 = st["ball_pos_view"][0, :, 0]
+    assert ((vis0 > 8) & (vis0 < 56)).all()
+
+    def moved(dx: float, dy: float = 0.0) -> np.ndarray:
+        out = frames.copy()
+        for t in range(frames.shape[1]):
+            bp = st["ball_pos"][0, t].copy()
+            bp[0] += (dx, dy)
+            out[0, t] = env.unwrapped.place(agent_pos=st["agent_pos"][0, t], ball_pos=bp)
+        return out
+
+    near, far = moved(3.0), moved(0.0, -14.0)
+    res = score_objects({"near": near[:, 1:], "far": far[:, 1:]}, frames, st, horizons=(1, 2, 4, 8))
+    near_ball = res["scores"]["near"]["ball"]["seen"]
+    assert near_ball["permanence_h1_8"] == 1.0
+    assert near_ball["position_error_median"]["8"] == pytest.approx(3.0, abs=0.6)
+    assert res["scores"]["far"]["ball"]["seen"]["permanence_h1_8"] == 0.0  # 14 px away: not where the truth has it
+    colors = np.concatenate([o.color[:, 0] for o in objects_from_state(st)], 1)
+    assert false_objects(far[:, 1:], frames[:, 1:], colors).all()  # and it is a blob where the truth has none
+    assert not false_objects(near[:, 1:], frames[:, 1:], colors).any()
+
+
+def test_constant_velocity_oracle_and_motion_floor():
+    _, frames, st = _episode()
+    res = score_objects({"truth": frames[:, 1:]}, frames, st, horizons=(1, 2, 4, 8))
+    # No collision in 12 steps: the oracle is exact for the slow ball.
+    assert res["scores"]["cv_oracle"]["ball"]["seen"]["position_error_median"]["8"] == pytest.approx(0.0, abs=1e-3)
+    m = res["ball_motion"]
+    assert m["pairs"] > 0 and m["truth"]["x_floor"] == pytest.approx(1.0)
+
+
+def test_no_objects_in_state_gives_none():
+    frames = np.zeros((1, 3, 16, 16, 3), np.uint8)
+    assert score_objects({"m": frames[:, 1:]}, frames, {"camera": np.zeros((1, 3, 2), np.float32)}) is None
