@@ -6,7 +6,8 @@ frame, against the true frames:
 
 - **permanence**: an object fully in the true view is *drawn* when, inside a box of half-size
   ``radius + slack`` around its true position, at least half as many pixels are classified as its
-  colour in the generated frame as in the true one;
+  colour in the generated frame as in the true one, and their centroid lies within the object's radius
+  of the true one (it overlaps its true centre: a ball left behind where it was is not "drawn");
 - **position error**: the distance, px, between the centroid of those pixels in the generated frame and
   in the true frame (like against like, so a partly covered object is not an error);
 - **false objects**: a frame has one when at least ``FALSE_PX`` of its pixels are clearly one of the
@@ -30,7 +31,7 @@ Key choices:
   frame with the object painted out scores 0 % (tests/eval/test_objects.py).
 - **Baselines the same way**: the tokenizer reconstruction (ceiling) and copy-last through the same
   detector; the constant-velocity oracle (every object moved along its last true velocity, the true
-  camera) in state space: drawn when its predicted position is within ``slack`` px (Chebyshev) of the
+  camera) in state space: drawn when its predicted position is within the object's radius of the
   truth, error the distance. It knows no collisions: a model that does should beat it at long horizons.
 - **Ball motion** (PhyWorld): velocities are finite differences of the drawn centroids in world px
   (the true camera added back) against the same differences of the true-frame centroids, over pairs
@@ -155,7 +156,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                     tcent[o.kind][e, t, j] = c_true
                     for name, fr in frames.items():
                         n, c = centroid(fr[e, t])
-                        if n >= 0.5 * n_true:
+                        if n >= 0.5 * n_true and np.hypot(*(c - c_true)) <= r:
                             cent[name][o.kind][e, t, j] = c
     return {"visible": visible, "centroid": cent, "truth_centroid": tcent}
 
@@ -251,12 +252,12 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
         drawn = {k: ~np.isnan(c[k][..., 0]) & vis[k] for k in vis}
         err = {k: np.linalg.norm(c[k] - tc[k], axis=-1) for k in vis}
         result[name] = summary(drawn, err)
-    # The oracle, in state space: drawn when within slack px (Chebyshev) of the true position.
+    # The oracle, in state space: drawn when within the object's radius of the true position.
     drawn, err = {}, {}
     for o in objs:
         pred = cv_oracle(o, 0)
         diff = pred - o.pos_view
-        drawn[o.kind] = (np.abs(diff).max(-1) <= slack) & vis[o.kind]
+        drawn[o.kind] = (np.linalg.norm(diff, axis=-1) <= o.radius) & vis[o.kind]
         err[o.kind] = np.linalg.norm(diff, axis=-1)
     result["cv_oracle"] = summary(drawn, err)
 

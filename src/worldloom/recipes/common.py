@@ -1,8 +1,15 @@
-"""What every recipe shares: the command line, step scaling, and the tokenizer -> dynamics stages.
+"""What every recipe shares: the command line, step scaling, and the collect -> tokenizer -> dynamics
+(-> student) stages.
 
-A recipe module (``arena``, ``phys2d``) only says which data to collect and which configs to train;
-``run_stages`` trains the tokenizer and then the dynamics model exactly the same way for all of
-them, timing each stage into the checkpoint's config and printing one JSON line at the end.
+A recipe module (``arena``, ``phys2d``) only declares its :class:`Stages`: which data to collect and
+which configs to train. :func:`run_recipe` runs them the same way for all of them, from nothing:
+
+- **One command per stage.** ``--only STAGE`` runs one stage against the work dir the earlier ones
+  filled, so the card can name, for every stage, the exact command that rebuilds it, its data and its
+  wall time (``config.json: recipe``; a "Recipe" section in the card).
+- **No chain through other checkpoints.** The tokenizer, the dynamics model and the student are all
+  trained inside ``--work``; the checkpoint written to ``--out`` is the last stage's.
+- ``--scale`` multiplies training episodes and steps (``0.01``: a smoke run; > 1: a GPU).
 """
 
 from __future__ import annotations
@@ -22,11 +29,37 @@ from ..models.vae import VAEConfig
 from ..training.dynamics import DynamicsRecipe, train_dynamics
 from ..training.loop import TrainConfig
 from ..training.tokenizer import train_tokenizer
+from ..config import atomic_write_bytes, atomic_write_json, read_json
+
+
+@dataclass
+class Collect:
+    """One dataset a recipe records: ``name`` is its folder under the work dir (``data-<name>``)."""
+
+    name: str
+    env: str
+    episodes: int
+    steps: int
+    seed: int
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    policy: str = "momentum"
+    scaled: bool = True  # episodes follow --scale (held-out sets keep their size up to scale 1)
+
+
+@dataclass
+class Student:
+    """The few-step student stage: :func:`worldloom.training.distill.distill` of the dynamics model."""
+
+    recipe: Any  # DistillRecipe
+    train: TrainConfig
+    sim_steps: int | None = None
 
 
 @dataclass
 class Stages:
-    """The two training stages of a recipe and the sampler defaults written into its checkpoint."""
+    """A recipe: its datasets, its training stages and the sampler defaults written into its checkpoint.
+
+    ``collect`` must name a ``train`` and a ``heldout`` dataset (the tokenizer's held-out score)."""
 
     vae: VAEConfig
     vae_train: TrainConfig
@@ -35,6 +68,11 @@ class Stages:
     dyn_train: TrainConfig
     sim_defaults: dict[str, Any] = field(default_factory=dict)
     speed: dict[str, Any] = field(default_factory=dict)  # load()'s default speed-ups (runtime/speed.py)
+    collect: tuple[Collect, ...] = ()
+    student: Student | None = None
+
+    def names(self) -> list[str]:
+        return ["collect", "tokenizer", "dynamics"] + (["student"] if self.student else [])
 
 
 def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
@@ -44,6 +82,8 @@ def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply episodes and steps (smoke runs: 0.01)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --work (reuses its data)")
+    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, student) against "
+                   "the work dir the earlier stages filled (default: all, in order)")
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop the dynamics run after this step of the same schedule and export the EMA there "
                         "(default: 0 = the full schedule)")
@@ -65,23 +105,96 @@ def scaled(cfg: TrainConfig, scale: float, threads: int) -> TrainConfig:
     return dataclasses.replace(cfg, steps=steps, threads=threads, warmup=min(cfg.warmup, max(1, steps // 4)))
 
 
-def run_stages(args: argparse.Namespace, cmd: str, stages: Stages, train_data: Path, held_data: Path,
-               times: dict[str, float]) -> dict[str, float]:
-    """Train the tokenizer, then the dynamics model into ``args.out``; returns stage times (s)."""
-    work = Path(args.work)
-    t = time.time()
-    tok = train_tokenizer(train_data, work / "tokenizer", stages.vae, scaled(stages.vae_train, args.scale, args.threads),
-                          heldout=held_data, resume=args.resume, recipe=cmd, run_dir=work / "tokenizer-run")
-    times["tokenizer_s"] = time.time() - t
-    print(f"tokenizer: held-out reconstruction PSNR {tok.psnr:.2f} dB", flush=True)
+def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
+    """The exact command that (re)runs one stage of this recipe invocation."""
+    opts = [f"--out {shlex.quote(str(args.out))}", f"--work {shlex.quote(str(args.work))}"]
+    opts += [f"--scale {args.scale:g}"] if args.scale != 1 else []
+    opts += [f"--threads {args.threads}"] if args.threads else []
+    opts += [f"--stop-at {args.stop_at}"] if args.stop_at and stage == "dynamics" else []
+    return f"python -m {module} " + " ".join(opts + [f"--only {stage}"])
 
-    t = time.time()
-    train_dynamics(train_data, work / "tokenizer", args.out, stages.dynamics, stages.dyn_recipe,
-                   scaled(stages.dyn_train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
-                   resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
-                   extra_config={"stage_seconds": times, **({"speed": stages.speed} if stages.speed else {})},
-                   until=args.stop_at or None)
-    times["dynamics_s"] = time.time() - t
-    total = sum(times.values())
-    print(json.dumps({"times_s": {k: round(v, 1) for k, v in times.items()}, "total_min": round(total / 60, 1)}), flush=True)
-    return times
+
+def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) -> dict[str, Any]:
+    """Run the recipe's stages (all, or ``args.only``) into ``args.work`` and ``args.out``; returns the record.
+
+    Every stage that runs adds ``{"stage", "command", "data", "seconds"}`` to ``config.json: recipe.stages``
+    of the final checkpoint (kept from earlier ``--only`` runs) and the card's "Recipe" section.
+    """
+    from ..data.collect import collect
+
+    names = stages.names()
+    if args.only is not None and args.only not in names:
+        raise SystemExit(f"--only {args.only!r}: this recipe's stages are {', '.join(names)}")
+    todo = names if args.only is None else [args.only]
+    work = Path(args.work)
+    data = {c.name: work / f"data-{c.name}" for c in stages.collect}
+    if "train" not in data or "heldout" not in data:
+        raise ValueError(f"{module}: a recipe must collect a 'train' and a 'heldout' dataset, got {sorted(data)}")
+    dyn_out = Path(args.out) if stages.student is None else work / "dynamics"
+    record_path = work / "recipe.json"
+    record = read_json(record_path) if record_path.exists() else {"command": cmd, "stages": {}}
+    if args.only is None:
+        record = {"command": cmd, "stages": {}}
+    for stage in todo:
+        t = time.time()
+        if stage == "collect":
+            for c in stages.collect:
+                if args.resume and (data[c.name] / "meta.json").exists():
+                    continue
+                n = max(2, int(c.episodes * (args.scale if c.scaled else min(args.scale, 1.0))))
+                collect(c.env, data[c.name], episodes=n, steps=c.steps, policy=c.policy, seed=c.seed,
+                        env_kwargs=c.env_kwargs, overwrite=True)
+            used = {c.name: str(data[c.name]) for c in stages.collect}
+        elif stage == "tokenizer":
+            tok = train_tokenizer(data["train"], work / "tokenizer", stages.vae, scaled(stages.vae_train, args.scale, args.threads),
+                                  heldout=data["heldout"], resume=args.resume, recipe=cmd, run_dir=work / "tokenizer-run")
+            print(f"tokenizer: held-out reconstruction PSNR {tok.psnr:.2f} dB", flush=True)
+            used = {"train": str(data["train"]), "heldout": str(data["heldout"])}
+        elif stage == "dynamics":
+            train_dynamics(data["train"], work / "tokenizer", dyn_out, stages.dynamics, stages.dyn_recipe,
+                           scaled(stages.dyn_train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
+                           resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
+                           extra_config={"speed": stages.speed} if stages.speed else None, until=args.stop_at or None)
+            used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer")}
+        else:
+            from ..training.distill import distill
+
+            st = stages.student
+            assert st is not None
+            distill(dyn_out, data["train"], args.out, st.recipe, scaled(st.train, args.scale, args.threads),
+                    resume=args.resume, recipe_cmd=cmd, run_dir=work / "student-run", sim_steps=st.sim_steps)
+            used = {"train": str(data["train"]), "teacher": str(dyn_out)}
+        record["stages"][stage] = {"command": _stage_cmd(module, args, stage), "data": used,
+                                   "seconds": round(time.time() - t, 1)}
+        atomic_write_json(record_path, record)
+        print(f"{stage}: {(time.time() - t) / 60:.1f} min", flush=True)
+    final = names[-1]
+    if final in record["stages"] and (Path(args.out) / "config.json").exists():
+        write_recipe_record(Path(args.out), record, names, stages.speed)
+    total = sum(v["seconds"] for v in record["stages"].values())
+    print(json.dumps({"stages_s": {k: v["seconds"] for k, v in record["stages"].items()},
+                      "total_min": round(total / 60, 1)}), flush=True)
+    return record
+
+
+def write_recipe_record(out: Path, record: dict[str, Any], names: list[str], speed: dict[str, Any]) -> None:
+    """Put the recipe record (each stage's command, data, time) into ``out``'s config.json and card."""
+    from ..checkpoint import CARD, CONFIG
+
+    config = read_json(out / CONFIG)
+    total = sum(v["seconds"] for v in record["stages"].values())
+    config["recipe"] = {**record, "total_seconds": round(total, 1), "order": names}
+    config["stage_seconds"] = {k: v["seconds"] for k, v in record["stages"].items()}
+    if speed:
+        config["speed"] = dict(speed)
+    atomic_write_json(out / CONFIG, config)
+    rows = [f"| {k} | `{v['command']}` | {', '.join(f'`{d}`' for d in v['data'].values())} | {v['seconds'] / 60:.1f} |"
+            for k in names if (v := record["stages"].get(k))]
+    section = (f"## Recipe\n\nRebuilt from nothing by `{record['command']}` ({total / 60:.1f} min of stages on this "
+               f"machine). Each stage alone:\n\n| stage | command | data | min |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    card = (out / CARD).read_text() if (out / CARD).exists() else ""
+    if "\n## Recipe\n" in card:
+        start = card.index("\n## Recipe\n")
+        nxt = card.find("\n## ", start + 5)
+        card = card[:start] + (card[nxt:] if nxt >= 0 else "")
+    atomic_write_bytes(out / CARD, (card.rstrip() + "\n\n" + section).encode())

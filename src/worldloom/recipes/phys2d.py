@@ -15,15 +15,11 @@ the checkpoint's config.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-from ..data.collect import collect
 from ..models.dit import DynamicsConfig
 from ..models.vae import VAEConfig
 from ..training.dynamics import DynamicsRecipe
 from ..training.loop import TrainConfig
-from .common import Stages, parse, recipe_parser, run_stages
+from .common import Collect, Stages, parse, recipe_parser, run_recipe
 
 TRAIN_SEED, HELDOUT_SEED = 0, 500_000  # the physics suite draws its episodes from 1,000,000 on
 EPISODES, HELDOUT_EPISODES, FRAMES = 800, 40, 32
@@ -40,21 +36,15 @@ DYN_RECIPE = DynamicsRecipe(clip_len=8, context="clean", t_shift=3.0, ctx_noise_
                             action_dropout=0.0, loss="x0")
 DYN_TRAIN = TrainConfig(steps=2000, batch_size=16, lr=1e-3, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
 STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
-                 sim_defaults={"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0})
+                 sim_defaults={"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0},
+                 collect=(Collect("train", "phys2d", EPISODES, FRAMES, TRAIN_SEED, ENV_KWARGS, policy="random"),
+                          Collect("heldout", "phys2d", HELDOUT_EPISODES, FRAMES, HELDOUT_SEED, ENV_KWARGS,
+                                  policy="random", scaled=False)))
 
 
 def main(argv: list[str] | None = None) -> None:
     args, cmd = parse(recipe_parser(__doc__, "checkpoints/phys2d", "runs/phys2d"), "worldloom.recipes.phys2d", argv)
-    work, s = Path(args.work), args.scale
-    t = time.time()
-    train_data, held_data = work / "data-train", work / "data-heldout"
-    if not (train_data / "meta.json").exists() or not args.resume:
-        collect("phys2d", train_data, episodes=max(2, int(EPISODES * s)), steps=FRAMES, policy="random",
-                seed=TRAIN_SEED, env_kwargs=ENV_KWARGS, overwrite=True)
-    if not (held_data / "meta.json").exists() or not args.resume:
-        collect("phys2d", held_data, episodes=max(2, int(HELDOUT_EPISODES * min(s, 1.0))), steps=FRAMES,
-                policy="random", seed=HELDOUT_SEED, env_kwargs=ENV_KWARGS, overwrite=True)
-    run_stages(args, cmd, STAGES, train_data, held_data, {"collect_s": time.time() - t})
+    run_recipe(args, cmd, "worldloom.recipes.phys2d", STAGES)
 
 
 if __name__ == "__main__":

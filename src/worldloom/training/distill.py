@@ -46,7 +46,7 @@ from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT
-from .dynamics import ClipSampler, encode_dataset, init_from
+from .dynamics import ClipSampler, encode_dataset, init_from, object_weights
 from .loop import TrainConfig, Trainer
 
 
@@ -61,6 +61,9 @@ class DistillRecipe:
     w_true: float = doc(0.25, "weight of the clean-frame loss against the simulator's frame (anti-drift)")
     w_teacher: float = doc(1.0, "weight of the clean-frame loss against the teacher's many-step sample (keeps motion sharp)")
     teacher_steps: int = doc(4, "sampler steps of the teacher's target (used when w_teacher > 0)")
+    object_weight: float = doc(0.0, "extra weight on latent cells the true previous frame, moved, does not explain "
+                                    "(training.dynamics.object_weights); 0 = whole-frame losses")
+    object_tau: float = doc(0.5, "residual at which a cell gets the whole extra weight (as DynamicsRecipe)")
 
 
 class DistillTask:
@@ -79,6 +82,8 @@ class DistillTask:
             raise ValueError(f"need window ({r.window}) <= rollout_min ({r.rollout_min}) <= rollout_max ({r.rollout_max})")
         if r.context < 1:
             raise ValueError(f"context must be >= 1 frame, got {r.context}")
+        if r.object_weight < 0 or r.object_tau <= 0:
+            raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe
@@ -136,7 +141,7 @@ class DistillTask:
         # rollout (whose cached keys also carried older history through the layers, so: nearly the same input).
         v = model(x, t, a, ctx=ctx, ctx_t=torch.zeros((B, W), device=z.device), prev=prev)
         x0 = x0_from_v(x.float(), v.float(), t[..., None, None, None])
-        return {"x0": x0, "truth": z[:, s:L].float(), "fake": fake[:, -W:], "x": x, "t": t_val, "actions": a,
+        return {"x0": x0, "truth": z[:, s:L].float(), "truth_prev": z[:, s - 1 : L - 1].float(), "fake": fake[:, -W:], "x": x, "t": t_val, "actions": a,
                 "ctx": ctx, "prev": prev}
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
@@ -147,13 +152,19 @@ class DistillTask:
         seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
         self._depth = depth
         g = self.graded(model, z, actions, depth, step, seed)
-        loss_true = F.mse_loss(g["x0"], g["truth"])
+        if r.object_weight > 0:  # (B, W, 1, h, w), normalised: the true frames' objects weigh more in both terms
+            w = object_weights(torch.cat([g["truth_prev"][:, :1], g["truth"]], 1), r.object_weight, r.object_tau, 2)[:, 1:]
+            w = (w / w.mean())[:, :, None]
+            mse = lambda a, b: (w * (a - b) ** 2).mean()  # noqa: E731
+        else:
+            mse = F.mse_loss
+        loss_true = mse(g["x0"], g["truth"])
         metrics = {"loss_true": float(loss_true.detach()), "depth": float(depth),
                    "rollout_mse": float(F.mse_loss(g["fake"], g["truth"]))}
         loss = r.w_true * loss_true
         if r.w_teacher > 0:
             target = self.teacher_sample(g["x"], g["t"], g["actions"], g["ctx"], g["prev"])
-            loss_teacher = F.mse_loss(g["x0"], target)
+            loss_teacher = mse(g["x0"], target)
             metrics["loss_teacher"] = float(loss_teacher.detach())
             loss = loss + r.w_teacher * loss_teacher
         return loss, metrics
