@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all train-arena distill-arena train-phys2d train-phys2d-scenes bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all train-arena train-arena-chain distill-arena train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,10 +44,17 @@ test: $(STAMP) $(LPIPS) browser
 test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
 
-# Reproduces checkpoints/arena-base (the foundation model, ~80 min; see its README.md; trained in the first
-# worlds' 'smooth' control law), then the shipped checkpoints/arena (distill-arena).
+# One declarative recipe rebuilds an arena world model from nothing (collect -> tokenizer -> dynamics ->
+# 1-step student, object-weighted losses; worldloom.recipes.arena, sized for < 150 min on 2 cores). Its
+# output goes to runs/arena-recipe/checkpoint: it replaces checkpoints/arena only once a full run has been
+# measured against the shipped one (docs/BENCHMARKS.md, "Objects").
 train-arena: $(STAMP)
-	$(BIN)/python -m worldloom.recipes.arena --out checkpoints/arena-base --work runs/arena-smooth --control smooth
+	$(BIN)/python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe
+
+# The chain that made the shipped checkpoints/arena and arena-td (about four hours on this CPU):
+# checkpoints/arena-base (~80 min; see its README.md; the first worlds' 'smooth' control law), then distill-arena.
+train-arena-chain: $(STAMP)
+	$(BIN)/python -m worldloom.recipes.arena_base --out checkpoints/arena-base --work runs/arena-smooth
 	$(MAKE) distill-arena
 
 # The shipped checkpoints/arena, from checkpoints/arena-base (times with the threads given):
@@ -67,7 +74,7 @@ distill-arena: $(STAMP)
 	$(BIN)/worldloom collect arena --episodes 120 --steps 300 --seed 0 --out runs/arena/data-train --overwrite
 	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
 	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer checkpoints/arena-base --init $(SMOOTH)/student \
-	  --out runs/arena/finetune --train-steps 1800 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 \
+	  --out runs/arena/finetune --recipe-object-weight 0 --train-steps 1800 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 \
 	  --train-ckpt-every 200 --train-threads 2 --train-batch-size 16 --sim-steps 1 --sim-window 8
 	$(BIN)/worldloom distill --teacher runs/arena/finetune --init runs/arena/finetune --data runs/arena/data-train \
 	  --out checkpoints/arena --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
@@ -91,6 +98,21 @@ train-phys2d-scenes: $(STAMP)
 HELDOUT := runs/arena/data-heldout
 $(HELDOUT)/meta.json: | $(STAMP)
 	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
+
+# Objects (docs/BENCHMARKS.md, "Objects"): choices are made on the validation layouts (seeds 8,000,000 on);
+# the test layouts (9,000,000 on; 100 episodes) are scored once, for the checkpoint that ships.
+VAL := runs/arena/data-val
+TEST := runs/arena/data-test
+$(VAL)/meta.json: | $(STAMP)
+	$(BIN)/worldloom collect arena --episodes 60 --steps 64 --seed 8000000 --out $(VAL) --overwrite
+$(TEST)/meta.json: | $(STAMP)
+	$(BIN)/worldloom collect arena --episodes 100 --steps 64 --seed 9000000 --out $(TEST) --overwrite
+
+eval-objects-val: $(STAMP) $(VAL)/meta.json
+	$(BIN)/worldloom eval --checkpoint arena --data $(VAL) --episodes 60 --horizon 32 --out runs/eval-arena-val.json
+
+eval-objects-test: $(STAMP) $(TEST)/meta.json
+	$(BIN)/worldloom eval --checkpoint arena --data $(TEST) --episodes 100 --horizon 32 --out runs/eval-arena-test.json
 
 bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena.json

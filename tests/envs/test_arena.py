@@ -165,3 +165,11 @@ def test_render_speed():
     for a in actions:
         env.step(a)
     assert time.perf_counter() - t < 3.0  # measured ~6,000 steps/s on one core
+
+
+def test_still_camera_option():
+    env = ArenaEnv(world_size=64, follow=False, n_landmarks=3)
+    _, info = env.reset(seed=1)
+    cams = [info["state"]["camera"].copy()] + [env.step(4)[4]["state"]["camera"].copy() for _ in range(6)]
+    assert all((c == 0).all() for c in cams)  # centred on a world the size of the view: the whole world, still
+    assert len(info["state"]["landmark_pos"]) == 3 and info["state"]["ball_color"].shape == (4, 3)

@@ -77,6 +77,8 @@ class ArenaConfig:
     inertia: float = doc(0.5, "'smooth' control: fraction of the agent's velocity kept each step before the action's push")
     max_ball_speed: float = doc(6.0, "balls faster than this are slowed to it after each step, px/step")
     camera_snap: int = doc(4, "the camera moves on a grid of this many px (one 4x-VAE latent cell)")
+    follow: bool = doc(True, "the camera follows the agent; False: it stays centred on the world (a still view, "
+                             "for worlds no larger than the view and for controlled runs)")
     n_landmarks: int = doc(14, "number of floor decals that make places recognisable")
     physics_substeps: int = doc(4, "pymunk substeps per env step")
     max_steps: int = doc(1000, "episode truncation, steps")
@@ -346,7 +348,7 @@ class ArenaEnv(gym.Env):
     # ---------------------------------------------------------------- rendering
     def _update_camera(self) -> None:
         s, v, W = self.cfg.camera_snap, self.cfg.view, self.cfg.world_size
-        ax, ay = self._agent.position
+        ax, ay = self._agent.position if self.cfg.follow else (W / 2, W / 2)
         cam = [s * math.floor((p - v / 2) / s + 0.5) for p in (ax, ay)]  # nearest multiple of s
         self._camera = np.clip(np.array(cam, np.int32), -v, W)  # (2,) stays inside the padded bg
 

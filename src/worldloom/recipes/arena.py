@@ -1,6 +1,6 @@
-"""Rebuild ``checkpoints/arena`` from nothing: collect, tokenizer, dynamics, few-step student.
+"""An arena world model from nothing in one command: collect, tokenizer, dynamics, few-step student.
 
-    python -m worldloom.recipes.arena --out checkpoints/arena --work runs/arena      (= make train-arena)
+    python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe   (= make train-arena)
 
 Every stage trains inside ``--work`` from what the earlier stages made there; no earlier checkpoint
 or world is used. ``--only STAGE`` reruns one stage (the card lists each stage's exact command, data
@@ -58,7 +58,7 @@ STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, cmd = parse(recipe_parser(__doc__, "checkpoints/arena", "runs/arena"), "worldloom.recipes.arena", argv)
+    args, cmd = parse(recipe_parser(__doc__, "runs/arena-recipe/checkpoint", "runs/arena-recipe"), "worldloom.recipes.arena", argv)
     run_recipe(args, cmd, "worldloom.recipes.arena", STAGES)
 
 
