@@ -117,8 +117,9 @@ def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
 def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) -> dict[str, Any]:
     """Run the recipe's stages (all, or ``args.only``) into ``args.work`` and ``args.out``; returns the record.
 
-    Every stage that runs adds ``{"stage", "command", "data", "seconds"}`` to ``config.json: recipe.stages``
-    of the final checkpoint (kept from earlier ``--only`` runs) and the card's "Recipe" section.
+    Every stage that runs adds ``{"command", "data", "seconds"}`` under its name to ``config.json: recipe.stages``
+    of the final checkpoint and the card's "Recipe" section; ``--only`` keeps the other stages' entries, and
+    ``--resume`` adds a stage's new wall time to what its earlier sittings took.
     """
     from ..data.collect import collect
 
@@ -132,9 +133,9 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
         raise ValueError(f"{module}: a recipe must collect a 'train' and a 'heldout' dataset, got {sorted(data)}")
     dyn_out = Path(args.out) if stages.student is None else work / "dynamics"
     record_path = work / "recipe.json"
-    record = read_json(record_path) if record_path.exists() else {"command": cmd, "stages": {}}
-    if args.only is None:
-        record = {"command": cmd, "stages": {}}
+    # A fresh full run starts a new record; --only and --resume add to the one in the work dir.
+    keep = record_path.exists() and (args.only is not None or args.resume)
+    record = read_json(record_path) if keep else {"command": cmd, "stages": {}}
     for stage in todo:
         t = time.time()
         if stage == "collect":
@@ -164,8 +165,10 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
             distill(dyn_out, data["train"], args.out, st.recipe, scaled(st.train, args.scale, args.threads),
                     resume=args.resume, recipe_cmd=cmd, run_dir=work / "student-run", sim_steps=st.sim_steps)
             used = {"train": str(data["train"]), "teacher": str(dyn_out)}
-        record["stages"][stage] = {"command": _stage_cmd(module, args, stage), "data": used,
-                                   "seconds": round(time.time() - t, 1)}
+        seconds = time.time() - t
+        if args.resume and stage in record["stages"]:  # a resumed stage's wall time is the sum of its sittings
+            seconds += record["stages"][stage]["seconds"]
+        record["stages"][stage] = {"command": _stage_cmd(module, args, stage), "data": used, "seconds": round(seconds, 1)}
         atomic_write_json(record_path, record)
         print(f"{stage}: {(time.time() - t) / 60:.1f} min", flush=True)
     final = names[-1]
