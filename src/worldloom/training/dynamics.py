@@ -10,7 +10,11 @@ frames are drawn at random. Each step:
   training target with an inference-like past. ``context="df"``: one block-causal stream where the
   past is as noisy as its own t (classic diffusion forcing);
 - actions are replaced by the "no action" id with probability ``action_dropout`` per frame, which
-  allows action guidance and training on action-free video.
+  allows action guidance and training on action-free video;
+- ``object_weight`` (off by default) weighs up latent cells that the previous frame, moved by its best
+  whole-cell shift, does not explain: objects moving against the view, which whole-frame MSE lets the
+  scrolling floor drown. In 500-step arena fine-tunes it did not make the model move its balls
+  (docs/BENCHMARKS.md, "Objects"), so no recipe turns it on.
 """
 
 from __future__ import annotations
