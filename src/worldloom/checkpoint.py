@@ -124,9 +124,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict
 METRICS_HEADING = "## Measured"
 
 
-def drop_metrics_sections(card: str, name: str | None = None) -> str:
-    """``card`` without its "Measured" section for ``name`` (every one if None), each up to the next "## " heading."""
-    head = f"{METRICS_HEADING}: {name}\n" if name is not None else f"{METRICS_HEADING}: "
+def drop_sections(card: str, head: str) -> str:
+    """``card`` without every section whose heading line starts with ``head`` (e.g. ``"## Recipe\n"``),
+    each up to the next "## " heading."""
     start = 0
     while (start := card.find(head, start)) >= 0:
         if start and card[start - 1] != "\n":  # not a heading: mentioned inside a line
@@ -135,6 +135,11 @@ def drop_metrics_sections(card: str, name: str | None = None) -> str:
         nxt = card.find("\n## ", start + len(head))
         card = card[:start] + (card[nxt + 1:] if nxt >= 0 else "")
     return card
+
+
+def drop_metrics_sections(card: str, name: str | None = None) -> str:
+    """``card`` without its "Measured" section for ``name`` (every one if None), each up to the next "## " heading."""
+    return drop_sections(card, f"{METRICS_HEADING}: {name}\n" if name is not None else f"{METRICS_HEADING}: ")
 
 
 def record_metrics(path: str | os.PathLike, name: str, metrics: dict[str, Any], report_md: str, command: str) -> Path:

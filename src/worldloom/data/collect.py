@@ -86,7 +86,7 @@ def _action_spec(env: gymnasium.Env) -> ActionSpec:
     raise ValueError(f"env {env} has no ActionSpec and a non-discrete action space {env.action_space}")
 
 
-def _stack_state(states: list[Any], episode: int) -> dict[str, np.ndarray] | None:
+def stack_state(states: list[Any], episode: int) -> dict[str, np.ndarray] | None:
     """Per-step ``info["state"]`` dicts -> one float32 (T, ...) array per key; None if no state."""
     if not states or not isinstance(states[0], dict):
         return None
@@ -190,7 +190,7 @@ def collect(
                 writer.add_episode(
                     np.stack(frames).astype(np.uint8, copy=False),
                     np.asarray(actions, dtype=np.int64),
-                    _stack_state(states, i),
+                    stack_state(states, i),
                     seed=ep_seed,
                 )
                 bar.set_postfix(episodes=writer.n_episodes)

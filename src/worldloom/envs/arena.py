@@ -194,6 +194,7 @@ class ArenaEnv(gym.Env):
             color = LANDMARK_COLORS[colors[i % len(colors)]]
             world[y0 : y0 + size, x0 : x0 + size][mask] = color
             self._landmarks.append((cx, cy, size / 2, *color))
+        self._landmark_arr = np.array(self._landmarks, np.float32).reshape(-1, 6)  # built once per layout
         world[:WALL_PX], world[W - WALL_PX :] = OUTSIDE, OUTSIDE
         world[:, :WALL_PX], world[:, W - WALL_PX :] = OUTSIDE, OUTSIDE
         return bg
@@ -291,7 +292,7 @@ class ArenaEnv(gym.Env):
         ball_vel = np.array([b.velocity for b in self._balls], np.float32).reshape(n, 2)
         cam = self._camera.astype(np.float32)
         u = np.float32(PX_PER_UNIT)
-        lm = np.array(self._landmarks, np.float32).reshape(-1, 6)  # (n_landmarks, 6)
+        lm = self._landmark_arr  # (n_landmarks, 6)
         n_colors = len(BALL_COLORS)
         return {
             "agent_pos": agent_pos,

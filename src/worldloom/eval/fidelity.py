@@ -230,8 +230,10 @@ def run_fidelity(
         from .objects import object_metrics, object_table, score_objects
 
         u = min(N, OBJECT_HORIZON)
-        stacked = {k: np.stack([np.stack([np.asarray(x[k], np.float32) for x in st[context - 1 : context + u]])
-                                for st in states]) for k in states[0][0]}
+        from ..data.collect import stack_state
+
+        per_ep = [stack_state(st[context - 1 : context + u], e) for e, st in enumerate(states)]  # (1 + u, ...) each
+        stacked = {k: np.stack([d[k] for d in per_ep]) for k in per_ep[0]}
         obj = score_objects({k: c[:, :u] for k, c in cands.items()}, frames[:, context - 1 : context + u], stacked)
         if obj is not None:
             metrics["objects"] = object_metrics(obj)

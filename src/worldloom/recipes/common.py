@@ -182,7 +182,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
 
 def write_recipe_record(out: Path, record: dict[str, Any], names: list[str], speed: dict[str, Any]) -> None:
     """Put the recipe record (each stage's command, data, time) into ``out``'s config.json and card."""
-    from ..checkpoint import CARD, CONFIG
+    from ..checkpoint import CARD, CONFIG, drop_sections
 
     config = read_json(out / CONFIG)
     total = sum(v["seconds"] for v in record["stages"].values())
@@ -195,9 +195,5 @@ def write_recipe_record(out: Path, record: dict[str, Any], names: list[str], spe
             for k in names if (v := record["stages"].get(k))]
     section = (f"## Recipe\n\nRebuilt from nothing by `{record['command']}` ({total / 60:.1f} min of stages on this "
                f"machine). Each stage alone:\n\n| stage | command | data | min |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
-    card = (out / CARD).read_text() if (out / CARD).exists() else ""
-    if "\n## Recipe\n" in card:
-        start = card.index("\n## Recipe\n")
-        nxt = card.find("\n## ", start + 5)
-        card = card[:start] + (card[nxt:] if nxt >= 0 else "")
+    card = drop_sections((out / CARD).read_text() if (out / CARD).exists() else "", "## Recipe\n")
     atomic_write_bytes(out / CARD, (card.rstrip() + "\n\n" + section).encode())
