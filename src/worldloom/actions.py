@@ -38,6 +38,16 @@ class ActionSpec:
         except ValueError:
             raise KeyError(f"unknown action {name!r}; known: {list(self.names)}") from None
 
+    def require_same(self, other: "ActionSpec", *, mine: str, theirs: str) -> None:
+        """Raise ``ValueError`` naming both sources unless ``other`` has the same action names in the same order.
+
+        A dataset whose actions are swapped against a model (up <-> down) would be scored or trained
+        silently wrong, so a mismatch of count, names or order is an error. Keys may differ.
+        """
+        if tuple(self.names) != tuple(other.names):
+            raise ValueError(f"action mismatch: {mine} has {self.n} actions {list(self.names)}, "
+                             f"{theirs} has {other.n} {list(other.names)}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), "keys": [list(k) for k in self.keys], "axes": list(self.axes)}
 

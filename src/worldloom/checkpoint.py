@@ -50,11 +50,16 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
                           f"and not a bundled name (bundled: {bundled_names()})")
 
 
-def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
+    """Write ``tensors`` as safetensors, atomically; returns the file's sha256 (hex)."""
+    import hashlib
+
     from safetensors.torch import save
 
     data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write_bytes(path, save(data, metadata=metadata))
+    blob = save(data, metadata=metadata)
+    atomic_write_bytes(path, blob)
+    return hashlib.sha256(blob).hexdigest()
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -70,21 +75,40 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
 
 
-def load_strict(module: nn.Module, tensors: dict[str, torch.Tensor], *, where: str) -> None:
-    """Load ``tensors`` into ``module``; any key or shape mismatch is an error that lists them."""
-    own = module.state_dict()
+def check_tensors(own: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], *, where: str) -> None:
+    """Raise if ``tensors`` do not fit a module whose state dict is ``own`` (keys, shapes, dtype kinds), listing each.
+
+    ``own`` may be a state dict on the meta device, so an absurd config is refused before it allocates.
+    Floating tensors may be stored at another float precision (they are cast); an integer or bool tensor
+    where the module has floats (or the reverse) would load as garbage, so it is refused.
+    """
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
-    bad_shape = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
-    if missing or unexpected or bad_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
-        if bad_shape:
-            parts.append("shape mismatch " + ", ".join(f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in bad_shape))
+    common = set(own) & set(tensors)
+    bad_shape = sorted(k for k in common if own[k].shape != tensors[k].shape)
+    bad_dtype = sorted(k for k in common if own[k].dtype.is_floating_point != tensors[k].dtype.is_floating_point
+                       or (not own[k].dtype.is_floating_point and own[k].dtype != tensors[k].dtype))
+    parts = []
+    if missing:
+        parts.append(f"missing keys {missing}")
+    if unexpected:
+        parts.append(f"unexpected keys {unexpected}")
+    if bad_shape:
+        parts.append("shape mismatch " + ", ".join(f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in bad_shape))
+    if bad_dtype:
+        parts.append("dtype mismatch " + ", ".join(f"{k}: file {tensors[k].dtype} vs model {own[k].dtype}" for k in bad_dtype[:8]))
+    if parts:
         raise CheckpointError(f"{where}: " + "; ".join(parts))
+
+
+def load_strict(module: nn.Module, tensors: dict[str, torch.Tensor], *, where: str) -> None:
+    """Load ``tensors`` into ``module``; a mismatch (:func:`check_tensors`) or a non-finite weight is an error naming them."""
+    own = module.state_dict()
+    check_tensors(own, tensors, where=where)
+    bad_value = [k for k in sorted(tensors) if tensors[k].dtype.is_floating_point and not bool(torch.isfinite(tensors[k]).all())]
+    if bad_value:
+        raise CheckpointError(f"{where}: non-finite values (NaN or inf) in {', '.join(bad_value[:8])}"
+                              + (f" and {len(bad_value) - 8} more" if len(bad_value) > 8 else ""))
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import tempfile
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +34,9 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
-    """Build ``cls`` from a dict; unknown keys are an error that names them and ``where``."""
+    """Build ``cls`` from a dict; unknown keys and values of the wrong JSON type are errors naming them and ``where``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object of {cls.__name__} fields, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
@@ -40,10 +44,46 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for k, v in data.items():
+        if not _fits(hints[k], v):
+            raise ValueError(f"{where}: field {k!r} must be {_type_name(hints[k])}, got {json.dumps(v)[:60]}")
         if typing.get_origin(hints[k]) is tuple and isinstance(v, list):
             v = tuple(v)
+        elif hints[k] is float and isinstance(v, int):
+            v = float(v)
         kwargs[k] = v
     return cls(**kwargs)
+
+
+def _fits(hint: Any, v: Any) -> bool:
+    """Whether a JSON value ``v`` is of the type ``hint`` (a float must be finite; types not listed pass)."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        return isinstance(v, bool)
+    if hint is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if hint is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if hint is str:
+        return isinstance(v, str)
+    if hint is type(None):
+        return v is None
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(v, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(args[0], x) for x in v)
+        return len(v) == len(args) and all(_fits(a, x) for a, x in zip(args, v))
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, v) for a in typing.get_args(hint))
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    return str(hint).replace("typing.", "")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -77,6 +117,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to read") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:

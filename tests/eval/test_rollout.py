@@ -140,3 +140,24 @@ def test_start_takes_the_context_later_in_the_episode(model: WorldModel, data):
     assert r["settings"]["start"] == 20 and r["psnr"]["copy_last"][0] == pytest.approx(want, abs=1e-3)
     with pytest.raises(ValueError, match="start 30"):
         evaluate_rollouts(model, data, context=4, horizon=8, start=30, progress=False)
+
+
+def test_a_dataset_with_swapped_action_names_is_refused(model: WorldModel, data, tmp_path):
+    import shutil
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(data.path if hasattr(data, "path") else data, swapped)
+    meta = json.loads((swapped / "meta.json").read_text())
+    names = meta["action_spec"]["names"]
+    names[1], names[2] = names[2], names[1]  # up <-> down
+    (swapped / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"action mismatch: checkpoint .* \['noop', 'up', 'down'.*dataset .*swapped/meta.json "
+                                         r"has 5 \['noop', 'down', 'up'"):
+        evaluate_rollouts(model, swapped, context=4, horizon=2, episodes=1, progress=False)
+
+
+def test_require_same_action_names():
+    a = ActionSpec(names=("noop", "up"), keys=((" ",), ("w",)))
+    a.require_same(ActionSpec(names=("noop", "up")), mine="a", theirs="b")  # keys may differ
+    with pytest.raises(ValueError, match=r"a has 2 actions \['noop', 'up'\], b has 3"):
+        a.require_same(ActionSpec(names=("noop", "up", "down")), mine="a", theirs="b")

@@ -109,7 +109,7 @@ def test_checkpoint_round_trip(tiny_world, tmp_path):
 
 def test_corrupt_checkpoints_name_the_file(tiny_world, tmp_path):
     cfg = dict(tiny_world.config, vae=to_dict(tiny_world.vae.cfg), dynamics=to_dict(tiny_world.dit.cfg),
-               action_spec=tiny_world.action_spec.to_dict())
+               action_spec=tiny_world.action_spec.to_dict(), sim=to_dict(tiny_world.sim))
     d = save_checkpoint(tmp_path / "ck", cfg, {"vae": tiny_world.vae, "dit": tiny_world.dit}, "# card\n")
     w = d / "model.safetensors"
     data = w.read_bytes()
@@ -132,7 +132,7 @@ def test_record_metrics_replaces_its_card_section(tiny_world, tmp_path):
     from worldloom.config import read_json
 
     cfg = dict(tiny_world.config, vae=to_dict(tiny_world.vae.cfg), dynamics=to_dict(tiny_world.dit.cfg),
-               action_spec=tiny_world.action_spec.to_dict())
+               action_spec=tiny_world.action_spec.to_dict(), sim=to_dict(tiny_world.sim))
     d = save_checkpoint(tmp_path / "ck", cfg, {"vae": tiny_world.vae, "dit": tiny_world.dit}, "# card\n\nrecipe\n")
     record_metrics(d, "eval", {"psnr": 1.0}, "| a | 1 |", "worldloom eval x")
     record_metrics(d, "eval", {"psnr": 2.0}, "| a | 2 |", "worldloom eval y")

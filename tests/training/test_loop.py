@@ -42,7 +42,7 @@ def test_loss_decreases_and_logs(tmp_path):
     assert last["loss"] < 0.1 * first
     lines = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [10, 20, 30, 40] and "items_per_s" in lines[0]
-    assert (tmp_path / "train_state.safetensors").exists()
+    assert (tmp_path / "train_state-00000040.safetensors").exists() and json.loads((tmp_path / "train_state.json").read_text())["step"] == 40
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -70,3 +70,88 @@ def test_bf16_autocast_path_trains(tmp_path):
     tr = Trainer(LinearTask(), cfg(precision="bf16"), tmp_path, progress=False)
     assert tr.amp == torch.bfloat16
     assert tr.train()["loss"] < 1.0
+
+
+# --- the training state commits in one step ------------------------------------------------------
+
+
+def _same_params(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_kill_between_tensors_and_manifest_resumes_from_the_last_commit(tmp_path, monkeypatch):
+    import worldloom.training.loop as loop
+
+    full = Trainer(LinearTask(), cfg(), tmp_path / "a", progress=False)
+    full.train()
+    real = loop.atomic_write_json
+
+    def killed(path, obj):  # the step-40 tensors are on disk; the process dies before its manifest
+        if obj.get("step") == 40:
+            raise KeyboardInterrupt
+        real(path, obj)
+
+    monkeypatch.setattr(loop, "atomic_write_json", killed)
+    part = Trainer(LinearTask(), cfg(), tmp_path / "b", progress=False)
+    try:
+        part.train()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(loop, "atomic_write_json", real)
+    assert (tmp_path / "b" / "train_state-00000040.safetensors").exists()
+    resumed = Trainer(LinearTask(), cfg(), tmp_path / "b", progress=False)
+    assert resumed.load_state() and resumed.step == 20  # the committed state, not the torn one
+    assert not (tmp_path / "b" / "train_state-00000040.safetensors").exists()  # the orphan is cleaned up
+    resumed.train()
+    assert _same_params(full.model, resumed.model) and _same_params(full.ema, resumed.ema)
+    assert resumed.opt.state_dict()["state"][0]["step"].item() == 40  # the optimizer's count is not off by one
+
+
+def test_resume_refuses_a_torn_or_corrupt_state(tmp_path):
+    import pytest
+
+    from worldloom.checkpoint import CheckpointError
+
+    def run(d, until):
+        Trainer(LinearTask(), cfg(ckpt_every=10), d, progress=False).train(until=until)
+
+    run(tmp_path / "x", 20)
+    run(tmp_path / "y", 30)
+    x = tmp_path / "x"
+    meta = json.loads((x / "train_state.json").read_text())
+    good = (x / meta["weights"]).read_bytes()
+
+    (x / meta["weights"]).write_bytes(good[:-7])  # truncated
+    with pytest.raises(CheckpointError, match="sha256.*torn"):
+        Trainer(LinearTask(), cfg(), x, progress=False).load_state()
+
+    other = tmp_path / "y" / "train_state-00000030.safetensors"  # a whole file, but of another step
+    (x / meta["weights"]).write_bytes(other.read_bytes())
+    import hashlib
+
+    meta2 = dict(meta, sha256=hashlib.sha256(other.read_bytes()).hexdigest())
+    (x / "train_state.json").write_text(json.dumps(meta2))
+    with pytest.raises(CheckpointError, match="holds step 30.*says 20"):
+        Trainer(LinearTask(), cfg(), x, progress=False).load_state()
+
+    (x / meta["weights"]).unlink()
+    with pytest.raises(CheckpointError, match="not in"):
+        Trainer(LinearTask(), cfg(), x, progress=False).load_state()
+
+
+def test_resume_trims_the_log_and_removes_temp_files(tmp_path):
+    Trainer(LinearTask(), cfg(), tmp_path, progress=False).train(until=25)  # state at 25, log 10, 20
+    with open(tmp_path / "log.jsonl", "a") as f:  # a killed session logged step 30, then tore a line
+        f.write(json.dumps({"step": 30, "loss": 1.0}) + '\n{"step": 4')
+    (tmp_path / ".train_state-00000030.safetensors.abc.tmp").write_bytes(b"half")
+    resumed = Trainer(LinearTask(), cfg(), tmp_path, progress=False)
+    assert resumed.load_state() and resumed.step == 25
+    assert not list(tmp_path.glob("*.tmp"))
+    resumed.train()
+    steps = [json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30, 40]
+
+
+def test_resume_without_a_state_says_so(tmp_path, capsys):
+    Trainer(LinearTask(), cfg(steps=5), tmp_path, progress=False).fit(resume=True)
+    assert "no training state" in capsys.readouterr().err

@@ -64,6 +64,11 @@ def build_parser(argv: Sequence[str] | None = None, *, full: bool = False) -> ar
     return p
 
 
+def _is_alloc_error(e: RuntimeError) -> bool:
+    """torch's allocator failures (an absurd model size), which deserve one line, not a traceback."""
+    return any(m in str(e) for m in ("can't allocate memory", "out of memory", "not enough memory"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -86,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `worldloom bench | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, OSError) as e:  # CheckpointError, DatasetError, config mismatches, missing files
-        if os.environ.get("WORLDLOOM_DEBUG"):
+    except (ValueError, OSError, FloatingPointError, MemoryError, RuntimeError) as e:
+        # CheckpointError, DatasetError, config mismatches, missing files, a diverged loss, a model too big to
+        # allocate; any other RuntimeError is a bug of ours and keeps its traceback
+        if os.environ.get("WORLDLOOM_DEBUG") or (type(e) is RuntimeError and not _is_alloc_error(e)):
             raise
         msg = " ".join(str(e).split("\n"))
         print(f"{prog}: error: {msg}", file=sys.stderr)

@@ -54,13 +54,10 @@ def _sim_overrides(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
     given = _fields_given(SimConfig, args)
     cfg = dataclasses.replace(model.sim, **given)
-    if cfg.steps < 1:
-        raise UsageError(f"--steps {cfg.steps}: must be >= 1")
-    if cfg.window < 1 or cfg.sink < 0:
-        raise UsageError(f"--window {cfg.window} / --sink {cfg.sink}: need window >= 1 and sink >= 0")
-    max_frames = model.dit.cfg.max_frames
-    if cfg.sink + cfg.window > max_frames:
-        raise UsageError(f"--window {cfg.window} + --sink {cfg.sink} exceeds the checkpoint's max_frames {max_frames}")
+    for fields, why in cfg.problems(model.dit.cfg.max_frames):  # the checkpoint's own are checked at load
+        said = [f"--{f.replace('_', '-')} {getattr(cfg, f)}" if f in given else f"the checkpoint's sim.{f} {getattr(cfg, f)}"
+                for f in fields]
+        raise UsageError(" / ".join(said) + f": {why}")
     return given
 
 
@@ -90,6 +87,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if tuple(ds.frame_shape) != (size, size, 3):
         raise UsageError(f"--data {args.data}: frames are {list(ds.frame_shape)}, checkpoint {args.checkpoint} "
                          f"expects {size}x{size}x3")
+    try:
+        model.action_spec.require_same(ds.action_spec, mine=f"checkpoint {args.checkpoint}", theirs=f"--data {args.data}")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if not 0 <= args.episode < len(ds):
         raise UsageError(f"--episode {args.episode}: {args.data} has episodes 0..{len(ds) - 1}")
     overrides = _sim_overrides(args, model)

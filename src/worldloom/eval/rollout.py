@@ -139,9 +139,8 @@ def evaluate_rollouts(
     ds = Dataset.open(data)
     if tuple(ds.frame_shape[:2]) != (model.frame_size, model.frame_size):
         raise ValueError(f"{data}: frames are {tuple(ds.frame_shape)}, the model makes {model.frame_size}x{model.frame_size}")
-    if ds.action_spec.n != model.action_spec.n:
-        raise ValueError(f"{data}: {ds.action_spec.n} actions {list(ds.action_spec.names)}, the model has "
-                         f"{model.action_spec.n} {list(model.action_spec.names)}")
+    model.action_spec.require_same(ds.action_spec, mine=f"checkpoint {model.path or 'model'}/config.json",
+                                   theirs=f"dataset {data}/meta.json")
     L, S = context + horizon, start
     picked = [i for i in range(len(ds)) if ds.lengths[i] >= S + L][:episodes]  # opens only these
     if not picked:

@@ -13,6 +13,8 @@ unbounded rollouts. Batched: B independent worlds step together.
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from ..actions import ActionSpec
-from ..checkpoint import CheckpointError, load_strict, read_checkpoint, split_prefix
+from ..checkpoint import CheckpointError, check_tensors, load_strict, read_checkpoint, split_prefix
 from ..config import doc, from_dict
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import add_noise
@@ -42,6 +44,23 @@ class SimConfig:
     init: str = doc("noise", "start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
     seed: int = doc(0, "seed of the sampling noise")
     fuse: bool = doc(True, "commit each frame in the next frame's first pass (needs sink 0; same numbers, fewer passes)")
+
+    def problems(self, max_frames: int) -> list[tuple[tuple[str, ...], str]]:
+        """What makes these settings unusable with a DiT of ``max_frames``: (the fields at fault, why)."""
+        out: list[tuple[tuple[str, ...], str]] = []
+        if self.steps < 1:
+            out.append((("steps",), "must be >= 1"))
+        if self.window < 1 or self.sink < 0:
+            out.append((("window", "sink"), "need window >= 1 and sink >= 0"))
+        elif self.sink + self.window > max_frames:
+            out.append((("window", "sink"), f"window + sink exceeds the checkpoint's max_frames {max_frames}"))
+        if not (math.isfinite(self.shift) and self.shift > 0):
+            out.append((("shift",), "must be a finite number > 0"))
+        if not (math.isfinite(self.t_max) and 0 < self.t_max <= 1) or not (math.isfinite(self.context_noise) and 0 <= self.context_noise < 1):
+            out.append((("t_max", "context_noise"), "need 0 < t_max <= 1 and 0 <= context_noise < 1"))
+        if self.init not in ("noise", "prev"):
+            out.append((("init",), "must be 'noise' or 'prev'"))
+        return out
 
 
 @dataclass
@@ -73,18 +92,32 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
     where = str(d / "config.json")
     if config.get("kind") != "worldmodel":
         raise CheckpointError(f"{where}: kind is {config.get('kind')!r}, expected 'worldmodel'")
+    weights = str(d / "model.safetensors")
     try:
-        vae = VAE(from_dict(VAEConfig, config["vae"], where=where + ":vae"))
-        dit = CausalDiT(from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics"))
+        vae_cfg = from_dict(VAEConfig, config["vae"], where=where + ":vae")
+        dyn_cfg = from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics")
         spec = ActionSpec.from_dict(config["action_spec"], where=where + ":action_spec")
         sim = from_dict(SimConfig, config.get("sim", {}), where=where + ":sim")
-        tdec = (TemporalDecoder(from_dict(TemporalDecoderConfig, config["temporal_decoder"], where=where + ":temporal_decoder"))
-                if config.get("temporal_decoder") is not None else None)
+        td_cfg = (from_dict(TemporalDecoderConfig, config["temporal_decoder"], where=where + ":temporal_decoder")
+                  if config.get("temporal_decoder") is not None else None)
+        if spec.n != dyn_cfg.n_actions:
+            raise ValueError(f"{where}: action_spec names {spec.n} actions {list(spec.names)}, but dynamics.n_actions is "
+                             f"{dyn_cfg.n_actions}")
+        bad = sim.problems(dyn_cfg.max_frames)
+        if bad:
+            fields, why = bad[0]
+            raise ValueError(f"{where}: sim " + ", ".join(f"{f}={getattr(sim, f)!r}" for f in fields) + f": {why}")
+        with torch.device("meta"):  # shapes first, allocating nothing: an absurd config is refused here
+            check_tensors(VAE(vae_cfg).state_dict(), split_prefix(tensors, "vae."), where=weights + " (vae)")
+            check_tensors(CausalDiT(dyn_cfg).state_dict(), split_prefix(tensors, "dit."), where=weights + " (dit)")
+        vae, dit = VAE(vae_cfg), CausalDiT(dyn_cfg)
+        tdec = TemporalDecoder(td_cfg) if td_cfg is not None else None
+    except CheckpointError:
+        raise
     except KeyError as e:
         raise CheckpointError(f"{where}: missing field {e}") from None
-    except ValueError as e:  # a config field out of range: say which file holds it
+    except (ValueError, TypeError) as e:  # a config field out of range: say which file holds it
         raise CheckpointError(str(e) if where in str(e) else f"{where}: {e}") from None
-    weights = str(d / "model.safetensors")
     load_strict(vae, split_prefix(tensors, "vae."), where=weights + " (vae)")
     load_strict(dit, split_prefix(tensors, "dit."), where=weights + " (dit)")
     if tdec is not None:

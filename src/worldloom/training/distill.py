@@ -199,15 +199,13 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     setup_cpu(train_cfg.threads)  # before encoding too: a 1-thread run must not take both cores while it encodes
     teacher = load(teacher_path, precision="fp32", compile=False)
     ds = Dataset.open(data)
-    if ds.action_spec.n != teacher.dit.cfg.n_actions:
-        raise ValueError(f"{data} has {ds.action_spec.n} actions, the teacher {teacher_path} was trained on "
-                         f"{teacher.dit.cfg.n_actions}")
+    teacher.action_spec.require_same(ds.action_spec, mine=f"teacher {teacher_path}/config.json", theirs=f"dataset {data}/meta.json")
     t_enc = time.time()
     latents, actions = encode_dataset(teacher.vae, ds)
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     task = DistillTask(teacher, latents, actions, recipe)
-    init_info = init_from(task.model, init) if init is not None else None
+    init_info = init_from(task.model, init, ds.action_spec, f"dataset {data}/meta.json") if init is not None else None
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:

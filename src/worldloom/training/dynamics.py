@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..actions import ActionSpec
 from ..checkpoint import read_checkpoint, save_checkpoint, split_prefix, load_strict
 from ..config import doc, to_dict
 from ..data.format import Dataset
@@ -173,8 +174,9 @@ def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
     return vae.eval(), config
 
 
-def init_from(dit: CausalDiT, path: str | Path) -> dict[str, Any]:
-    """Load a world model's DiT weights into ``dit`` (same config, strict); returns what the new card records."""
+def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = None, actions_from: str = "the data") -> dict[str, Any]:
+    """Load a world model's DiT weights into ``dit`` (same config, strict; the same action names as ``actions``
+    if given, which came from ``actions_from``); returns what the new card records."""
     from ..checkpoint import CheckpointError
 
     d, config, tensors = read_checkpoint(path)
@@ -187,6 +189,9 @@ def init_from(dit: CausalDiT, path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
                               f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
     load_strict(dit, split_prefix(tensors, "dit."), where=str(d / "model.safetensors") + " (dit)")
+    if actions is not None and "action_spec" in config:
+        ActionSpec.from_dict(config["action_spec"], where=f"{where}: action_spec").require_same(
+            actions, mine=f"--init {where}", theirs=actions_from)
     out = {"path": str(path), "trained_steps": config.get("trained_steps"), "data": (config.get("data") or {}).get("path"),
            "recipe_cmd": config.get("recipe_cmd")}
     if "distill" in config:  # a student: its own fine-tune on top of its teacher's trained_steps
@@ -227,7 +232,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     dit = CausalDiT(dyn_cfg)
-    init_info = init_from(dit, init) if init is not None else None
+    init_info = init_from(dit, init, ds.action_spec, f"dataset {data}/meta.json") if init is not None else None
     init_speed = init_info.pop("speed", None) if init_info else None  # kept once, as this model's own default
     task = DynamicsTask(dit, latents, actions, recipe)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
