@@ -173,3 +173,16 @@ def test_still_camera_option():
     cams = [info["state"]["camera"].copy()] + [env.step(4)[4]["state"]["camera"].copy() for _ in range(6)]
     assert all((c == 0).all() for c in cams)  # centred on a world the size of the view: the whole world, still
     assert len(info["state"]["landmark_pos"]) == 3 and info["state"]["ball_color"].shape == (4, 3)
+
+
+def test_initial_ball_speed_range():
+    env = ArenaEnv(ArenaConfig(world_size=128, n_balls=6, n_landmarks=8, ball_speed_min=2.0, ball_speed_max=4.0))
+    speeds = []
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        speeds += list(np.linalg.norm(info["state"]["ball_vel"], axis=1))
+    assert 2.0 <= min(speeds) and max(speeds) <= 4.0 and max(speeds) - min(speeds) > 1.0
+    with pytest.raises(ValueError, match="ball_speed_min <= ball_speed_max"):
+        ArenaConfig(ball_speed_min=3.0, ball_speed_max=2.0)
+    with pytest.raises(ValueError, match="<= max_ball_speed"):
+        ArenaConfig(ball_speed_max=7.0)

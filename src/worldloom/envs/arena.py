@@ -75,6 +75,8 @@ class ArenaConfig:
     control: str = doc("accel", "agent control law: 'accel' (velocity moves towards max_speed x dir by at most `accel` per axis) or 'smooth' (v <- inertia v + (1 - inertia) max_speed dir)")
     accel: float = doc(2.0, "'accel' control: most the velocity changes per step on each axis, px/step")
     inertia: float = doc(0.5, "'smooth' control: fraction of the agent's velocity kept each step before the action's push")
+    ball_speed_min: float = doc(1.0, "slowest initial ball speed, px/step (drawn uniformly, random direction)")
+    ball_speed_max: float = doc(3.0, "fastest initial ball speed, px/step")
     max_ball_speed: float = doc(6.0, "balls faster than this are slowed to it after each step, px/step")
     camera_snap: int = doc(4, "the camera moves on a grid of this many px (one 4x-VAE latent cell)")
     follow: bool = doc(True, "the camera follows the agent; False: it stays centred on the world (a still view, "
@@ -92,6 +94,9 @@ class ArenaConfig:
             raise ValueError(f"ArenaConfig: accel must be > 0, got {self.accel}")
         if not 0.0 <= self.inertia < 1.0:
             raise ValueError(f"ArenaConfig: inertia must be in [0, 1), got {self.inertia}")
+        if not 0.0 <= self.ball_speed_min <= self.ball_speed_max <= self.max_ball_speed:
+            raise ValueError(f"ArenaConfig: need 0 <= ball_speed_min <= ball_speed_max <= max_ball_speed, got "
+                             f"{self.ball_speed_min}, {self.ball_speed_max}, {self.max_ball_speed}")
         if self.camera_snap < 1 or self.physics_substeps < 1 or self.n_balls < 0 or self.n_landmarks < 0:
             raise ValueError(f"ArenaConfig: invalid {self}")
 
@@ -227,7 +232,7 @@ class ArenaEnv(gym.Env):
         for _ in range(cfg.n_balls):
             ball = pymunk.Body(1.0, pymunk.moment_for_circle(1.0, 0, cfg.ball_radius))
             ball.position = self._free_spot(rng, cfg.ball_radius, taken)
-            speed, angle = rng.uniform(1.0, 3.0), rng.uniform(0, 2 * math.pi)
+            speed, angle = rng.uniform(cfg.ball_speed_min, cfg.ball_speed_max), rng.uniform(0, 2 * math.pi)
             ball.velocity = (speed * math.cos(angle), speed * math.sin(angle))
             self._balls.append(ball)
         for body, r in [(agent, cfg.agent_radius)] + [(b, cfg.ball_radius) for b in self._balls]:
