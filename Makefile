@@ -103,10 +103,11 @@ $(HELDOUT)/meta.json: | $(STAMP)
 # the test layouts (9,000,000 on; 100 episodes) are scored once, for the checkpoint that ships.
 VAL := runs/arena/data-val
 TEST := runs/arena/data-test
-$(VAL)/meta.json: | $(STAMP)
-	$(BIN)/worldloom collect arena --episodes 60 --steps 64 --seed 8000000 --out $(VAL) --overwrite
-$(TEST)/meta.json: | $(STAMP)
-	$(BIN)/worldloom collect arena --episodes 100 --steps 64 --seed 9000000 --out $(TEST) --overwrite
+# Collected --like the shipped checkpoint (its world's settings), again whenever that checkpoint changes.
+$(VAL)/meta.json: checkpoints/arena/config.json | $(STAMP)
+	$(BIN)/worldloom collect --like arena --episodes 60 --steps 64 --seed 8000000 --out $(VAL) --overwrite
+$(TEST)/meta.json: checkpoints/arena/config.json | $(STAMP)
+	$(BIN)/worldloom collect --like arena --episodes 100 --steps 64 --seed 9000000 --out $(TEST) --overwrite
 
 eval-objects-val: $(STAMP) $(VAL)/meta.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(VAL) --episodes 60 --horizon 32 --out runs/eval-arena-val.json

@@ -240,3 +240,21 @@ def test_ddp_train_tokenizer_torchrun(pipeline: dict[str, Any]) -> None:
     log = [json.loads(line) for line in (d / "tok-ddp" / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]  # only rank 0 logs
     assert p.stdout.count("tokenizer -> ") == 1  # only rank 0 prints
+
+
+def test_collect_like_a_checkpoint_takes_its_world(tiny_ckpt, tmp_path, capsys) -> None:
+    from worldloom.data.format import Dataset
+
+    cfg = json.loads((tiny_ckpt / "config.json").read_text())
+    cfg["env_kwargs"] = {"view": 64, "world_size": 128, "n_balls": 6}
+    (tiny_ckpt / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "like"
+    assert main(["collect", "--like", str(tiny_ckpt), "--episodes", "1", "--steps", "4", "--out", str(out),
+                 "--env-kwargs", '{"n_balls": 2}']) == 0
+    ds = Dataset.open(out)
+    assert ds.meta["env"] == "arena" and ds.meta["env_kwargs"]["world_size"] == 128 and ds.meta["env_kwargs"]["n_balls"] == 2
+    assert ds[0].state["ball_pos"].shape[1:] == (2, 2)
+    assert main(["collect", "phys2d", "--like", str(tiny_ckpt), "--episodes", "1", "--steps", "4", "--out", str(tmp_path / "x")]) == 2
+    assert "differs from --like" in capsys.readouterr().err
+    assert main(["collect", "--episodes", "1", "--steps", "4", "--out", str(tmp_path / "y")]) == 2
+    assert "or --like CHECKPOINT" in capsys.readouterr().err
