@@ -56,15 +56,17 @@ class Client:
 
 @pytest.fixture
 def serve(tiny_world):
-    """``serve(**create_app kwargs)`` -> a started ServerThread (default checkpoints: {"tiny": tiny_world})."""
+    """``serve(**create_app kwargs)`` -> a started ServerThread (default checkpoints: {"tiny": tiny_world});
+    ``request_timeout`` goes to the ServerThread."""
     from worldloom.serve.app import ServerThread, create_app
 
     started: list[Any] = []
 
     def start(**kw: Any) -> Any:
         kw.setdefault("fps", 10.0)
+        server_kw = {"request_timeout": kw.pop("request_timeout")} if "request_timeout" in kw else {}
         app = create_app(kw.pop("checkpoints", {"tiny": tiny_world}), **kw)
-        srv = ServerThread(app).start()
+        srv = ServerThread(app, **server_kw).start()
         started.append(srv)
         return srv
 

@@ -96,3 +96,18 @@ def test_page_plays_with_keys_and_buttons(page, serve):
         assert page.inner_text(sel) not in ("", "–"), sel
     assert "/record/" in page.get_attribute("#dlMp4", "href")
     assert page.errors == []
+
+
+def test_page_plays_with_a_token_under_its_csp(page, serve):
+    srv = serve(fps=10.0, host="0.0.0.0", token="browser-token")
+    r = page.goto(srv.url + "/")
+    assert r.status == 403 and "token" in page.inner_text("body")
+    r = page.goto(srv.url + "/?token=browser-token")
+    assert r.status == 200 and "style-src 'sha256-" in r.headers["content-security-policy"]
+    page.wait_for_function("() => worldloom.frames >= 3", timeout=60_000)  # /app.js and /ws got the cookie
+    assert page.eval_on_selector("#model", "c => getComputedStyle(c).imageRendering") == "pixelated"
+    assert page.eval_on_selector(".row + .row", "e => getComputedStyle(e).marginTop") == "8px"
+    page.goto(srv.url + "/")  # the cookie alone is enough from now on
+    page.wait_for_function("() => worldloom.frames >= 1", timeout=60_000)
+    errors = [e for e in page.errors if "403" not in e]  # the first, refused load logs its 403
+    assert errors == [], errors  # no CSP violation (Chromium reports them as console errors)

@@ -30,6 +30,8 @@ def test_valid_messages():
     assert parse({"type": "pause", "on": False}) == P.Pause(False)
     assert parse({"type": "ping"}) == P.Ping()
     assert parse({"type": "ping", "t": 1.5}) == P.Ping(1.5)
+    assert parse({"type": "ping", "t": -(2**53)}) == P.Ping(-float(2**53))
+    assert parse({"type": "action", "action": 1, "seq": 2**53}) == P.Action(1, 2**53)
 
 
 @pytest.mark.parametrize("data, code", [
@@ -73,6 +75,9 @@ def test_valid_messages():
     ({"type": "pause", "on": "yes"}, "bad_field"),
     ({"type": "ping", "t": "now"}, "bad_field"),
     ('{"type": "ping", "t": 1e400}', "bad_field"),  # json parses an overflowing literal as inf
+    ({"type": "ping", "t": 2**53 + 1}, "out_of_range"),
+    ({"type": "ping", "t": -1e300}, "out_of_range"),
+    ({"type": "ping", "t": True}, "bad_field"),
 ])
 def test_bad_messages_name_their_error(data, code):
     with pytest.raises(P.ProtocolError) as e:
@@ -81,6 +86,37 @@ def test_bad_messages_name_their_error(data, code):
     assert e.value.message and len(e.value.message) < 400
     reply = json.loads(P.error(e.value.code, e.value.message, e.value.ref))
     assert reply["type"] == "error" and reply["code"] == code and reply["message"] == e.value.message
+
+
+@pytest.mark.parametrize("field", ["ping.t", "action.action", "action.seq", "reset.seed"])
+@pytest.mark.parametrize("digits", [309, 400, 4050])  # 4050: near the 4096-byte message limit
+def test_huge_integers_are_protocol_errors(field, digits):
+    """An integer too large for a float (309+ digits) is out of range, never an OverflowError."""
+    kind, key = field.split(".")
+    number = "9" * digits
+    data = '{"type": "%s", "%s": %s%s}' % (kind, key, number, ', "action": 1' if key == "seq" else "")
+    with pytest.raises(P.ProtocolError) as e:
+        parse(data)
+    assert e.value.code == "out_of_range", e.value.message
+    assert len(e.value.message) < 200 and e.value.ref == kind
+    with pytest.raises(P.ProtocolError, match="out of range"):  # negative ones too
+        P.parse_number(-(10**digits), key, 0, 10, kind)
+
+
+def test_parse_number_checks_type_finiteness_and_range():
+    assert P.parse_number(3, "k", 0, 5) == 3 and P.parse_number(2.5, "k", 0, 5, integer=False) == 2.5
+    for v, code in [(True, "bad_field"), (2.0, "bad_field"), ("1", "bad_field"), (None, "bad_field"),
+                    (6, "out_of_range"), (-1, "out_of_range"), (10**400, "out_of_range")]:
+        with pytest.raises(P.ProtocolError) as e:
+            P.parse_number(v, "k", 0, 5)
+        assert e.value.code == code, v
+    for v, code in [(float("nan"), "bad_field"), (float("inf"), "bad_field"), (-float("inf"), "bad_field"),
+                    (5.5, "out_of_range"), (10**400, "out_of_range")]:
+        with pytest.raises(P.ProtocolError) as e:
+            P.parse_number(v, "k", 0, 5, integer=False)
+        assert e.value.code == code, v
+    with pytest.raises(P.ProtocolError, match=r"'k' 9 is out of range: valid ids are 0\.\.5"):
+        P.parse_number(9, "k", 0, 5, valid="ids are 0..5")
 
 
 def test_action_before_ready_is_not_ready():

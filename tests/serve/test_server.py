@@ -1,5 +1,6 @@
-"""Play server over a real WebSocket (uvicorn in a thread): play, fuzz, cap, idle, reset, truth,
-record, path safety, shared weights, the ws bench, and the CLI hooks."""
+"""Play server over a real WebSocket (uvicorn in a thread): play, fuzz, huge numbers, failures that
+close a session, cap, idle, reset, truth, record, path safety, shared weights, the ws bench, and
+the CLI hooks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import http.client
 import io
 import json
+import logging
 import random
 import time
 import urllib.error
@@ -150,6 +152,45 @@ def test_fuzz_600_bad_messages_each_get_an_error_and_server_keeps_going(serve, c
     c2 = client(srv)
     c2.json("ready")
     assert c2.frame()[0]["step"] >= 1
+
+
+def test_huge_numbers_get_an_error_and_the_session_lives(serve, client):
+    srv = serve()
+    c = client(srv)
+    c.json("ready")
+    for m in ('{"type": "ping", "t": ' + "9" * 309 + "}", '{"type": "ping", "t": -' + "1" * 4000 + "}",
+              '{"type": "action", "action": 1, "seq": ' + "9" * 400 + "}",
+              '{"type": "reset", "seed": ' + "9" * 309 + "}", '{"type": "action", "action": ' + "9" * 309 + "}"):
+        c.send(m)
+        err = c.json("error")
+        assert err["code"] == "out_of_range" and "out of range" in err["message"], err
+    c.send({"type": "ping", "t": 2**53})
+    assert c.json("pong")["t"] == 2**53
+    c.send({"type": "action", "action": "up", "seq": 5})
+    assert c.frame(where=lambda h: h["seq"] == 5)[0]["action"] == 1
+
+
+def test_a_failing_message_closes_the_session_with_an_error_and_a_log_line(serve, client, monkeypatch, caplog):
+    srv = serve()
+    parse = P.parse_message
+
+    def parse_or_fail(data, spec, checkpoints):
+        if data == "boom":
+            raise OverflowError("a bug")
+        return parse(data, spec, checkpoints)
+
+    monkeypatch.setattr(P, "parse_message", parse_or_fail)  # the app looks it up per message
+    c, other = client(srv), client(srv)
+    c.json("ready"), other.json("ready")
+    with caplog.at_level(logging.ERROR, logger="worldloom.serve"):
+        c.send("boom")
+        err = c.json("error")
+        assert err["code"] == "internal_error" and "OverflowError" in err["message"]
+        assert _closed_code(c) == 1011
+    rec = [r for r in caplog.records if r.name == "worldloom.serve" and "closing it (1011)" in r.getMessage()]
+    assert len(rec) == 1 and rec[0].exc_info[0] is OverflowError
+    other.send({"type": "ping"})  # other players are unaffected
+    assert other.json("pong")["sessions"] == 1
 
 
 def test_transport_limit_closes_only_that_socket(serve, client):

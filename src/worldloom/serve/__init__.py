@@ -4,6 +4,7 @@
   (:func:`~.app.add_play_arguments`, :func:`~.app.play_main`) and :class:`~.app.ServerThread`.
 - :mod:`.session` sessions and the single inference worker thread (all torch work).
 - :mod:`.protocol` message validation and the binary frame format (docs/PROTOCOL.md).
+- :mod:`.guard` who may connect: the Host/Origin allow-list, the token, security headers.
 - :mod:`.bench_ws` ``worldloom bench --mode ws``: frames through a real WebSocket.
 
 Nothing heavy at import: fastapi, uvicorn and torch are imported when a server is built.

@@ -12,10 +12,21 @@ Key choices:
 - All torch work happens in the single :class:`~.session.Worker` thread; the event loop only
   parses messages into slots and sends what the worker produced (see :mod:`.session`).
 - Each session has one sender task, so sends on a socket never interleave; the receive loop
-  answers every bad message with an ``error`` and keeps going.
-- Safety: binds 127.0.0.1 unless told otherwise; a client can only name checkpoints from the
+  answers every bad message with an ``error`` and keeps going. Anything else it hits is a bug: it
+  is logged with its traceback, and the session ends with an ``internal_error`` reply and close
+  code 1011, never by a silently dropped socket.
+- Safety: binds 127.0.0.1 unless told otherwise; every request passes :mod:`.guard` first (only
+  this server's own Host/Origin names or ``--allow-origin`` ones, else 403; a token for any bind
+  that is not loopback; CSP and anti-framing headers); a client can only name checkpoints from the
   configured list (by name, never a path); the only files served are the two fixed static files;
   a recording is reachable only through its session's unguessable id, while the session lives.
+- Timeouts: uvicorn has no deadline for receiving a request (its keep-alive timer is reset by every
+  byte), so a client could hold connections open forever by sending a request slowly or not at all:
+  :func:`_deadline_h11` closes a connection whose request is not complete within
+  :data:`REQUEST_TIMEOUT` s of its first byte (or of connecting). Keep-alive (5 s), WebSocket
+  pings (20 s, 20 s to answer) and the shutdown grace (5 s) are set explicitly (:func:`uvicorn_config`).
+- Log floods: uvicorn logs a traceback for every text frame that is not UTF-8 (then closes with
+  1007); :class:`_InvalidUtf8Filter` turns that into one warning line per 10 s with a count.
 - Extra players beyond ``max_sessions`` get a ``busy`` error and close code 1013; sessions
   without input for ``idle_timeout`` s get an ``idle`` error and close code 4000.
 """
@@ -26,6 +37,7 @@ import contextlib
 import io
 import json
 import logging
+import secrets
 import socket
 import sys
 import tempfile
@@ -40,11 +52,39 @@ from typing import Any
 import numpy as np
 
 from . import protocol as P
+from .guard import Guard, GuardMiddleware, content_security_policy, is_loopback, is_wildcard, parse_origin, url_host
 from .session import Session, Worker
 
 log = logging.getLogger("worldloom.serve")
 VIDEO_SCALE = 4
 MAX_PENDING = 256  # unsent JSON replies per session before its receive loop waits
+REQUEST_TIMEOUT = 10.0  # s to receive a whole HTTP request (or WebSocket handshake), from its first byte
+
+
+class _InvalidUtf8Filter(logging.Filter):
+    """On uvicorn's error logger: its traceback per non-UTF-8 text frame (one per connection, as
+    fast as a client reconnects) becomes one warning line per ``interval`` s, counting the rest."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval, self.next_at, self.skipped = interval, 0.0, 0
+        self.lock = threading.Lock()  # servers in several threads (tests, the bench) share this filter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Invalid UTF-8"):
+            return True
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next_at:
+                self.skipped += 1
+                return False
+            skipped, self.skipped, self.next_at = self.skipped, 0, now + self.interval
+        log.warning("a client sent a text frame that is not UTF-8; its connection was closed with 1007%s",
+                    f" ({skipped} more in the last {self.interval:g} s not logged)" if skipped else "")
+        return False
+
+
+UTF8_FILTER = _InvalidUtf8Filter()
 
 
 def _names(checkpoints: dict[str, Any] | list[str]) -> dict[str, Any]:
@@ -99,10 +139,15 @@ def video_zip(entries: list[tuple[np.ndarray, np.ndarray | None, int, float | No
 
 def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = None, max_sessions: int = 4,
                idle_timeout: float = 60.0, fps: float = 30.0, sim_overrides: dict[str, Any] | None = None,
-               record_frames: int = 1800, seed: int = 0, speed: dict[str, Any] | None = None, threads: int = 1) -> Any:
+               record_frames: int = 1800, seed: int = 0, speed: dict[str, Any] | None = None, threads: int = 1,
+               host: str = "127.0.0.1", allow_origins: list[str] | tuple[str, ...] = (),
+               token: str | None = None) -> Any:
     """The ASGI app. ``checkpoints``: names/paths, or name -> path or loaded ``WorldModel``
     (tests pass models). ``fps`` 0 = unpaced: one frame per action message (for benches).
-    ``speed``: ``load()`` options (precision, compile) for checkpoints given by name or path."""
+    ``speed``: ``load()`` options (precision, compile) for checkpoints given by name or path.
+    ``host``: the bind address (its names are allowed as Host/Origin); ``allow_origins``: more
+    origins (``http(s)://host[:port]``); ``token``: required on every request when given, and
+    mandatory for a ``host`` that is not loopback (see :mod:`.guard`)."""
     # Imported here so that ``add_play_arguments`` stays light; this module has no
     # ``from __future__ import annotations``, so FastAPI sees these classes in the signatures below.
     from fastapi import FastAPI, Request, WebSocket
@@ -116,6 +161,7 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
         raise ValueError(f"default checkpoint {default!r} is not among the configured {sorted(sources)}")
     if max_sessions < 1 or idle_timeout <= 0 or fps < 0 or record_frames < 1:
         raise ValueError("max_sessions >= 1, idle_timeout > 0, fps >= 0 and record_frames >= 1 are required")
+    guard = Guard.create(host, allow_origins, token, csp=content_security_policy(_static("index.html")))
     worker = Worker(sources, fps=fps, sim_overrides=sim_overrides, speed=speed, threads=threads)
     names = set(sources)
 
@@ -131,6 +177,7 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        logging.getLogger("uvicorn.error").addFilter(UTF8_FILTER)  # once: addFilter skips a filter it has
         worker.start(preload=[default])
         await asyncio.to_thread(worker.preloaded.wait)
         if worker.preload_error is not None:
@@ -148,7 +195,8 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
             await asyncio.to_thread(worker.stop)
 
     app = FastAPI(title="worldloom play", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.worker = worker
+    app.state.worker, app.state.guard = worker, guard
+    app.add_middleware(GuardMiddleware, guard=guard)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
@@ -226,8 +274,11 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
                     s.send_json(P.dumps("pong", t=msg.t, sessions=len(worker.sessions)))
                 else:
                     worker.apply(s, msg)
-        except Exception:  # disconnects surface as exceptions too
-            pass
+        except Exception as e:  # a disconnect arrives as a message, so this is a bug: say so, never drop silently
+            log.exception("play session failed on a client message; closing it (1011)")
+            s.close_code = 1011
+            s.send_json(P.error("internal_error", f"the server failed on a message ({type(e).__name__}); "
+                                "this session is closed (reload to play again)"))
         finally:
             worker.remove(s)
             if s.close_code is None:
@@ -239,18 +290,71 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
     return app
 
 
+def _deadline_h11(timeout: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose request has not fully arrived within
+    ``timeout`` s of its first byte (or of connecting, for the first request). The deadline is
+    disarmed once the request is in (a slow response, e.g. a video zip, is not cut) and when the
+    connection becomes a WebSocket (which has its own pings)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineH11Protocol(H11Protocol):
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            # IDLE after data = a partial request head; SEND_BODY = a body still coming
+            if self.transport.get_protocol() is self and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+                self._arm()
+            else:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self.deadline is None:
+                self.deadline = self.loop.call_later(timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def _expired(self) -> None:
+            self.deadline = None
+            if self.transport.get_protocol() is self and not self.transport.is_closing():
+                self.transport.close()
+
+    return DeadlineH11Protocol
+
+
+def uvicorn_config(app: Any, request_timeout: float = REQUEST_TIMEOUT, **kw: Any) -> Any:
+    """The uvicorn settings of every play server (limits and timeouts: see the module docstring)."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", ws_max_size=P.TRANSPORT_MAX_BYTES, lifespan="on",
+                          http=_deadline_h11(request_timeout), timeout_keep_alive=5, ws_ping_interval=20.0,
+                          ws_ping_timeout=20.0, timeout_graceful_shutdown=5, **kw)
+
+
 class ServerThread:
     """uvicorn serving ``app`` in a background thread on ``host:port`` (0 = a free port)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.app, self.host, self.port = app, host, self.sock.getsockname()[1]
-        cfg = uvicorn.Config(app, log_level="warning", ws_max_size=P.TRANSPORT_MAX_BYTES, lifespan="on")
-        self.server = uvicorn.Server(cfg)
+        self.server = uvicorn.Server(uvicorn_config(app, request_timeout))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="worldloom-uvicorn", daemon=True)
 
@@ -273,28 +377,40 @@ class ServerThread:
         self.sock.close()
 
 
+def play_urls(host: str, port: int, token: str | None) -> list[str]:
+    """The page URLs to print for a server on ``host:port``, with ``?token=`` when it has one: the
+    bound address, or for a wildcard bind this machine's hostname, then 127.0.0.1 (the local one last)."""
+    names = [socket.gethostname(), "127.0.0.1"] if is_wildcard(host) else [host]
+    return [f"http://{url_host(n)}:{port}/" + (f"?token={token}" if token is not None else "") for n in names]
+
+
 def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: int = 8000, fps: float = 30.0,
         max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None,
-        open_browser: bool = False, speed: dict[str, Any] | None = None, threads: int = 1) -> None:
-    """Serve until interrupted (``worldloom play``); the first checkpoint is the default."""
+        open_browser: bool = False, speed: dict[str, Any] | None = None, threads: int = 1,
+        allow_origins: list[str] | None = None) -> None:
+    """Serve until interrupted (``worldloom play``); the first checkpoint is the default. A bind
+    that is not loopback gets a fresh random token, printed in the URL (see :mod:`.guard`)."""
     import torch
     import uvicorn
 
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)  # this thread serves the event loop; the worker sets its own
     cks = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+    token = None if is_loopback(host) else secrets.token_urlsafe(24)
     app = create_app(cks, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides,
-                     speed=speed, threads=threads)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"worldloom play: WARNING serving on {host}: anyone who can reach it can play", file=sys.stderr)
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    print(f"worldloom play: {url}  (checkpoints {cks}, {fps:g} fps, {max_sessions} players max)", flush=True)
+                     speed=speed, threads=threads, host=host, allow_origins=allow_origins or (), token=token)
+    urls = play_urls(host, port, token)
+    if token is not None:
+        print(f"worldloom play: serving on {host}: whoever can reach it and has the token in the URL can play",
+              file=sys.stderr)
+    print(f"worldloom play: {urls[0]}  (checkpoints {cks}, {fps:g} fps, {max_sessions} players max)", flush=True)
+    for url in urls[1:]:
+        print(f"  or {url}", flush=True)
     if open_browser:  # best effort: a headless machine has no browser, and that is fine
-        import threading
         import webbrowser
 
-        threading.Timer(1.5, lambda: webbrowser.open(url)).start()
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=P.TRANSPORT_MAX_BYTES)
+        threading.Timer(1.5, lambda: webbrowser.open(urls[-1])).start()
+    uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -315,7 +431,13 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``worldloom play`` (see ``worldloom.cli.run``)."""
     parser.add_argument("--checkpoint", action="append", default=None,
                         help="bundled name or checkpoint dir; repeat to offer several (first = default; default: arena)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="bind address (default 127.0.0.1: this machine only); any other needs the random token "
+                             "printed in the URL")
+    parser.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                        help="also accept pages from ORIGIN (http(s)://host[:port]), and ORIGIN's host:port as the "
+                             "Host (a name or port forward this server is reached by); repeatable. Default: only "
+                             "localhost, 127.0.0.1, [::1] and the bound host, on the server's port")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--fps", type=float, default=30.0, help="target frames/s per player (0 = one frame per action)")
     parser.add_argument("--max-sessions", type=int, default=4, help="players at once; more get 'busy' (default 4)")
@@ -347,6 +469,11 @@ def play_main(args: argparse.Namespace) -> int:
         problems.append("--fps must be >= 0, --max-sessions >= 1 and --idle-timeout > 0")
     if args.threads < 1:
         problems.append(f"--threads must be >= 1, got {args.threads}")
+    for origin in args.allow_origin or []:
+        try:
+            parse_origin(origin)
+        except ValueError as e:
+            problems.append(f"--allow-origin: {e}")
     for k in ("steps", "window", "sink"):
         v = getattr(args, k, None)
         if v is not None and v < (0 if k == "sink" else 1):
@@ -358,7 +485,7 @@ def play_main(args: argparse.Namespace) -> int:
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
             idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,
-            speed=speed_options(args), threads=args.threads)
+            speed=speed_options(args), threads=args.threads, allow_origins=args.allow_origin)
     except KeyboardInterrupt:
         pass
     return 0

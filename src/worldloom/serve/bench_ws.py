@@ -154,7 +154,7 @@ def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host
     torch.set_flush_denormal(True)
     cks = {"bench": checkpoint} if not isinstance(checkpoint, (str, os.PathLike)) else [str(checkpoint)]
     app = create_app(cks, max_sessions=1, idle_timeout=3600.0, fps=fps or 0.0, sim_overrides=sim_overrides, seed=seed,
-                     record_frames=1, speed=speed, threads=threads)
+                     record_frames=1, speed=speed, threads=threads, host=host)
     server = ServerThread(app, host, port).start()
     args = (f"ws://{host}:{server.port}/ws", frames, warmup, os.getpid())
     try:

@@ -11,6 +11,10 @@ Key choices:
   and message go back to the client as an ``error`` reply; the session carries on.
 - **Strict fields.** Unknown fields are errors (a typo is reported, not silently ignored); ints
   must be JSON integers (``true`` and ``2.0`` are not actions); NaN/Infinity are refused.
+- **One parse for every number** (:func:`parse_number`): type, finiteness and range are checked
+  before anything converts or computes with the value. JSON integers are unbounded in Python, so a
+  300-digit ``t`` would overflow ``float()`` or ``math.isfinite`` (an uncaught ``OverflowError``);
+  comparing it with the bounds first is exact and cannot overflow.
 - **Server -> client frames are binary**: ``uint32 LE header length`` + UTF-8 JSON header + raw
   RGB panels (model, then truth when shown), row-major ``(H, W, 3)`` uint8 each. Raw RGB costs
   ~5 us per 64x64 frame to build, PNG via PIL ~0.8-1 ms (measured here), and is trivial to draw
@@ -35,6 +39,8 @@ MAX_MESSAGE_BYTES = 4096
 TRANSPORT_MAX_BYTES = 1 << 20
 """WebSocket frame limit given to the server; beyond it the transport closes with 1009."""
 MAX_SEED = 2**31 - 1
+MAX_SEQ = 2**53
+"""Largest ``action.seq``, and largest ``|ping.t|``: the integers a JavaScript number holds exactly."""
 
 # Error codes (see docs/PROTOCOL.md). Codes marked "closes" end the session after the reply.
 ERROR_CODES = {
@@ -49,6 +55,7 @@ ERROR_CODES = {
     "not_ready": "the session has no running world yet (wait for 'ready')",
     "reset_failed": "the world could not be started (model or context error)",
     "step_failed": "generating a frame failed; send 'reset' to start over",
+    "internal_error": "the server failed handling a message; it is logged (closes, code 1011)",
     "busy": "the server already has its maximum number of sessions (closes)",
     "idle": "no input for longer than the idle timeout (closes)",
     "shutting_down": "the server is stopping (closes)",
@@ -116,19 +123,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _int(d: dict[str, Any], key: str, lo: int, hi: int, ref: str) -> int:
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ProtocolError("bad_field", f"'{key}' must be an integer, got {json.dumps(v)[:40]}", ref)
-    if not lo <= v <= hi:
-        raise ProtocolError("out_of_range", f"'{key}' must be in {lo}..{hi}, got {v}", ref)
+def _show(v: Any) -> str:
+    """A client value quoted in an error message, at most 40 characters (a number may have 4000 digits)."""
+    s = json.dumps(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def parse_number(v: Any, key: str, lo: int, hi: int, ref: str | None = None, integer: bool = True,
+                 valid: str | None = None) -> int | float:
+    """The one parse of every number a client sends: a JSON integer (``integer=False``: or a finite
+    float) in ``lo..hi``, else ``bad_field`` / ``out_of_range``. ``valid`` words the allowed values
+    in the error (default ``values are lo..hi``). The result converts to float without overflow."""
+    kind = "an integer" if integer else "a finite number"
+    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) or \
+            (isinstance(v, float) and not math.isfinite(v)):
+        raise ProtocolError("bad_field", f"'{key}' must be {kind}, got {_show(v)}", ref)
+    if not lo <= v <= hi:  # int/float comparison is exact in Python: no conversion, no overflow
+        raise ProtocolError("out_of_range", f"'{key}' {_show(v)} is out of range: valid "
+                            f"{valid or f'values are {lo}..{hi}'}", ref)
     return v
 
 
 def _bool(d: dict[str, Any], key: str, ref: str) -> bool:
     v = d[key]
     if not isinstance(v, bool):
-        raise ProtocolError("bad_field", f"'{key}' must be true or false, got {json.dumps(v)[:40]}", ref)
+        raise ProtocolError("bad_field", f"'{key}' must be true or false, got {_show(v)}", ref)
     return v
 
 
@@ -138,12 +157,10 @@ def parse_action(value: Any, spec: ActionSpec, ref: str = "action") -> int:
         if value not in spec.names:
             raise ProtocolError("out_of_range", f"unknown action {value[:40]!r}; known: {list(spec.names)}", ref)
         return spec.names.index(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError("bad_field", f"'action' must be an id or a name, got {json.dumps(value)[:40]}", ref)
-    if not 0 <= value < spec.n:
-        raise ProtocolError("out_of_range", f"action id {value} out of range: valid ids are 0..{spec.n - 1} "
-                            f"({list(spec.names)})", ref)
-    return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError("bad_field", f"'action' must be an id or a name, got {_show(value)}", ref)
+    return int(parse_number(value, "action", 0, spec.n - 1, ref,
+                            valid=f"ids are 0..{spec.n - 1} ({list(spec.names)}), or their names"))
 
 
 def parse_message(data: str | bytes | None, spec: ActionSpec | None, checkpoints: Collection[str]) -> Message:
@@ -175,12 +192,12 @@ def parse_message(data: str | bytes | None, spec: ActionSpec | None, checkpoints
     if missing:
         raise ProtocolError("bad_field", f"'{kind}' is missing {missing}", kind)
     if kind == "action":
-        seq = _int(d, "seq", 0, 2**53, kind) if d.get("seq") is not None else None
+        seq = int(parse_number(d["seq"], "seq", 0, MAX_SEQ, kind)) if d.get("seq") is not None else None
         if spec is None:
             raise ProtocolError("not_ready", "no world is running yet; wait for 'ready'", kind)
         return Action(parse_action(d["action"], spec, kind), seq)
     if kind == "reset":
-        seed = _int(d, "seed", 0, MAX_SEED, kind) if d.get("seed") is not None else None
+        seed = int(parse_number(d["seed"], "seed", 0, MAX_SEED, kind)) if d.get("seed") is not None else None
         ck = d.get("checkpoint")
         if ck is not None:
             if not isinstance(ck, str):
@@ -193,9 +210,7 @@ def parse_message(data: str | bytes | None, spec: ActionSpec | None, checkpoints
         on = _bool(d, "on", kind)
         return Truth(on) if kind == "truth" else Pause(on)
     t = d.get("t")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
-        raise ProtocolError("bad_field", "'t' must be a finite number", kind)
-    return Ping(None if t is None else float(t))
+    return Ping(None if t is None else float(parse_number(t, "t", -MAX_SEQ, MAX_SEQ, kind, integer=False)))
 
 
 # --- server -> client ------------------------------------------------------------------------------
