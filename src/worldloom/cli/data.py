@@ -31,12 +31,59 @@ def cmd_collect(args: argparse.Namespace) -> None:
         raise UsageError("ENV: give an env ('arena', 'phys2d', 'gym:<id>') or --like CHECKPOINT")
     if args.env not in KNOWN_IDS and not args.env.startswith("gym:"):
         raise UsageError(f"ENV {args.env!r}: expected one of {list(KNOWN_IDS)} or 'gym:<Gymnasium id>' (e.g. gym:CartPole-v1)")
+    env_kwargs = _gym_adapter_flags(args, env_kwargs)
     t0 = time.time()
     args.frame_size = 64 if args.frame_size is None else args.frame_size
     out = collect(args.env, args.out, args.episodes, args.steps, policy=args.policy, seed=args.seed,
                   frame_size=args.frame_size, env_kwargs=env_kwargs, progress=_progress(), overwrite=args.overwrite)
     ds = Dataset.open(out)
     print(f"collected {len(ds)} episodes, {ds.n_frames} frames of {args.env} -> {out} ({time.time() - t0:.1f} s)")
+
+
+def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dict | None:
+    """--fit/--frame-skip/--sticky-actions/--env-module/--keys into env_kwargs["adapter"] (gym:<id> envs
+    only); flags left out keep what --env-kwargs or --like gave, the rest take the wrapper's defaults."""
+    from ..envs.gym import ADAPTER_KEY, adapter_options, parse_keys
+
+    given = {"--fit": args.fit, "--frame-skip": args.frame_skip, "--sticky-actions": args.sticky_actions,
+             "--env-module": args.env_module, "--keys": args.keys}
+    given = {flag: v for flag, v in given.items() if v is not None}
+    if not given:
+        return env_kwargs
+    if not args.env.startswith("gym:"):
+        raise UsageError(f"{next(iter(given))}: only for gym:<id> envs, not {args.env!r}")
+    if args.frame_skip is not None and args.frame_skip < 1:
+        raise UsageError(f"--frame-skip {args.frame_skip}: must be >= 1 (1 = every env step)")
+    if args.sticky_actions is not None and not 0.0 <= args.sticky_actions < 1.0:
+        raise UsageError(f"--sticky-actions {args.sticky_actions}: must be a probability in [0, 1)")
+    keys = None
+    if args.keys is not None:
+        try:
+            keys = parse_keys(args.keys)
+        except ValueError as e:
+            raise UsageError(f"--keys: {e}") from None
+    kwargs = dict(env_kwargs or {})
+    adapter = kwargs.get(ADAPTER_KEY) or {}
+    if not isinstance(adapter, dict):
+        raise UsageError(f"--env-kwargs: '{ADAPTER_KEY}' must be an object, got {adapter!r}")
+    adapter = dict(adapter)
+    for field, value in (("fit", args.fit), ("frame_skip", args.frame_skip), ("sticky_actions", args.sticky_actions),
+                         ("env_module", args.env_module)):
+        if value is not None:
+            adapter[field] = value
+    if keys is not None:  # per action on top of --like's / --env-kwargs' override, whose keys it may take over
+        claimed = {k for ks in keys.values() for k in ks}
+        prior = adapter.get("keys") or {}
+        if not isinstance(prior, dict):
+            raise UsageError(f"--env-kwargs: '{ADAPTER_KEY}.keys' must be an object, got {prior!r}")
+        prior = {n: [k for k in ([ks] if isinstance(ks, str) else ks) if k not in claimed]
+                 for n, ks in prior.items() if n not in keys}
+        adapter["keys"] = {**prior, **keys}
+    try:
+        kwargs[ADAPTER_KEY] = adapter_options(adapter)
+    except ValueError as e:
+        raise UsageError(f"--env-kwargs: {e}") from None
+    return kwargs
 
 
 def _world_of(checkpoint: str, env: str | None, frame_size: int | None) -> tuple[str, dict, int]:
@@ -111,7 +158,8 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 def _build_collect(p: argparse.ArgumentParser) -> None:
     p.add_argument("env", metavar="ENV", nargs="?", default=None,
-                   help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete actions, e.g. gym:CartPole-v1); may be left out with --like")
+                   help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete actions, e.g. gym:CartPole-v1, gym:ALE/Pong-v5, "
+                        "gym:MiniGrid-Empty-5x5-v0); may be left out with --like")
     p.add_argument("--like", default=None, metavar="CHECKPOINT",
                    help="collect the world a checkpoint was trained on (its env, env_kwargs and frame size), e.g. fresh "
                         "held-out layouts for `eval --data`; --env-kwargs overrides single fields")
@@ -122,6 +170,22 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i; use a disjoint range for held-out data (default: 0)")
     p.add_argument("--frame-size", type=int, default=None, help="side of the square frames, px (default: 64, or --like's)")
     p.add_argument("--env-kwargs", default=None, help="env config fields as a JSON object, e.g. '{\"n_balls\": 6}'")
+    g = p.add_argument_group("gym:<id> envs", "how a Gymnasium env is framed and stepped (recorded in meta.json "
+                                              "under env_kwargs.adapter)")
+    g.add_argument("--fit", default=None, choices=("pad", "crop", "stretch"),
+                   help="fitting frames into the square: pad (letterbox with black, aspect kept; default), crop "
+                        "(centre square) or stretch (whole frame squeezed)")
+    g.add_argument("--frame-skip", type=int, default=None, metavar="K",
+                   help="repeat each action for K env steps, keep the last frame, sum rewards (default: 1)")
+    g.add_argument("--sticky-actions", type=float, default=None, metavar="P",
+                   help="with probability P per env step the env repeats its previous action (Machado et al. 2018); "
+                        "seeded by the episode seed (default: 0)")
+    g.add_argument("--env-module", default=None, metavar="MODULE",
+                   help="import MODULE before making the env (a plugin that registers the id; ALE, MiniGrid … are "
+                        "found without it)")
+    g.add_argument("--keys", default=None, metavar="SPEC",
+                   help="play keys per action name, replacing the derived ones: 'FIRE=space,UP=ArrowUp|w,NOOP=' "
+                        "or a JSON object '{\"FIRE\": [\" \", \"f\"]}' (DOM KeyboardEvent.key names)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.set_defaults(func=cmd_collect)
 

@@ -38,13 +38,17 @@ _FRAME_SIZE_KWARG = {"arena": "view", "phys2d": "frame_size"}
 def make_env(env_id: str, *, frame_size: int = 64, env_kwargs: dict[str, Any] | None = None) -> gymnasium.Env:
     """An env by worldloom id: ``"arena"`` (built-in) or ``"gym:<Gymnasium id>"``.
 
-    Built-in envs get ``frame_size`` through their size field unless ``env_kwargs`` sets it.
+    Built-in envs get ``frame_size`` through their size field unless ``env_kwargs`` sets it. For a
+    ``gym:`` env, ``env_kwargs["adapter"]`` holds the wrapper's options (``fit``, ``frame_skip``,
+    ``sticky_actions``, ``env_module``, ``keys``: :func:`worldloom.envs.gym.adapter_options`); the
+    other fields go to ``gymnasium.make``.
     """
     kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
     if env_id.startswith("gym:"):
-        from worldloom.envs.gym import make_gym_env
+        from worldloom.envs.gym import ADAPTER_KEY, make_gym_env
 
-        return make_gym_env(env_id[len("gym:") :], frame_size=frame_size, **kwargs)
+        adapter = kwargs.pop(ADAPTER_KEY)
+        return make_gym_env(env_id[len("gym:") :], frame_size=frame_size, **adapter, **kwargs)
     from worldloom.envs import make
 
     return make(env_id, **kwargs)
@@ -55,11 +59,15 @@ def make_recorded_env(record: Mapping[str, Any], *, frame_size: int = 64) -> gym
 
     Arena records from before the control law was recorded (sixth session) were all made with the
     first worlds' ``smooth`` law, so a record without ``control`` gets that, not today's default.
+    Likewise ``gym:`` records from before the adapter options were recorded squeezed whole frames
+    into the square: one without ``adapter`` gets ``fit="stretch"``, not today's ``pad``.
     """
     env_id = str(record.get("env", ""))
     kwargs = dict(record.get("env_kwargs") or {})
     if env_id == "arena":
         kwargs.setdefault("control", "smooth")
+    if env_id.startswith("gym:"):
+        kwargs.setdefault("adapter", {"fit": "stretch"})
     return make_env(env_id, frame_size=frame_size, env_kwargs=kwargs)
 
 
@@ -74,6 +82,12 @@ def resolve_env_kwargs(env_id: str, frame_size: int, env_kwargs: dict[str, Any] 
         from worldloom.envs.arena import ArenaConfig
 
         kwargs.setdefault("control", ArenaConfig.control)
+    if env_id.startswith("gym:"):  # every wrapper option, defaults included: the data says how it was framed
+        from worldloom.envs.gym import ADAPTER_KEY, adapter_options
+
+        if kwargs.get(ADAPTER_KEY) is not None and not isinstance(kwargs[ADAPTER_KEY], Mapping):
+            raise ValueError(f"env_kwargs.{ADAPTER_KEY}: expected an object, got {kwargs[ADAPTER_KEY]!r}")
+        kwargs[ADAPTER_KEY] = adapter_options(kwargs.get(ADAPTER_KEY))
     return kwargs
 
 
@@ -117,14 +131,16 @@ def collect(
     """Collect ``episodes`` episodes of up to ``steps`` frames each into the dataset dir ``out``.
 
     Args:
-        env_id: ``"arena"`` or ``"gym:<Gymnasium id>"`` (discrete actions, e.g. ``"gym:CartPole-v1"``).
+        env_id: ``"arena"`` or ``"gym:<Gymnasium id>"`` (discrete actions, e.g. ``"gym:CartPole-v1"``,
+            ``"gym:ALE/Pong-v5"``).
         out: dataset directory; must be empty or absent unless ``overwrite``.
         episodes: number of episodes to run (episodes ending before 2 frames are dropped).
         steps: max frames per episode, counting the reset frame.
         policy: collection policy name from :mod:`worldloom.envs.policies` (``momentum``, ``random``).
         seed: episode ``i`` resets env and policy with ``seed + i``.
         frame_size: side of the square frames.
-        env_kwargs: env config fields (stored in ``meta.json``).
+        env_kwargs: env config fields (stored in ``meta.json``); for ``gym:`` envs the wrapper's
+            options go in its ``"adapter"`` object (e.g. ``{"adapter": {"fit": "crop", "frame_skip": 2}}``).
         progress: show a tqdm bar over frames (only when stderr is a terminal).
         overwrite: replace an existing worldloom dataset at ``out``.
 
@@ -143,7 +159,7 @@ def collect(
     try:
         spec = _action_spec(env)
         pol = make_policy(policy, spec.n, seed)
-        fps = int(round(float(env.metadata.get("render_fps") or DEFAULT_FPS)))
+        fps = max(1, int(round(float(env.metadata.get("render_fps") or DEFAULT_FPS))))  # gym --frame-skip divides it
         shape = env.observation_space.shape
         frame_shape = tuple(shape) if shape is not None and len(shape) == 3 else (frame_size, frame_size, 3)
         writer = DatasetWriter(

@@ -1,27 +1,53 @@
 """Any Gymnasium env with discrete actions, seen through its rendered frames (env id ``"gym:<id>"``).
 
 :func:`make_gym_env` wraps ``gymnasium.make(id, render_mode="rgb_array")`` so that it looks like
-worldloom's own envs: the observation is the env's ``render()`` frame resized to a square uint8
-``(frame_size, frame_size, 3)``, the actions are ``Discrete(n)`` described by
-``ActionSpec.discrete(n)`` (on ``env.unwrapped.action_spec``), and ``render()`` returns the same
-frame. There is no ground-truth ``info["state"]``: a generic env's internal state has no agreed
-meaning, so physics/persistence metrics do not apply to it.
+worldloom's own envs: the observation is the env's ``render()`` frame fitted into a square uint8
+``(frame_size, frame_size, 3)``, the actions are ``Discrete(n)`` described by an ``ActionSpec`` (on
+``env.unwrapped.action_spec``) with the env's own action names where it states them, and
+``render()`` returns the same frame. There is no ground-truth ``info["state"]``: a generic env's
+internal state has no agreed meaning, so physics/persistence metrics do not apply to it.
 
 Design choices:
 
 - The wrapper is a ``gymnasium.Env`` holding the inner env, not a ``gymnasium.Wrapper``, so that
   ``env.unwrapped`` is the wrapper and ``env.unwrapped.action_spec`` works as for built-in envs.
-- The whole frame is resized (aspect ratio not kept), not cropped: in e.g. CartPole the cart can be
-  anywhere across the wide frame, and a crop would lose it. PIL BOX filter when shrinking (an area
-  average, no aliasing), bilinear when growing; no OpenCV/torchvision dependency.
+- Ids as users spell them: ``ALE/Pong-v5`` works without naming ``ale_py`` first. When Gymnasium
+  says a namespace (or, for un-namespaced families such as ``MiniGrid-*``, an id prefix) is unknown,
+  the module that registers it is imported (:data:`NAMESPACE_MODULES`, else the lowercase namespace)
+  and ``make`` is retried; ``env_module`` imports one by hand. ``module:id`` (Gymnasium's own
+  spelling) still works. An id that only the pre-1.0 ``gym`` registry knows goes through shimmy's
+  ``GymV26Environment-v0`` / ``GymV21Environment-v0``. Every failure is one line naming what to install.
+- Frames keep their aspect ratio by default (``fit="pad"``: letterboxed with black), so a ball stays
+  round and nothing at the frame's edge is lost (in CartPole the cart can be anywhere across the wide
+  frame, so a crop would lose it); ``"crop"`` (centre square) and ``"stretch"`` (the whole frame
+  squeezed, the only behaviour before the fit was recorded) are the alternatives. PIL BOX filter when
+  shrinking (an area average, no aliasing), bilinear when growing; no OpenCV/torchvision dependency.
+- Action names come from the env (``get_action_meanings()`` for Atari, the ``actions`` enum of
+  MiniGrid, an ``action_names`` list), else ``action_0..n-1``. Keys follow from the names
+  (:func:`derive_keys`: arrows + WASD for directions, space for fire/jump, q/e/z/c for diagonals,
+  none for a no-op, the id's digit for the rest), unique per key because the player maps one key to
+  one action; ``keys`` overrides them per action. Index 0 stays the env's action 0: reordering would
+  make the dataset disagree with the env it names (MiniGrid's action 0 is ``left``, not a no-op).
+- ``frame_skip`` K repeats an action for K env steps (rewards summed, the last frame kept; the env's
+  fps is divided by K). ``sticky_actions`` P repeats the previously executed action instead of the
+  chosen one with probability P at every env step (Machado et al. 2018); its generator is seeded
+  from the reset seed, apart from the policy's, so an episode is reproducible. The dataset records
+  the chosen action: stickiness is the env's randomness, not the player's intent. (ALE v5 envs
+  already skip 4 frames and stick with p=0.25 inside; pass ``frameskip``/``repeat_action_probability``
+  env kwargs to change that.)
 - Classic-control and toy-text envs draw with pygame; rendering to an array needs no window, so the
   SDL video/audio drivers default to "dummy" (headless machines, CI).
 """
 
 from __future__ import annotations
 
+import enum
+import importlib
+import json
 import os
-from typing import Any
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import gymnasium
 import numpy as np
@@ -31,15 +57,40 @@ from PIL import Image
 from worldloom.actions import ActionSpec
 
 GYM_PREFIX = "gym:"
+Fit = Literal["pad", "crop", "stretch"]
+FITS: tuple[str, ...] = ("pad", "crop", "stretch")
+DEFAULT_FIT: Fit = "pad"
+ADAPTER_KEY = "adapter"
+"""The ``env_kwargs`` field holding this wrapper's own options (the rest go to ``gymnasium.make``)."""
+
+NAMESPACE_MODULES: dict[str, tuple[str, str]] = {
+    # namespace or id prefix -> (module that registers it, pip package that ships the module)
+    "ALE": ("ale_py", "ale-py"),
+    "MiniGrid": ("minigrid", "minigrid"),
+    "BabyAI": ("minigrid", "minigrid"),
+    "MiniWorld": ("miniworld", "miniworld"),
+    "dm_control": ("shimmy", "shimmy[dm-control]"),
+    "CrafterReward": ("crafter", "crafter"),  # registers with the pre-1.0 gym: needs shimmy too
+    "CrafterNoReward": ("crafter", "crafter"),
+}
+"""Modules imported when Gymnasium does not know a namespace (``ALE/…``) or an id prefix (``MiniGrid-…``).
+A namespace not listed is tried as its lowercase name; an un-namespaced prefix only if listed here
+(guessing arbitrary modules from ids like ``Test-v0`` could import anything)."""
 
 
-def resize_frame(frame: np.ndarray, size: int, *, center_crop: bool = False) -> np.ndarray:
+def resize_frame(frame: np.ndarray, size: int, *, fit: str = DEFAULT_FIT, center_crop: bool = False) -> np.ndarray:
     """An RGB frame as uint8 ``(size, size, 3)``.
 
-    Grey (H, W) or (H, W, 1) frames are repeated to 3 channels and alpha is dropped. With
-    ``center_crop`` the largest centred square is cut out first (keeps the aspect ratio); otherwise
-    the whole frame is squeezed. BOX filter when shrinking, bilinear when growing.
+    Grey (H, W) or (H, W, 1) frames are repeated to 3 channels and alpha is dropped. ``fit``:
+    ``"pad"`` scales the long side to ``size`` and centres the frame on black (aspect kept, nothing
+    lost); ``"crop"`` cuts the largest centred square first (aspect kept, edges lost); ``"stretch"``
+    squeezes the whole frame. ``center_crop=True`` means ``fit="crop"`` (older callers). BOX filter
+    when shrinking, bilinear when growing.
     """
+    if center_crop:
+        fit = "crop"
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {list(FITS)}, got {fit!r}")
     a = np.asarray(frame)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -54,26 +105,244 @@ def resize_frame(frame: np.ndarray, size: int, *, center_crop: bool = False) -> 
         a = np.repeat(a, 3, axis=2)
     a = a[:, :, :3]
     h, w = a.shape[:2]
-    if center_crop and h != w:
+    if fit == "crop" and h != w:
         s = min(h, w)
         y0, x0 = (h - s) // 2, (w - s) // 2
         a = a[y0 : y0 + s, x0 : x0 + s]
         h = w = s
+    if fit == "pad" and h != w:
+        # Long side -> size; the short side rounds to the nearest pixel (never 0).
+        nh, nw = (size, max(1, round(w * size / h))) if h > w else (max(1, round(h * size / w)), size)
+        out = np.zeros((size, size, 3), np.uint8)
+        y0, x0 = (size - nh) // 2, (size - nw) // 2
+        out[y0 : y0 + nh, x0 : x0 + nw] = _resize(a, nh, nw)
+        return out
     if (h, w) == (size, size):
         return np.ascontiguousarray(a)
-    resample = Image.Resampling.BOX if size <= min(h, w) else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((size, size), resample=resample))
+    return _resize(a, size, size)
+
+
+def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    if a.shape[:2] == (h, w):
+        return np.ascontiguousarray(a)
+    shrink = h <= a.shape[0] and w <= a.shape[1]
+    resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((w, h), resample=resample))
+
+
+# --- action names and keys ---------------------------------------------------------------------------
+
+_ARROWS = {"up": ("ArrowUp", "w"), "down": ("ArrowDown", "s"), "left": ("ArrowLeft", "a"), "right": ("ArrowRight", "d")}
+_NAME_KEYS: dict[str, tuple[str, ...]] = {
+    **_ARROWS,
+    "forward": _ARROWS["up"], "backward": _ARROWS["down"], "back": _ARROWS["down"],
+    "fire": (" ",), "jump": (" ",), "shoot": (" ",),
+    "upleft": ("q",), "upright": ("e",), "downleft": ("z",), "downright": ("c",),
+}
+_NO_KEY = {"noop", "none", "nothing", "idle", "stay", "wait"}
+_KEY_ALIASES = {"space": " ", "spacebar": " "}
+_NAMED_KEY = re.compile(r"[A-Z][A-Za-z0-9]+")  # DOM KeyboardEvent.key names: ArrowUp, Enter, F1, PageDown …
+
+
+def action_names(env: gymnasium.Env, n: int, start: int = 0) -> tuple[str, ...]:
+    """The env's names for its actions ``start..start+n-1`` where it states them, else ``action_0..``.
+
+    Looked for on ``env.unwrapped``: ``get_action_meanings()`` (Atari), an ``actions`` Enum (MiniGrid),
+    an ``action_names`` / ``action_meanings`` list. A source that does not name exactly the ``n``
+    actions with ``n`` distinct strings is ignored rather than trusted half-way.
+    """
+    u = env.unwrapped
+    candidates: list[Any] = []
+    getter = getattr(u, "get_action_meanings", None)
+    if callable(getter):
+        try:
+            candidates.append(list(getter()))
+        except Exception:  # some envs define it but cannot answer (no game loaded, …)
+            pass
+    actions = getattr(u, "actions", None)
+    if isinstance(actions, type) and issubclass(actions, enum.Enum):
+        by_value = {m.value: m.name for m in actions if isinstance(m.value, int)}
+        candidates.append([by_value.get(start + i) for i in range(n)])  # enum values are the env's ids
+    for attr in ("action_names", "action_meanings"):
+        v = getattr(u, attr, None)
+        if isinstance(v, Sequence) and not isinstance(v, str):
+            candidates.append(list(v))
+    for names in candidates:
+        if names and len(names) == n and all(isinstance(x, str) and x for x in names) and len(set(names)) == n:
+            return tuple(names)
+    return tuple(f"action_{i}" for i in range(n))
+
+
+def _norm(name: str) -> str:
+    s = re.sub(r"[^a-z0-9]", "", name.lower())
+    for prefix in ("move", "turn"):  # MiniWorld's move_forward / turn_left, …
+        if s.startswith(prefix) and s[len(prefix) :] in _NAME_KEYS:
+            return s[len(prefix) :]
+    return "noop" if s in ("noop", "noaction") else s
+
+
+def derive_keys(names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """Default play keys (DOM ``KeyboardEvent.key`` names) for actions named ``names``.
+
+    UP/DOWN/LEFT/RIGHT (also forward/back, turn_left, …) get the arrow and its WASD letter; FIRE /
+    jump / shoot get space; the diagonals UPLEFT/UPRIGHT/DOWNLEFT/DOWNRIGHT get q/e/z/c; a no-op
+    (NOOP, none, idle …) gets none. Any other action (RIGHTFIRE, pickup, action_3 …) gets the digit of
+    its id if that is below 10. A key goes to the first action that claims it: one key, one action.
+    """
+    taken: set[str] = set()
+    out: list[tuple[str, ...]] = []
+    for i, name in enumerate(names):
+        s = _norm(name)
+        if s in _NO_KEY:
+            out.append(())
+            continue
+        keys = tuple(k for k in _NAME_KEYS.get(s, ()) if k not in taken)
+        if not keys and s not in _NAME_KEYS and i < 10:
+            keys = (str(i),)
+        taken.update(keys)
+        out.append(keys)
+    return tuple(out)
+
+
+def normalize_key(key: str) -> str:
+    """A DOM ``KeyboardEvent.key`` name as :class:`ActionSpec` stores it: ``"space"`` -> ``" "``,
+    single letters lowercased (the player matches them case-blind). Raises ``ValueError`` otherwise."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"key {key!r} is empty or not a string")
+    if key.lower() in _KEY_ALIASES:
+        return _KEY_ALIASES[key.lower()]
+    if len(key) == 1:
+        return key.lower()
+    if not _NAMED_KEY.fullmatch(key):
+        raise ValueError(f"key {key!r} is not a DOM KeyboardEvent.key name (e.g. 'a', 'space', 'ArrowUp', 'Enter')")
+    return key
+
+
+def parse_keys(text: str) -> dict[str, list[str]]:
+    """A keys override as the CLI takes it: ``'FIRE=space,UP=ArrowUp|w,NOOP='`` or a JSON object
+    (``'{"FIRE": [" ", "f"], "UP": "ArrowUp"}'``, needed for the keys ``,`` and ``|``).
+
+    Each entry replaces that action's keys (empty = no key). Raises ``ValueError`` on bad syntax or
+    key names; the action names are checked against the env when it is made.
+    """
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON ({e})") from None
+        if not isinstance(raw, dict):
+            raise ValueError("expected a JSON object of action name -> key or [keys]")
+        return check_keys(raw)
+    raw_pairs: dict[str, list[str]] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, eq, keys = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ValueError(f"entry {item!r}: expected NAME=KEY[|KEY...], e.g. 'FIRE=space,UP=ArrowUp'")
+        if name in raw_pairs:
+            raise ValueError(f"action {name!r} is given twice")
+        raw_pairs[name] = [k for k in keys.split("|") if k != ""]
+    if not raw_pairs:
+        raise ValueError("no entries; expected NAME=KEY[|KEY...], e.g. 'FIRE=space,UP=ArrowUp'")
+    return check_keys(raw_pairs)
+
+
+def check_keys(keys: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A keys override (action name -> key or list of keys) with its key names normalised; a key
+    given to two actions is an error."""
+    out: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for name, ks in keys.items():
+        ks = [ks] if isinstance(ks, str) else ks
+        if not isinstance(ks, (list, tuple)):
+            raise ValueError(f"action {name!r}: expected a key or a list of keys, got {ks!r}")
+        norm: list[str] = []
+        for k in ks:
+            try:
+                k = normalize_key(k)
+            except ValueError as e:
+                raise ValueError(f"action {name!r}: {e}") from None
+            if k in owner and owner[k] != name:
+                raise ValueError(f"key {k!r} is given to both {owner[k]!r} and {name!r}")
+            owner[k] = str(name)
+            if k not in norm:
+                norm.append(k)
+        out[str(name)] = norm
+    return out
+
+
+def apply_keys(names: Sequence[str], keys: Sequence[Sequence[str]], override: Mapping[str, Sequence[str]],
+               where: str) -> tuple[tuple[str, ...], ...]:
+    """``keys`` with the actions named in ``override`` given its keys; an overriding key is taken away
+    from any other action (one key, one action). Names match exactly, else case-blind if unambiguous."""
+    by_name = {n: i for i, n in enumerate(names)}
+    by_lower: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        by_lower.setdefault(n.lower(), []).append(i)
+    out = [list(k) for k in keys]
+    given: dict[int, list[str]] = {}
+    for name, ks in override.items():
+        i = by_name.get(name)
+        if i is None and len(by_lower.get(name.lower(), [])) == 1:
+            i = by_lower[name.lower()][0]
+        if i is None:
+            raise ValueError(f"{where}: --keys: no action named {name!r}; its actions are {', '.join(names)}")
+        given[i] = list(ks)
+    claimed = {k for ks in given.values() for k in ks}
+    for i, ks in enumerate(out):
+        out[i] = given[i] if i in given else [k for k in ks if k not in claimed]
+    return tuple(tuple(k) for k in out)
+
+
+# --- adapter options ---------------------------------------------------------------------------------
+
+
+def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """This wrapper's options with defaults filled in and values checked, as ``meta.json`` records them
+    under ``env_kwargs["adapter"]``: ``fit``, ``frame_skip``, ``sticky_actions``, ``env_module``, ``keys``."""
+    o = dict(options or {})
+    unknown = sorted(set(o) - {"fit", "frame_skip", "sticky_actions", "env_module", "keys"})
+    if unknown:
+        raise ValueError(f"env_kwargs.adapter: unknown option(s) {unknown}; known: fit, frame_skip, sticky_actions, env_module, keys")
+    fit = o.get("fit", DEFAULT_FIT)
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {list(FITS)}, got {fit!r}")
+    skip = o.get("frame_skip", 1)
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 1:
+        raise ValueError(f"frame_skip must be an int >= 1, got {skip!r}")
+    sticky = o.get("sticky_actions", 0.0)
+    if isinstance(sticky, bool) or not isinstance(sticky, (int, float)) or not 0.0 <= float(sticky) < 1.0:
+        raise ValueError(f"sticky_actions must be a probability in [0, 1), got {sticky!r}")
+    module = o.get("env_module")
+    if module is not None and (not isinstance(module, str) or not module):
+        raise ValueError(f"env_module must be a module name, got {module!r}")
+    keys = check_keys(o.get("keys") or {})
+    return {"fit": fit, "frame_skip": int(skip), "sticky_actions": float(sticky), "env_module": module, "keys": keys}
 
 
 class GymFrameEnv(gymnasium.Env):
-    """A Gymnasium env with discrete actions whose observation is its resized rendered frame."""
+    """A Gymnasium env with discrete actions whose observation is its fitted rendered frame."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 15}
 
-    def __init__(self, inner: gymnasium.Env, frame_size: int = 64, env_id: str = "") -> None:
+    def __init__(
+        self,
+        inner: gymnasium.Env,
+        frame_size: int = 64,
+        env_id: str = "",
+        *,
+        fit: Fit = DEFAULT_FIT,
+        frame_skip: int = 1,
+        sticky_actions: float = 0.0,
+        keys: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         if frame_size < 1:
             raise ValueError(f"frame_size must be >= 1, got {frame_size}")
         name = env_id or str(getattr(inner.spec, "id", type(inner).__name__))
+        opts = adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions, "keys": keys})
         space = inner.action_space
         if not isinstance(space, spaces.Discrete):
             raise ValueError(
@@ -85,27 +354,38 @@ class GymFrameEnv(gymnasium.Env):
         self.inner = inner
         self.env_id = name
         self.frame_size = int(frame_size)
+        self.fit: Fit = opts["fit"]
+        self.frame_skip: int = opts["frame_skip"]
+        self.sticky_actions: float = opts["sticky_actions"]
         self._start = int(space.start)  # Discrete(n, start): our ids are 0..n-1
         n = int(space.n)
         self.action_space = spaces.Discrete(n)
         self.observation_space = spaces.Box(0, 255, (self.frame_size, self.frame_size, 3), dtype=np.uint8)
-        self.action_spec = ActionSpec.discrete(n)
+        names = action_names(inner, n, self._start)
+        self.action_spec = ActionSpec(names=names, keys=apply_keys(names, derive_keys(names), opts["keys"], f"gym:{name}"))
         self.render_mode = "rgb_array"
         self.metadata = {
             "render_modes": ["rgb_array"],
-            "render_fps": inner.metadata.get("render_fps", 15),
+            "render_fps": float(inner.metadata.get("render_fps") or 15) / self.frame_skip,
         }
         self._frame: np.ndarray | None = None
+        self._prev = 0  # the last executed action (sticky actions); episodes start from the no-op id 0
+        self._sticky_rng = np.random.default_rng()
 
     def _observe(self) -> np.ndarray:
         frame = self.inner.render()
         if frame is None:
             raise RuntimeError(f"gym:{self.env_id}: render() returned None")
-        self._frame = resize_frame(np.asarray(frame), self.frame_size)
+        self._frame = resize_frame(np.asarray(frame), self.frame_size, fit=self.fit)
         return self._frame.copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        if seed is not None:
+            # Its own stream: the collection policy seeds default_rng(seed) too, and sharing that
+            # stream would tie the policy's choices to when the env sticks.
+            self._sticky_rng = np.random.default_rng([0x571C, int(seed)])
+        self._prev = 0
         _, info = self.inner.reset(seed=seed, options=options)
         return self._observe(), dict(info)
 
@@ -113,8 +393,17 @@ class GymFrameEnv(gymnasium.Env):
         a = int(action)
         if not 0 <= a < self.action_space.n:
             raise ValueError(f"gym:{self.env_id}: action {action!r} outside 0..{self.action_space.n - 1}")
-        _, reward, terminated, truncated, info = self.inner.step(self._start + a)
-        return self._observe(), float(reward), bool(terminated), bool(truncated), dict(info)
+        total = 0.0
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        for _ in range(self.frame_skip):
+            executed = self._prev if self.sticky_actions and self._sticky_rng.random() < self.sticky_actions else a
+            self._prev = executed
+            _, reward, terminated, truncated, info = self.inner.step(self._start + executed)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return self._observe(), total, bool(terminated), bool(truncated), dict(info)
 
     def render(self) -> np.ndarray | None:
         return None if self._frame is None else self._frame.copy()
@@ -123,25 +412,135 @@ class GymFrameEnv(gymnasium.Env):
         self.inner.close()
 
 
-def make_gym_env(env_id: str, frame_size: int = 64, **kwargs: Any) -> gymnasium.Env:
+# --- making the inner env ----------------------------------------------------------------------------
+
+
+def _pip_name(module: str) -> str:
+    top = module.split(".")[0]
+    return {m: p for m, p in NAMESPACE_MODULES.values()}.get(top, top)
+
+
+def _import_module(module: str, env_id: str, context: str, pip: str | None = None, hint: str = "") -> None:
+    """Import ``module``; a ``ValueError`` naming what to pip install if it is not there."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name != module and not module.startswith(f"{e.name}."):  # a dependency of it
+            raise ValueError(f"gym:{env_id}: {context}: importing {module} failed ({e}); pip install {_pip_name(e.name)}") from None
+        raise ValueError(f"gym:{env_id}: {context}: module {module} is not installed; pip install {pip or _pip_name(module)}{hint}") from None
+    except Exception as e:  # noqa: BLE001 - a broken plugin: say which one
+        raise ValueError(f"gym:{env_id}: {context}: importing {module} failed ({type(e).__name__}: {e})") from None
+
+
+def _namespace_module(env_name: str) -> tuple[str, str, str] | None:
+    """(module, pip package, what is missing) for an id whose namespace or family prefix is unknown."""
+    try:
+        ns, name, _ = gymnasium.envs.registration.parse_env_id(env_name)
+    except gymnasium.error.Error:
+        return None
+    if ns is not None:
+        module, pip = NAMESPACE_MODULES.get(ns, (ns.lower(), ns.lower()))
+        return module, pip, f"Gymnasium has no namespace {ns}"
+    prefix = name.split("-")[0]
+    if prefix in NAMESPACE_MODULES:
+        module, pip = NAMESPACE_MODULES[prefix]
+        return module, pip, f"Gymnasium has no {prefix} envs registered"
+    return None
+
+
+def _old_gym_version(env_name: str) -> str | None:
+    """The pre-1.0 ``gym`` package's version if its registry (and not Gymnasium's) has ``env_name``."""
+    try:
+        import gym  # type: ignore[import-not-found]  # noqa: PLC0415 - only on this fallback path
+    except Exception:  # not installed, or an old gym that no longer imports with today's numpy
+        return None
+    registry = getattr(getattr(gym, "envs", None), "registry", None)
+    ids = getattr(registry, "env_specs", registry)  # gym < 0.26 wraps its dict in an EnvRegistry
+    try:
+        known = env_name in ids  # type: ignore[operator]
+    except TypeError:
+        return None
+    return str(getattr(gym, "__version__", "0")) if known else None
+
+
+def _via_shimmy(env_name: str, gym_version: str, kwargs: dict[str, Any]) -> gymnasium.Env:
+    try:
+        import shimmy  # type: ignore[import-not-found]  # noqa: F401, PLC0415 - registers GymV2xEnvironment-v0
+    except ImportError:
+        raise ValueError(
+            f"gym:{env_name}: registered only with the pre-1.0 gym API (gym {gym_version}); "
+            "pip install shimmy to run it through Gymnasium's compatibility layer"
+        ) from None
+    major_minor = tuple(int(x) for x in re.findall(r"\d+", gym_version)[:2]) or (0, 0)
+    if major_minor >= (0, 26):  # the terminated/truncated API: render_mode goes to gym.make
+        return gymnasium.make("GymV26Environment-v0", env_id=env_name, make_kwargs={"render_mode": "rgb_array", **kwargs})
+    return gymnasium.make("GymV21Environment-v0", env_id=env_name, make_kwargs=kwargs, render_mode="rgb_array")
+
+
+def _make_inner(env_id: str, kwargs: dict[str, Any], env_module: str | None) -> gymnasium.Env:
+    if env_module:
+        _import_module(env_module, env_id, f"--env-module {env_module}")
+    env_name = env_id.split(":", 1)[1] if ":" in env_id else env_id  # "module:id": Gymnasium imports module
+    tried: set[str] = set()
+    while True:
+        try:
+            return gymnasium.make(env_id, render_mode="rgb_array", **kwargs)
+        except ModuleNotFoundError as e:  # the "module:id" spelling's module, or a dependency of the env
+            cause = e.__cause__ if isinstance(e.__cause__, ModuleNotFoundError) else e
+            missing = cause.name or str(cause)
+            raise ValueError(f"gym:{env_id}: module {missing} is not installed; pip install {_pip_name(missing)}") from None
+        except gymnasium.error.Error as e:  # unknown id, bad version, missing extra …
+            if isinstance(e, (gymnasium.error.NamespaceNotFound, gymnasium.error.NameNotFound)):
+                plugin = _namespace_module(env_name)
+                if plugin is not None and plugin[0] not in tried:
+                    module, pip, why = plugin
+                    tried.add(module)
+                    _import_module(module, env_id, why, pip, " (or name the module that registers it with --env-module)")
+                    continue  # registered now, or still unknown: then the id itself is wrong
+            unregistered = isinstance(e, gymnasium.error.UnregisteredEnv) or "No registered env" in str(e)
+            version = _old_gym_version(env_name) if unregistered else None
+            if version is not None:
+                return _via_shimmy(env_name, version, kwargs)
+            raise ValueError(f"gym:{env_id}: {e}") from None
+
+
+def make_gym_env(
+    env_id: str,
+    frame_size: int = 64,
+    *,
+    fit: Fit = DEFAULT_FIT,
+    frame_skip: int = 1,
+    sticky_actions: float = 0.0,
+    env_module: str | None = None,
+    keys: Mapping[str, Sequence[str]] | None = None,
+    **kwargs: Any,
+) -> gymnasium.Env:
     """``gymnasium.make(env_id, render_mode="rgb_array", **kwargs)`` seen as frames.
 
-    ``env_id`` is a Gymnasium id (``"CartPole-v1"``); a leading ``"gym:"`` is accepted and stripped.
-    Raises ``ValueError`` for an unknown id or a non-discrete action space.
+    ``env_id`` is a Gymnasium id as users spell it (``"CartPole-v1"``, ``"ALE/Pong-v5"``,
+    ``"MiniGrid-Empty-5x5-v0"``, ``"ale_py:ALE/Pong-v5"``); a leading ``"gym:"`` is stripped.
+    ``env_module`` is imported first (a plugin that registers the id). ``fit``, ``frame_skip``,
+    ``sticky_actions`` and ``keys`` (action name -> keys) are the wrapper's options (module docstring).
+    Raises ``ValueError`` for an unknown id, a missing plugin (naming what to pip install), a
+    non-discrete action space or a bad option.
     """
     if env_id.startswith(GYM_PREFIX):
         env_id = env_id[len(GYM_PREFIX) :]
+    adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions,
+                     "env_module": env_module, "keys": keys})  # bad options fail before an env is built
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    inner = _make_inner(env_id, kwargs, env_module)
     try:
-        inner = gymnasium.make(env_id, render_mode="rgb_array", **kwargs)
-    except gymnasium.error.Error as e:  # unknown id, bad version, missing extra …
-        raise ValueError(f"gym:{env_id}: {e}") from None
-    try:
-        return GymFrameEnv(inner, frame_size=frame_size, env_id=env_id)
+        return GymFrameEnv(inner, frame_size=frame_size, env_id=env_id, fit=fit, frame_skip=frame_skip,
+                           sticky_actions=sticky_actions, keys=keys)
     except BaseException:
         inner.close()
         raise
 
 
-__all__ = ["GYM_PREFIX", "GymFrameEnv", "make_gym_env", "resize_frame"]
+__all__ = [
+    "ADAPTER_KEY", "DEFAULT_FIT", "FITS", "GYM_PREFIX", "NAMESPACE_MODULES", "GymFrameEnv", "action_names",
+    "adapter_options", "apply_keys", "check_keys", "derive_keys", "make_gym_env", "normalize_key",
+    "parse_keys", "resize_frame",
+]
