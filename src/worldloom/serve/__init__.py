@@ -4,6 +4,7 @@
   (:func:`~.app.add_play_arguments`, :func:`~.app.play_main`) and :class:`~.app.ServerThread`.
 - :mod:`.session` sessions and the single inference worker thread (all torch work).
 - :mod:`.protocol` message validation and the binary frame format (docs/PROTOCOL.md).
+- :mod:`.record` ``/record`` downloads: frame-by-frame encodes into a streamed temp zip, one per session, capped.
 - :mod:`.guard` who may connect: the Host/Origin allow-list, the token, security headers.
 - :mod:`.bench_ws` ``worldloom bench --mode ws``: frames through a real WebSocket.
 

@@ -29,13 +29,15 @@ Key choices:
   1007); :class:`_InvalidUtf8Filter` turns that into one warning line per 10 s with a count.
 - Extra players beyond ``max_sessions`` get a ``busy`` error and close code 1013; sessions
   without input for ``idle_timeout`` s get an ``idle`` error and close code 4000.
+- Recordings are encoded frame by frame into an anonymous temp file that is streamed back (peak
+  RSS of a 600-frame mp4/gif: +295/+642 MB before, +1/+6 MB now); one download per session at a
+  time (else 429) and ``max_encodes`` encodes at once (default 2, else 503 + ``Retry-After``):
+  :mod:`.record`.
 """
 
 import argparse
 import asyncio
 import contextlib
-import io
-import json
 import logging
 import secrets
 import socket
@@ -43,20 +45,17 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import IO, Any
 
 from . import protocol as P
 from .guard import Guard, GuardMiddleware, content_security_policy, is_loopback, is_wildcard, parse_origin, url_host
+from .record import CHUNK, MAX_ENCODES, RETRY_AFTER, EncodeSlots, video_zip
 from .session import Session, Worker
 
 log = logging.getLogger("worldloom.serve")
-VIDEO_SCALE = 4
 MAX_PENDING = 256  # unsent JSON replies per session before its receive loop waits
 REQUEST_TIMEOUT = 10.0  # s to receive a whole HTTP request (or WebSocket handshake), from its first byte
 
@@ -105,53 +104,37 @@ def _static(name: str) -> str:
     return resources.files("worldloom.serve").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def video_zip(entries: list[tuple[np.ndarray, np.ndarray | None, int, float | None]], meta: dict[str, Any],
-              fmt: str, fps: float) -> bytes:
-    """A zip with ``video.<fmt>`` (model | truth side by side when truth was shown, 4x nearest)
-    and ``actions.json`` (the action id per frame, PSNR per frame, seed, checkpoint, context)."""
-    import imageio.v3 as iio
-
-    has_truth = any(t is not None for _, t, _, _ in entries)
-    frames = []
-    for f, t, _, _ in entries:
-        frames.append(np.concatenate([f, t if t is not None else np.zeros_like(f)], axis=1) if has_truth else f)
-    video = np.stack(frames).repeat(VIDEO_SCALE, axis=1).repeat(VIDEO_SCALE, axis=2)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"video.{fmt}"
-        if fmt == "gif":
-            iio.imwrite(path, video, extension=".gif", duration=1000.0 / fps, loop=0)
-        else:
-            iio.imwrite(path, video, plugin="FFMPEG", fps=fps, macro_block_size=1)
-        data = path.read_bytes()
-    names = [a["name"] for a in meta.get("actions", [])]
-    log_ = {"checkpoint": meta.get("checkpoint"), "seed": meta.get("seed"), "fps": fps,
-            "context_source": meta.get("context_source"), "context_actions": meta.get("context_actions"),
-            "action_names": names, "sim": meta.get("sim"), "frames": len(entries),
-            "dropped_frames": meta.get("dropped_frames", 0), "layout": "model | truth" if has_truth else "model",
-            "actions": [a for _, _, a, _ in entries],
-            "psnr": [None if p is None else round(p, 3) for _, _, _, p in entries]}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(f"video.{fmt}", data)
-        z.writestr("actions.json", json.dumps(log_, indent=1))
-    return buf.getvalue()
+async def _read_chunks(f: IO[bytes], size: int, done: Any) -> AsyncIterator[bytes]:
+    """``size`` bytes of ``f`` in chunks, read off the event loop. ``done()`` runs before the last
+    chunk goes out, so a client that asks again as soon as it has the whole body is not refused as
+    still downloading."""
+    left = size
+    while left > 0:
+        chunk = await asyncio.to_thread(f.read, min(CHUNK, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+        if left <= 0:
+            done()
+        yield chunk
 
 
 def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = None, max_sessions: int = 4,
                idle_timeout: float = 60.0, fps: float = 30.0, sim_overrides: dict[str, Any] | None = None,
                record_frames: int = 1800, seed: int = 0, speed: dict[str, Any] | None = None, threads: int = 1,
                host: str = "127.0.0.1", allow_origins: list[str] | tuple[str, ...] = (),
-               token: str | None = None) -> Any:
+               token: str | None = None, max_encodes: int = MAX_ENCODES) -> Any:
     """The ASGI app. ``checkpoints``: names/paths, or name -> path or loaded ``WorldModel``
     (tests pass models). ``fps`` 0 = unpaced: one frame per action message (for benches).
     ``speed``: ``load()`` options (precision, compile) for checkpoints given by name or path.
     ``host``: the bind address (its names are allowed as Host/Origin); ``allow_origins``: more
     origins (``http(s)://host[:port]``); ``token``: required on every request when given, and
-    mandatory for a ``host`` that is not loopback (see :mod:`.guard`)."""
+    mandatory for a ``host`` that is not loopback (see :mod:`.guard`); ``max_encodes``: recording
+    encodes at once across sessions (see :mod:`.record`)."""
     # Imported here so that ``add_play_arguments`` stays light; this module has no
     # ``from __future__ import annotations``, so FastAPI sees these classes in the signatures below.
     from fastapi import FastAPI, Request, WebSocket
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
     sources = _names(checkpoints)
     if not sources:
@@ -163,6 +146,7 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
         raise ValueError("max_sessions >= 1, idle_timeout > 0, fps >= 0 and record_frames >= 1 are required")
     guard = Guard.create(host, allow_origins, token, csp=content_security_policy(_static("index.html")))
     worker = Worker(sources, fps=fps, sim_overrides=sim_overrides, speed=speed, threads=threads)
+    slots = EncodeSlots(max_encodes)  # /record: one download per session, max_encodes encodes at once
     names = set(sources)
 
     async def reaper() -> None:
@@ -195,7 +179,7 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
             await asyncio.to_thread(worker.stop)
 
     app = FastAPI(title="worldloom play", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.worker, app.state.guard = worker, guard
+    app.state.worker, app.state.guard, app.state.record_slots = worker, guard, slots
     app.add_middleware(GuardMiddleware, guard=guard)
 
     @app.get("/", response_class=HTMLResponse)
@@ -211,6 +195,22 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
         return {"version": P.VERSION, "checkpoints": sorted(names), "default": default, "fps": fps,
                 "max_sessions": max_sessions, "sessions": len(worker.sessions), "idle_timeout": idle_timeout}
 
+    class ZipResponse(StreamingResponse):
+        """A ``/record`` reply streamed from its temp file; the file is closed (so deleted) and the
+        session's download slot freed however the send ends, even when it never started (a client
+        gone before the first chunk: the body generator never runs)."""
+
+        def __init__(self, f: IO[bytes], size: int, done: Any, **kw: Any) -> None:
+            super().__init__(_read_chunks(f, size, done), **kw)
+            self.file, self.done = f, done
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self.file.close()
+                self.done()
+
     @app.get("/record/{sid}")
     async def record(sid: str, request: Request) -> Response:
         fmt = request.query_params.get("format", "mp4")
@@ -222,10 +222,42 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
         entries, meta = s.recording()
         if not entries:
             return JSONResponse({"error": "nothing recorded yet"}, status_code=409)
-        data = await asyncio.to_thread(video_zip, entries, meta, fmt, fps if fps > 0 else 15.0)
+        busy = slots.acquire(sid)  # no await between this and the encode's start: the check is atomic
+        if busy == "session":
+            return JSONResponse({"error": "this session's recording is already being downloaded; retry when that "
+                                 "download has finished"}, status_code=429, headers={"Retry-After": str(RETRY_AFTER)})
+        if busy == "server":
+            return JSONResponse({"error": f"the server is already encoding {slots.max_encodes} recordings; retry in "
+                                 f"{RETRY_AFTER} s"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+        try:
+            out = await asyncio.to_thread(_encode, entries, meta, fmt, fps if fps > 0 else 15.0)
+        except Exception as e:
+            slots.sent(sid)
+            log.exception("encoding a recording failed")
+            return JSONResponse({"error": f"encoding the recording failed ({type(e).__name__}); see the server log"},
+                                status_code=500)
+        except BaseException:  # cancelled (shutdown): the thread's file closes when it is collected
+            slots.sent(sid)
+            raise
+        size = out.seek(0, 2)
+        out.seek(0)
         fname = f"worldloom-{meta.get('checkpoint')}-seed{meta.get('seed')}.zip"
-        return Response(data, media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{fname}"'})
+        return ZipResponse(out, size, lambda: slots.sent(sid), media_type="application/zip",
+                           headers={"Content-Disposition": f'attachment; filename="{fname}"',
+                                    "Content-Length": str(size)})
+
+    def _encode(entries: list[Any], meta: dict[str, Any], fmt: str, rate: float) -> IO[bytes]:
+        """In a thread: the zip in an anonymous temp file (no name: gone when closed); then the
+        server-wide encode slot is free."""
+        out = tempfile.TemporaryFile(prefix="worldloom-record-", suffix=".zip")
+        try:
+            video_zip(out, entries, meta, fmt, rate)
+        except BaseException:
+            out.close()
+            raise
+        finally:
+            slots.encoded()
+        return out
 
     async def sender(ws: WebSocket, s: Session) -> None:
         try:
