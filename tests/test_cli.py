@@ -258,3 +258,14 @@ def test_collect_like_a_checkpoint_takes_its_world(tiny_ckpt, tmp_path, capsys) 
     assert "differs from --like" in capsys.readouterr().err
     assert main(["collect", "--episodes", "1", "--steps", "4", "--out", str(tmp_path / "y")]) == 2
     assert "or --like CHECKPOINT" in capsys.readouterr().err
+
+
+def test_play_with_a_broken_checkpoint_fails_before_serving(tiny_ckpt, capsys) -> None:
+    cfg = json.loads((tiny_ckpt / "config.json").read_text())
+    cfg["dynamics"]["dim"] = "256"
+    (tiny_ckpt / "config.json").write_text(json.dumps(cfg))
+    assert main(["play", "--checkpoint", str(tiny_ckpt), "--no-open", "--port", "8799"]) == 2
+    out = capsys.readouterr()
+    assert "http://" not in out.out  # no URL was printed: nothing was served
+    err = [line for line in out.err.splitlines() if line.strip()]
+    assert len(err) == 1 and "config.json:dynamics: field 'dim' must be an integer" in err[0], err

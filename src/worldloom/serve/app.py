@@ -427,9 +427,13 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
 
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)  # this thread serves the event loop; the worker sets its own
+    from ..runtime.simulator import load
+
     cks = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+    # Loaded before anything is served, so a broken checkpoint is one error line, not a URL and then a traceback.
+    models = {name: load(src, **(speed or {})) for name, src in _names(cks).items()}
     token = None if is_loopback(host) else secrets.token_urlsafe(24)
-    app = create_app(cks, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides,
+    app = create_app(models, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides,
                      speed=speed, threads=threads, host=host, allow_origins=allow_origins or (), token=token)
     urls = play_urls(host, port, token)
     if token is not None:
