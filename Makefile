@@ -45,7 +45,7 @@ test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
 
 # One declarative recipe rebuilds an arena world model from nothing (collect -> tokenizer -> dynamics ->
-# 1-step student; worldloom.recipes.arena; ~95 min on 2 cores by the stage times of earlier runs). Its
+# 1-step student; worldloom.recipes.arena; 112 min of stages on 2 cores in its first whole run). Its
 # output goes to runs/arena-recipe/checkpoint: it replaces checkpoints/arena only once a full run has been
 # measured against the shipped one (docs/BENCHMARKS.md, "Objects").
 train-arena: $(STAMP)
