@@ -75,6 +75,22 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
 
 
+def weights_from_bytes(blob: bytes, *, where: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file already read into memory (``where`` names it in errors)."""
+    import json
+    import struct
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(blob)
+        (n,) = struct.unpack("<Q", blob[:8])  # the format: u64 header length, then the JSON header
+        return tensors, json.loads(blob[8 : 8 + n]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, struct.error) as e:
+        raise CheckpointError(f"{where}: not a readable safetensors file ({e})") from None
+
+
 def check_tensors(own: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], *, where: str) -> None:
     """Raise if ``tensors`` do not fit a module whose state dict is ``own`` (keys, shapes, dtype kinds), listing each.
 

@@ -155,3 +155,10 @@ def test_resume_trims_the_log_and_removes_temp_files(tmp_path):
 def test_resume_without_a_state_says_so(tmp_path, capsys):
     Trainer(LinearTask(), cfg(steps=5), tmp_path, progress=False).fit(resume=True)
     assert "no training state" in capsys.readouterr().err
+
+
+def test_resume_without_a_state_drops_the_killed_sessions_log(tmp_path):
+    (tmp_path / "log.jsonl").write_text(json.dumps({"step": 1, "loss": 9.0}) + "\n")  # killed before its first save
+    Trainer(LinearTask(), cfg(steps=20, log_every=10), tmp_path, progress=False).fit(resume=True)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [10, 20]

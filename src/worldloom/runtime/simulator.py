@@ -14,7 +14,6 @@ unbounded rollouts. Batched: B independent worlds step together.
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -103,9 +102,7 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
         if spec.n != dyn_cfg.n_actions:
             raise ValueError(f"{where}: action_spec names {spec.n} actions {list(spec.names)}, but dynamics.n_actions is "
                              f"{dyn_cfg.n_actions}")
-        bad = sim.problems(dyn_cfg.max_frames)
-        if bad:
-            fields, why = bad[0]
+        for fields, why in sim.problems(dyn_cfg.max_frames)[:1]:
             raise ValueError(f"{where}: sim " + ", ".join(f"{f}={getattr(sim, f)!r}" for f in fields) + f": {why}")
         with torch.device("meta"):  # shapes first, allocating nothing: an absurd config is refused here
             check_tensors(VAE(vae_cfg).state_dict(), split_prefix(tensors, "vae."), where=weights + " (vae)")
@@ -148,13 +145,10 @@ class Simulator:
     def __init__(self, model: WorldModel, cfg: SimConfig | None = None, batch: int = 1, **overrides: Any) -> None:
         self.model = model
         self.cfg = replace(cfg or model.sim, **overrides)
-        if self.cfg.sink + self.cfg.window > model.dit.cfg.max_frames:
-            raise ValueError(f"sink {self.cfg.sink} + window {self.cfg.window} exceeds the model's max_frames "
-                             f"{model.dit.cfg.max_frames}")
+        for fields, why in self.cfg.problems(model.dit.cfg.max_frames)[:1]:
+            raise ValueError("SimConfig " + ", ".join(f"{f}={getattr(self.cfg, f)!r}" for f in fields) + f": {why}")
         self.batch = batch
         self.device = next(model.dit.parameters()).device
-        if self.cfg.init not in ("noise", "prev"):
-            raise ValueError(f"SimConfig.init must be 'noise' or 'prev', got {self.cfg.init!r}")
         self.sampler = EulerSampler(self.cfg.steps, self.cfg.shift, self.cfg.t_max)
         self.fused = self.cfg.fuse and self.cfg.sink == 0
         self.cache = model.dit.new_cache(batch, self.cfg.window, self.cfg.sink, spare=int(self.fused))

@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..checkpoint import CheckpointError, load_strict, load_weights, save_weights
+from ..checkpoint import CheckpointError, load_strict, load_weights, save_weights, weights_from_bytes
 from ..config import atomic_write_bytes, atomic_write_json, doc, read_json, to_dict
 
 
@@ -195,8 +195,9 @@ class Trainer:
         for p in self.run_dir.glob(".train_state*.tmp"):
             p.unlink(missing_ok=True)
 
-    def _read_manifest(self) -> tuple[dict[str, Any], Path] | None:
-        """The committed state's manifest and tensor file, checked against each other; None if there is none."""
+    def _read_committed(self) -> tuple[dict[str, Any], Path, dict[str, torch.Tensor]] | None:
+        """The committed state (manifest, tensor file, tensors), its parts checked against each other;
+        None if there is none."""
         meta_path = self.run_dir / self.META
         if not meta_path.exists():
             return None
@@ -206,33 +207,29 @@ class Trainer:
         if "weights" not in meta:  # saved before manifests named their tensors: nothing to check them against
             print(f"warning: {meta_path} is an old-style state without a hash; resuming at step {meta['step']} "
                   "unchecked", file=sys.stderr)
-            return meta, self.run_dir / self.LEGACY_STATE
+            return meta, self.run_dir / self.LEGACY_STATE, load_weights(self.run_dir / self.LEGACY_STATE)
         path = self.run_dir / str(meta["weights"])
         if path.parent != self.run_dir or not path.exists():
             raise CheckpointError(f"{meta_path}: names training state {meta['weights']!r}, which is not in {self.run_dir}; "
                                   "the state is torn: delete the run dir or train without --resume")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        blob = path.read_bytes()  # one read: hashed, then parsed
+        digest = hashlib.sha256(blob).hexdigest()
         if digest != meta.get("sha256"):
             raise CheckpointError(f"{path}: sha256 {digest[:12]}... differs from {meta_path}'s "
                                   f"{str(meta.get('sha256'))[:12]}...: the state is torn or corrupt; delete the run "
                                   "dir or train without --resume")
-        return meta, path
+        tensors, file_meta = weights_from_bytes(blob, where=str(path))
+        if file_meta.get("step") != str(meta["step"]):
+            raise CheckpointError(f"{path}: holds step {file_meta.get('step')}, but {meta_path} says "
+                                  f"{meta['step']}: the state is torn; delete the run dir or train without --resume")
+        return meta, path, tensors
 
     def load_state(self) -> bool:
         """Resume from ``run_dir`` if it has a committed training state; returns whether it did."""
-        found = self._read_manifest()
+        found = self._read_committed()
         if found is None:
             return False
-        meta, path = found
-        from safetensors import safe_open
-
-        if "weights" in meta:
-            with safe_open(str(path), "pt") as f:
-                saved_step = (f.metadata() or {}).get("step")
-            if saved_step != str(meta["step"]):
-                raise CheckpointError(f"{path}: holds step {saved_step}, but {self.run_dir / self.META} says "
-                                      f"{meta['step']}: the state is torn; delete the run dir or train without --resume")
-        tensors = load_weights(path)
+        meta, path, tensors = found
         load_strict(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, where=str(path))
         load_strict(self.ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, where=str(path))
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
@@ -324,6 +321,7 @@ class Trainer:
         """Resume from ``run_dir`` if asked, train (to ``until``), and leave the process group."""
         if resume and not self.load_state() and self.rank == 0:
             print(f"--resume: no training state in {self.run_dir}; starting at step 1", file=sys.stderr)
+            self._trim_log()  # a session killed before its first save may have logged steps
         last = self.train(until)
         self.close()
         return last
