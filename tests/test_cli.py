@@ -215,7 +215,8 @@ def test_import_worldloom_does_not_import_torch() -> None:
 
 def test_lazy_public_api() -> None:
     import worldloom
-    from worldloom.runtime.simulator import SimConfig, Simulator, WorldModel, load
+    from worldloom.runtime.loading import load
+    from worldloom.runtime.simulator import SimConfig, Simulator, WorldModel
 
     assert (worldloom.load, worldloom.Simulator, worldloom.SimConfig, worldloom.WorldModel) == (load, Simulator, SimConfig, WorldModel)
     with pytest.raises(AttributeError):

@@ -21,7 +21,8 @@ from worldloom.data.format import Dataset
 from worldloom.eval.motion import action_following
 from worldloom.eval.suite import reconstruct
 from worldloom.models.vae import VAE
-from worldloom.runtime.simulator import Simulator, load
+from worldloom.runtime.simulator import Simulator
+from worldloom.runtime.loading import load
 
 CONTEXT, HORIZON, BATCH = 4, 32, 10
 

@@ -20,7 +20,8 @@ import torch
 from worldloom.data.format import Dataset
 from worldloom.eval.motion import TRANSITIONS, action_following
 from worldloom.eval.suite import reconstruct
-from worldloom.runtime.simulator import Simulator, load
+from worldloom.runtime.simulator import Simulator
+from worldloom.runtime.loading import load
 
 CONTEXT = 4
 

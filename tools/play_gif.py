@@ -34,6 +34,8 @@ def main() -> None:
     import imageio.v3 as iio
     from playwright.sync_api import sync_playwright
 
+    from worldloom.video import write_video
+
     srv = subprocess.Popen([".venv/bin/worldloom", "play", "--checkpoint", a.checkpoint, "--port", str(a.port),
                             "--no-open", "--fps", str(a.fps)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{a.port}"
@@ -69,7 +71,7 @@ def main() -> None:
             b.close()
         first = max(0, min(len(frames) - 1, start - (log["frames"] - len(frames))))
         clip = frames[first:, ..., :3]
-        iio.imwrite(a.out, clip, extension=".gif", duration=1000.0 / a.fps, loop=0)
+        write_video(a.out, clip, a.fps)
         moving = sum(1 for x in log["actions"][first:] if x)
         print(json.dumps({"out": a.out, "frames": int(len(clip)), "seconds": round(len(clip) / a.fps, 1),
                           "moving_frames": moving, "dropped_frames": log.get("dropped_frames"), "layout": log["layout"]}))

@@ -3,10 +3,11 @@
 Public API (resolved lazily, so ``import worldloom`` does not import torch)::
 
     import worldloom
-    model = worldloom.load("arena")               # a bundled name or a checkpoint directory
+    model = worldloom.load("arena")               # a bundled name, a checkpoint directory or "org/name" (Hub)
     sim = worldloom.Simulator(model, steps=2)     # SimConfig fields as overrides
     sim.reset(context_frames, context_actions)
     frame = sim.step(action)
+    model.save_pretrained("my-world")             # a checkpoint directory load() reads back bit for bit
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from worldloom.runtime.simulator import SimConfig, Simulator, WorldModel, load
+    from worldloom.runtime.loading import load, save_pretrained
+    from worldloom.runtime.simulator import SimConfig, Simulator, WorldModel
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
-    "load": "worldloom.runtime.simulator",
+    "load": "worldloom.runtime.loading",
+    "save_pretrained": "worldloom.runtime.loading",
     "Simulator": "worldloom.runtime.simulator",
     "SimConfig": "worldloom.runtime.simulator",
     "WorldModel": "worldloom.runtime.simulator",
 }
 
-__all__ = ["load", "Simulator", "SimConfig", "WorldModel", "__version__"]
+__all__ = ["load", "save_pretrained", "Simulator", "SimConfig", "WorldModel", "__version__"]
 
 
 def _version() -> str:

@@ -5,12 +5,19 @@ Key choices:
   keys. Nothing a user hands us is ever unpickled.
 - ``config.json`` holds every config field needed to rebuild the model, plus the ActionSpec, the
   data and the recipe, so a checkpoint is self-describing.
-- Bundled checkpoints live in the repository's ``checkpoints/<name>/`` and are found by name.
+- Bundled checkpoints are package data, ``worldloom/checkpoints/<name>/`` (the repository's
+  ``checkpoints`` is a link to it), so an installed wheel finds them by name as a checkout does; an
+  ``org/name`` that is neither a directory nor a bundled name is a Hugging Face Hub id, fetched (or,
+  with ``HF_HUB_OFFLINE=1``, only looked up in the local cache) by ``huggingface_hub`` (the ``hub`` extra).
+- Every card written starts with YAML front-matter (``library_name: worldloom``, tags, datasets,
+  metrics), as the Hub reads it; the text below it is the card's own.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,8 @@ import torch.nn as nn
 from .config import atomic_write_bytes, atomic_write_json, read_json
 
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""A Hugging Face Hub model id, ``org/name``."""
 
 
 class CheckpointError(ValueError):
@@ -29,7 +38,7 @@ class CheckpointError(ValueError):
 def bundled_dir() -> Path:
     """Where bundled checkpoints live (``$WORLDLOOM_CHECKPOINTS`` overrides)."""
     env = os.environ.get("WORLDLOOM_CHECKPOINTS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
+    return Path(env) if env else Path(__file__).resolve().parent / "checkpoints"
 
 
 def bundled_names() -> list[str]:
@@ -38,7 +47,7 @@ def bundled_names() -> list[str]:
 
 
 def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A checkpoint directory from a path or a bundled name; a clear error if neither exists."""
+    """A checkpoint directory from a path, a bundled name or a Hub id; a clear error if none exists."""
     p = Path(name_or_path)
     if (p / CONFIG).exists():
         return p
@@ -46,8 +55,33 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         return bundled_dir() / p
     if p.exists():
         raise CheckpointError(f"{p}: not a checkpoint directory (no {CONFIG})")
+    if isinstance(name_or_path, str) and REPO_ID.match(name_or_path):
+        return hub_snapshot(name_or_path)
     raise CheckpointError(f"checkpoint {str(name_or_path)!r} not found: not a directory with {CONFIG}, "
                           f"and not a bundled name (bundled: {bundled_names()})")
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """The local directory of the Hub model ``repo_id`` (its config, weights and card only), from the
+    local cache or, unless ``HF_HUB_OFFLINE`` is set, downloaded into it."""
+    where = f"checkpoint {repo_id!r} (not a local directory or a bundled name, so a Hugging Face Hub id)"
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise CheckpointError(f"{where}: loading from the Hub needs huggingface_hub: pip install 'worldloom[hub]'") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        d = Path(snapshot_download(repo_id, allow_patterns=[CONFIG, WEIGHTS, CARD], local_files_only=offline,
+                                   cache_dir=os.environ.get("HF_HUB_CACHE") or None))
+    except Exception as e:  # not cached while offline, no such repo, no network: one line, what to do
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        hint = ("it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: fetch it once with "
+                f"`huggingface-cli download {repo_id}`, or pass a checkpoint directory") if offline else \
+            "check the id, your network, or pass a checkpoint directory"
+        raise CheckpointError(f"{where}: {hint} ({type(e).__name__}: {why})") from None
+    if not (d / CONFIG).exists():
+        raise CheckpointError(f"{where}: the Hub snapshot {d} has no {CONFIG}; it is not a worldloom checkpoint")
+    return d
 
 
 def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
@@ -132,11 +166,37 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+def front_matter(config: dict[str, Any]) -> str:
+    """The card's YAML front-matter for a checkpoint with ``config`` (the Hub's model-card metadata)."""
+    env = str(config.get("env") or "")
+    tags = ["world-model", "video-generation", "action-conditioned"]
+    tags += ["diffusion-forcing"] if config.get("kind") == "worldmodel" else [str(config.get("kind", "model"))]
+    tags += [env.replace(":", "-").replace("/", "-")] if env else []
+    data = (config.get("data") or {}).get("path") if isinstance(config.get("data"), dict) else None
+    metrics = sorted(set(config.get("metrics") or {}))
+    lines = ["---", "library_name: worldloom", "tags:"] + [f"- {json.dumps(t)}" for t in tags]
+    if data:
+        lines += ["datasets:", f"- {json.dumps(Path(str(data)).name)}"]
+    if metrics:
+        lines += ["metrics:"] + [f"- {json.dumps(m)}" for m in metrics]
+    return "\n".join(lines + ["---", ""])
+
+
+def strip_front_matter(card: str) -> str:
+    """``card`` without its leading YAML front-matter block, if it has one."""
+    if card.startswith("---\n"):
+        end = card.find("\n---\n", 4)
+        if end >= 0:
+            return card[end + 5:].lstrip("\n")
+    return card
+
+
 def save_checkpoint(out: str | os.PathLike, config: dict[str, Any], modules: dict[str, nn.Module],
                     card: str, dtype: torch.dtype | None = None) -> Path:
     """Write a checkpoint dir; ``modules`` maps a key prefix (e.g. "vae") to a module.
 
     ``dtype`` (e.g. torch.float16) stores floating weights smaller; they are loaded back as fp32.
+    The card gets fresh front-matter (:func:`front_matter`) above its text.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,11 +206,13 @@ def save_checkpoint(out: str | os.PathLike, config: dict[str, Any], modules: dic
             tensors[f"{prefix}.{k}"] = v.to(dtype) if (dtype is not None and v.is_floating_point()) else v
     save_weights(out / WEIGHTS, tensors, metadata={"format": "worldloom"})
     atomic_write_json(out / CONFIG, config)
-    atomic_write_bytes(out / CARD, card.encode())
+    atomic_write_bytes(out / CARD, (front_matter(config) + "\n" + strip_front_matter(card)).encode())
     return out
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]]:
+def read_config(path: str | os.PathLike, kinds: tuple[str, ...] = ()) -> tuple[Path, dict[str, Any]]:
+    """The directory and ``config.json`` of a checkpoint (a path, bundled name or Hub id), read alone:
+    an object with a ``kind``, one of ``kinds`` if given; otherwise a :class:`CheckpointError` naming the file."""
     d = resolve(path)
     try:
         config = read_json(d / CONFIG)
@@ -158,6 +220,15 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict
         raise CheckpointError(str(e)) from None
     if not isinstance(config, dict) or "kind" not in config:
         raise CheckpointError(f"{d / CONFIG}: expected an object with a 'kind' field")
+    if kinds and config["kind"] not in kinds:
+        raise CheckpointError(f"{d / CONFIG}: kind is {config['kind']!r}, expected a "
+                              f"{' or '.join(map(repr, kinds))} checkpoint")
+    return d, config
+
+
+def read_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] = ()) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]]:
+    """:func:`read_config` and the checkpoint's weights: the one reader every loader goes through."""
+    d, config = read_config(path, kinds)
     return d, config, load_weights(d / WEIGHTS)
 
 
@@ -194,6 +265,7 @@ def record_metrics(path: str | os.PathLike, name: str, metrics: dict[str, Any], 
     atomic_write_json(d / CONFIG, config)
     card = (d / CARD).read_text() if (d / CARD).exists() else ""
     head = f"{METRICS_HEADING}: {name}\n"
-    card = drop_metrics_sections(card, name).rstrip() + f"\n\n{head}\n`{command}`\n\n{report_md.strip()}\n"
+    body = drop_metrics_sections(strip_front_matter(card), name).rstrip()
+    card = front_matter(config) + "\n" + body + f"\n\n{head}\n`{command}`\n\n{report_md.strip()}\n"
     atomic_write_bytes(d / CARD, card.encode())
     return d

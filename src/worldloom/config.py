@@ -21,11 +21,15 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def doc(default: Any, text: str, **kw: Any) -> Any:
-    """A dataclass field with a default and a one-line doc (shown by ``--help``)."""
+def doc(default: Any, text: str, choices: tuple[Any, ...] | None = None, **kw: Any) -> Any:
+    """A dataclass field with a default and a one-line doc (shown by ``--help``); ``choices`` fixes the
+    values it may take (checked by the CLI and by :func:`from_dict`)."""
+    meta = {"doc": text, **({"choices": tuple(choices)} if choices else {})}
+    if choices and default not in choices:
+        raise ValueError(f"doc: default {default!r} is not one of its choices {choices}")
     if isinstance(default, (list, dict, tuple)) and not isinstance(default, tuple):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": text}, **kw)
-    return dataclasses.field(default=default, metadata={"doc": text}, **kw)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -37,7 +41,8 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     """Build ``cls`` from a dict; unknown keys and values of the wrong JSON type are errors naming them and ``where``."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object of {cls.__name__} fields, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = set(fields)
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{where}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(names)}")
@@ -46,6 +51,9 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     for k, v in data.items():
         if not _fits(hints[k], v):
             raise ValueError(f"{where}: field {k!r} must be {_type_name(hints[k])}, got {json.dumps(v)[:60]}")
+        choices = fields[k].metadata.get("choices")
+        if choices and v not in choices:
+            raise ValueError(f"{where}: field {k!r} must be one of {list(choices)}, got {json.dumps(v)[:60]}")
         if typing.get_origin(hints[k]) is tuple and isinstance(v, list):
             v = tuple(v)
         elif hints[k] is float and isinstance(v, int):
@@ -140,7 +148,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
             group.add_argument(name, dest=dest, type=elem, nargs="+", default=None, help=help_)
         else:
             base = typing.get_args(tp)[0] if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType")) else tp
-            group.add_argument(name, dest=dest, type=base, default=None, help=help_)
+            group.add_argument(name, dest=dest, type=base, default=None, help=help_,
+                               choices=f.metadata.get("choices"))
 
 
 def dataclass_from_args(cls: type[T], args: argparse.Namespace, base: T | None = None, prefix: str = "") -> T:

@@ -12,7 +12,8 @@ from worldloom.config import to_dict
 from worldloom.models.temporal_decoder import TemporalDecoder, TemporalDecoderConfig, as_shown
 from worldloom.eval.motion import estimate_shift
 from worldloom.models.vae import VAE
-from worldloom.runtime.simulator import Simulator, load
+from worldloom.runtime.simulator import Simulator
+from worldloom.runtime.loading import load
 from worldloom.shift import estimate_shift_float, warp
 
 

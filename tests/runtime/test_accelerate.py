@@ -72,7 +72,7 @@ def test_bad_precision_is_an_error(tiny_world):
 def test_load_applies_the_checkpoint_speed_default(tiny_world, tmp_path):
     from worldloom.checkpoint import CheckpointError, save_checkpoint
     from worldloom.config import to_dict
-    from worldloom.runtime.simulator import load
+    from worldloom.runtime.loading import load
 
     config = {"kind": "worldmodel", "vae": to_dict(tiny_world.vae.cfg), "dynamics": to_dict(tiny_world.dit.cfg),
               "action_spec": tiny_world.action_spec.to_dict(), "sim": to_dict(tiny_world.sim), "env": "arena",

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from worldloom.checkpoint import CheckpointError
-from worldloom.runtime.simulator import load
+from worldloom.runtime.loading import load
 
 
 def _edit_config(ckpt, fn):

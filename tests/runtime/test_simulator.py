@@ -6,7 +6,8 @@ import torch
 
 from worldloom.checkpoint import CheckpointError, save_checkpoint
 from worldloom.config import to_dict
-from worldloom.runtime.simulator import Simulator, load
+from worldloom.runtime.simulator import Simulator
+from worldloom.runtime.loading import load
 
 
 def _context(n=3, seed=0):
@@ -128,7 +129,7 @@ def test_corrupt_checkpoints_name_the_file(tiny_world, tmp_path):
 
 
 def test_record_metrics_replaces_its_card_section(tiny_world, tmp_path):
-    from worldloom.checkpoint import record_metrics
+    from worldloom.checkpoint import record_metrics, strip_front_matter
     from worldloom.config import read_json
 
     cfg = dict(tiny_world.config, vae=to_dict(tiny_world.vae.cfg), dynamics=to_dict(tiny_world.dit.cfg),
@@ -138,7 +139,8 @@ def test_record_metrics_replaces_its_card_section(tiny_world, tmp_path):
     record_metrics(d, "eval", {"psnr": 2.0}, "| a | 2 |", "worldloom eval y")
     card = (d / "README.md").read_text()
     assert card.count("## Measured: eval") == 1 and "| a | 2 |" in card and "| a | 1 |" not in card
-    assert card.startswith("# card") and "recipe" in card
+    assert card.startswith("---\nlibrary_name: worldloom\n")  # Hub front-matter, then the card's own text
+    assert strip_front_matter(card).startswith("# card") and "recipe" in card
     assert read_json(d / "config.json")["metrics"]["eval"] == {"psnr": 2.0}
     load(d)  # still a loadable checkpoint
 

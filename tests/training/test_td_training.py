@@ -11,7 +11,8 @@ from worldloom.data.collect import collect
 from worldloom.data.format import Dataset
 from worldloom.models.temporal_decoder import TemporalDecoderConfig, as_shown
 from worldloom.models.vae import VAE
-from worldloom.runtime.simulator import Simulator, load
+from worldloom.runtime.simulator import Simulator
+from worldloom.runtime.loading import load
 from worldloom.training.distill import DistillRecipe, distill
 from worldloom.training.loop import TrainConfig, Trainer
 from worldloom.training.temporal_decoder import (TemporalDecoderRecipe, TemporalDecoderTask, make_rollouts,

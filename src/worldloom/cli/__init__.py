@@ -1,4 +1,4 @@
-"""``worldloom`` command line: collect, import-videos, train, distill, generate, bench, eval, play, doctor.
+"""``worldloom`` command line: collect, import-videos, train, distill, plot, generate, bench, eval, play, doctor.
 
 Thin by design: every command parses its options, checks what a user can get wrong (paths, names,
 sizes), calls one library function and formats its result. Nothing here trains, samples or
@@ -20,8 +20,8 @@ Design choices:
 - **Same code path under torchrun**: ``torchrun --nproc_per_node 2 -m worldloom.cli train ...``
   runs exactly what ``worldloom train ...`` runs; the training loop reads the DDP env vars and only
   rank 0 writes files and prints.
-- Every entry point that touches torch calls ``torch.set_flush_denormal(True)`` (a CPU run here
-  slowed 10-20x without it).
+- Every entry point that touches torch calls :func:`worldloom.hardware.setup_cpu` first (flush
+  denormals: a CPU run here slowed 10-20x without it).
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .common import EXIT_USAGE, UsageError, _command_line
+from . import common
+from .common import EXIT_USAGE, HELP_ALL, UsageError, _command_line
 from .data import _build_collect, _build_doctor, _build_import_videos
 from .run import _build_bench, _build_eval, _build_generate, _build_play
-from .train import _build_distill, _build_train
+from .train import _build_distill, _build_plot, _build_train
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "collect": ("record episodes of an env into a dataset", _build_collect),
     "import-videos": ("import a folder of videos + action logs as a dataset", _build_import_videos),
     "train": ("train the tokenizer or the dynamics model", _build_train),
     "distill": ("fine-tune a world model into a 1-2 step student on its own rollouts", _build_distill),
+    "plot": ("draw a training run's loss, throughput, learning-rate and gradient curves to a PNG", _build_plot),
     "generate": ("roll out a world model from a held-out episode's context and write a video", _build_generate),
     "bench": ("rollout bench: FPS, per-frame latency, memory and flatness of one streaming Simulator", _build_bench),
     "eval": ("score rollouts against held-out episodes", _build_eval),
@@ -54,6 +56,7 @@ def build_parser(argv: Sequence[str] | None = None, *, full: bool = False) -> ar
     p = argparse.ArgumentParser(prog="worldloom", allow_abbrev=False,
                                 description="worldloom: interactive video world models. Run `worldloom COMMAND --help`.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.epilog = "`worldloom COMMAND --help` shows a command's common options; `--help-all` every one."
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
@@ -71,6 +74,9 @@ def _is_alloc_error(e: RuntimeError) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    common.FULL_HELP = HELP_ALL in argv
+    if common.FULL_HELP:  # the same help, with every config field
+        argv = ["--help" if a == HELP_ALL else a for a in argv]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.version:

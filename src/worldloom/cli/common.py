@@ -12,20 +12,15 @@ from pathlib import Path
 from typing import Any
 
 PRESETS = ("cpu", "tiny")
-VIDEO_SCALE = 4  # nearest-neighbour upscale of written videos
 EXIT_USAGE = 2
+HELP_ALL = "--help-all"
+FULL_HELP = False  # set by main(): `--help-all` shows every config field, `--help` the common ones
+# The config fields `--help` shows, per option prefix (the rest: --help-all).
+COMMON_FIELDS = {"train-": ("steps", "batch_size", "lr", "threads"), "recipe-": ("student_steps",)}
 
 
 class UsageError(Exception):
     """Something the user can fix (a path, a name, an option); printed as one line, exit 2."""
-
-
-def _setup_torch(threads: int = 0) -> None:
-    import torch
-
-    torch.set_flush_denormal(True)
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def _rank() -> int:
@@ -63,6 +58,22 @@ def _fields_given(cls: type, args: argparse.Namespace, prefix: str = "") -> dict
     return out
 
 
+def brief_help(p: argparse.ArgumentParser, groups: list[tuple[type, str]], example: str) -> None:
+    """Unless ``--help-all`` was given, hide the ``--prefix-*`` config options of ``groups`` that
+    :data:`COMMON_FIELDS` does not list, and say in the epilog how many there are and how to see them."""
+    if FULL_HELP:
+        return
+    hidden = 0
+    for cls, prefix in groups:
+        keep = COMMON_FIELDS.get(prefix, ())
+        dests = {(prefix + f.name).replace("-", "_") for f in dataclasses.fields(cls) if f.name not in keep}  # type: ignore[arg-type]
+        for action in p._actions:
+            if action.dest in dests and action.help != argparse.SUPPRESS:
+                action.help, hidden = argparse.SUPPRESS, hidden + 1
+    more = f"{hidden} more options set model, recipe and schedule fields: `{example} --help-all` lists them."
+    p.epilog = (p.epilog + "\n\n" + more) if p.epilog else more
+
+
 def _preset_defaults(p: argparse.ArgumentParser, cls: type, prefix: str, presets: dict[str, Any],
                      fixed: dict[str, str] | None = None) -> None:
     """Rewrite the ``(default: X)`` of ``--prefix-*`` options to the presets' values (what is used)."""
@@ -70,7 +81,7 @@ def _preset_defaults(p: argparse.ArgumentParser, cls: type, prefix: str, presets
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         dest = (prefix + f.name).replace("-", "_")
         for action in p._actions:
-            if action.dest == dest and action.help:
+            if action.dest == dest and action.help and action.help != argparse.SUPPRESS:
                 text = action.help.rsplit(" (default: ", 1)[0]
                 if f.name in fixed:
                     action.help = f"{text} (default: {fixed[f.name]})"

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from .common import (UsageError, _existing_dir,
                      _progress)
@@ -134,12 +133,10 @@ def cmd_doctor(args: argparse.Namespace) -> None:
     try:
         import torch
 
-        torch.set_flush_denormal(True)
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            flags = ""
-        bf16 = torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags)
+        from ..hardware import cpu_has_bf16, setup_cpu
+
+        setup_cpu()
+        bf16 = cpu_has_bf16()
         cap = torch.backends.cpu.get_cpu_capability()
         rows += [("torch threads", f"{torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op "
                                    f"({os.cpu_count()} CPUs)"),
@@ -157,6 +154,10 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def _build_collect(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n  worldloom collect arena --out runs/arena/data-train\n"
+                "  worldloom collect --like arena --out runs/arena/data-val --episodes 60 --steps 64 --seed 8000000\n"
+                "  worldloom collect gym:ALE/Pong-v5 --out runs/pong/data --episodes 40 --frame-skip 4 --fit pad")
     p.add_argument("env", metavar="ENV", nargs="?", default=None,
                    help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete actions, e.g. gym:CartPole-v1, gym:ALE/Pong-v5, "
                         "gym:MiniGrid-Empty-5x5-v0); may be left out with --like")
@@ -164,8 +165,8 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
                    help="collect the world a checkpoint was trained on (its env, env_kwargs and frame size), e.g. fresh "
                         "held-out layouts for `eval --data`; --env-kwargs overrides single fields")
     p.add_argument("--out", required=True, help="dataset directory to create")
-    p.add_argument("--episodes", type=int, required=True, help="episodes to record")
-    p.add_argument("--steps", type=int, required=True, help="max frames per episode, counting the reset frame")
+    p.add_argument("--episodes", type=int, default=20, help="episodes to record (default: 20)")
+    p.add_argument("--steps", type=int, default=300, help="max frames per episode, counting the reset frame (default: 300)")
     p.add_argument("--policy", default="momentum", choices=("momentum", "random"), help="collection policy (default: momentum)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i; use a disjoint range for held-out data (default: 0)")
     p.add_argument("--frame-size", type=int, default=None, help="side of the square frames, px (default: 64, or --like's)")

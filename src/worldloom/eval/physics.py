@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ..hardware import setup_cpu
 from ..runtime.simulator import Simulator, WorldModel
 from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
 
@@ -268,11 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     model = None
     if args.checkpoint:
-        import torch
-
         from .suites import physics_models
 
-        torch.set_flush_denormal(True)
+        setup_cpu()
         model = physics_models(args.checkpoint)
     res = run_physics(model, episodes=args.episodes, seed=args.seed, tracker=args.tracker, progress=True)
     print(format_tables(res))

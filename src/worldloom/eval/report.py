@@ -156,17 +156,13 @@ def render_plot(p: Plot) -> bytes:
 
 def write_gif(path: Path, frames: np.ndarray, fps: float, scale: int = 2, max_frames: int = MAX_VIDEO_FRAMES) -> int:
     """Write uint8 frames (T, H, W, 3) as a looping GIF, thinned to <= max_frames; returns the stride used."""
-    import imageio.v3 as iio
+    from ..video import write_video
 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"video {path.name}: expected uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
     stride = max(1, -(-len(frames) // max_frames))
-    frames = frames[::stride]
-    if scale > 1:
-        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps * stride, loop=0)
+    write_video(path, frames[::stride], fps / stride, scale)
     return stride
 
 

@@ -112,7 +112,7 @@ def evaluate_rollouts(
     """Roll out the first ``episodes`` long-enough episodes of a held-out dataset and score them.
 
     Args:
-        model: a loaded world model (:func:`worldloom.runtime.simulator.load`).
+        model: a loaded world model (:func:`worldloom.runtime.loading.load`).
         data: dataset directory; episodes shorter than ``context + horizon`` frames are skipped.
         context: true frames (and their actions) the Simulator is reset on.
         horizon: frames generated per episode, under the true actions that followed the context.

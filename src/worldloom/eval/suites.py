@@ -211,7 +211,7 @@ def physics_models(ckpt: str | Path | WorldModel | dict[str, WorldModel]) -> Wor
     if isinstance(ckpt, WorldModel):
         model = ckpt
     else:
-        from ..runtime.simulator import load
+        from ..runtime.loading import load
 
         try:
             model = load(ckpt)

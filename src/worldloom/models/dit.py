@@ -45,7 +45,7 @@ class DynamicsConfig:
     n_actions: int = doc(5, "number of discrete actions (+1 internal 'no action' id for dropout)")
     max_frames: int = doc(16, "longest clip trained on; the cache window must fit inside it")
     prev_frame: bool = doc(True, "also feed each frame's previous latent frame as input channels (frame stacking)")
-    pred: str = doc("v", "what the head predicts: 'v' (flow velocity) or 'delta' (clean frame minus previous frame)")
+    pred: str = doc("v", choices=("v", "delta"), text="what the head predicts: 'v' (flow velocity) or 'delta' (clean frame minus previous frame)")
     conv: int = doc(0, "kernel of a depthwise conv over each frame's token grid inside every MLP (0 = none)")
     prev_halo: int = doc(0, "latent cells of border around each token's patch of the stacked previous frame")
 

@@ -23,13 +23,12 @@ import numpy as np
 import torch
 
 from ..actions import ActionSpec
-from ..checkpoint import CheckpointError, check_tensors, load_strict, read_checkpoint, split_prefix
-from ..config import doc, from_dict
+from ..config import doc
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import add_noise
-from ..models.dit import CausalDiT, DynamicsConfig
-from ..models.temporal_decoder import TemporalDecoder, TemporalDecoderConfig, as_shown
-from ..models.vae import VAE, VAEConfig
+from ..models.dit import CausalDiT
+from ..models.temporal_decoder import TemporalDecoder, as_shown
+from ..models.vae import VAE
 
 
 @dataclass
@@ -40,7 +39,7 @@ class SimConfig:
     sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout)")
     context_noise: float = doc(0.0, "noise level at which finished frames enter the cache")
     t_max: float = doc(1.0, "noise level sampling starts from (1 = pure noise)")
-    init: str = doc("noise", "start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
+    init: str = doc("noise", choices=("noise", "prev"), text="start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
     seed: int = doc(0, "seed of the sampling noise")
     fuse: bool = doc(True, "commit each frame in the next frame's first pass (needs sink 0; same numbers, fewer passes)")
 
@@ -73,72 +72,20 @@ class WorldModel:
     path: Path | None = None
     sim: SimConfig = field(default_factory=SimConfig)
     tdec: TemporalDecoder | None = None
+    base: WorldModel | None = None
+    """The full-precision model a sped-up one was made from (:func:`~worldloom.runtime.speed.accelerate`);
+    what :meth:`save_pretrained` writes."""
+
+    def save_pretrained(self, out: str | Path, dtype: str = "float32") -> Path:
+        """Write this model as a checkpoint directory that :func:`worldloom.load` reads back bit for bit
+        (see :func:`worldloom.runtime.loading.save_pretrained`)."""
+        from .loading import save_pretrained
+
+        return save_pretrained(self, out, dtype)
 
     @property
     def frame_size(self) -> int:
         return self.vae.cfg.frame_size
-
-
-def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision: str | None = None,
-         compile: bool | None = None) -> WorldModel:
-    """Load a world-model checkpoint from a directory or a bundled name (e.g. ``"arena"``).
-
-    ``precision`` (fp32 | bf16 | int8) and ``compile`` apply :func:`~worldloom.runtime.speed.accelerate`;
-    None takes the checkpoint's ``config.json: speed`` (its measured fastest setting), else fp32 eager.
-    A checkpoint default of bf16 falls back to fp32 on a machine without native bf16.
-    """
-    d, config, tensors = read_checkpoint(name_or_path)
-    where = str(d / "config.json")
-    if config.get("kind") != "worldmodel":
-        raise CheckpointError(f"{where}: kind is {config.get('kind')!r}, expected 'worldmodel'")
-    weights = str(d / "model.safetensors")
-    try:
-        vae_cfg = from_dict(VAEConfig, config["vae"], where=where + ":vae")
-        dyn_cfg = from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics")
-        spec = ActionSpec.from_dict(config["action_spec"], where=where + ":action_spec")
-        sim = from_dict(SimConfig, config.get("sim", {}), where=where + ":sim")
-        td_cfg = (from_dict(TemporalDecoderConfig, config["temporal_decoder"], where=where + ":temporal_decoder")
-                  if config.get("temporal_decoder") is not None else None)
-        if spec.n != dyn_cfg.n_actions:
-            raise ValueError(f"{where}: action_spec names {spec.n} actions {list(spec.names)}, but dynamics.n_actions is "
-                             f"{dyn_cfg.n_actions}")
-        for fields, why in sim.problems(dyn_cfg.max_frames)[:1]:
-            raise ValueError(f"{where}: sim " + ", ".join(f"{f}={getattr(sim, f)!r}" for f in fields) + f": {why}")
-        with torch.device("meta"):  # shapes first, allocating nothing: an absurd config is refused here
-            check_tensors(VAE(vae_cfg).state_dict(), split_prefix(tensors, "vae."), where=weights + " (vae)")
-            check_tensors(CausalDiT(dyn_cfg).state_dict(), split_prefix(tensors, "dit."), where=weights + " (dit)")
-        vae, dit = VAE(vae_cfg), CausalDiT(dyn_cfg)
-        tdec = TemporalDecoder(td_cfg) if td_cfg is not None else None
-    except CheckpointError:
-        raise
-    except KeyError as e:
-        raise CheckpointError(f"{where}: missing field {e}") from None
-    except (ValueError, TypeError) as e:  # a config field out of range: say which file holds it
-        raise CheckpointError(str(e) if where in str(e) else f"{where}: {e}") from None
-    load_strict(vae, split_prefix(tensors, "vae."), where=weights + " (vae)")
-    load_strict(dit, split_prefix(tensors, "dit."), where=weights + " (dit)")
-    if tdec is not None:
-        load_strict(tdec, split_prefix(tensors, "tdec."), where=weights + " (temporal decoder)")
-        tdec = tdec.to(device).eval()
-    elif any(k.startswith("tdec.") for k in tensors):
-        raise CheckpointError(f"{weights}: holds temporal-decoder weights but {where} has no 'temporal_decoder' config")
-    model = WorldModel(vae.to(device).eval(), dit.to(device).eval(), config, spec, d, sim, tdec)
-    from .speed import PRECISIONS, accelerate, bf16_supported
-
-    speed = dict(config.get("speed") or {})
-    if precision is None:
-        precision = speed.get("precision", "fp32")
-        if precision == "bf16" and not bf16_supported():
-            precision = "fp32"
-    if precision not in PRECISIONS:
-        raise CheckpointError(f"{where}: speed precision {precision!r} is not one of {PRECISIONS}")
-    compile = bool(speed.get("compile", False)) if compile is None else compile
-    vae_precision = speed.get("vae_precision") if precision == speed.get("precision", "fp32") else None
-    if vae_precision == "bf16" and not bf16_supported():
-        vae_precision = "fp32"
-    if precision != "fp32" or compile or vae_precision == "bf16":
-        model = accelerate(model, precision, compile, vae_precision=vae_precision)
-    return model
 
 
 class Simulator:

@@ -33,18 +33,6 @@ PRECISIONS = ("fp32", "bf16", "int8")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def bf16_supported() -> bool:
-    """Whether this machine runs bf16 matmuls natively (CUDA with bf16, or a CPU with AVX-512-BF16/AMX)."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _quantize_int8(module: nn.Module) -> nn.Module:
     import warnings
 
@@ -93,7 +81,7 @@ def accelerate(model: WorldModel, precision: str = "fp32", compile: bool = False
         vae.decoder.to(memory_format=torch.channels_last)
         vae.channels_last = True
     applied = {"precision": precision, "vae_precision": vae_precision, "compile": compile, "channels_last": channels_last}
-    out = replace(model, dit=dit, vae=vae, config=dict(model.config, speed_applied=applied))
+    out = replace(model, dit=dit, vae=vae, config=dict(model.config, speed_applied=applied), base=model.base or model)
     if compile:
         _compile(out)
     return out

@@ -50,9 +50,10 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from ..hardware import setup_cpu
 from . import protocol as P
 from .guard import Guard, GuardMiddleware, content_security_policy, is_loopback, is_wildcard, parse_origin, url_host
-from .record import CHUNK, MAX_ENCODES, RETRY_AFTER, EncodeSlots, video_zip
+from .record import CHUNK, MAX_ENCODES, RETRY_AFTER, EncodeSlots, trim_heap, video_zip
 from .session import Session, Worker
 
 log = logging.getLogger("worldloom.serve")
@@ -256,7 +257,9 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
             out.close()
             raise
         finally:
+            del entries  # the recording's copy: gone before the heap is trimmed
             slots.encoded()
+            trim_heap()
         return out
 
     async def sender(ws: WebSocket, s: Session) -> None:
@@ -422,12 +425,10 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
         allow_origins: list[str] | None = None) -> None:
     """Serve until interrupted (``worldloom play``); the first checkpoint is the default. A bind
     that is not loopback gets a fresh random token, printed in the URL (see :mod:`.guard`)."""
-    import torch
     import uvicorn
 
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(1)  # this thread serves the event loop; the worker sets its own
-    from ..runtime.simulator import load
+    setup_cpu(1)  # this thread serves the event loop; the worker sets its own
+    from ..runtime.loading import load
 
     cks = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
     # Loaded before anything is served, so a broken checkpoint is one error line, not a URL and then a traceback.

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..hardware import setup_cpu
 from . import protocol as P
 
 RECV_TIMEOUT_S = 120.0
@@ -151,7 +152,7 @@ def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     warmup = min(20, frames // 10) if warmup is None else warmup
-    torch.set_flush_denormal(True)
+    setup_cpu()
     cks = {"bench": checkpoint} if not isinstance(checkpoint, (str, os.PathLike)) else [str(checkpoint)]
     app = create_app(cks, max_sessions=1, idle_timeout=3600.0, fps=fps or 0.0, sim_overrides=sim_overrides, seed=seed,
                      record_frames=1, speed=speed, threads=threads, host=host)

@@ -193,8 +193,8 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     if sim_steps is not None and sim_steps < 1:
         raise ValueError(f"sim_steps must be >= 1, got {sim_steps}")
     from ..checkpoint import save_checkpoint
-    from ..runtime.simulator import load
-    from .loop import setup_cpu
+    from ..runtime.loading import load
+    from ..hardware import setup_cpu
 
     setup_cpu(train_cfg.threads)  # before encoding too: a 1-thread run must not take both cores while it encodes
     teacher = load(teacher_path, precision="fp32", compile=False)

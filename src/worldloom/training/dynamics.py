@@ -36,18 +36,19 @@ from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
 from ..models.dit import CausalDiT, DynamicsConfig
 from ..models.vae import VAE, VAEConfig
-from .loop import Trainer, TrainConfig, setup_cpu
+from ..hardware import setup_cpu
+from .loop import Trainer, TrainConfig
 
 
 @dataclass
 class DynamicsRecipe:
     clip_len: int = doc(12, "frames per training clip")
-    context: str = doc("clean", "clean (two streams: clean past, noised targets) | df (one stream)")
+    context: str = doc("clean", choices=("clean", "df"), text="clean (two streams: clean past, noised targets) | df (one stream)")
     t_shift: float = doc(1.0, "shift of the training noise-level distribution (>1: more noise)")
     ctx_noise_max: float = doc(0.2, "largest context-noise level used for augmentation")
     ctx_noise_prob: float = doc(0.5, "fraction of context frames that get augmentation noise")
     action_dropout: float = doc(0.1, "per-frame probability of replacing the action by 'no action'")
-    loss: str = doc("v", "regression target: 'v' (velocity MSE, weights low noise most) or 'x0' (clean-frame MSE, "
+    loss: str = doc("v", choices=("v", "x0"), text="regression target: 'v' (velocity MSE, weights low noise most) or 'x0' (clean-frame MSE, "
                          "weights every noise level alike, which is what 1-4 step sampling needs)")
     object_weight: float = doc(0.0, "extra loss weight on latent cells that the previous frame, moved by its best "
                                     "whole-cell shift, does not explain (objects moving against the view); 0 = "
@@ -166,9 +167,13 @@ class DynamicsTask:
 
 
 def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
+    """The (frozen) VAE of a tokenizer or world-model checkpoint, and that checkpoint's config."""
+    from ..checkpoint import CheckpointError
     from ..config import from_dict
 
-    d, config, tensors = read_checkpoint(path)
+    d, config, tensors = read_checkpoint(path, kinds=("tokenizer", "worldmodel"))
+    if "vae" not in config:
+        raise CheckpointError(f"{d / 'config.json'}: has no 'vae' config, so it holds no tokenizer")
     vae = VAE(from_dict(VAEConfig, config["vae"], where=str(d / "config.json")))
     load_strict(vae, split_prefix(tensors, "vae."), where=str(d / "model.safetensors"))
     return vae.eval(), config
@@ -179,10 +184,10 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
     if given, which came from ``actions_from``); returns what the new card records."""
     from ..checkpoint import CheckpointError
 
-    d, config, tensors = read_checkpoint(path)
+    d, config, tensors = read_checkpoint(path, kinds=("worldmodel",))
     where = str(d / "config.json")
-    if config.get("kind") != "worldmodel" or "dynamics" not in config:
-        raise CheckpointError(f"{where}: init needs a 'worldmodel' checkpoint, got kind {config.get('kind')!r}")
+    if "dynamics" not in config:
+        raise CheckpointError(f"{where}: init needs a world model's 'dynamics' config, and this one has none")
     mine, theirs = to_dict(dit.cfg), config["dynamics"]
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if diff:

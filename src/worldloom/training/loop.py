@@ -33,6 +33,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from ..hardware import bf16_supported, setup_cpu
+
 from ..checkpoint import CheckpointError, load_strict, load_weights, save_weights, weights_from_bytes
 from ..config import atomic_write_bytes, atomic_write_json, doc, read_json, to_dict
 
@@ -48,8 +50,8 @@ class TrainConfig:
     betas: tuple[float, float] = doc((0.9, 0.99), "AdamW betas")
     grad_clip: float = doc(1.0, "gradient norm clip (0 = off)")
     ema_decay: float = doc(0.999, "EMA decay of the weights that get exported")
-    precision: str = doc("auto", "auto | fp32 | bf16 (autocast)")
-    device: str = doc("auto", "auto | cpu | cuda | mps")
+    precision: str = doc("auto", choices=("auto", "fp32", "bf16"), text="auto | fp32 | bf16 (autocast)")
+    device: str = doc("auto", choices=("auto", "cpu", "cuda", "mps"), text="auto | cpu | cuda | mps")
     threads: int = doc(0, "torch intra-op threads on CPU (0 = torch default)")
     seed: int = doc(0, "seed for init and data order")
     log_every: int = doc(25, "steps between log lines")
@@ -83,25 +85,7 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if precision != "auto":
         raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16():
-        return torch.bfloat16
-    return None
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def setup_cpu(threads: int = 0) -> None:
-    torch.set_flush_denormal(True)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    return torch.bfloat16 if bf16_supported(device) else None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -56,7 +56,7 @@ class TemporalDecoderRecipe:
     horizon: int = doc(24, "frames generated per rollout")
     context: int = doc(4, "true frames (and actions) each rollout starts from")
     reset_share: float = doc(0.3, "share of rollouts whose context starts at an episode's first frame")
-    loss: str = doc("psnr", "psnr: mean per-frame log-MSE (minus mean PSNR) | mse: MSE pooled over the batch")
+    loss: str = doc("psnr", choices=("psnr", "mse"), text="psnr: mean per-frame log-MSE (minus mean PSNR) | mse: MSE pooled over the batch")
     psnr_cap_db: float = doc(60.0, "floor of the per-frame log-MSE, in dB (about where rounding to uint8 makes a frame exact)")
     l1_weight: float = doc(0.1, "weight of the L1 term next to the main loss")
     still_share: float = doc(0.15, "share of training frames from still openings (drawn after the true context frame)")
@@ -177,8 +177,8 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
     """Add a trained temporal decoder to the world model ``checkpoint``; writes the result to ``out``."""
     from ..checkpoint import CARD, WEIGHTS, drop_metrics_sections, read_checkpoint, save_weights
     from ..config import atomic_write_bytes, atomic_write_json
-    from ..runtime.simulator import load
-    from .loop import setup_cpu
+    from ..runtime.loading import load
+    from ..hardware import setup_cpu
 
     setup_cpu(train_cfg.threads)
     model = load(checkpoint)  # as it plays: its own precision and sampler
