@@ -2,56 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import time
 from typing import Any
 
 import pytest
 
-from worldloom.serve import protocol as P
-
-
-class Client:
-    """A websockets sync client that sorts JSON messages from frames."""
-
-    def __init__(self, port: int) -> None:
-        from websockets.sync.client import connect
-
-        self._stack = contextlib.ExitStack()
-        self.ws = self._stack.enter_context(connect(f"ws://127.0.0.1:{port}/ws", max_size=P.TRANSPORT_MAX_BYTES,
-                                                    open_timeout=30))
-        self.messages: list[dict[str, Any]] = []
-
-    def send(self, obj: Any) -> None:
-        self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
-
-    def recv(self, timeout: float = 30.0) -> dict[str, Any] | tuple[dict[str, Any], list[Any]]:
-        m = self.ws.recv(timeout=timeout)
-        return P.decode_frame(m) if isinstance(m, bytes) else json.loads(m)
-
-    def json(self, kind: str, timeout: float = 30.0) -> dict[str, Any]:
-        """The next JSON message of type ``kind`` (frames and other messages are skipped)."""
-        end = time.monotonic() + timeout
-        while True:
-            m = self.recv(max(0.01, end - time.monotonic()))
-            if isinstance(m, dict):
-                self.messages.append(m)
-                if m["type"] == kind:
-                    return m
-
-    def frame(self, timeout: float = 30.0, where: Any = None) -> tuple[dict[str, Any], list[Any]]:
-        """The next frame (whose header satisfies ``where``, if given)."""
-        end = time.monotonic() + timeout
-        while True:
-            m = self.recv(max(0.01, end - time.monotonic()))
-            if isinstance(m, dict):
-                self.messages.append(m)
-            elif where is None or where(m[0]):
-                return m
-
-    def close(self) -> None:
-        self._stack.close()
+from wsclient import Client
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from worldloom.serve import record as R
+from worldloom.video import write_gif
 
 
 def _get(url: str) -> tuple[int, Any, bytes]:
@@ -68,7 +69,7 @@ def _old_video_zip(entries: list[R.Entry], meta: dict[str, Any], fmt: str, fps: 
 
 def _gif(frames: list[np.ndarray], duration: float = 1000 / 30) -> bytes:
     buf = io.BytesIO()
-    R.write_gif(buf, iter(frames), duration)
+    write_gif(buf, iter(frames), duration)
     return buf.getvalue()
 
 
@@ -284,3 +285,25 @@ def test_600_frame_encode_memory(tmp_path, fmt):
     # random pixels: the largest palettes and files. Measured: gif +6 MB peak, mp4 +1 MB (was +642, +295)
     m = _measure(tmp_path, fmt, 600, "noise")
     assert m["peak_mb"] < 150 and m["after_mb"] < 30, m
+
+
+# --- the session's recording: a ring of preallocated frames ------------------------------------------
+
+def test_recording_keeps_the_last_cap_frames_in_order():
+    rec = R.Recording(3)
+    assert rec.entries() == [] and len(rec) == 0
+    for i in range(5):
+        truth = _frame(i, 1) if i % 2 else None
+        rec.append(_frame(i), truth, i, None if truth is None else 20.0 + i)
+    got = rec.entries()
+    assert len(rec) == 3 and rec.dropped == 2 and [a for _, _, a, _ in got] == [2, 3, 4]
+    assert all(np.array_equal(f, _frame(a)) for f, _, a, _ in got)
+    assert [t is None for _, t, _, _ in got] == [True, False, True] and np.array_equal(got[1][1], _frame(3, 1))
+    assert [p for _, _, _, p in got] == [None, 23.0, None]
+    # the entries are copies: playing on does not change a recording being encoded
+    rec.append(_frame(9), None, 9, None)
+    assert np.array_equal(got[0][0], _frame(2))
+    rec.clear()
+    assert rec.entries() == [] and rec.dropped == 0
+    rec.append(_frame(0)[:32], None, 1, None)  # a world of another size starts a new buffer
+    assert rec.entries()[0][0].shape == (32, 64, 3)

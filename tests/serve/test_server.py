@@ -9,7 +9,6 @@ import http.client
 import io
 import json
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,8 @@ from worldloom.config import to_dict
 from worldloom.envs.arena import ARENA_ACTIONS
 from worldloom.serve import protocol as P
 from worldloom.serve.session import build_context
+
+from wsclient import fuzz_messages
 
 
 def _get(srv, path):
@@ -85,50 +86,11 @@ def test_play_actions_pause_and_info(serve, client):
     assert _get(srv, "/app.js")[0] == 200
 
 
-def _fuzz_messages(n, seed=0):
-    """n messages that are all invalid (checked with the parser), of many kinds."""
-    rng = random.Random(seed)
-    cks = {"tiny"}
-    words = ["action", "reset", "truth", "pause", "ping", "fly", "", "ACTION", "frame"]
-    values = [None, True, False, -1, 0, 5, 2**40, 1.5, -0.0, "right", "jump", "", [], {}, [1, 2], {"a": 1},
-              "../../etc/passwd", "/etc/passwd", "\u2603" * 10, 1e300]
-
-    def gen():
-        k = rng.randrange(9)
-        if k == 0:
-            return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
-        if k == 1:
-            return "".join(chr(rng.randrange(32, 0x2FF)) for _ in range(rng.randrange(0, 80)))
-        if k == 2:
-            return json.dumps(rng.choice(values))
-        if k == 3:
-            return json.dumps({"type": rng.choice(words), rng.choice(["action", "on", "seed", "x"]): rng.choice(values)})
-        if k == 4:
-            return json.dumps({"type": "action", "action": rng.choice(values), "seq": rng.choice([None, -5, 1, "1"])})
-        if k == 5:
-            return json.dumps({"type": "reset", "seed": rng.choice(values), "checkpoint": rng.choice(values)})
-        if k == 6:
-            return "x" * rng.randrange(P.MAX_MESSAGE_BYTES + 1, 100_000)
-        if k == 7:
-            s = json.dumps({"type": "action", "action": 1, "seq": 1})
-            return s[: rng.randrange(len(s))]  # truncated JSON
-        return "[" * rng.randrange(1, 1500) + "]" * rng.randrange(0, 1500)
-
-    out = []
-    while len(out) < n:
-        m = gen()
-        try:
-            P.parse_message(m, ARENA_ACTIONS, cks)
-        except P.ProtocolError:
-            out.append(m)
-    return out
-
-
 def test_fuzz_600_bad_messages_each_get_an_error_and_server_keeps_going(serve, client):
     srv = serve(fps=5.0)
     c = client(srv)
     c.json("ready")
-    msgs = _fuzz_messages(600)
+    msgs = fuzz_messages(600)
     for i, m in enumerate(msgs):
         c.send(m)
         if i % 100 == 0:

@@ -19,14 +19,8 @@ process: VmHWM after ``clear_refs`` minus VmRSS before; random pixels unless sai
   (``tempfile.TemporaryFile``: no name to clean up, gone when closed) that the route streams back.
   600 frames: +1 MB peak as MP4, +6 MB as GIF (+5 MB in a thread, as the server runs it); at the
   1800-frame cap (arena-like frames) +0.6 / +2.6 MB. Same encode time (200-frame GIF: 7 s both).
-- **GIF: Pillow's writer, one frame at a time.** ``Image.save(save_all=True)`` keeps every frame
-  (quantized, 1 byte/pixel: 79 MB for 600 frames, 236 MB at the cap) until it has seen the last,
-  only to add an unchanged frame's time to the one before it. :func:`write_gif` runs the same
-  steps with Pillow's own helpers (quantize, palette, delta box, transparency of unchanged pixels,
-  frame header) but holds only the previous frame, and writes each frame once the next one
-  differs. The tests check its bytes equal ``Image.save``'s (and the whole zip's members equal the
-  old ones, MP4 included); a Pillow without those helpers gets ``Image.save`` fed by a generator
-  (no 4x RGB stack, but the quantized frames kept).
+- **GIF: Pillow's writer, one frame at a time** (:func:`worldloom.video.write_gif`): the same bytes as
+  ``Image.save(save_all=True)``, holding two frames instead of all of them.
 - **Limits** (:class:`EncodeSlots`): one download per session at a time (its encode and its send,
   so a session never holds more than one temp zip; a second request gets 429), and at most
   ``max_encodes`` encodes at once across sessions (default 2: two encodes already fill this
@@ -39,24 +33,87 @@ process: VmHWM after ``clear_refs`` minus VmRSS before; random pixels unless sai
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-VIDEO_SCALE = 4  # nearest-neighbour upscale of the downloaded video
+from ..video import VIDEO_SCALE, upscaled, write_gif, write_mp4
+
 MAX_ENCODES = 2  # encodes at once across sessions (see the module docstring)
 RETRY_AFTER = 5  # s, in the 429/503 replies: a 600-frame arena recording encodes in ~5 s here (GIF)
 CHUNK = 256 * 1024  # bytes per read when copying the MP4 into the zip and streaming the zip back
 Entry = tuple[np.ndarray, np.ndarray | None, int, float | None]  # model frame, truth frame, action, PSNR
+
+
+def _mapped(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array in its own anonymous memory map: untouched pages cost nothing, and every page goes
+    back to the system when the array is freed (a malloc'd one of this size may stay in the heap)."""
+    import mmap
+
+    return np.frombuffer(mmap.mmap(-1, max(1, int(np.prod(shape)))), np.uint8)[: int(np.prod(shape))].reshape(shape)
+
+
+class Recording:
+    """A session's last ``cap`` frames, in preallocated ring buffers (model frames, truth frames when
+    shown, actions, PSNR).
+
+    Why not a deque of the frames the Simulator returns: each is a 12 KB view of its own torch tensor,
+    allocated between the step's temporaries, so 1,800 kept frames held 113 MB of heap (63 KB a
+    frame) that glibc never handed back after the session ended (the soak test: +746 MB over five
+    sessions played to the cap). One (cap, H, W, 3) array per stream in its own memory map: its pages
+    become resident as frames are written, and all go back to the system with it.
+    """
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError(f"Recording: cap must be >= 1, got {cap}")
+        self.cap, self.n, self.start, self.dropped = cap, 0, 0, 0  # start: ring index of the oldest frame
+        self.frames: np.ndarray | None = None  # (cap, H, W, 3) uint8, allocated at the first frame
+        self.truths: np.ndarray | None = None  # same, at the first truth frame
+        self.has_truth = np.zeros(cap, bool)
+        self.actions = np.zeros(cap, np.int64)
+        self.psnr = np.full(cap, np.nan)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def clear(self) -> None:
+        """Forget every frame (a reset); the buffers are kept for the next world of the same size."""
+        self.n = self.start = self.dropped = 0
+
+    def append(self, frame: np.ndarray, truth: np.ndarray | None, action: int, psnr: float | None) -> None:
+        if self.frames is None or self.frames.shape[1:] != frame.shape:
+            self.frames, self.truths, self.n, self.start = _mapped((self.cap, *frame.shape)), None, 0, 0
+        if self.n < self.cap:
+            i, self.n = (self.start + self.n) % self.cap, self.n + 1
+        else:  # full: overwrite the oldest
+            i, self.start, self.dropped = self.start, (self.start + 1) % self.cap, self.dropped + 1
+        self.frames[i] = frame
+        if truth is not None:
+            if self.truths is None:
+                self.truths = _mapped(self.frames.shape)
+            self.truths[i] = truth
+        self.has_truth[i], self.actions[i] = truth is not None, action
+        self.psnr[i] = np.nan if psnr is None else psnr
+
+    def entries(self) -> list[Entry]:
+        """The frames oldest first, as copies (play goes on writing the ring while an encode reads them)."""
+        if self.n == 0 or self.frames is None:
+            return []
+        idx = (self.start + np.arange(self.n)) % self.cap
+        frames = np.take(self.frames, idx, axis=0, out=_mapped((self.n, *self.frames.shape[1:])))  # mapped too:
+        truths = (np.take(self.truths, idx, axis=0, out=_mapped((self.n, *self.truths.shape[1:])))  # a malloc'd
+                  if self.truths is not None else None)  # copy of this size stayed in the heap after the encode
+        return [(frames[k], truths[k] if truths is not None and self.has_truth[j] else None, int(self.actions[j]),
+                 None if np.isnan(self.psnr[j]) else float(self.psnr[j])) for k, j in enumerate(idx)]
 
 
 def panels(entries: list[Entry]) -> tuple[bool, Iterator[np.ndarray]]:
@@ -66,96 +123,9 @@ def panels(entries: list[Entry]) -> tuple[bool, Iterator[np.ndarray]]:
 
     def frames() -> Iterator[np.ndarray]:
         for f, t, _, _ in entries:
-            frame = np.concatenate([f, t if t is not None else np.zeros_like(f)], axis=1) if has_truth else f
-            yield frame.repeat(VIDEO_SCALE, axis=0).repeat(VIDEO_SCALE, axis=1)
+            yield np.concatenate([f, t if t is not None else np.zeros_like(f)], axis=1) if has_truth else f
 
-    return has_truth, frames()
-
-
-def write_gif(fp: IO[bytes], frames: Iterable[np.ndarray], duration: float) -> None:
-    """What ``Image.save(fp, "GIF", save_all=True, append_images=..., duration=duration, loop=0)``
-    writes for these RGB frames, holding two frames instead of all of them (mirrors Pillow's
-    ``GifImagePlugin._write_multiple_frames``; the bytes are checked equal in the tests)."""
-    from PIL import GifImagePlugin as G
-    from PIL import Image, ImageChops
-
-    if not all(hasattr(G, n) for n in ("_normalize_mode", "_normalize_palette", "_getbbox", "_get_global_header",
-                                       "_write_frame_data")):  # another Pillow: its own writer (keeps P frames)
-        it = iter(frames)
-        Image.fromarray(next(it)).save(fp, format="GIF", save_all=True, append_images=(Image.fromarray(a) for a in it),
-                                       duration=duration, loop=0)
-        return
-    info: dict[str, Any] = {"duration": duration, "loop": 0, "optimize": True}  # Image.save + GifImagePlugin._save
-    first: np.ndarray | None = None  # kept until a second distinct frame shows the file is an animation
-    pending: tuple[Any, Any, dict[str, Any]] | None = None  # (frame, delta box, encoderinfo), not yet written
-    previous: Any = None
-    written = 0
-
-    def flush(frame: Any, bbox: Any, ei: dict[str, Any]) -> None:
-        if not bbox:
-            for s in G._get_global_header(frame, ei):
-                fp.write(s)
-            offset = (0, 0)
-        else:
-            ei["include_color_table"] = True  # no global palette given
-            if bbox != (0, 0, *frame.size):
-                frame = frame.crop(bbox)
-            offset = bbox[:2]
-        G._write_frame_data(fp, frame, offset, ei)
-
-    for a in frames:
-        im = G._normalize_mode(Image.fromarray(a))
-        if first is None:
-            first = a
-            for k, v in im.info.items():
-                if k != "transparency" and isinstance(k, str):
-                    info.setdefault(k, v)
-        ei = info.copy()
-        if "transparency" in im.info:
-            ei.setdefault("transparency", im.info["transparency"])
-        im = G._normalize_palette(im, None, ei)
-        diff = None
-        if pending is not None and previous is not None:
-            delta, bbox = G._getbbox(previous, im)
-            if not bbox:  # identical to the previous frame: it just lasts longer
-                if ei.get("duration"):
-                    pending[2]["duration"] = pending[2].get("duration", 0) + ei["duration"]
-                continue
-            if ei.get("optimize") and im.mode != "1":  # unchanged pixels -> a free palette index, if any
-                if "transparency" not in ei:
-                    with contextlib.suppress(ValueError):
-                        ei["transparency"] = im.palette._new_color_index(im)
-                if "transparency" in ei:
-                    if delta.mode == "RGBA":
-                        r, g, b, al = delta.split()
-                        delta = ImageChops.lighter(ImageChops.lighter(r, g), ImageChops.lighter(b, al))
-                    unchanged = delta.point([255, *(0,) * 255], "1")
-                    diff = im.copy()
-                    diff.paste(ei["transparency"], mask=unchanged)
-        else:
-            bbox = None
-        previous = im
-        if pending is not None:
-            flush(*pending)
-            written += 1
-        pending = (diff or im, bbox, ei)
-    if first is None:
-        raise ValueError("write_gif: no frames")
-    if written == 0:  # one distinct frame: Pillow writes a still image lasting the summed time
-        Image.fromarray(first).save(fp, format="GIF", save_all=True, append_images=[],
-                                    duration=pending[2].get("duration", duration), loop=0)
-        return
-    flush(*pending)
-    fp.write(b";")
-
-
-def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
-    """H.264 through imageio's ffmpeg writer, frames piped one at a time (what ``imwrite(path,
-    stacked, plugin="FFMPEG", fps=fps, macro_block_size=1)`` did, without the stack)."""
-    import imageio.v3 as iio
-
-    with iio.imopen(path, "w", plugin="FFMPEG") as f:
-        f.write(frames, is_batch=True, fps=fps, macro_block_size=1)
+    return has_truth, upscaled(frames(), VIDEO_SCALE)
 
 
 def actions_log(entries: list[Entry], meta: dict[str, Any], fps: float, has_truth: bool) -> dict[str, Any]:
@@ -193,6 +163,20 @@ def video_zip(out: IO[bytes], entries: list[Entry], meta: dict[str, Any], fmt: s
                     with path.open("rb") as f:
                         shutil.copyfileobj(f, member, CHUNK)
         z.writestr("actions.json", json.dumps(actions_log(entries, meta, fps, has_truth), indent=1))
+
+
+def trim_heap() -> None:
+    """Hand the heap's free pages back to the system after an encode (glibc's ``malloc_trim``; a no-op
+    elsewhere): an encode's many frame-sized temporaries, freed in a thread's malloc arena, otherwise
+    stay resident."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc
+        pass
 
 
 class EncodeSlots:

@@ -38,18 +38,15 @@ from typing import Any
 
 import numpy as np
 
+from ..eval.metrics import psnr
+from ..hardware import setup_cpu
 from ..runtime.context import start_context
+from .record import Recording
 
 from . import protocol as P
 
 log = logging.getLogger("worldloom.serve")
 CONTEXT = 4  # context frames: a reset frame + 3 no-op steps
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 frames (capped at 100 for identical frames)."""
-    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
-    return 100.0 if mse <= 1e-10 else float(10.0 * np.log10(255.0**2 / mse))
 
 
 def build_context(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str, Any]:
@@ -86,8 +83,7 @@ class Session:
         self.frames_out = 0
         self.latency_ms = self.encode_ms = self.send_ms = 0.0  # of the previous frame
         self.meta: dict[str, Any] = {}
-        self.record: deque[tuple[np.ndarray, np.ndarray | None, int, float | None]] = deque(maxlen=record_frames)
-        self.record_dropped = 0
+        self.record = Recording(record_frames)  # the last record_frames frames, for /record
         self.rec_lock = threading.Lock()
 
     # --- event-loop side ----------------------------------------------------------------------------
@@ -111,7 +107,7 @@ class Session:
 
     def recording(self) -> tuple[list[tuple[np.ndarray, np.ndarray | None, int, float | None]], dict[str, Any]]:
         with self.rec_lock:
-            return list(self.record), dict(self.meta, dropped_frames=self.record_dropped)
+            return self.record.entries(), dict(self.meta, dropped_frames=self.record.dropped)
 
 
 class Worker:
@@ -195,7 +191,7 @@ class Worker:
         if name not in self.models:
             import torch
 
-            from ..runtime.simulator import load
+            from ..runtime.loading import load
 
             src = self.sources[name]
             with torch.inference_mode(False):  # ordinary parameters, usable outside this thread too
@@ -205,8 +201,7 @@ class Worker:
     def _run(self) -> None:
         import torch
 
-        torch.set_num_threads(self.threads)  # default 1: see the module docstring
-        torch.set_flush_denormal(True)
+        setup_cpu(self.threads)  # default 1 thread: see the module docstring
         try:
             from ..runtime.simulator import Simulator
 
@@ -315,14 +310,13 @@ class Worker:
             return
         with s.rec_lock:
             s.record.clear()
-            s.record_dropped = 0
             s.meta = meta
         s.post(text=P.dumps("ready", **meta))
 
     def _env_step(self, s: Session, action: int, frame: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
         """Step the truth env in lockstep; with ``frame`` (truth view on) return its frame and the PSNR."""
         obs, _, terminated, _, _ = s.env.step(action)
-        out = (np.asarray(obs, np.uint8), psnr(frame, obs)) if frame is not None else (None, None)
+        out = (np.asarray(obs, np.uint8), float(psnr(frame, obs))) if frame is not None else (None, None)
         if terminated:
             s.env.close()
             s.env = None
@@ -339,9 +333,7 @@ class Worker:
         if s.env is not None and truth:  # shown: step it before the frame goes out
             truth_frame, value = self._env_step(s, action, frame)
         with s.rec_lock:
-            if len(s.record) == s.record.maxlen:
-                s.record_dropped += 1
-            s.record.append((frame, truth_frame, action, value))
+            s.record.append(frame, truth_frame, action, value)
         header = {"step": s.frames_out, "seq": seq, "action": action, "psnr": None if value is None else round(value, 2),
                   "latency_ms": round(s.latency_ms, 2), "wait_ms": round(max(0.0, t0 - t_ref) * 1e3, 2),
                   "timings_ms": {**{k: round(v, 3) for k, v in timings.items()},
