@@ -4,19 +4,19 @@
 
 Every stage trains inside ``--work`` from what the earlier stages made there; no earlier checkpoint
 or world is used. ``--only STAGE`` reruns one stage (the card lists each stage's exact command, data
-and wall time). Sized for the 2-core CPU: its first whole run took about 110 min of stages (collect 0.3,
-tokenizer 51.6 with other jobs on the cores part of the time, dynamics 46.7 for 1,200 steps at 2.2 s a
-step, student ~11 for 100 steps; docs/BENCHMARKS.md, "Objects"); ``--scale`` multiplies the data and
-step counts (``--scale 0.01`` for a smoke run, > 1 on a GPU).
+and wall time). On the 2-core CPU its stages take 158.5 min (collect 0.3, tokenizer 52.0 with other jobs
+on the cores part of the time, dynamics 90.4 for 2,400 steps at ~2.1 s a step, student 15.8 for 100
+steps; docs/BENCHMARKS.md, "Objects"); ``--scale`` multiplies the data and step counts (``--scale 0.01``
+for a smoke run, > 1 on a GPU).
 
 Key choices (measurements in docs/BENCHMARKS.md):
 
 - **A world dense in moving balls.** 128 px square (the 64 px view shows a quarter of it), 6 balls
   launched at 2-4 px/step, 8 landmarks. Under the collection policy a ball is fully in view in 72 %
   of frames (the earlier 256 px, 4-ball, 1-3 px/step world: 19 %) and moves 3.5 px a step on average
-  (2.3): no model trained on the sparse world learned to move a ball against the floor. The first whole
-  run of this recipe (1,200 dynamics steps) does not move them either and is below copy-last on objects:
-  not yet a replacement for ``checkpoints/arena`` (docs/BENCHMARKS.md, "Objects").
+  (2.3): no model trained on the sparse world learned to move a ball against the floor. Nor does this
+  recipe: with 1,200 or 2,400 dynamics steps its balls score the same, below copy-last (the extra steps
+  raised following from 51 to 78 %), so it does not replace ``checkpoints/arena`` (docs/BENCHMARKS.md, "Objects").
 - **Whole-frame losses.** ``OBJECT_WEIGHT`` (0) would add weight on latent cells the previous frame,
   moved by its best whole-cell shift, does not explain (objects moving against the scrolling floor), in
   the dynamics and the student losses. In 500-step controlled fine-tunes it did not make the model move
@@ -55,7 +55,7 @@ DYN_CFG = DynamicsConfig(latent_channels=8, latent_size=16, patch=4, dim=256, de
                          prev_frame=True, prev_halo=1, conv=3, pred="delta")
 DYN_RECIPE = DynamicsRecipe(clip_len=8, context="clean", t_shift=3.0, ctx_noise_max=0.2, ctx_noise_prob=0.5,
                             action_dropout=0.1, loss="x0", object_weight=OBJECT_WEIGHT)
-DYN_TRAIN = TrainConfig(steps=1200, batch_size=16, lr=1e-3, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
+DYN_TRAIN = TrainConfig(steps=2400, batch_size=16, lr=1e-3, warmup=100, ema_decay=0.995, ckpt_every=100, seed=0)
 STUDENT = Student(DistillRecipe(student_steps=1, w_true=0.5, object_weight=OBJECT_WEIGHT),
                   TrainConfig(steps=100, batch_size=16, lr=2e-4, warmup=15, ema_decay=0.98, ckpt_every=25, log_every=10),
                   sim_steps=1)
