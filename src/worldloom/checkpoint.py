@@ -111,7 +111,6 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def weights_from_bytes(blob: bytes, *, where: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file already read into memory (``where`` names it in errors)."""
-    import json
     import struct
 
     from safetensors import SafetensorError
