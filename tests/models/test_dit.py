@@ -10,7 +10,9 @@ torch.set_num_threads(1)
 
 
 # The default head, and the arena recipe's: halo'd previous frame, conv in the MLP, 'delta' head.
-VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": "delta"}}
+# Two stacked previous frames: every stack the cached path builds with ``push`` must equal ``history``'s.
+VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": "delta"},
+            "two_prev": {"prev_halo": 1, "pred": "delta", "prev_frames": 2}}
 
 
 def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:
@@ -49,10 +51,11 @@ def test_cached_equals_uncached(sink, window, variant):
     x_new = torch.randn(B, C, h, h, generator=gen)
     t_new = torch.full((B,), 0.7)
     with torch.no_grad():
-        cache = m.new_cache(B, window=window, sink=sink)
+        cache, stack = m.new_cache(B, window=window, sink=sink), None
         for i in range(T - 1):
-            m.step(ctx[:, i], ctx_t[:, i], acts[:, i], cache, commit=True, prev=ctx[:, i - 1] if i else None)
-        v_cached = m.step(x_new, t_new, acts[:, T - 1], cache, prev=ctx[:, T - 2])
+            m.step(ctx[:, i], ctx_t[:, i], acts[:, i], cache, commit=True, prev=stack)
+            stack = m.push(stack, ctx[:, i])
+        v_cached = m.step(x_new, t_new, acts[:, T - 1], cache, prev=stack)
         # uncached, one stream: frames 0..T-2 are the context, frame T-1 the noisy target
         x = torch.cat([ctx[:, : T - 1], x_new[:, None]], 1)
         t = torch.cat([ctx_t[:, : T - 1], t_new[:, None]], 1)
@@ -137,6 +140,32 @@ def test_previous_frame_reaches_the_output():
         base = m(x, t, a, prev=torch.zeros_like(x))[:, 0]
         other = m(x, t, a, prev=torch.randn(x.shape, generator=g))[:, 0]
     assert not torch.allclose(base, other)  # frame 0 sees no other frame: only the stacked input differs
+
+
+def test_history_stacks_the_frames_push_builds():
+    """history() of a clip (and of its preceding frames) equals the stacks push() builds frame by frame."""
+    m = tiny(prev_frames=3)
+    z = torch.randn(2, 5, 4, 8, 8, generator=torch.Generator().manual_seed(7))
+    hist, stack = m.history(z[:, 2:], before=z[:, :2]), m.push(m.push(None, z[:, 0]), z[:, 1])
+    for i in range(3):
+        assert torch.equal(hist[:, i], stack)
+        stack = m.push(stack, z[:, 2 + i])
+    assert torch.equal(m.history(z)[:, 0], torch.zeros(2, 12, 8, 8))  # nothing before the first frame
+    assert torch.equal(m.history(z)[:, 2, :4], z[:, 1]) and torch.equal(m.history(z)[:, 2, 4:8], z[:, 0])
+
+
+def test_second_previous_frame_reaches_the_output():
+    """With prev_frames=2 the frame two steps back changes a frame's output through its own input."""
+    m = tiny(prev_frames=2, pred="delta")
+    g = torch.Generator().manual_seed(8)
+    x, prev = torch.randn(1, 1, 4, 8, 8, generator=g), torch.randn(1, 1, 8, 8, 8, generator=g)
+    t, a = torch.full((1, 1), 0.5), torch.zeros(1, 1, dtype=torch.long)
+    other = prev.clone()
+    other[:, :, 4:] = torch.randn(1, 1, 4, 8, 8, generator=g)  # only the older frame differs
+    with torch.no_grad():
+        assert not torch.allclose(m(x, t, a, prev=prev), m(x, t, a, prev=other))
+    with pytest.raises(ValueError, match="prev_frames"):
+        tiny(prev_frames=0)
 
 
 def test_delta_head_starts_as_copy_last_frame():

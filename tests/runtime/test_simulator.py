@@ -154,8 +154,10 @@ def test_warm_start_from_previous_frame(tiny_world):
         Simulator(tiny_world, init="bogus")
 
 
-@pytest.mark.parametrize("steps,context_noise,delta", [(1, 0.0, False), (2, 0.1, False), (1, 0.0, True)])
-def test_fused_commit_equals_separate_passes(tiny_world, steps, context_noise, delta):
+@pytest.mark.parametrize("steps,context_noise,dit_kw", [(1, 0.0, None), (2, 0.1, None),
+                                                        (1, 0.0, {"pred": "delta", "prev_halo": 1, "conv": 3}),
+                                                        (2, 0.1, {"pred": "delta", "prev_halo": 1, "prev_frames": 2})])
+def test_fused_commit_equals_separate_passes(tiny_world, steps, context_noise, dit_kw):
     """Committing a frame inside the next frame's first pass gives the same rollout, past the window too."""
     import dataclasses
 
@@ -163,8 +165,8 @@ def test_fused_commit_equals_separate_passes(tiny_world, steps, context_noise, d
     from worldloom.runtime.simulator import WorldModel
 
     world = tiny_world
-    if delta:  # the 'delta' head adds the stacked previous frame: checks both frames of a fused pass get theirs
-        dit = CausalDiT(dataclasses.replace(tiny_world.dit.cfg, pred="delta", prev_halo=1, conv=3)).eval()
+    if dit_kw:  # the 'delta' head adds the stacked previous frame: checks both frames of a fused pass get theirs
+        dit = CausalDiT(dataclasses.replace(tiny_world.dit.cfg, **dit_kw)).eval()
         with torch.no_grad():
             for p in dit.parameters():
                 p.add_(torch.randn_like(p) * 0.05)

@@ -48,6 +48,7 @@ class DynamicsConfig:
     pred: str = doc("v", choices=("v", "delta"), text="what the head predicts: 'v' (flow velocity) or 'delta' (clean frame minus previous frame)")
     conv: int = doc(0, "kernel of a depthwise conv over each frame's token grid inside every MLP (0 = none)")
     prev_halo: int = doc(0, "latent cells of border around each token's patch of the stacked previous frame")
+    prev_frames: int = doc(1, "how many previous latent frames frame stacking feeds, newest first (2 puts a velocity in every token's input)")
 
     @property
     def grid(self) -> int:
@@ -123,10 +124,12 @@ class CausalDiT(nn.Module):
             raise ValueError(f"dim {d} is not divisible by heads {cfg.heads}")
         if cfg.pred not in ("v", "delta"):
             raise ValueError(f"DynamicsConfig.pred must be 'v' or 'delta', got {cfg.pred!r}")
+        if cfg.prev_frames < 1:
+            raise ValueError(f"DynamicsConfig.prev_frames must be >= 1, got {cfg.prev_frames}")
         if cfg.conv < 0 or (cfg.conv and cfg.conv % 2 == 0):
             raise ValueError(f"DynamicsConfig.conv must be 0 or an odd kernel size, got {cfg.conv}")
         k = p + 2 * cfg.prev_halo  # side of the previous-frame window each token sees
-        self.x_in = nn.Linear(c * p * p + (c * k * k if cfg.prev_frame else 0), d)
+        self.x_in = nn.Linear(c * p * p + (cfg.prev_frames * c * k * k if cfg.prev_frame else 0), d)
         self.pos = nn.Parameter(torch.zeros(1, 1, cfg.n_tok, d))  # learned spatial bias, on top of RoPE
         self.t_emb = TimestepEmbedding(d)
         self.a_emb = nn.Embedding(cfg.n_actions + 1, d)  # last id = "no action" (dropout, action-free data)
@@ -176,7 +179,7 @@ class CausalDiT(nn.Module):
         return x.reshape(B, F, C, g * p, g * p)
 
     def _prev_patches(self, prev: torch.Tensor) -> torch.Tensor:
-        """Previous frames (B, F, C, h, w) -> each token's window of them (B, F, N, C*k*k), k = patch + 2 halo."""
+        """Previous-frame stacks (B, F, K*C, h, w) -> each token's window of them (B, F, N, K*C*k*k), k = patch + 2 halo."""
         B, F, C, h, w = prev.shape
         p, e = self.cfg.patch, self.cfg.prev_halo
         if e == 0:
@@ -186,10 +189,11 @@ class CausalDiT(nn.Module):
         return win.transpose(1, 2).reshape(B, F, self.cfg.n_tok, -1)  # (B, F, N, C*k*k)
 
     def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
-        """Frames x (B, F, C, h, w) and their previous frames (same shape, or None) -> (B, F, N, D)."""
+        """Frames x (B, F, C, h, w) and their previous-frame stacks ((B, F, K*C, h, w), or None) -> (B, F, N, D)."""
         feats = self._patchify(x)  # (B, F, N, C*p*p)
         if self.cfg.prev_frame:
-            prev = torch.zeros_like(x) if prev is None else prev.to(x.dtype)
+            B, F, C, h, w = x.shape
+            prev = x.new_zeros((B, F, self.cfg.prev_frames * C, h, w)) if prev is None else prev.to(x.dtype)
             feats = torch.cat([feats, self._prev_patches(prev)], dim=-1)
         return self.x_in(feats.to(self.pos.dtype)) + self.pos  # inputs follow the weights (fp32/bf16)
 
@@ -198,6 +202,27 @@ class CausalDiT(nn.Module):
         """Each frame's previous frame: (B, T, ...) -> (B, T, ...), frame 0 gets ``first`` or zeros."""
         head = torch.zeros_like(frames[:, :1]) if first is None else first[:, None].to(frames.dtype)
         return torch.cat([head, frames[:, :-1]], dim=1)
+
+    def history(self, frames: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+        """Each frame's previous-frame stack: frames (B, T, C, h, w) -> (B, T, K*C, h, w), newest first.
+
+        ``before`` (B, T0, C, h, w) are the frames preceding the clip, oldest first (its last
+        ``prev_frames`` are used); missing frames are zeros, as at the start of a rollout.
+        """
+        B, T, C, h, w = frames.shape
+        K = self.cfg.prev_frames
+        pad = frames.new_zeros((B, K, C, h, w))
+        if before is not None:
+            b = before[:, -K:].to(frames.dtype)
+            pad = torch.cat([pad[:, : K - b.shape[1]], b], dim=1)
+        seq = torch.cat([pad, frames], dim=1)  # (B, K + T, C, h, w)
+        return torch.cat([seq[:, K - j : K - j + T] for j in range(1, K + 1)], dim=2)
+
+    def push(self, stack: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+        """The previous-frame stack (B, K*C, h, w) after frame z (B, C, h, w) is finished: z newest, the oldest dropped."""
+        if stack is None:
+            stack = z.new_zeros((z.shape[0], self.cfg.prev_frames * z.shape[1], *z.shape[2:]))
+        return torch.cat([z.to(stack.dtype), stack[:, : stack.shape[1] - z.shape[1]]], dim=1)
 
     def _cond(self, t: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.t_emb(t) + self.a_emb(actions)  # (B, F, D)
@@ -210,7 +235,7 @@ class CausalDiT(nn.Module):
         if self.cfg.pred == "v":
             return out
         # 'delta': out is x0 - prev, so an untrained model copies the last frame; v = (x - x0) / t.
-        x0 = out if prev is None else out + prev.float()
+        x0 = out if prev is None else out + prev[:, :, : out.shape[2]].float()
         return (x.float() - x0) / t.float().clamp_min(T_MIN)[..., None, None, None]
 
     def _mask(self, n_frames: int, n_streams: int, device: torch.device, window: int | None) -> torch.Tensor:
@@ -229,8 +254,8 @@ class CausalDiT(nn.Module):
         Without ``ctx``: one block-causal stream (diffusion forcing). With ``ctx`` (B, T, C, h, w) and
         ``ctx_t`` (B, T): frame i of ``x`` sees context frames < i (noise ``ctx_t``) and itself.
         ``window`` limits each frame's past to the newest ``window - 1`` frames (rolling-cache reference).
-        ``prev`` (B, T, C, h, w) overrides the previous frames fed by frame stacking; by default they
-        are the (context) clip shifted by one, zeros before the first frame.
+        ``prev`` (B, T, K*C, h, w) overrides the previous-frame stacks fed by frame stacking; by default
+        they are :meth:`history` of the (context) clip, zeros before the first frame.
         """
         B, T = x.shape[:2]
         if T > self.cfg.max_frames:
@@ -238,7 +263,7 @@ class CausalDiT(nn.Module):
         streams = [x] if ctx is None else [ctx, x]
         ts = [t] if ctx is None else [ctx_t, t]
         if prev is None:
-            prev = self.shifted(streams[0])  # the past as the model sees it: context (or the noisy clip)
+            prev = self.history(streams[0])  # the past as the model sees it: context (or the noisy clip)
         h = torch.cat([self._tokens(s, prev) for s in streams], dim=1)  # (B, S*T, N, D)
         cond = torch.cat([self._cond(tt, actions) for tt in ts], dim=1)  # (B, S*T, D)
         pos = torch.arange(T, device=x.device).repeat(len(streams))
@@ -264,7 +289,7 @@ class CausalDiT(nn.Module):
 
         The frame attends to the cached past and itself. ``commit=True`` keeps its keys/values as
         the newest past frame (call it once per frame, with the clean or lightly noised frame).
-        ``prev`` (B, C, h, w) is the previous frame for frame stacking (None before the first frame).
+        ``prev`` (B, K*C, h, w) is the previous-frame stack (:meth:`push`; None before the first frame).
         """
         p = None if prev is None else prev[:, None]
         return self._cached(x[:, None], t[:, None], action[:, None], p, cache, commit=int(commit))[:, 0]
@@ -280,7 +305,8 @@ class CausalDiT(nn.Module):
         """
         if cache.spare < 1 or cache.sink:
             raise ValueError(f"step_fused needs a cache with spare >= 1 and sink 0, got spare {cache.spare}, sink {cache.sink}")
-        prev = torch.stack([torch.zeros_like(z) if prev_z is None else prev_z, z], 1)  # (B, 2, C, h, w)
+        first = self.push(None, torch.zeros_like(z)) if prev_z is None else prev_z  # z's own stack (B, K*C, h, w)
+        prev = torch.stack([first, self.push(prev_z, z)], 1)  # (B, 2, K*C, h, w)
         v = self._cached(torch.stack([z, x], 1), torch.stack([tz, t], 1), torch.stack([az, action], 1), prev, cache, commit=1)
         return v[:, 1]
 

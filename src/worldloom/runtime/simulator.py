@@ -103,7 +103,7 @@ class Simulator:
         self.t = 0
         self.timings: dict[str, float] = {}
         self.latent: torch.Tensor | None = None  # newest latent frame (B, C, h, w)
-        self.prev: torch.Tensor | None = None  # newest frame as committed (context-noised), for frame stacking
+        self.prev: torch.Tensor | None = None  # newest frames as committed (context-noised), stacked for the DiT (B, K*C, h, w)
         self.pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, action) generated, not yet committed
         self.record_step: int | None = None  # sampler step whose input step_latent keeps in ``recorded``
         self.recorded: torch.Tensor | None = None
@@ -136,7 +136,7 @@ class Simulator:
         """Write the finished latent z (B, C, h, w) into the cache as the newest past frame."""
         zc, t = self._context_noised(z)
         self.model.dit.step(zc, t, a, self.cache, commit=True, prev=self.prev)
-        self.prev = zc  # what the next frame sees as its previous frame (as in training: the context stream)
+        self.prev = self.model.dit.push(self.prev, zc)  # what the next frame sees as its past (as in training: the context stream)
 
     # --- public loop ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -196,7 +196,7 @@ class Simulator:
             if i == 0 and pend is not None:  # commit the last frame inside this frame's first pass
                 (zc, tz), za = pend
                 v = dit.step_fused(zc, tz, za, self.prev, x, t, a, self.cache)
-                self.prev, self.pending = zc, None
+                self.prev, self.pending = dit.push(self.prev, zc), None
             else:
                 v = dit.step(x, t, a, self.cache, prev=self.prev)
             x = s.step(v, i, x)
