@@ -97,6 +97,13 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert wm["dynamics"]["n_actions"] == 5  # from the dataset's ActionSpec
     assert wm["sim"]["window"] + wm["sim"]["sink"] <= wm["dynamics"]["max_frames"]
     assert "worldloom train dynamics" in wm["recipe_cmd"]
+    # Each checkpoint carries the training logs of every stage it was built from (the eval report plots them).
+    from worldloom.checkpoint import train_logs
+
+    assert set(train_logs(d / "tok")) == {"tokenizer"} and set(train_logs(d / "wm")) == {"tokenizer", "dynamics"}
+    assert set(train_logs(d / "student")) == {"tokenizer", "dynamics", "distill"}
+    assert set(train_logs(d / "student_td")) == {"tokenizer", "dynamics", "distill", "temporal_decoder"}
+    assert (d / "wm" / "train_log-dynamics.jsonl").read_bytes() == (d / "wm" / "run" / "log.jsonl").read_bytes()
 
     from safetensors.numpy import load_file
 

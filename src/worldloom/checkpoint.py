@@ -27,6 +27,7 @@ import torch.nn as nn
 from .config import atomic_write_bytes, atomic_write_json, read_json
 
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
+TRAIN_LOG = "train_log-{stage}.jsonl"  # a stage's log.jsonl, kept in the checkpoint (the eval report plots it)
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """A Hugging Face Hub model id, ``org/name``."""
 
@@ -207,6 +208,27 @@ def save_checkpoint(out: str | os.PathLike, config: dict[str, Any], modules: dic
     atomic_write_json(out / CONFIG, config)
     atomic_write_bytes(out / CARD, (front_matter(config) + "\n" + strip_front_matter(card)).encode())
     return out
+
+
+def train_logs(path: str | os.PathLike) -> dict[str, Path]:
+    """The training logs a checkpoint directory carries, by stage (``tokenizer``, ``dynamics``, ...)."""
+    pre, post = TRAIN_LOG.split("{stage}")
+    return {f.name[len(pre):-len(post)]: f for f in sorted(Path(path).glob(TRAIN_LOG.format(stage="*")))}
+
+
+def carry_train_logs(out: str | os.PathLike, stage: str, run_log: str | os.PathLike,
+                     sources: tuple[str | os.PathLike | None, ...] = ()) -> None:
+    """Keep this stage's ``run_log`` in checkpoint ``out``, and the logs of the checkpoints it was built
+    from (``sources``: tokenizer, init, teacher); a stage already carried keeps its first log."""
+    out = Path(out)
+    logs = {stage: Path(run_log)} if Path(run_log).is_file() else {}
+    for src in sources:
+        if src is not None and Path(src).is_dir():
+            for name, f in train_logs(src).items():
+                logs.setdefault(name, f)
+    for name, f in logs.items():
+        if f.resolve() != (out / TRAIN_LOG.format(stage=name)).resolve():
+            atomic_write_bytes(out / TRAIN_LOG.format(stage=name), f.read_bytes())
 
 
 def read_config(path: str | os.PathLike, kinds: tuple[str, ...] = ()) -> tuple[Path, dict[str, Any]]:

@@ -96,3 +96,20 @@ def test_summary_text_and_errors(tmp_path: Path):
         write_report(tmp_path / "file", _results(), {})
     with pytest.raises(ValueError, match="uint8"):
         write_gif(tmp_path / "v.gif", np.zeros((3, 8, 8, 3), np.float32), fps=15)
+
+
+def test_report_shows_the_checkpoints_training_curves(tmp_path: Path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text('{"kind": "worldmodel"}')
+    lines = [{"step": s, "loss": 1.0 / s, "lr": 1e-3, "items_per_s": 50.0} for s in (10, 20, 30)]
+    (ckpt / "train_log-dynamics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (ckpt / "train_log-tokenizer.jsonl").write_text("not json\n{}\n")  # damaged: costs its plot, not the page
+    page = write_report(tmp_path / "r", _results(), run_settings(str(ckpt), ["alpha", "beta"]))
+    text = page.read_text()
+    c = _Checker()
+    c.feed(text)
+    assert "plots/training-dynamics.png" in c.imgs and (tmp_path / "r/plots/training-dynamics.png").stat().st_size > 1000
+    assert "tokenizer:" in text and "training-tokenizer.png" not in text
+    bare = write_report(tmp_path / "r2", _results(), run_settings(str(tmp_path / "nowhere"), ["alpha"]))
+    assert "carries no training log" in bare.read_text()

@@ -88,3 +88,72 @@ def _preset_defaults(p: argparse.ArgumentParser, cls: type, prefix: str, presets
                 else:
                     vals = ", ".join(f"{name} {getattr(cfg, f.name)}" for name, cfg in presets.items())
                     action.help = f"{text} (preset {vals})"
+
+
+# --- config files: --config FILE and --print-config ---------------------------------------------
+CONFIG_HELP = ("JSON or YAML file of config sections to start from instead of the preset (a `--print-config` output, or "
+               "a checkpoint directory or its config.json); options given on the command line still win")
+
+
+def config_options(p: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``--print-config``, the same on every training command."""
+    p.add_argument("--config", default=None, metavar="FILE", help=CONFIG_HELP)
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configs as JSON (what --config reads back) and exit without training")
+
+
+def config_file_bases(path: str | None, sections: dict[str, tuple[type, Any]], root: str | None = None) -> dict[str, Any]:
+    """Each section's base config: from ``path`` where the file has that section, else the given default.
+
+    ``sections`` maps a section name (``"train"``) to (config class, default). ``path`` is a JSON file
+    or a checkpoint directory (its config.json); ``root`` names the key a checkpoint nests some of this
+    command's sections under (a student keeps its distillation configs under ``"distill"``). A file
+    with none of the sections, a section of unknown fields or a value of the wrong type is an error
+    naming the file and the field.
+    """
+    from ..config import from_dict, read_json, to_dict
+
+    out = {name: default for name, (_, default) in sections.items()}
+    if path is None:
+        return out
+    f = Path(path)
+    f = f / "config.json" if f.is_dir() else f
+    try:
+        data = _read_yaml(f) if f.suffix.lower() in (".yaml", ".yml") else read_json(f)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--config: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {f}: expected a JSON object of config sections, got {type(data).__name__}")
+    if root is not None and isinstance(data.get(root), dict):
+        data = {**data, **data[root]}  # the nested sections win over the checkpoint's top-level ones
+    found = [name for name in sections if isinstance(data.get(name), dict)]
+    if not found:
+        raise UsageError(f"--config {f}: has none of the sections {list(sections)} this command reads")
+    for name in found:
+        cls, default = sections[name]
+        try:  # fields the file leaves out keep the default's values
+            out[name] = from_dict(cls, {**to_dict(default), **data[name]}, where=f"--config {f}: {name}")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return out
+
+
+def _read_yaml(f: Path) -> Any:
+    """A YAML config file; a missing or malformed file is an error that names it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(f.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{f}: file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"{f}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def print_config(configs: dict[str, Any]) -> None:
+    """The resolved configs as one JSON object of sections (``--print-config``)."""
+    import json
+
+    from ..config import to_dict
+
+    print(json.dumps({name: to_dict(c) for name, c in configs.items()}, indent=2))

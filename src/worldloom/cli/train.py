@@ -8,7 +8,9 @@ from typing import Any
 
 from ..config import add_dataclass_args, dataclass_from_args
 from ..hardware import setup_cpu
-from .common import (PRESETS, brief_help, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank)
+from . import common
+from .common import (PRESETS, brief_help, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank,
+                     config_file_bases, config_options, print_config)
 
 
 def tokenizer_preset(name: str) -> tuple[Any, Any]:
@@ -57,6 +59,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.heldout:
         _dataset(args.heldout, "--heldout")
     vae_base, train_base = tokenizer_preset(args.preset)
+    bases = config_file_bases(args.config, {"vae": (VAEConfig, vae_base), "train": (TrainConfig, train_base)})
+    vae_base, train_base = bases["vae"], bases["train"]
     h, w, _ = ds.frame_shape
     if h != w:
         raise UsageError(f"--data {args.data}: frames are {h}x{w}; the tokenizer needs square frames")
@@ -66,6 +70,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
     if vae_cfg.frame_size != h:
         raise UsageError(f"--vae-frame-size {vae_cfg.frame_size}: --data {args.data} has {h}x{w} frames")
+    if args.print_config:
+        return print_config({"vae": vae_cfg, "train": train_cfg})
     res = train_tokenizer(args.data, args.out, vae_cfg, train_cfg, heldout=args.heldout, resume=args.resume,
                           progress=_progress(), recipe=args.command_line, run_dir=args.run_dir)
     if _rank() == 0:
@@ -111,6 +117,10 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     if args.init:  # fine-tune: the architecture is the init checkpoint's (a --dyn-* that differs is refused)
         init_cfg = _checkpoint_config(args.init, "--init", ("worldmodel",))
         dyn_base = from_dict(DynamicsConfig, init_cfg["dynamics"], where=f"{args.init}/config.json:dynamics")
+    bases = config_file_bases(args.config, {"dynamics": (DynamicsConfig, dyn_base), "recipe": (DynamicsRecipe, recipe_base),
+                                            "train": (TrainConfig, train_base),
+                                            "sim": (SimConfig, from_dict(SimConfig, sim_base, where=f"preset {args.preset}"))})
+    dyn_base, recipe_base, train_base, sim_obj = bases["dynamics"], bases["recipe"], bases["train"], bases["sim"]
     # Sizes the tokenizer and the data already fix, unless given explicitly.
     dyn_base = dataclasses.replace(dyn_base, latent_channels=vcfg.latent_channels, latent_size=vcfg.latent_size,
                                    n_actions=ds.action_spec.n)
@@ -118,7 +128,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     recipe = dataclass_from_args(DynamicsRecipe, args, recipe_base, "recipe-")
     train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
     sim_given = _fields_given(SimConfig, args, "sim-")
-    sim_cfg = dataclass_from_args(SimConfig, args, from_dict(SimConfig, sim_base, where=f"preset {args.preset}"), "sim-")
+    sim_cfg = dataclass_from_args(SimConfig, args, sim_obj, "sim-")
     if recipe.clip_len > dyn_cfg.max_frames:
         raise UsageError(f"--recipe-clip-len {recipe.clip_len} exceeds --dyn-max-frames {dyn_cfg.max_frames}")
     if sim_cfg.sink + sim_cfg.window > dyn_cfg.max_frames:
@@ -130,6 +140,8 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     if longest < recipe.clip_len:
         raise UsageError(f"--data {args.data}: longest episode has {longest} frames, fewer than "
                          f"--recipe-clip-len {recipe.clip_len}")
+    if args.print_config:
+        return print_config({"dynamics": dyn_cfg, "recipe": recipe, "train": train_cfg, "sim": sim_cfg})
     res = train_dynamics(args.data, args.tokenizer, args.out, dyn_cfg, recipe, train_cfg,
                          sim_defaults=dataclasses.asdict(sim_cfg), resume=args.resume, progress=_progress(),
                          recipe_cmd=args.command_line, run_dir=args.run_dir, init=args.init)
@@ -148,6 +160,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", choices=PRESETS, help=f"base configs: {_PRESET_HELP} (default: cpu)")
     p.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
     p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+    _log_with(p)
+    config_options(p)
+
+
+def _log_with(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-with", dest="train_log_with", default=None, choices=("none", "tensorboard", "wandb"),
+                   help="also send the training curves to TensorBoard (RUN_DIR/tensorboard) or W&B (= --train-log-with)")
 
 
 def _config_options(p: argparse.ArgumentParser, presets: dict[str, tuple[Any, ...]],
@@ -183,9 +202,14 @@ def cmd_train_temporal_decoder(args: argparse.Namespace) -> None:
     _dataset(args.data, "--data")
     _checkpoint_config(args.checkpoint, "--checkpoint", ("worldmodel",))
     cfg_base, recipe_base, train_base = temporal_decoder_preset(args.preset)
-    cfg = dataclass_from_args(TemporalDecoderConfig, args, cfg_base, "td-")
-    recipe = dataclass_from_args(TemporalDecoderRecipe, args, recipe_base, "recipe-")
-    train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
+    bases = config_file_bases(args.config, {"temporal_decoder": (TemporalDecoderConfig, cfg_base),
+                                            "recipe": (TemporalDecoderRecipe, recipe_base), "train": (TrainConfig, train_base)},
+                              root="temporal_decoder_train")
+    cfg = dataclass_from_args(TemporalDecoderConfig, args, bases["temporal_decoder"], "td-")
+    recipe = dataclass_from_args(TemporalDecoderRecipe, args, bases["recipe"], "recipe-")
+    train_cfg = dataclass_from_args(TrainConfig, args, bases["train"], "train-")
+    if args.print_config:
+        return print_config({"temporal_decoder": cfg, "recipe": recipe, "train": train_cfg})
     try:
         res = train_temporal_decoder(args.checkpoint, args.data, args.out, cfg, recipe, train_cfg, resume=args.resume,
                                      progress=_progress(), recipe_cmd=args.command_line, run_dir=args.run_dir)
@@ -278,8 +302,12 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
     setup_cpu()
     _dataset(args.data, "--data")
-    recipe = dataclass_from_args(DistillRecipe, args, DistillRecipe(), "recipe-")
-    train_cfg = dataclass_from_args(TrainConfig, args, _distill_train(), "train-")
+    bases = config_file_bases(args.config, {"recipe": (DistillRecipe, DistillRecipe()), "train": (TrainConfig, _distill_train())},
+                              root="distill")
+    recipe = dataclass_from_args(DistillRecipe, args, bases["recipe"], "recipe-")
+    train_cfg = dataclass_from_args(TrainConfig, args, bases["train"], "train-")
+    if args.print_config:
+        return print_config({"recipe": recipe, "train": train_cfg})
     res = distill(args.teacher, args.data, args.out, recipe, train_cfg, resume=args.resume, progress=_progress(),
                   recipe_cmd=args.command_line, run_dir=args.run_dir, until=args.until, init=args.init,
                   sim_steps=args.sim_steps)
@@ -312,8 +340,11 @@ def _build_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim-steps", type=int, default=None,
                    help="sampler steps the student runs with by default (default: --recipe-student-steps)")
     p.add_argument("--resume", action="store_true", help="continue from the training state in the run dir")
-    p.add_argument("--until", type=int, default=None, help="stop (and write the checkpoint) at this step")
+    p.add_argument("--until", type=int, default=None,  # an interrupted run on purpose: listed by --help-all only
+                   help="stop (and write the checkpoint) at this step" if common.FULL_HELP else argparse.SUPPRESS)
     p.add_argument("--run-dir", default=None, help="training state and log.jsonl (default: OUT/run)")
+    _log_with(p)
+    config_options(p)
     _config_options(p, {"default": (DistillRecipe(), _distill_train())},
                     [(DistillRecipe, "recipe-", None), (TrainConfig, "train-", None)])
     p.epilog = ("examples:\n  worldloom distill --teacher runs/arena/wm --data runs/arena/data-train --out runs/arena/student\n"

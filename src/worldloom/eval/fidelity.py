@@ -31,20 +31,18 @@ Key choices:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..envs.policies import Policy, make_policy
 from ..hardware import setup_cpu
-from ..runtime.simulator import Simulator, WorldModel
+from ..runtime.simulator import WorldModel
 from .metrics import at_horizons, horizon_mean, per_horizon, psnr, ssim
-from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
+from .suite import Plot, SuiteResult, Table, generate, reconstruct, side_by_side
 
 HORIZONS = (1, 8, 32, 128, 512)
 SEED = 200_000
@@ -190,21 +188,10 @@ def run_fidelity(
     states: list[list[dict[str, Any]]] = []
     frames, actions = true_episodes(model, episodes, context + N, seed, policy, states)  # (E, L, H, W, 3), (E, L)
     truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)
-    gen = np.empty_like(truth)
     overrides = {"seed": seed, **(sim_overrides or {})}
-    gen_s, sim_cfg = 0.0, None
-    bar = tqdm(total=episodes * N, desc="fidelity rollouts", unit="frame", disable=not progress or not sys.stderr.isatty())
-    for i in range(0, episodes, MAX_BATCH):
-        j = min(i + MAX_BATCH, episodes)
-        sim = Simulator(model, batch=j - i, **overrides)
-        sim_cfg = sim.cfg
-        sim.reset(frames[i:j, :context], actions[i:j, :context])
-        t0 = time.perf_counter()
-        for t in range(N):
-            gen[i:j, t] = np.asarray(sim.step(actions[i:j, context + t])).reshape(j - i, *truth.shape[2:])
-            bar.update(j - i)
-        gen_s += time.perf_counter() - t0
-    bar.close()
+    run = generate(model, frames[:, :context], actions[:, :context], actions[:, context:], batch=MAX_BATCH,
+                   overrides=overrides, desc="fidelity rollouts", progress=progress)
+    gen, gen_s, sim_cfg = run.frames, run.seconds, run.sim_cfg
     recon = reconstruct(model, truth, CHUNK)
     copy = np.broadcast_to(last[:, None], truth.shape)
 

@@ -36,20 +36,18 @@ Key choices:
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..envs.arena import WALL_PX
-from ..runtime.simulator import Simulator, WorldModel
+from ..runtime.simulator import WorldModel
 from .causality import make_truth_env
 from .metrics import MIN_MSE, PEAK, psnr, ssim
 from .motion import box_mask, central_mask
-from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
+from .suite import Plot, SuiteResult, Table, generate, reconstruct, side_by_side
 
 KS = (8, 32, 128, 512)
 SEED = 310_000
@@ -142,16 +140,11 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
 def _generate(model: WorldModel, probes: list[dict[str, Any]], overrides: dict[str, Any], progress: bool,
               k: int) -> tuple[np.ndarray, Any]:
     """Roll all probes of one k out together: frames (P, N, H, W, 3) uint8 and the SimConfig used."""
-    P = len(probes)
-    sim = Simulator(model, batch=P, **overrides)
     ctx = np.stack([p["context"] for p in probes])
-    sim.reset(ctx, np.zeros(ctx.shape[:2], np.int64))  # the context is still: all noops
     acts = np.stack([p["actions"] for p in probes])  # (P, N)
-    bar = tqdm(range(acts.shape[1]), desc=f"persistence k={k}", unit="frame",
-               disable=not progress or not sys.stderr.isatty())
-    frames = np.stack([sim.render(sim.step_latent(acts[:, i])) for i in bar], 1)  # (P, N, H, W, 3)
-    bar.close()
-    return frames, sim.cfg
+    run = generate(model, ctx, np.zeros(ctx.shape[:2], np.int64), acts, batch=len(probes), overrides=overrides,
+                   desc=f"persistence k={k}", progress=progress)  # the context is still: all noops
+    return run.frames, run.sim_cfg
 
 
 @torch.inference_mode()

@@ -40,8 +40,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..hardware import setup_cpu
-from ..runtime.simulator import Simulator, WorldModel
-from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
+from ..runtime.simulator import WorldModel
+from .suite import Plot, SuiteResult, Table, generate, reconstruct, side_by_side
 
 CONTEXT = 4
 TRACKERS = ("binary", "soft")
@@ -149,15 +149,10 @@ def summarize(s: dict[str, np.ndarray], collision: bool) -> dict[str, float]:
 
 
 def _generate(model: WorldModel, context: np.ndarray, n: int, overrides: dict[str, Any]) -> np.ndarray:
-    """Roll out n frames after context (E, C, H, W, 3), MAX_BATCH worlds at a time: (E, n, H, W, 3)."""
-    out = []
-    for i in range(0, len(context), MAX_BATCH):
-        ctx = context[i : i + MAX_BATCH]
-        sim = Simulator(model, batch=len(ctx), **overrides)
-        sim.reset(ctx, np.zeros(ctx.shape[:2], np.int64))
-        f = sim.rollout(np.zeros((len(ctx), n), np.int64))
-        out.append(f[None] if len(ctx) == 1 else f)
-    return np.concatenate(out)
+    """Roll out n frames after context (E, C, H, W, 3) under the scenes' only action: (E, n, H, W, 3)."""
+    E = len(context)
+    return generate(model, context, np.zeros(context.shape[:2], np.int64), np.zeros((E, n), np.int64),
+                    batch=MAX_BATCH, overrides=overrides).frames
 
 
 def _r(x: float, nd: int = 3) -> float | None:

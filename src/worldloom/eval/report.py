@@ -198,6 +198,32 @@ def _html_table(t: Table) -> str:
     return f"<table><caption>{e(t.title)}</caption><tr>{head}</tr>{body}</table>"
 
 
+def _training_curves(out: Path, checkpoint: Any) -> list[str]:
+    """The section that shows the training curves the scored checkpoint carries (one PNG per stage)."""
+    from ..checkpoint import CheckpointError, resolve, train_logs
+    from ..training.curves import plot_run
+
+    e = html.escape
+    try:
+        logs = train_logs(resolve(str(checkpoint))) if checkpoint else {}
+    except (CheckpointError, FileNotFoundError, ValueError):
+        logs = {}
+    if not logs:
+        return [f"<h2 id='training'>Training curves</h2><p>{e(str(checkpoint))} carries no training log "
+                "(checkpoints written by the training commands keep one per stage).</p>"]
+    parts = ["<h2 id='training'>Training curves</h2>"]
+    for stage, log in logs.items():
+        rel = f"plots/training-{stage}.png"
+        try:
+            plot_run(log, out / rel, title=f"{stage}: {log.name}")
+        except (ValueError, OSError) as err:  # a damaged log costs its plot, not the report
+            parts.append(f"<p class='err'>{e(stage)}: {e(str(err))}</p>")
+            continue
+        parts.append(f"<figure><a href='{rel}'><img alt='{e(stage)} training curves' src='{rel}'></a>"
+                     f"<figcaption>{e(stage)} (<a href='{rel}'>png</a>)</figcaption></figure>")
+    return parts
+
+
 def write_report(out_dir: str | Path, results: list[SuiteResult], settings: dict[str, Any],
                  errors: dict[str, str] | None = None, *, fps: float = 15.0, scale: int = 2,
                  max_video_frames: int = MAX_VIDEO_FRAMES) -> Path:
@@ -224,6 +250,7 @@ def write_report(out_dir: str | Path, results: list[SuiteResult], settings: dict
              f"<style>{_CSS}</style></head><body><h1>worldloom eval</h1>",
              _html_table(Table("Settings", ["what", "value"], [[k, v] for k, v in facts if v is not None])),
              _html_table(summary), "<p>All numbers: <a href='results.json'>results.json</a>.</p>"]
+    parts += _training_curves(out, s.get("checkpoint"))
     for name, err in (errors or {}).items():
         parts.append(f"<h2 id='{e(name)}'>{e(name)}</h2><p class='err'>Suite failed: {e(err)}</p>")
     for r in results:

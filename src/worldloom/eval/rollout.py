@@ -30,8 +30,8 @@ Key choices:
   names allow, else each episode gets the next episode's actions. Scored against the *true* frames
   and camera. A model that learned its actions must score clearly worse with wrong ones; two early
   CPU models here did not (DESIGN.md section 4), which plain PSNR alone did not reveal.
-- **One Simulator per batch**, reset for the true and swapped rollouts, so both see identical noise.
-  Time per generated frame counts the true-action rollouts only (batched: wall time / frames).
+- **One batched loop** (:func:`~worldloom.eval.suite.generate`) for the true and the swapped
+  rollouts: each batch is reset with the same seed, so both see identical noise. Time per generated frame counts the true-action rollouts only (batched: wall time / frames).
 - **Exact frames, reported apart.** PSNR is capped at 78 dB (metrics.MIN_MSE), the score of a frame
   drawn exactly: a still scene (the truth repeats the frame before it) scores that only for a model
   that repeats it bit for bit, as copy-last does. A few such frames move the mean over horizons by
@@ -42,20 +42,17 @@ Key choices:
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..data.format import Dataset
-from ..runtime.simulator import Simulator, WorldModel
+from ..runtime.simulator import WorldModel
 from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, psnr, ssim
-from .suite import clean, reconstruct
+from .suite import clean, generate, reconstruct
 from .motion import AGENT_HALF, MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
 from .objects import format_objects, score_objects
 
@@ -83,14 +80,6 @@ def swap_actions(actions: np.ndarray, names: tuple[str, ...], mode: str = "auto"
     if mode == "roll":
         return (np.roll(a, -1, axis=0) if len(a) > 1 else a[:, ::-1].copy()), mode
     raise ValueError(f"swap mode must be 'auto', 'rotate' or 'roll', got {mode!r}")
-
-
-def _generate(sim: Simulator, ctx: np.ndarray, ctx_actions: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, float]:
-    """Reset on ctx (b, T, H, W, 3), roll out actions (b, N): (frames (b, N, H, W, 3) uint8, rollout s)."""
-    sim.reset(ctx, ctx_actions)
-    t0 = time.perf_counter()  # generation only: encoding the context is a one-off per rollout
-    out = sim.rollout(actions)
-    return (out[None] if sim.batch == 1 else out), time.perf_counter() - t0
 
 
 @torch.inference_mode()
@@ -156,19 +145,12 @@ def evaluate_rollouts(
     wrong, swap_mode = swap_actions(actions[:, context:], tuple(model.action_spec.names), swap)
 
     overrides = {"seed": seed, **(sim_overrides or {})}
-    gen = np.empty((E, horizon, *frames.shape[2:]), np.uint8)
-    gen_swap = np.empty_like(gen)
-    gen_time, n_steps, sim_cfg = 0.0, 0, None
-    bar = tqdm(range(0, E, batch), desc="eval rollouts", unit="batch", disable=not progress or not sys.stderr.isatty())
-    for i in bar:
-        j = min(i + batch, E)
-        sim = Simulator(model, batch=j - i, **overrides)
-        sim_cfg = sim.cfg
-        ctx, ctx_a = frames[i:j, :context], actions[i:j, :context]
-        gen[i:j], dt = _generate(sim, ctx, ctx_a, actions[i:j, context:])
-        gen_time, n_steps = gen_time + dt, n_steps + horizon
-        gen_swap[i:j], _ = _generate(sim, ctx, ctx_a, wrong[i:j])
-    bar.close()
+    ctx, ctx_a = frames[:, :context], actions[:, :context]
+    run = generate(model, ctx, ctx_a, actions[:, context:], batch=batch, overrides=overrides, desc="eval rollouts",
+                   progress=progress)
+    gen, gen_time, n_steps, sim_cfg = run.frames, run.seconds, run.steps, run.sim_cfg
+    gen_swap = generate(model, ctx, ctx_a, wrong, batch=batch, overrides=overrides, desc="swapped actions",
+                        progress=progress).frames
     recon = reconstruct(model, frames[:, context - 1 :])  # (E, 1 + horizon, H, W, 3)
 
     truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)

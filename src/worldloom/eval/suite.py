@@ -92,6 +92,54 @@ def reconstruct(model: Any, frames: np.ndarray, chunk: int = 128) -> np.ndarray:
     return np.concatenate(out).reshape(frames.shape)
 
 
+@dataclass
+class Rollouts:
+    """What :func:`generate` returns: the generated frames and how long generating them took."""
+
+    frames: np.ndarray  # (E, N, H, W, 3) uint8
+    seconds: float  # generation only (context encoding excluded), summed over batches
+    steps: int  # Simulator steps taken (N per batch)
+    sim_cfg: Any  # the SimConfig every batch ran with
+
+
+def generate(model: Any, context: np.ndarray, context_actions: np.ndarray, actions: np.ndarray, *, batch: int = 16,
+             overrides: dict[str, Any] | None = None, desc: str = "rollouts", progress: bool = False) -> Rollouts:
+    """Roll out every episode from its true context: the one batched loop every suite uses.
+
+    ``context`` (E, C, H, W, 3) uint8 and ``context_actions`` (E, C) reset a Simulator of up to
+    ``batch`` worlds, which then takes ``actions`` (E, N) step by step. Each batch's Simulator is
+    reset with the same seed, so two calls with the same context see the same noise (the rollout
+    suite's true and swapped actions differ only by their actions).
+    """
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from ..runtime.simulator import Simulator
+
+    context, actions = np.asarray(context), np.asarray(actions)
+    E, N = actions.shape
+    if len(context) != E or np.asarray(context_actions).shape[0] != E:
+        raise ValueError(f"generate: {len(context)} contexts, {np.asarray(context_actions).shape[0]} context actions "
+                         f"and {E} action sequences; they must match")
+    out = np.empty((E, N, *context.shape[2:]), np.uint8)
+    seconds, steps, cfg = 0.0, 0, None
+    bar = tqdm(total=E * N, desc=desc, unit="frame", disable=not progress or not sys.stderr.isatty())
+    for i in range(0, E, batch):
+        j = min(i + batch, E)
+        sim = Simulator(model, batch=j - i, **(overrides or {}))
+        cfg = sim.cfg
+        sim.reset(context[i:j], np.asarray(context_actions)[i:j])
+        t0 = time.perf_counter()  # generation only: encoding the context is a one-off per rollout
+        for t in range(N):
+            out[i:j, t] = sim.render(sim.step_latent(actions[i:j, t]))
+            bar.update(j - i)
+        seconds, steps = seconds + time.perf_counter() - t0, steps + N
+    bar.close()
+    return Rollouts(out, seconds, steps, cfg)
+
+
 def side_by_side(model: np.ndarray, truth: np.ndarray, gap: int = 2) -> np.ndarray:
     """Panels model | truth | |difference| (amplified x4): uint8 (T, H, W, 3) x2 -> (T, H, 3W + 2 gap, 3)."""
     model, truth = np.asarray(model), np.asarray(truth)

@@ -133,7 +133,7 @@ class DistillTask:
         L = r.context + depth
         seq = torch.cat([z[:, : r.context].float(), fake], 1)  # (B, L, C, h, w): what the cache held
         s = L - W  # the graded window: frames s..L-1, all generated
-        ctx, prev = seq[:, s:], CausalDiT.shifted(seq[:, s:], first=seq[:, s - 1])
+        ctx, prev = seq[:, s:], self.teacher.history(seq[:, s:], before=seq[:, :s])
         t_val = float(EulerSampler(r.student_steps, self.sim_cfg.shift, self.sim_cfg.t_max).timesteps[step])
         t = torch.full((B, W), t_val, device=z.device)
         x, a = x_in[:, -W:], actions[:, s:L]
@@ -192,7 +192,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     """
     if sim_steps is not None and sim_steps < 1:
         raise ValueError(f"sim_steps must be >= 1, got {sim_steps}")
-    from ..checkpoint import save_checkpoint
+    from ..checkpoint import carry_train_logs, resolve, save_checkpoint
     from ..runtime.loading import load
     from ..hardware import setup_cpu
 
@@ -223,8 +223,10 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
                 f"parameters) fine-tuned from `{teacher_path}` on its own KV-cached rollouts of `{data}` "
                 f"({ds.n_frames} frames).\n\n- {trainer.step} of {train_cfg.steps} steps x {train_cfg.batch_size} "
                 f"rollouts of {recipe.rollout_min}-{recipe.rollout_max} frames, {trainer.elapsed / 60:.1f} min\n"
+                f"- weights: float16 on disk (half the file), float32 when loaded\n"
                 f"- recipe: `{recipe_cmd}`\n- teacher: `{teacher.config.get('recipe_cmd', '')}`\n")
         save_checkpoint(out, config, {"vae": teacher.vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
+        carry_train_logs(out, "distill", trainer.log_path, (resolve(teacher_path), None if init is None else resolve(init)))
     return DistillResult(Path(out), trainer.elapsed, last)
 
 

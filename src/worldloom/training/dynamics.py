@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..actions import ActionSpec
-from ..checkpoint import read_checkpoint, save_checkpoint, split_prefix, load_strict
+from ..checkpoint import carry_train_logs, load_strict, read_checkpoint, resolve, save_checkpoint, split_prefix
 from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
@@ -264,8 +264,9 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                 f"{dyn_cfg.n_tok} tokens/frame) over a {vcfg.latent_channels}x{vcfg.latent_size}x{vcfg.latent_size} VAE latent.\n\n"
                 f"- data: `{data}` ({ds.n_frames} frames, env `{ds.env}`)\n"
                 f"- dynamics: {trainer.step} of {train_cfg.steps} scheduled steps x {train_cfg.batch_size} clips of {recipe.clip_len} frames, "
-                f"{trainer.elapsed / 60:.1f} min\n- recipe: `{recipe_cmd}`\n"
+                f"{trainer.elapsed / 60:.1f} min\n- weights: float16 on disk (half the file), float32 when loaded\n- recipe: `{recipe_cmd}`\n"
                 + (f"- fine-tuned from `{init}` ({init_info['trained_steps']} steps)\n" if init_info else ""))
         # fp16 storage halves the file (loaded back as fp32); the bundled checkpoint must stay small.
         save_checkpoint(out, config, {"vae": vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
+        carry_train_logs(out, "dynamics", trainer.log_path, (resolve(tokenizer), None if init is None else resolve(init)))
     return DynamicsResult(Path(out), trainer.elapsed, last)

@@ -56,6 +56,8 @@ class TrainConfig:
     seed: int = doc(0, "seed for init and data order")
     log_every: int = doc(25, "steps between log lines")
     ckpt_every: int = doc(500, "steps between training checkpoints")
+    log_with: str = doc("none", choices=("none", "tensorboard", "wandb"),
+                        text="experiment tracker that also gets every log line (training/tracking.py)")
 
 
 class Task(Protocol):
@@ -147,6 +149,11 @@ class Trainer:
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.progress = progress and self.rank == 0
         self.log_path = self.run_dir / "log.jsonl"
+        self.tracker = None
+        if self.rank == 0 and cfg.log_with != "none":  # before any step: a missing package fails now, not at the end
+            from .tracking import make_tracker
+
+            self.tracker = make_tracker(cfg.log_with, self.run_dir, {"task": type(task).__name__, **to_dict(cfg)})
 
     # --- state ----------------------------------------------------------------------------------
     def _state_tensors(self) -> dict[str, torch.Tensor]:
@@ -256,6 +263,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+        if self.tracker is not None:
+            self.tracker.log(int(rec["step"]), rec)
 
     def train(self, until: int | None = None) -> dict[str, float]:
         """Train to ``cfg.steps`` (or stop early at step ``until``, as an interrupted run would)."""
@@ -306,11 +315,21 @@ class Trainer:
         if resume and not self.load_state() and self.rank == 0:
             print(f"--resume: no training state in {self.run_dir}; starting at step 1", file=sys.stderr)
             self._trim_log()  # a session killed before its first save may have logged steps
-        last = self.train(until)
+        try:
+            last = self.train(until)
+        except BaseException:
+            self._close_tracker()  # the curves so far stay readable; no barrier with ranks that may be gone
+            raise
         self.close()
         return last
 
+    def _close_tracker(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+
     def close(self) -> None:
+        self._close_tracker()
         if self.world > 1 and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()

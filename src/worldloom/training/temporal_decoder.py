@@ -175,7 +175,7 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
                            progress: bool = True, recipe_cmd: str = "",
                            run_dir: str | Path | None = None) -> TemporalDecoderResult:
     """Add a trained temporal decoder to the world model ``checkpoint``; writes the result to ``out``."""
-    from ..checkpoint import CARD, WEIGHTS, drop_metrics_sections, read_checkpoint, save_weights
+    from ..checkpoint import CARD, WEIGHTS, carry_train_logs, drop_metrics_sections, read_checkpoint, save_weights
     from ..config import atomic_write_bytes, atomic_write_json
     from ..runtime.loading import load
     from ..hardware import setup_cpu
@@ -221,4 +221,5 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
         save_weights(out / WEIGHTS, tensors, metadata={"format": "worldloom"})
         atomic_write_json(out / "config.json", config)
         atomic_write_bytes(out / CARD, card.encode())
+        carry_train_logs(out, "temporal_decoder", trainer.log_path, (src_dir,))
     return TemporalDecoderResult(Path(out), trainer.elapsed, rollout_s, last)

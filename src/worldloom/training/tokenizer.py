@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import carry_train_logs, save_checkpoint
 from ..config import to_dict
 from ..data.format import Dataset
 from ..models.vae import VAE, VAEConfig
@@ -113,4 +113,5 @@ def train_tokenizer(data: str | Path, out: str | Path, vae_cfg: VAEConfig, train
             f"- reconstruction PSNR: {psnr:.2f} dB ({'held-out' if heldout else 'training'} frames)\n"
             f"- recipe: `{recipe}`\n")
     save_checkpoint(out, config, {"vae": vae}, card)
+    carry_train_logs(out, "tokenizer", trainer.log_path)
     return TokenizerResult(Path(out), psnr, time.time() - t0)
