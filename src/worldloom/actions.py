@@ -1,14 +1,65 @@
-"""ActionSpec: the named actions of a world and their default keys.
+"""ActionSpec: the named actions of a world, its continuous axes, and their default keys.
 
 It travels with every dataset (``meta.json``) and checkpoint (``config.json``), so a player, an
-evaluator and a trainer agree on what action index 3 means. Discrete actions for now; ``axes`` is
-kept for continuous controls later (empty means none).
+evaluator and a trainer agree on what action index 3 means and what axis 1 measures.
+
+An action is **composite**: one discrete id (``names``; index 0 is the no-op) plus a value for each
+continuous :class:`Axis` (``axes``; none for a keyboard world). A Gymnasium ``Box`` env has the single
+discrete action ``noop`` and one axis per dimension; keys plus a mouse delta would be both.
+
+Key choices:
+- **Ranges live in the spec.** Each axis states ``low``/``high`` (and a unit); :meth:`ActionSpec.normalize`
+  maps values to [-1, 1] with them, in training and at run time alike, so the checkpoint that stores the
+  spec stores its normalisation too and a user always passes raw values (radians, metres, N).
+- **Keys drive axes in play** (:attr:`Axis.keys`): a held key sets its axis to the key's value, an
+  axis with no key held rests at ``rest`` (0 clipped into the range). docs/PROTOCOL.md has the mapping.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One continuous control: a name, its range and unit, and the keys that drive it in play."""
+
+    name: str
+    low: float = -1.0
+    high: float = 1.0
+    unit: str = ""
+    keys: tuple[tuple[str, float], ...] = ()
+    """(DOM key name, axis value while held) pairs, e.g. (("ArrowLeft", -1.0), ("ArrowRight", 1.0))."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"axis {self.name!r}: need finite low < high, got {self.low}, {self.high}")
+        for k, v in self.keys:
+            if not self.low <= v <= self.high:
+                raise ValueError(f"axis {self.name!r}: key {k!r} sets {v}, outside [{self.low}, {self.high}]")
+
+    @property
+    def rest(self) -> float:
+        """The value with no key held: 0 if the range holds it, else the nearer end."""
+        return min(max(0.0, self.low), self.high)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "low": self.low, "high": self.high, "unit": self.unit,
+                "keys": [[k, v] for k, v in self.keys]}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "Axis":
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+            raise ValueError(f"{where}: expected an object with a 'name', got {d!r}")
+        try:
+            keys = tuple((str(k), float(v)) for k, v in d.get("keys", []))
+            return cls(d["name"], float(d.get("low", -1.0)), float(d.get("high", 1.0)), str(d.get("unit", "")), keys)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -17,8 +68,8 @@ class ActionSpec:
     """Action names, index = action id. Index 0 is the no-op by convention."""
     keys: tuple[tuple[str, ...], ...] = ()
     """Default keyboard keys (DOM ``KeyboardEvent.key`` names) per action; may be empty per action."""
-    axes: tuple[str, ...] = field(default=())
-    """Names of continuous axes (reserved; none yet)."""
+    axes: tuple[Axis, ...] = field(default=())
+    """Continuous axes, each with its range (empty: a purely discrete world)."""
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -27,10 +78,16 @@ class ActionSpec:
             raise ValueError(f"ActionSpec names must be unique: {self.names}")
         if self.keys and len(self.keys) != len(self.names):
             raise ValueError(f"ActionSpec has {len(self.names)} names but {len(self.keys)} key lists")
+        if len({a.name for a in self.axes}) != len(self.axes):
+            raise ValueError(f"ActionSpec axis names must be unique: {[a.name for a in self.axes]}")
 
     @property
     def n(self) -> int:
         return len(self.names)
+
+    @property
+    def n_axes(self) -> int:
+        return len(self.axes)
 
     def index(self, name: str) -> int:
         try:
@@ -39,17 +96,51 @@ class ActionSpec:
             raise KeyError(f"unknown action {name!r}; known: {list(self.names)}") from None
 
     def require_same(self, other: "ActionSpec", *, mine: str, theirs: str) -> None:
-        """Raise ``ValueError`` naming both sources unless ``other`` has the same action names in the same order.
+        """Raise ``ValueError`` naming both sources unless ``other`` has the same actions and axes in the same order.
 
         A dataset whose actions are swapped against a model (up <-> down) would be scored or trained
-        silently wrong, so a mismatch of count, names or order is an error. Keys may differ.
+        silently wrong, so a mismatch of count, names or order is an error; so is an axis of another
+        name or range (the range is the model's normalisation). Keys may differ.
         """
         if tuple(self.names) != tuple(other.names):
             raise ValueError(f"action mismatch: {mine} has {self.n} actions {list(self.names)}, "
                              f"{theirs} has {other.n} {list(other.names)}")
+        ours, yours = [(a.name, a.low, a.high) for a in self.axes], [(a.name, a.low, a.high) for a in other.axes]
+        if ours != yours:
+            raise ValueError(f"axis mismatch: {mine} has axes {ours} (name, low, high), {theirs} has {yours}")
+
+    def check_axes(self, values: np.ndarray, where: str, slack: float = 1e-6) -> np.ndarray:
+        """``values`` (..., n_axes) as float32 if every one is finite and inside its axis range; else a
+        ``ValueError`` naming ``where``, the axis and the first bad index."""
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape[-1:] != (self.n_axes,):
+            raise ValueError(f"{where}: expected {self.n_axes} axis values {[a.name for a in self.axes]} per step, "
+                             f"got shape {v.shape}")
+        for i, a in enumerate(self.axes):
+            bad = np.flatnonzero(~np.isfinite(v[..., i]) | (v[..., i] < a.low - slack) | (v[..., i] > a.high + slack))
+            if bad.size:
+                at = np.unravel_index(int(bad[0]), v.shape[:-1])
+                raise ValueError(f"{where}: axis {a.name!r} value {v[..., i].reshape(-1)[bad[0]]} at index "
+                                 f"{tuple(int(x) for x in at)} is outside [{a.low}, {a.high}]")
+        return v.astype(np.float32)
+
+    def normalize(self, values: Any) -> Any:
+        """Raw axis values (..., n_axes), numpy or torch, -> [-1, 1] by each axis's range (what the model sees)."""
+        lo = np.array([a.low for a in self.axes], np.float32)
+        hi = np.array([a.high for a in self.axes], np.float32)
+        mid, half = (hi + lo) / 2, (hi - lo) / 2
+        if type(values).__module__.startswith("torch"):  # a torch tensor: keep it one (numpy 2 arrays have .device too)
+            import torch
+
+            return (values - torch.from_numpy(mid).to(values.device)) / torch.from_numpy(half).to(values.device)
+        return (np.asarray(values, np.float32) - mid) / half
+
+    def rest_axes(self) -> np.ndarray:
+        """Each axis at rest (no key held): float32 (n_axes,)."""
+        return np.array([a.rest for a in self.axes], np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "keys": [list(k) for k in self.keys], "axes": list(self.axes)}
+        return {"names": list(self.names), "keys": [list(k) for k in self.keys], "axes": [a.to_dict() for a in self.axes]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "action_spec") -> "ActionSpec":
@@ -58,7 +149,7 @@ class ActionSpec:
         return cls(
             names=tuple(str(n) for n in d["names"]),
             keys=tuple(tuple(str(k) for k in ks) for ks in d.get("keys", [])),
-            axes=tuple(str(a) for a in d.get("axes", [])),
+            axes=tuple(Axis.from_dict(a, f"{where}: axes[{i}]") for i, a in enumerate(d.get("axes", []))),
         )
 
     @classmethod

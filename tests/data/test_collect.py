@@ -29,6 +29,35 @@ def test_collect_cartpole(tmp_path: Path) -> None:
         collect("gym:CartPole-v1", out, episodes=1, steps=5, progress=False)
 
 
+def test_box_env_end_to_end_with_continuous_axes(tmp_path: Path) -> None:
+    """A Gymnasium Box env: collect its axis values, train on them, and roll out under chosen values."""
+    pytest.importorskip("pygame", reason="Pendulum renders with pygame (pip install pygame)")
+    import worldloom
+    from worldloom.cli import main
+
+    out = collect("gym:Pendulum-v1", tmp_path / "pend", episodes=2, steps=16, progress=False)
+    ds = Dataset.open(out)
+    spec = ds.action_spec
+    assert spec.names == ("noop",) and [(a.name, a.low, a.high) for a in spec.axes] == [("axis_0", -2.0, 2.0)]
+    assert spec.axes[0].keys == (("ArrowLeft", -2.0), ("ArrowRight", 2.0))  # play: held arrows push either way
+    ep = ds[0]
+    assert ep.axes.shape == (16, 1) and ep.axes[0, 0] == 0.0 and np.all(np.abs(ep.axes) <= 2.0)
+    assert np.ptp(ep.axes[1:]) > 0.1 and np.all(ep.actions == 0)  # the smooth walk moves the torque
+    assert ds.meta["policy"]["kind"] == "axes"
+    d = tmp_path
+    assert main(["train", "tokenizer", "--preset", "tiny", "--data", str(out), "--out", str(d / "tok")]) == 0
+    assert main(["train", "dynamics", "--preset", "tiny", "--data", str(out), "--tokenizer", str(d / "tok"),
+                 "--out", str(d / "wm"), "--train-steps", "2"]) == 0
+    model = worldloom.load(d / "wm")
+    assert model.dit.cfg.n_axes == 1 and model.action_spec == spec
+    sim = worldloom.Simulator(model, steps=1)
+    sim.reset(np.array(ep.frames[:4]), np.array(ep.actions[:4]), np.array(ep.axes[:4]))
+    assert sim.rollout(np.zeros(3, np.int64), np.array([[2.0], [2.0], [-2.0]])).shape == (3, 64, 64, 3)
+    assert main(["eval", "--checkpoint", str(d / "wm"), "--data", str(out), "--episodes", "2", "--horizon", "4",
+                 "--context", "4", "--json", "--out", str(d / "eval.json")]) == 0
+    assert main(["distill", "--teacher", str(d / "wm"), "--data", str(out), "--out", str(d / "s")]) == 2  # said, not crashed
+
+
 def test_collect_arena(tmp_path: Path) -> None:
     envs = pytest.importorskip("worldloom.envs.arena", reason="worldloom.envs.arena not available")
     out = collect("arena", tmp_path / "arena", episodes=2, steps=12, seed=5, progress=False)

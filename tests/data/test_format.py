@@ -28,14 +28,14 @@ def _episode(T: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.nd
     return frames, actions, state
 
 
-def _writer(path: Path, **kw: object) -> DatasetWriter:
+def _writer(path: Path, action_spec: ActionSpec = SPEC, **kw: object) -> DatasetWriter:
     return DatasetWriter(
         path,
         env="arena",
         env_kwargs={"n_balls": 4},
         frame_shape=(H, W, 3),
         fps=15,
-        action_spec=SPEC,
+        action_spec=action_spec,
         policy={"name": "momentum"},
         seed=7,
         **kw,  # type: ignore[arg-type]
@@ -278,3 +278,30 @@ def test_dataset_pickles_without_copying_frames(ds_path: Path) -> None:
     assert len(blob) < 10_000
     ds2 = pickle.loads(blob)
     np.testing.assert_array_equal(ds2[1].frames, ds[1].frames)
+
+
+def test_continuous_axes_round_trip_and_errors(tmp_path: Path) -> None:
+    from worldloom.actions import Axis
+
+    spec = ActionSpec(names=("noop",), axes=(Axis("torque", -2.0, 2.0, "N m"),))
+    frames = np.zeros((4, H, W, 3), np.uint8)
+    axes = np.array([[0.0], [1.5], [-2.0], [2.0]], np.float32)
+    path = tmp_path / "box"
+    with _writer(path, action_spec=spec) as w:
+        w.add_episode(frames, np.zeros(4, np.int64), axes=axes)
+        with pytest.raises(DatasetError, match=r"axes: the ActionSpec has 1 axes \['torque'\]"):
+            w.add_episode(frames, np.zeros(4, np.int64))
+        with pytest.raises(DatasetError, match="axis 'torque' value 2.5 at index"):
+            w.add_episode(frames, np.zeros(4, np.int64), axes=axes + 0.5)
+        with pytest.raises(DatasetError, match=r"expected shape \(4, 1\)"):
+            w.add_episode(frames, np.zeros(4, np.int64), axes=axes[:3])
+    ds = Dataset.open(path)
+    assert ds.action_spec == spec and len(ds) == 1 and np.array_equal(ds[0].axes, axes)
+    # An axes file edited out of range after writing is refused on load, naming the file.
+    bad = path / "episodes" / "000000" / "axes.npy"
+    np.save(bad, axes * 2)
+    with pytest.raises(DatasetError, match=f"{bad}: axis 'torque' value 3.0"):
+        Dataset.open(path)[0]
+    with _writer(tmp_path / "plain") as w:  # a discrete world takes no axes
+        with pytest.raises(DatasetError, match="has no axes"):
+            w.add_episode(frames, np.zeros(4, np.int64), axes=axes)

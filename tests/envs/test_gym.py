@@ -40,9 +40,23 @@ def test_cartpole_frames_and_api() -> None:
         env.close()
 
 
-def test_non_discrete_and_unknown_ids_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="not Discrete"):
-        make_gym_env("Pendulum-v1")
+def test_unsupported_action_spaces_and_unknown_ids_are_clear_errors() -> None:
+    import gymnasium
+    from gymnasium import spaces
+
+    from worldloom.envs.gym import GymFrameEnv
+
+    class Inner(gymnasium.Env):
+        render_mode = "rgb_array"
+
+        def __init__(self, space):
+            self.action_space, self.observation_space = space, spaces.Box(0, 255, (8, 8, 3), np.uint8)
+
+    with pytest.raises(ValueError, match="neither Discrete nor a 1-D Box"):
+        GymFrameEnv(Inner(spaces.MultiDiscrete([2, 3])), env_id="multi")
+    with pytest.raises(ValueError, match="unbounded axis"):
+        GymFrameEnv(Inner(spaces.Box(-np.inf, np.inf, (2,))), env_id="free")
+    assert make_gym_env("Pendulum-v1").action_spec.n_axes == 1  # a bounded Box is continuous axes
     with pytest.raises(ValueError, match="gym:NoSuchEnv-v0"):
         make_gym_env("NoSuchEnv-v0")
 

@@ -220,3 +220,28 @@ def test_spare_slot_cache_keeps_the_window():
                 seen = sorted(f for f, ok in zip(held, c._mask[qi].tolist()) if ok)
                 assert seen == list(range(max(0, q - 2), q + 1))
         c.commit(1)
+
+
+def test_axes_condition_every_path_alike():
+    """Continuous axes: they change the output, and the cached step equals the uncached pass with them."""
+    m = tiny(n_axes=2, pred="delta", prev_halo=1)
+    B, T = 2, 5
+    g = torch.Generator().manual_seed(9)
+    z = torch.randn(B, T, 4, 8, 8, generator=g)
+    a = torch.zeros(B, T, dtype=torch.long)
+    ax = torch.rand(B, T, 2, generator=g) * 2 - 1
+    tt = torch.zeros(B, T)
+    tt[:, -1] = 0.6
+    with torch.no_grad():
+        ref = m(z, tt, a, axes=ax)[:, -1]
+        assert not torch.allclose(ref, m(z, tt, a, axes=-ax)[:, -1])
+        cache, stack = m.new_cache(B, window=8), None
+        for i in range(T - 1):
+            m.step(z[:, i], tt[:, i], a[:, i], cache, commit=True, prev=stack, axes=ax[:, i])
+            stack = m.push(stack, z[:, i])
+        v = m.step(z[:, -1], tt[:, -1], a[:, -1], cache, prev=stack, axes=ax[:, -1])
+    assert (v - ref).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="takes 2 axis values per frame"):
+        m(z, tt, a)
+    with pytest.raises(ValueError, match="has no action axes"):
+        tiny()(z, tt, a, axes=ax)

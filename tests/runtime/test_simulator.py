@@ -189,3 +189,40 @@ def test_fused_stepping_needs_no_sink(tiny_world):
     with pytest.raises(ValueError, match="spare"):
         tiny_world.dit.step_fused(x, torch.zeros(1), torch.zeros(1, dtype=torch.long), None, x, torch.ones(1),
                                   torch.zeros(1, dtype=torch.long), cache)
+
+
+def test_continuous_axes_drive_the_rollout(tiny_world):
+    """A model with axes: fused == unfused, the values change the frames, bad values are clear errors."""
+    import dataclasses
+
+    from worldloom.actions import ActionSpec, Axis
+    from worldloom.models.dit import CausalDiT
+    from worldloom.runtime.simulator import WorldModel
+
+    spec = ActionSpec(names=tiny_world.action_spec.names, keys=tiny_world.action_spec.keys,
+                      axes=(Axis("steer", -2.0, 2.0),))
+    dit = CausalDiT(dataclasses.replace(tiny_world.dit.cfg, n_axes=1, pred="delta", prev_halo=1)).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    world = WorldModel(tiny_world.vae, dit, tiny_world.config, spec, sim=tiny_world.sim)
+    frames, acts = _context()
+    steer = np.array([[2.0], [-2.0], [0.5], [1.0], [-1.5], [0.0], [2.0], [-2.0]], np.float32)
+    outs = {}
+    for fuse in (False, True):
+        sim = Simulator(world, steps=2, window=4, fuse=fuse, seed=3)
+        sim.reset(frames, acts, np.zeros((len(acts), 1), np.float32))
+        outs[fuse] = torch.stack([sim.step_latent(1, steer[i]) for i in range(len(steer))])
+    assert (outs[True] - outs[False]).abs().max() <= 1e-4
+    sim = Simulator(world, steps=2, window=4, seed=3)
+    sim.reset(frames, acts)  # context axes default to rest
+    other = torch.stack([sim.step_latent(1, -steer[i]) for i in range(len(steer))])
+    assert (other - outs[False]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match=r"axis 'steer' value 2.5 .* outside \[-2.0, 2.0\]"):
+        sim.step(1, [2.5])
+    with pytest.raises(ValueError, match="expected 1 values"):
+        sim.step(1, [0.0, 0.0])
+    with pytest.raises(ValueError, match="no continuous axes"):
+        s2 = Simulator(tiny_world)
+        s2.reset(frames, acts)
+        s2.step(1, [0.5])

@@ -363,3 +363,50 @@ def test_play_cli_hooks_check_arguments(capsys):
                                         "--threads", "0"])) == 2
     err = capsys.readouterr().err
     assert "--port" in err and "--fps" in err and "--threads" in err
+
+
+def test_continuous_axes_in_play(serve, client, tiny_world):
+    """A Box world: 'ready' lists its axes and keys, 'action' carries their values to the model and the truth env."""
+    pytest.importorskip("pygame", reason="Pendulum renders with pygame")
+    import dataclasses
+
+    import torch
+
+    from worldloom.data.collect import make_recorded_env, resolve_env_kwargs
+    from worldloom.envs.gym import axis_spec
+    from worldloom.models.dit import CausalDiT
+    from worldloom.runtime.simulator import WorldModel
+
+    dit = CausalDiT(dataclasses.replace(tiny_world.dit.cfg, n_actions=1, n_axes=1)).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    config = {"kind": "worldmodel", "env": "gym:Pendulum-v1", "env_kwargs": resolve_env_kwargs("gym:Pendulum-v1", 64, None)}
+    world = WorldModel(tiny_world.vae, dit, config, axis_spec([-2.0], [2.0]), sim=tiny_world.sim)
+    c = client(serve(checkpoints={"pend": world}, fps=10.0))
+    ready = c.json("ready")
+    assert ready["axes"] == [{"name": "axis_0", "low": -2.0, "high": 2.0, "unit": "", "rest": 0.0,
+                              "keys": [["ArrowLeft", -2.0], ["ArrowRight", 2.0]]}]
+    assert ready["truth_available"]
+    c.send({"type": "truth", "on": True})
+    c.send({"type": "action", "action": 0, "seq": 1, "axes": [2.0]})
+    headers, truth = {}, {}
+    while len(truth) < 3:
+        h, panels = c.frame()
+        headers[h["step"]] = h
+        if h["panels"] == 2 and h["seq"] == 1:
+            assert h["axes"] == [2.0]
+            truth[h["step"]] = panels[1]
+    env = make_recorded_env(config, frame_size=64)
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(np.zeros(1, np.float32))
+    for step in range(1, max(truth) + 1):  # the truth env took the same torques, frame for frame
+        obs = env.step(np.array(headers[step].get("axes", [0.0]), np.float32))[0]
+        if step in truth:
+            assert np.array_equal(obs, truth[step]), step
+    c.send({"type": "action", "action": 0, "axes": [9.0]})
+    err = c.json("error")
+    assert err["code"] == "out_of_range" and "axis_0" in err["message"] and "-2.0..2.0" in err["message"]
+    c.send({"type": "action", "action": 0, "axes": [1.0, 2.0]})
+    assert "list of 1 numbers" in c.json("error")["message"]

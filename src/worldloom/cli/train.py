@@ -123,7 +123,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     dyn_base, recipe_base, train_base, sim_obj = bases["dynamics"], bases["recipe"], bases["train"], bases["sim"]
     # Sizes the tokenizer and the data already fix, unless given explicitly.
     dyn_base = dataclasses.replace(dyn_base, latent_channels=vcfg.latent_channels, latent_size=vcfg.latent_size,
-                                   n_actions=ds.action_spec.n)
+                                   n_actions=ds.action_spec.n, n_axes=ds.action_spec.n_axes)
     dyn_cfg = dataclass_from_args(DynamicsConfig, args, dyn_base, "dyn-")
     recipe = dataclass_from_args(DynamicsRecipe, args, recipe_base, "recipe-")
     train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
@@ -263,7 +263,8 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     _run_options(dyn)
     _config_options(dyn, {name: (*c[:3], SimConfig(**c[3])) for name in PRESETS for c in [dynamics_preset(name)]},
                     [(DynamicsConfig, "dyn-", {"latent_channels": "the tokenizer's", "latent_size": "the tokenizer's",
-                                               "n_actions": "the dataset's number of actions"}),
+                                               "n_actions": "the dataset's number of actions",
+                                               "n_axes": "the dataset's number of continuous axes"}),
                      (DynamicsRecipe, "recipe-", None), (TrainConfig, "train-", None), (SimConfig, "sim-", None)])
     dyn.epilog = ("examples:\n  worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/tokenizer "
                   "--out runs/arena/wm\n  worldloom train dynamics --data D --tokenizer T --out W --train-steps 2400 "

@@ -97,6 +97,10 @@ def _action_spec(env: gymnasium.Env) -> ActionSpec:
         return spec
     if isinstance(env.action_space, gymnasium.spaces.Discrete):
         return ActionSpec.discrete(int(env.action_space.n))
+    if isinstance(env.action_space, gymnasium.spaces.Box) and len(env.action_space.shape) == 1:
+        from worldloom.envs.gym import axis_spec
+
+        return axis_spec(env.action_space.low, env.action_space.high)
     raise ValueError(f"env {env} has no ActionSpec and a non-discrete action space {env.action_space}")
 
 
@@ -151,14 +155,16 @@ def collect(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if steps < 2:
         raise ValueError(f"steps must be >= 2 (an episode needs a transition), got {steps}")
-    from worldloom.envs.policies import make_policy
+    from worldloom.envs.policies import make_axis_policy, make_policy
 
     out = Path(out)
     env_kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
     env = make_env(env_id, frame_size=frame_size, env_kwargs=env_kwargs)
     try:
         spec = _action_spec(env)
-        pol = make_policy(policy, spec.n, seed)
+        # Continuous axes (a Box env): the policy gives their values; the discrete part stays the no-op.
+        pol = (make_axis_policy(policy, [a.low for a in spec.axes], [a.high for a in spec.axes], seed) if spec.n_axes
+               else make_policy(policy, spec.n, seed))
         fps = max(1, int(round(float(env.metadata.get("render_fps") or DEFAULT_FPS))))  # gym --frame-skip divides it
         shape = env.observation_space.shape
         frame_shape = tuple(shape) if shape is not None and len(shape) == 3 else (frame_size, frame_size, 3)
@@ -185,11 +191,17 @@ def collect(
                 ep_seed = seed + i
                 obs, info = env.reset(seed=ep_seed)
                 pol.reset(ep_seed)
-                frames, actions, states = [obs], [0], [info.get("state")]
+                frames, actions, states, axes = [obs], [0], [info.get("state")], [spec.rest_axes()]
                 bar.update(1)
                 for _ in range(steps - 1):
-                    a = int(pol.act(obs, info))
-                    obs, _, terminated, truncated, info = env.step(a)
+                    if spec.n_axes:
+                        v = np.asarray(pol.act(obs, info), np.float32)
+                        obs, _, terminated, truncated, info = env.step(v)
+                        a = 0
+                        axes.append(v)
+                    else:
+                        a = int(pol.act(obs, info))
+                        obs, _, terminated, truncated, info = env.step(a)
                     frames.append(obs)
                     actions.append(a)
                     states.append(info.get("state"))
@@ -208,6 +220,7 @@ def collect(
                     np.asarray(actions, dtype=np.int64),
                     stack_state(states, i),
                     seed=ep_seed,
+                    axes=np.stack(axes) if spec.n_axes else None,
                 )
                 bar.set_postfix(episodes=writer.n_episodes)
         finally:

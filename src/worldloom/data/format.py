@@ -5,6 +5,7 @@ Layout::
     <dataset>/meta.json                      what, how many, and the ActionSpec
     <dataset>/episodes/<name>/frames.npy     uint8   (T, H, W, 3)
     <dataset>/episodes/<name>/actions.npy    int64   (T,)
+    <dataset>/episodes/<name>/axes.npy       float32 (T, A)      continuous action values, if the ActionSpec has axes
     <dataset>/episodes/<name>/state.<key>.npy float32 (T, ...)   one per state key, if any
 
 Design choices:
@@ -13,7 +14,9 @@ Design choices:
   windows it samples; the OS page cache does the rest. No pickle anywhere (``allow_pickle=False``).
 - Alignment: ``frames[0]`` is the reset observation and ``actions[0] == 0`` (nothing produced it);
   ``actions[t]`` is the action taken at step ``t`` that turned ``frames[t-1]`` into ``frames[t]``.
-  States are aligned with frames.
+  ``axes[t]`` (raw values, inside each axis's range) is the continuous part of the same action;
+  ``axes[0]`` produced nothing and collectors write the axes' rest values there. States are aligned
+  with frames.
 - Atomic writes: an episode is written into a hidden temp dir under ``episodes/`` and renamed into
   place, then ``meta.json`` is rewritten atomically. A collection killed at any moment leaves a valid
   dataset of the episodes it finished (plus, at worst, an ignored ``episodes/.tmp-*`` dir).
@@ -46,6 +49,7 @@ META = "meta.json"
 EPISODES = "episodes"
 FRAMES = "frames.npy"
 ACTIONS = "actions.npy"
+AXES = "axes.npy"
 
 # Episode names and state keys become file names: keep them boring.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -80,6 +84,8 @@ class Episode:
     """Number of frames T."""
     seed: int = 0
     """Seed the env and policy were reset with."""
+    axes: np.ndarray | None = None
+    """float32 (T, A) continuous action values (raw, in each axis's range); None if the ActionSpec has no axes."""
 
     def __len__(self) -> int:
         return self.len
@@ -177,12 +183,15 @@ class DatasetWriter:
         seed: int = 0,
         *,
         source: str | None = None,
+        axes: np.ndarray | None = None,
     ) -> str:
         """Validate and write one episode; returns its name. ``source`` (optional) is recorded in
-        the episode's ``meta.json`` entry (e.g. the video file it came from)."""
+        the episode's ``meta.json`` entry (e.g. the video file it came from). ``axes`` (T, A): the
+        continuous action values, required exactly when the ActionSpec has axes."""
         if self._closed:
             raise RuntimeError("DatasetWriter is closed")
         frames, actions, state_arrays = self._check_episode(frames, actions, state)
+        axes_arr = self._check_axes(axes, len(frames))
         name = f"{self.n_episodes:06d}"
         ep_dir = self.path / EPISODES / name
         if ep_dir.exists():
@@ -191,6 +200,8 @@ class DatasetWriter:
         try:
             _save_npy(tmp / FRAMES, frames)
             _save_npy(tmp / ACTIONS, actions)
+            if axes_arr is not None:
+                _save_npy(tmp / AXES, axes_arr)
             for key, arr in state_arrays.items():
                 _save_npy(tmp / state_file(key), arr)
             os.replace(tmp, ep_dir)
@@ -247,6 +258,23 @@ class DatasetWriter:
                 raise DatasetError(f"state[{key!r}]: expected leading dim {T} to match frames, got {arr.shape}")
             arrays[key] = arr
         return np.ascontiguousarray(frames), acts, arrays
+
+    def _check_axes(self, axes: Any, T: int) -> np.ndarray | None:
+        spec = self.action_spec
+        if axes is None:
+            if spec.n_axes:
+                raise DatasetError(f"axes: the ActionSpec has {spec.n_axes} axes {[a.name for a in spec.axes]}; "
+                                   "give their values per step")
+            return None
+        if not spec.n_axes:
+            raise DatasetError("axes: given, but the ActionSpec has no axes")
+        arr = np.asarray(axes)
+        if arr.shape != (T, spec.n_axes):
+            raise DatasetError(f"axes: expected shape ({T}, {spec.n_axes}) to match frames and the ActionSpec, got {arr.shape}")
+        try:
+            return np.ascontiguousarray(spec.check_axes(arr, "axes"))
+        except ValueError as e:
+            raise DatasetError(str(e)) from None
 
     def close(self) -> None:
         if not self._closed:
@@ -346,7 +374,14 @@ class Dataset:
                 f"{ep_dir / ACTIONS}: actions[{t}] = {actions[t]} is outside the ActionSpec's 0..{self.action_spec.n - 1}"
             )
         state = {k: _load_checked(ep_dir / state_file(k), np.float32, (T, None)) for k in self.state_keys}
-        return Episode(name=info["name"], frames=frames, actions=actions, state=state, len=T, seed=info["seed"])
+        axes = None
+        if self.action_spec.n_axes:
+            axes = _load_checked(ep_dir / AXES, np.float32, (T, self.action_spec.n_axes))
+            try:
+                self.action_spec.check_axes(axes, str(ep_dir / AXES))
+            except ValueError as e:
+                raise DatasetError(str(e)) from None
+        return Episode(name=info["name"], frames=frames, actions=actions, state=state, len=T, seed=info["seed"], axes=axes)
 
     # -- access ----------------------------------------------------------------------------------
 

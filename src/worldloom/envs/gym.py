@@ -300,6 +300,22 @@ def apply_keys(names: Sequence[str], keys: Sequence[Sequence[str]], override: Ma
 # --- adapter options ---------------------------------------------------------------------------------
 
 
+# Play keys for the first two axes of a Box env: left/right drive axis 0, down/up axis 1 (to each end of the range).
+AXIS_KEYS = ((("ArrowLeft", 0), ("ArrowRight", 1)), (("ArrowDown", 0), ("ArrowUp", 1)))
+
+
+def axis_spec(lows: Any, highs: Any) -> ActionSpec:
+    """The ActionSpec of a 1-D ``Box`` action space: ``noop`` plus one axis per dimension, keys per :data:`AXIS_KEYS`."""
+    from ..actions import Axis
+
+    lows, highs = np.asarray(lows, np.float64).reshape(-1), np.asarray(highs, np.float64).reshape(-1)
+    axes = []
+    for i, (lo, hi) in enumerate(zip(lows, highs)):
+        keys = tuple((k, float((lo, hi)[end])) for k, end in AXIS_KEYS[i]) if i < len(AXIS_KEYS) else ()
+        axes.append(Axis(f"axis_{i}", float(lo), float(hi), keys=keys))
+    return ActionSpec(names=("noop",), keys=((),), axes=tuple(axes))
+
+
 def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """This wrapper's options with defaults filled in and values checked, as ``meta.json`` records them
     under ``env_kwargs["adapter"]``: ``fit``, ``frame_skip``, ``sticky_actions``, ``env_module``, ``keys``."""
@@ -344,10 +360,13 @@ class GymFrameEnv(gymnasium.Env):
         name = env_id or str(getattr(inner.spec, "id", type(inner).__name__))
         opts = adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions, "keys": keys})
         space = inner.action_space
-        if not isinstance(space, spaces.Discrete):
+        box = isinstance(space, spaces.Box) and len(space.shape) == 1
+        if box and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ValueError(f"gym:{name}: Box action space {space} has an unbounded axis; worldloom needs a range per axis")
+        if not (isinstance(space, spaces.Discrete) or box):
             raise ValueError(
-                f"gym:{name}: action space {space} is not Discrete; worldloom supports discrete actions only "
-                "(wrap continuous/multi-discrete controls into a Discrete env first)"
+                f"gym:{name}: action space {space} is neither Discrete nor a 1-D Box; worldloom supports those two "
+                "(wrap multi-discrete or dict controls into one of them first)"
             )
         if inner.render_mode != "rgb_array":
             raise ValueError(f"gym:{name}: cannot render to an array (render_mode={inner.render_mode!r})")
@@ -357,19 +376,25 @@ class GymFrameEnv(gymnasium.Env):
         self.fit: Fit = opts["fit"]
         self.frame_skip: int = opts["frame_skip"]
         self.sticky_actions: float = opts["sticky_actions"]
-        self._start = int(space.start)  # Discrete(n, start): our ids are 0..n-1
-        n = int(space.n)
-        self.action_space = spaces.Discrete(n)
         self.observation_space = spaces.Box(0, 255, (self.frame_size, self.frame_size, 3), dtype=np.uint8)
-        names = action_names(inner, n, self._start)
-        self.action_spec = ActionSpec(names=names, keys=apply_keys(names, derive_keys(names), opts["keys"], f"gym:{name}"))
+        if box:  # continuous: the action is the axis values, passed through as the env's dtype
+            self._start = 0
+            self.action_space = spaces.Box(space.low, space.high, space.shape, dtype=np.float32)
+            self.action_spec = axis_spec(space.low, space.high)
+        else:
+            self._start = int(space.start)  # Discrete(n, start): our ids are 0..n-1
+            n = int(space.n)
+            self.action_space = spaces.Discrete(n)
+            names = action_names(inner, n, self._start)
+            self.action_spec = ActionSpec(names=names, keys=apply_keys(names, derive_keys(names), opts["keys"], f"gym:{name}"))
+        self._box = box
         self.render_mode = "rgb_array"
         self.metadata = {
             "render_modes": ["rgb_array"],
             "render_fps": float(inner.metadata.get("render_fps") or 15) / self.frame_skip,
         }
         self._frame: np.ndarray | None = None
-        self._prev = 0  # the last executed action (sticky actions); episodes start from the no-op id 0
+        self._prev: Any = 0  # the last executed action (sticky actions); episodes start from the no-op (or rest axes)
         self._sticky_rng = np.random.default_rng()
 
     def _observe(self) -> np.ndarray:
@@ -385,21 +410,24 @@ class GymFrameEnv(gymnasium.Env):
             # Its own stream: the collection policy seeds default_rng(seed) too, and sharing that
             # stream would tie the policy's choices to when the env sticks.
             self._sticky_rng = np.random.default_rng([0x571C, int(seed)])
-        self._prev = 0
+        self._prev = self.action_spec.rest_axes() if self._box else 0
         _, info = self.inner.reset(seed=seed, options=options)
         return self._observe(), dict(info)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = int(action)
-        if not 0 <= a < self.action_space.n:
-            raise ValueError(f"gym:{self.env_id}: action {action!r} outside 0..{self.action_space.n - 1}")
+        if self._box:
+            a = self.action_spec.check_axes(np.asarray(action, np.float32).reshape(-1), f"gym:{self.env_id}: action")
+        else:
+            a = int(action)
+            if not 0 <= a < self.action_space.n:
+                raise ValueError(f"gym:{self.env_id}: action {action!r} outside 0..{self.action_space.n - 1}")
         total = 0.0
         terminated = truncated = False
         info: dict[str, Any] = {}
         for _ in range(self.frame_skip):
             executed = self._prev if self.sticky_actions and self._sticky_rng.random() < self.sticky_actions else a
             self._prev = executed
-            _, reward, terminated, truncated, info = self.inner.step(self._start + executed)
+            _, reward, terminated, truncated, info = self.inner.step(executed if self._box else self._start + executed)
             total += float(reward)
             if terminated or truncated:
                 break

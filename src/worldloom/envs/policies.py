@@ -1,7 +1,9 @@
 """Collection policies: what drives an env while a dataset is recorded.
 
 A policy is anything with ``name``, ``reset(seed)``, ``act(obs, info) -> int`` and ``to_dict()``
-(saved into the dataset's ``meta.json``). Action 0 is the no-op by convention.
+(saved into the dataset's ``meta.json``). Action 0 is the no-op by convention. For an env with
+continuous axes (a Gymnasium ``Box``), :class:`AxisWalk` returns the axis values instead
+(:func:`make_axis_policy`).
 
 The default, :class:`MomentumWalk`, is chosen for what a world model must learn: actions are held
 for a while (so motion is visible and the action's effect is not drowned in jitter), with no-ops
@@ -158,6 +160,49 @@ class ScriptedPolicy:
 
 
 POLICIES = ("momentum", "random")
+
+
+class AxisWalk:
+    """Continuous actions for ``Box`` envs: a smooth random walk inside each axis's range.
+
+    ``momentum``: each step the values move ``1 - smooth`` of the way to a target, and the target is
+    redrawn uniformly in the range with prob ``p_retarget`` (held pushes, so their effect shows; the
+    whole range is visited). ``random``: a fresh uniform draw every step.
+    """
+
+    def __init__(self, lows: Sequence[float], highs: Sequence[float], seed: int | None = None, *,
+                 name: str = "momentum", smooth: float = 0.7, p_retarget: float = 0.1) -> None:
+        self.lows, self.highs = np.asarray(lows, np.float64), np.asarray(highs, np.float64)
+        if self.lows.shape != self.highs.shape or not np.all(self.lows < self.highs):
+            raise ValueError(f"AxisWalk: need low < high per axis, got {self.lows.tolist()}, {self.highs.tolist()}")
+        if name not in POLICIES or not 0.0 <= smooth < 1.0 or not 0.0 < p_retarget <= 1.0:
+            raise ValueError(f"AxisWalk: name in {POLICIES}, 0 <= smooth < 1, 0 < p_retarget <= 1; got {name!r}, {smooth}, {p_retarget}")
+        self.name, self.seed, self.smooth, self.p_retarget = name, seed, smooth, p_retarget
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(self.seed if seed is None else seed)
+        self.value = np.clip(np.zeros_like(self.lows), self.lows, self.highs)
+        self.target = self.rng.uniform(self.lows, self.highs)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
+        if self.name == "random":
+            return self.rng.uniform(self.lows, self.highs).astype(np.float32)
+        if self.rng.random() < self.p_retarget:
+            self.target = self.rng.uniform(self.lows, self.highs)
+        self.value = self.smooth * self.value + (1 - self.smooth) * self.target
+        return np.clip(self.value, self.lows, self.highs).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "axes", "low": self.lows.tolist(), "high": self.highs.tolist(),
+                "smooth": self.smooth, "p_retarget": self.p_retarget, "seed": self.seed}
+
+
+def make_axis_policy(name: str, lows: Sequence[float], highs: Sequence[float], seed: int | None = None) -> AxisWalk:
+    """The continuous-axis counterpart of :func:`make_policy`: ``"momentum"`` (smooth walk) | ``"random"``."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; known: {list(POLICIES)}")
+    return AxisWalk(lows, highs, seed, name=name)
 
 
 def make_policy(name: str, n_actions: int, seed: int | None = None, **kwargs: Any) -> Policy:

@@ -143,14 +143,22 @@ def evaluate_rollouts(
     state = {k: np.stack([np.array(e.state[k][S + context - 1 : S + L]) for e in eps]) for k in sorted(keys)}
     E = len(eps)
     wrong, swap_mode = swap_actions(actions[:, context:], tuple(model.action_spec.names), swap)
+    spec = model.action_spec
+    axes = wrong_axes = None
+    if spec.n_axes:  # continuous parts: the true values, and each mirrored about its range's centre for the swap check
+        axes = np.stack([np.array(e.axes[S : S + L]) for e in eps]).astype(np.float32)  # (E, L, A)
+        lo, hi = np.array([a.low for a in spec.axes], np.float32), np.array([a.high for a in spec.axes], np.float32)
+        wrong_axes = (lo + hi) - axes[:, context:]
+        swap_mode += "+mirrored axes"
 
     overrides = {"seed": seed, **(sim_overrides or {})}
     ctx, ctx_a = frames[:, :context], actions[:, :context]
+    ctx_ax = None if axes is None else axes[:, :context]
     run = generate(model, ctx, ctx_a, actions[:, context:], batch=batch, overrides=overrides, desc="eval rollouts",
-                   progress=progress)
+                   progress=progress, context_axes=ctx_ax, axes=None if axes is None else axes[:, context:])
     gen, gen_time, n_steps, sim_cfg = run.frames, run.seconds, run.steps, run.sim_cfg
     gen_swap = generate(model, ctx, ctx_a, wrong, batch=batch, overrides=overrides, desc="swapped actions",
-                        progress=progress).frames
+                        progress=progress, context_axes=ctx_ax, axes=wrong_axes).frames
     recon = reconstruct(model, frames[:, context - 1 :])  # (E, 1 + horizon, H, W, 3)
 
     truth, last = frames[:, context:], frames[:, context - 1]  # (E, N, H, W, 3), (E, H, W, 3)

@@ -103,13 +103,15 @@ class Rollouts:
 
 
 def generate(model: Any, context: np.ndarray, context_actions: np.ndarray, actions: np.ndarray, *, batch: int = 16,
-             overrides: dict[str, Any] | None = None, desc: str = "rollouts", progress: bool = False) -> Rollouts:
+             overrides: dict[str, Any] | None = None, desc: str = "rollouts", progress: bool = False,
+             context_axes: np.ndarray | None = None, axes: np.ndarray | None = None) -> Rollouts:
     """Roll out every episode from its true context: the one batched loop every suite uses.
 
     ``context`` (E, C, H, W, 3) uint8 and ``context_actions`` (E, C) reset a Simulator of up to
     ``batch`` worlds, which then takes ``actions`` (E, N) step by step. Each batch's Simulator is
     reset with the same seed, so two calls with the same context see the same noise (the rollout
-    suite's true and swapped actions differ only by their actions).
+    suite's true and swapped actions differ only by their actions). A model with continuous axes
+    takes their raw values too: ``context_axes`` (E, C, A) and ``axes`` (E, N, A); None = at rest.
     """
     import sys
     import time
@@ -130,10 +132,10 @@ def generate(model: Any, context: np.ndarray, context_actions: np.ndarray, actio
         j = min(i + batch, E)
         sim = Simulator(model, batch=j - i, **(overrides or {}))
         cfg = sim.cfg
-        sim.reset(context[i:j], np.asarray(context_actions)[i:j])
+        sim.reset(context[i:j], np.asarray(context_actions)[i:j], None if context_axes is None else context_axes[i:j])
         t0 = time.perf_counter()  # generation only: encoding the context is a one-off per rollout
         for t in range(N):
-            out[i:j, t] = sim.render(sim.step_latent(actions[i:j, t]))
+            out[i:j, t] = sim.render(sim.step_latent(actions[i:j, t], None if axes is None else axes[i:j, t]))
             bar.update(j - i)
         seconds, steps = seconds + time.perf_counter() - t0, steps + N
     bar.close()

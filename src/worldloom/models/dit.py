@@ -43,6 +43,7 @@ class DynamicsConfig:
     heads: int = doc(8, "attention heads")
     mlp_ratio: float = doc(4.0, "MLP hidden size / width")
     n_actions: int = doc(5, "number of discrete actions (+1 internal 'no action' id for dropout)")
+    n_axes: int = doc(0, "continuous action axes (values normalised to [-1, 1] by the ActionSpec's ranges)")
     max_frames: int = doc(16, "longest clip trained on; the cache window must fit inside it")
     prev_frame: bool = doc(True, "also feed each frame's previous latent frame as input channels (frame stacking)")
     pred: str = doc("v", choices=("v", "delta"), text="what the head predicts: 'v' (flow velocity) or 'delta' (clean frame minus previous frame)")
@@ -133,6 +134,8 @@ class CausalDiT(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, 1, cfg.n_tok, d))  # learned spatial bias, on top of RoPE
         self.t_emb = TimestepEmbedding(d)
         self.a_emb = nn.Embedding(cfg.n_actions + 1, d)  # last id = "no action" (dropout, action-free data)
+        # Continuous axes join the same adaLN path as the discrete action: a linear map of the values.
+        self.ax_in = nn.Linear(cfg.n_axes, d) if cfg.n_axes else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm_out = RMSNorm(d, affine=False)
         self.ada_out = nn.Linear(d, 2 * d)
@@ -224,8 +227,17 @@ class CausalDiT(nn.Module):
             stack = z.new_zeros((z.shape[0], self.cfg.prev_frames * z.shape[1], *z.shape[2:]))
         return torch.cat([z.to(stack.dtype), stack[:, : stack.shape[1] - z.shape[1]]], dim=1)
 
-    def _cond(self, t: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.t_emb(t) + self.a_emb(actions)  # (B, F, D)
+    def _cond(self, t: torch.Tensor, actions: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame conditioning (B, F, D) from noise t (B, F), action ids (B, F) and axes (B, F, n_axes)."""
+        c = self.t_emb(t) + self.a_emb(actions)
+        if self.ax_in is None:
+            if axes is not None and axes.shape[-1]:
+                raise ValueError(f"this DiT has no action axes (n_axes=0), got axis values of shape {tuple(axes.shape)}")
+            return c
+        if axes is None or axes.shape[:2] != actions.shape or axes.shape[-1] != self.cfg.n_axes:
+            raise ValueError(f"this DiT takes {self.cfg.n_axes} axis values per frame, shape {(*actions.shape, self.cfg.n_axes)}; "
+                             f"got {None if axes is None else tuple(axes.shape)}")
+        return c + self.ax_in(axes.to(c.dtype))
 
     def _head(self, h: torch.Tensor, cond: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
               prev: torch.Tensor | None) -> torch.Tensor:
@@ -248,14 +260,15 @@ class CausalDiT(nn.Module):
     # --- uncached: training and reference -------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor,
                 ctx: torch.Tensor | None = None, ctx_t: torch.Tensor | None = None,
-                window: int | None = None, prev: torch.Tensor | None = None) -> torch.Tensor:
+                window: int | None = None, prev: torch.Tensor | None = None, axes: torch.Tensor | None = None) -> torch.Tensor:
         """Predict v for every frame of ``x`` (B, T, C, h, w) at noise ``t`` (B, T) given ``actions`` (B, T).
 
         Without ``ctx``: one block-causal stream (diffusion forcing). With ``ctx`` (B, T, C, h, w) and
         ``ctx_t`` (B, T): frame i of ``x`` sees context frames < i (noise ``ctx_t``) and itself.
         ``window`` limits each frame's past to the newest ``window - 1`` frames (rolling-cache reference).
         ``prev`` (B, T, K*C, h, w) overrides the previous-frame stacks fed by frame stacking; by default
-        they are :meth:`history` of the (context) clip, zeros before the first frame.
+        they are :meth:`history` of the (context) clip, zeros before the first frame. ``axes``
+        (B, T, n_axes): each frame's normalised continuous action values (models with axes only).
         """
         B, T = x.shape[:2]
         if T > self.cfg.max_frames:
@@ -265,7 +278,7 @@ class CausalDiT(nn.Module):
         if prev is None:
             prev = self.history(streams[0])  # the past as the model sees it: context (or the noisy clip)
         h = torch.cat([self._tokens(s, prev) for s in streams], dim=1)  # (B, S*T, N, D)
-        cond = torch.cat([self._cond(tt, actions) for tt in ts], dim=1)  # (B, S*T, D)
+        cond = torch.cat([self._cond(tt, actions, axes) for tt in ts], dim=1)  # (B, S*T, D)
         pos = torch.arange(T, device=x.device).repeat(len(streams))
         rope = self.rope.tables(pos, self.cfg.n_tok)
         mask = self._mask(T, len(streams), x.device, window)
@@ -284,18 +297,21 @@ class CausalDiT(nn.Module):
                        window=window, sink=sink, dtype=dtype or p.dtype, device=device or p.device, spare=spare)
 
     def step(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache,
-             commit: bool = False, prev: torch.Tensor | None = None) -> torch.Tensor:
+             commit: bool = False, prev: torch.Tensor | None = None, axes: torch.Tensor | None = None) -> torch.Tensor:
         """One frame x (B, C, h, w) at noise t (B,) and action (B,) against ``cache``; returns v (B, C, h, w).
 
         The frame attends to the cached past and itself. ``commit=True`` keeps its keys/values as
         the newest past frame (call it once per frame, with the clean or lightly noised frame).
         ``prev`` (B, K*C, h, w) is the previous-frame stack (:meth:`push`; None before the first frame).
+        ``axes`` (B, n_axes): the action's normalised axis values (models with axes only).
         """
         p = None if prev is None else prev[:, None]
-        return self._cached(x[:, None], t[:, None], action[:, None], p, cache, commit=int(commit))[:, 0]
+        ax = None if axes is None else axes[:, None]
+        return self._cached(x[:, None], t[:, None], action[:, None], p, cache, commit=int(commit), axes=ax)[:, 0]
 
     def step_fused(self, z: torch.Tensor, tz: torch.Tensor, az: torch.Tensor, prev_z: torch.Tensor | None,
-                   x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache) -> torch.Tensor:
+                   x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache,
+                   axes_z: torch.Tensor | None = None, axes: torch.Tensor | None = None) -> torch.Tensor:
         """Commit the finished frame z and take the next frame's first pass in ONE forward; returns x's v (B, C, h, w).
 
         Equivalent to ``step(z, tz, az, cache, commit=True, prev=prev_z)`` followed by
@@ -307,16 +323,18 @@ class CausalDiT(nn.Module):
             raise ValueError(f"step_fused needs a cache with spare >= 1 and sink 0, got spare {cache.spare}, sink {cache.sink}")
         first = self.push(None, torch.zeros_like(z)) if prev_z is None else prev_z  # z's own stack (B, K*C, h, w)
         prev = torch.stack([first, self.push(prev_z, z)], 1)  # (B, 2, K*C, h, w)
-        v = self._cached(torch.stack([z, x], 1), torch.stack([tz, t], 1), torch.stack([az, action], 1), prev, cache, commit=1)
+        ax = None if axes is None else torch.stack([axes_z, axes], 1)  # (B, 2, n_axes)
+        v = self._cached(torch.stack([z, x], 1), torch.stack([tz, t], 1), torch.stack([az, action], 1), prev, cache, commit=1,
+                         axes=ax)
         return v[:, 1]
 
     def _cached(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, prev: torch.Tensor | None,
-                cache: KVCache, commit: int = 0) -> torch.Tensor:
+                cache: KVCache, commit: int = 0, axes: torch.Tensor | None = None) -> torch.Tensor:
         """Frames x (B, F, C, h, w), the next F frames of the rollout, against ``cache``; commits the first ``commit``."""
         F, n_tok = x.shape[1], self.cfg.n_tok
         cache.begin(F)
         h = self._tokens(x, prev)  # (B, F, N, D)
-        cond = self._cond(t, action)  # (B, F, D)
+        cond = self._cond(t, action, axes)  # (B, F, D)
         rope = self.rope.tables(torch.arange(cache.next_pos, cache.next_pos + F, dtype=torch.float64), n_tok)
         sink_rope = self.rope.tables(torch.zeros(1), n_tok) if cache.is_sink_frame() else None
         rope = (rope[0].to(x.device), rope[1].to(x.device))

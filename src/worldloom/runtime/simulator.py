@@ -104,7 +104,7 @@ class Simulator:
         self.timings: dict[str, float] = {}
         self.latent: torch.Tensor | None = None  # newest latent frame (B, C, h, w)
         self.prev: torch.Tensor | None = None  # newest frames as committed (context-noised), stacked for the DiT (B, K*C, h, w)
-        self.pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, action) generated, not yet committed
+        self.pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None  # (latent, action, axes) generated, not yet committed
         self.record_step: int | None = None  # sampler step whose input step_latent keeps in ``recorded``
         self.recorded: torch.Tensor | None = None
         # Temporal decoder state: the frame last shown and the base decode of its latent, (B, 3, H, W) in [-1, 1].
@@ -123,6 +123,22 @@ class Simulator:
             raise ValueError(f"action {a.tolist()} out of range: valid ids are 0..{n - 1} ({list(self.model.action_spec.names)})")
         return a.to(self.device)
 
+    def _axes(self, axes: np.ndarray | torch.Tensor | list[float] | None, where: str = "axes") -> torch.Tensor | None:
+        """Raw axis values (n_axes,) or (B, n_axes), None = every axis at rest -> normalised (B, n_axes), or
+        None for a model without axes."""
+        spec = self.model.action_spec
+        if not spec.n_axes:
+            if axes is not None and np.asarray(axes).size:
+                raise ValueError(f"{where}: this model has no continuous axes, got {np.asarray(axes).tolist()}")
+            return None
+        v = spec.rest_axes() if axes is None else np.asarray(axes.cpu() if torch.is_tensor(axes) else axes, np.float32)
+        if v.ndim == 1:
+            v = np.broadcast_to(v, (self.batch, v.shape[-1]))
+        if v.shape != (self.batch, spec.n_axes):
+            raise ValueError(f"{where}: expected {spec.n_axes} values {[a.name for a in spec.axes]} "
+                             f"(or ({self.batch}, {spec.n_axes})), got shape {v.shape}")
+        return torch.from_numpy(spec.normalize(spec.check_axes(v, where))).to(self.device)
+
     def _randn(self, shape: torch.Size) -> torch.Tensor:
         return torch.randn(shape, generator=self.gen).to(self.device)
 
@@ -132,16 +148,18 @@ class Simulator:
         t = torch.full((self.batch,), tc, device=self.device)
         return (add_noise(z[:, None], self._randn(z[:, None].shape), t[:, None])[:, 0] if tc > 0 else z), t
 
-    def _commit(self, z: torch.Tensor, a: torch.Tensor) -> None:
+    def _commit(self, z: torch.Tensor, a: torch.Tensor, ax: torch.Tensor | None = None) -> None:
         """Write the finished latent z (B, C, h, w) into the cache as the newest past frame."""
         zc, t = self._context_noised(z)
-        self.model.dit.step(zc, t, a, self.cache, commit=True, prev=self.prev)
+        self.model.dit.step(zc, t, a, self.cache, commit=True, prev=self.prev, axes=ax)
         self.prev = self.model.dit.push(self.prev, zc)  # what the next frame sees as its past (as in training: the context stream)
 
     # --- public loop ----------------------------------------------------------------------------
     @torch.inference_mode()
-    def reset(self, context_frames: np.ndarray | torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None) -> None:
-        """Start a rollout from context frames (T, H, W, 3) or (B, T, H, W, 3) uint8 and their actions."""
+    def reset(self, context_frames: np.ndarray | torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None,
+              context_axes: np.ndarray | None = None) -> None:
+        """Start a rollout from context frames (T, H, W, 3) or (B, T, H, W, 3) uint8, their actions and
+        (models with axes) their raw axis values ((T, n_axes) or (B, T, n_axes); None = at rest)."""
         frames = torch.as_tensor(np.array(context_frames))
         if frames.ndim == 4:
             frames = frames[None].expand(self.batch, *frames.shape)
@@ -149,13 +167,14 @@ class Simulator:
             raise ValueError(f"context frames must be uint8 (T, H, W, 3) or ({self.batch}, T, H, W, 3), got "
                              f"{tuple(frames.shape)} {frames.dtype}")
         z = self.model.vae.encode(frames.to(self.device)).float()  # (B, T, C, h, w); sampler math stays fp32
-        self.reset_latents(z, context_actions)
+        self.reset_latents(z, context_actions, context_axes)
         if self.model.tdec is not None:  # the true last context frame is what is on screen
             self.shown = VAE.to_float(frames[:, -1].to(self.device))
 
     @torch.inference_mode()
-    def reset_latents(self, z: torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None) -> None:
-        """Start a rollout from context latents (B, T, C, h, w) and their actions ((T,) or (B, T))."""
+    def reset_latents(self, z: torch.Tensor, context_actions: np.ndarray | torch.Tensor | list[int] | None = None,
+                      context_axes: np.ndarray | None = None) -> None:
+        """Start a rollout from context latents (B, T, C, h, w), their actions ((T,) or (B, T)) and axes (see :meth:`reset`)."""
         if z.ndim != 5 or z.shape[0] != self.batch:
             raise ValueError(f"context latents must be ({self.batch}, T, C, h, w), got {tuple(z.shape)}")
         T = z.shape[1]
@@ -168,8 +187,13 @@ class Simulator:
         self.gen.manual_seed(self.cfg.seed)
         self.latent = self.prev = self.pending = None
         z = z.to(self.device).float()
+        cax = None if context_axes is None else np.asarray(context_axes, np.float32)
+        if cax is not None and cax.ndim == 2:
+            cax = np.broadcast_to(cax, (self.batch, *cax.shape))
+        if cax is not None and cax.shape[:2] != (self.batch, T):
+            raise ValueError(f"context axes must be ({T}, n_axes) or ({self.batch}, {T}, n_axes), got {tuple(cax.shape)}")
         for i in range(T):
-            self._commit(z[:, i], self._actions(acts[:, i]))
+            self._commit(z[:, i], self._actions(acts[:, i]), self._axes(None if cax is None else cax[:, i], "context axes"))
         self.t = T
         self.latent = z[:, -1]
         if self.model.tdec is not None:
@@ -177,15 +201,16 @@ class Simulator:
             self.shown = as_shown(self.base_prev)
 
     @torch.inference_mode()
-    def step_latent(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
-        """Generate the next latent frame (B, C, h, w) under ``action`` (committed now, or in the next step's first pass when fused)."""
+    def step_latent(self, action: int | np.ndarray | torch.Tensor | list[int], axes: np.ndarray | list[float] | None = None) -> torch.Tensor:
+        """Generate the next latent frame (B, C, h, w) under ``action`` and raw ``axes`` values (models with
+        axes; None = at rest), committed now, or in the next step's first pass when fused."""
         if self.t == 0:
             raise RuntimeError("call reset(context_frames, context_actions) before step()")
-        a = self._actions(action)
+        a, ax = self._actions(action), self._axes(axes)
         dit, s = self.model.dit, self.sampler
         t0 = time.perf_counter()
         # The pending frame's context noise is drawn first: the same random stream as unfused stepping.
-        pend = None if self.pending is None else (self._context_noised(self.pending[0]), self.pending[1])
+        pend = None if self.pending is None else (self._context_noised(self.pending[0]), *self.pending[1:])
         x = self._randn(torch.Size((self.batch, dit.cfg.latent_channels, dit.cfg.latent_size, dit.cfg.latent_size)))
         if self.cfg.init == "prev" and self.latent is not None:  # (B, C, h, w): the newest frame, noised to t_max
             x = (1 - s.t_max) * self.latent + s.t_max * x
@@ -194,17 +219,17 @@ class Simulator:
             if i == self.record_step:  # the input of this sampler step, for self-rollout training
                 self.recorded = x
             if i == 0 and pend is not None:  # commit the last frame inside this frame's first pass
-                (zc, tz), za = pend
-                v = dit.step_fused(zc, tz, za, self.prev, x, t, a, self.cache)
+                (zc, tz), za, zax = pend
+                v = dit.step_fused(zc, tz, za, self.prev, x, t, a, self.cache, axes_z=zax, axes=ax)
                 self.prev, self.pending = dit.push(self.prev, zc), None
             else:
-                v = dit.step(x, t, a, self.cache, prev=self.prev)
+                v = dit.step(x, t, a, self.cache, prev=self.prev, axes=ax)
             x = s.step(v, i, x)
         t1 = time.perf_counter()
         if self.fused:
-            self.pending = (x, a)
+            self.pending = (x, a, ax)
         else:
-            self._commit(x, a)
+            self._commit(x, a, ax)
         t2 = time.perf_counter()
         self.latent = x
         self.t += 1
@@ -228,17 +253,21 @@ class Simulator:
         return frame
 
     @torch.inference_mode()
-    def step(self, action: int | np.ndarray | torch.Tensor | list[int]) -> np.ndarray:
+    def step(self, action: int | np.ndarray | torch.Tensor | list[int], axes: np.ndarray | list[float] | None = None) -> np.ndarray:
         """Generate, commit and decode the next frame: uint8 (H, W, 3), or (B, H, W, 3) if batched."""
-        frame = self.render(self.step_latent(action))
+        frame = self.render(self.step_latent(action, axes))
         return frame[0] if self.batch == 1 else frame
 
-    def rollout(self, actions: np.ndarray | list[int]) -> np.ndarray:
-        """Step through ``actions`` (N,) or (B, N); returns frames (N, H, W, 3) or (B, N, H, W, 3)."""
+    def rollout(self, actions: np.ndarray | list[int], axes: np.ndarray | None = None) -> np.ndarray:
+        """Step through ``actions`` (N,) or (B, N) and raw ``axes`` ((N, n_axes) or (B, N, n_axes)); returns
+        frames (N, H, W, 3) or (B, N, H, W, 3)."""
         acts = np.asarray(actions)
         if acts.ndim == 1:
             acts = np.broadcast_to(acts, (self.batch, len(acts)))
-        frames = [self.step(acts[:, i]) for i in range(acts.shape[1])]
+        ax = None if axes is None else np.asarray(axes, np.float32)
+        if ax is not None and ax.ndim == 2:
+            ax = np.broadcast_to(ax, (self.batch, *ax.shape))
+        frames = [self.step(acts[:, i], None if ax is None else ax[:, i]) for i in range(acts.shape[1])]
         return np.stack(frames, axis=0 if self.batch == 1 else 1)
 
     def state(self) -> dict[str, Any]:

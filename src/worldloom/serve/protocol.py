@@ -77,6 +77,8 @@ class Action:
 
     action: int
     seq: int | None = None
+    axes: tuple[float, ...] | None = None
+    """Raw values of the world's continuous axes while held (None: every axis at rest)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class Ping:
 Message = Union[Action, Reset, Truth, Pause, Ping]
 # type -> (allowed fields, required fields)
 _FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    "action": ({"type", "action", "seq"}, {"action"}),
+    "action": ({"type", "action", "seq", "axes"}, {"action"}),
     "reset": ({"type", "seed", "checkpoint"}, set()),
     "truth": ({"type", "on"}, {"on"}),
     "pause": ({"type", "on"}, {"on"}),
@@ -163,6 +165,22 @@ def parse_action(value: Any, spec: ActionSpec, ref: str = "action") -> int:
                             valid=f"ids are 0..{spec.n - 1} ({list(spec.names)}), or their names"))
 
 
+def parse_axes(value: Any, spec: ActionSpec, ref: str = "action") -> tuple[float, ...]:
+    """A list of one finite number per axis of ``spec``, each inside its range."""
+    if not isinstance(value, list) or len(value) != spec.n_axes:
+        raise ProtocolError("bad_field", f"'axes' must be a list of {spec.n_axes} numbers "
+                            f"{[a.name for a in spec.axes]}, got {_show(value)}", ref)
+    out = []
+    for a, v in zip(spec.axes, value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
+            raise ProtocolError("bad_field", f"'axes' value for {a.name!r} must be a finite number, got {_show(v)}", ref)
+        if not a.low <= v <= a.high:
+            raise ProtocolError("out_of_range", f"'axes' value {_show(v)} for {a.name!r} is out of range: valid "
+                                f"values are {a.low}..{a.high}", ref)
+        out.append(float(v))
+    return tuple(out)
+
+
 def parse_message(data: str | bytes | None, spec: ActionSpec | None, checkpoints: Collection[str]) -> Message:
     """Validate one client message; raise :class:`ProtocolError` with a clear reason otherwise.
 
@@ -195,7 +213,8 @@ def parse_message(data: str | bytes | None, spec: ActionSpec | None, checkpoints
         seq = int(parse_number(d["seq"], "seq", 0, MAX_SEQ, kind)) if d.get("seq") is not None else None
         if spec is None:
             raise ProtocolError("not_ready", "no world is running yet; wait for 'ready'", kind)
-        return Action(parse_action(d["action"], spec, kind), seq)
+        axes = parse_axes(d["axes"], spec, kind) if d.get("axes") is not None else None
+        return Action(parse_action(d["action"], spec, kind), seq, axes)
     if kind == "reset":
         seed = int(parse_number(d["seed"], "seed", 0, MAX_SEED, kind)) if d.get("seed") is not None else None
         ck = d.get("checkpoint")

@@ -70,6 +70,7 @@ class Session:
         self.close_code: int | None = None
         # slots (under Worker.lock)
         self.held, self.latched, self.seq = 0, None, None
+        self.held_axes: tuple[float, ...] | None = None  # the newest action message's axis values
         self.fresh, self.t_action = False, 0.0
         self.pending_reset: P.Reset | None = P.Reset(seed=seed, checkpoint=checkpoint)
         self.truth = self.paused = self.closed = self.inflight = False
@@ -168,6 +169,7 @@ class Worker:
                 s.last_input = time.monotonic()
             if isinstance(msg, P.Action):
                 s.held, s.seq, s.fresh, s.t_action = msg.action, msg.seq, True, now
+                s.held_axes = msg.axes  # continuous parts follow the newest message (None: at rest)
                 if msg.action != 0:
                     s.latched = msg.action
             elif isinstance(msg, P.Reset):
@@ -256,7 +258,9 @@ class Worker:
         t_ref = s.t_action if s.fresh else now
         s.latched, s.fresh, s.inflight = None, False, True
         s.next_due = max(s.next_due + self.period, now)
-        return ("step", s, (a, s.seq, t_ref, s.truth))
+        ax = s.held_axes if s.spec is not None and s.spec.n_axes and s.held_axes is not None \
+            and len(s.held_axes) == s.spec.n_axes else None
+        return ("step", s, (a, s.seq, t_ref, s.truth, ax))
 
     def _do(self, kind: str, s: Session, arg: Any) -> None:
         if kind == "free":
@@ -293,6 +297,7 @@ class Worker:
         meta = {"checkpoint": name, "seed": seed, "context_source": source, "context_actions": actions.tolist(),
                 "actions": [{"id": i, "name": n, "keys": list(spec.keys[i]) if spec.keys else []}
                             for i, n in enumerate(spec.names)],
+                "axes": [a.to_dict() | {"rest": a.rest} for a in spec.axes],
                 "fps": 1.0 / self.period if self.period else 0.0, "frame_size": model.frame_size,
                 "sim": {"steps": cfg.steps, "window": cfg.window, "sink": cfg.sink, "shift": cfg.shift,
                         "context_noise": cfg.context_noise, "policy": policy},
@@ -303,7 +308,7 @@ class Worker:
             if not closed:
                 s.sim, s.env, s.checkpoint, s.seed, s.spec = sim, env, name, seed, spec
                 s.next_due, s.frames_out = time.perf_counter(), 0
-                s.held, s.latched, s.fresh = 0, None, False
+                s.held, s.latched, s.fresh, s.held_axes = 0, None, False, None
         if closed:
             if env is not None:
                 env.close()
@@ -313,9 +318,10 @@ class Worker:
             s.meta = meta
         s.post(text=P.dumps("ready", **meta))
 
-    def _env_step(self, s: Session, action: int, frame: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
+    def _env_step(self, s: Session, action: int, frame: np.ndarray | None,
+                  axes: np.ndarray | None = None) -> tuple[np.ndarray | None, float | None]:
         """Step the truth env in lockstep; with ``frame`` (truth view on) return its frame and the PSNR."""
-        obs, _, terminated, _, _ = s.env.step(action)
+        obs, _, terminated, _, _ = s.env.step(axes if axes is not None else action)
         out = (np.asarray(obs, np.uint8), float(psnr(frame, obs))) if frame is not None else (None, None)
         if terminated:
             s.env.close()
@@ -324,17 +330,21 @@ class Worker:
                                 "send 'reset' to restart the truth view"))
         return out
 
-    def _step(self, s: Session, action: int, seq: int | None, t_ref: float, truth: bool) -> None:
+    def _step(self, s: Session, action: int, seq: int | None, t_ref: float, truth: bool,
+              axes: tuple[float, ...] | None = None) -> None:
         t0 = time.perf_counter()
-        frame = s.sim.step(action)  # (H, W, 3) uint8
+        spec = s.sim.model.action_spec
+        ax = (np.asarray(axes, np.float32) if axes is not None else spec.rest_axes()) if spec.n_axes else None
+        frame = s.sim.step(action, ax)  # (H, W, 3) uint8
         timings = dict(s.sim.state()["timings_ms"])
         s.frames_out += 1
         truth_frame, value = None, None
         if s.env is not None and truth:  # shown: step it before the frame goes out
-            truth_frame, value = self._env_step(s, action, frame)
+            truth_frame, value = self._env_step(s, action, frame, ax)
         with s.rec_lock:
             s.record.append(frame, truth_frame, action, value)
-        header = {"step": s.frames_out, "seq": seq, "action": action, "psnr": None if value is None else round(value, 2),
+        header = {"step": s.frames_out, "seq": seq, "action": action,
+                  **({"axes": [round(float(v), 4) for v in ax]} if ax is not None else {}), "psnr": None if value is None else round(value, 2),
                   "latency_ms": round(s.latency_ms, 2), "wait_ms": round(max(0.0, t0 - t_ref) * 1e3, 2),
                   "timings_ms": {**{k: round(v, 3) for k, v in timings.items()},
                                  "encode_ms": round(s.encode_ms, 3), "send_ms": round(s.send_ms, 3)}}
@@ -343,4 +353,4 @@ class Worker:
         s.encode_ms = (time.perf_counter() - t1) * 1e3  # reported with the next frame, like latency/send
         s.post(data=data, t_ref=t_ref)
         if s.env is not None and not truth:  # hidden: keep it in lockstep, off the action-to-frame path
-            self._env_step(s, action, None)
+            self._env_step(s, action, None, ax)

@@ -200,8 +200,11 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
     teacher = load(teacher_path, precision="fp32", compile=False)
     ds = Dataset.open(data)
     teacher.action_spec.require_same(ds.action_spec, mine=f"teacher {teacher_path}/config.json", theirs=f"dataset {data}/meta.json")
+    if ds.action_spec.n_axes:  # the self-rollout loop below steps discrete actions only
+        raise ValueError(f"distill: {data} has continuous axes {[a.name for a in ds.action_spec.axes]}; self-rollout "
+                         "distillation takes discrete actions only for now (train the teacher with more sampler steps instead)")
     t_enc = time.time()
-    latents, actions = encode_dataset(teacher.vae, ds)
+    latents, actions, _ = encode_dataset(teacher.vae, ds)
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     task = DistillTask(teacher, latents, actions, recipe)

@@ -59,37 +59,46 @@ class DynamicsRecipe:
 
 
 @torch.no_grad()
-def encode_dataset(vae: VAE, ds: Dataset, batch: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Latents (T, C, h, w) and actions (T,) of every episode."""
-    lat, act = [], []
+def encode_dataset(vae: VAE, ds: Dataset, batch: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
+    """Latents (T, C, h, w), actions (T,) and (if the ActionSpec has axes) normalised axis values (T, A) of every episode."""
+    lat, act, axes = [], [], []
+    spec = ds.action_spec
     for ep in ds:
         frames = torch.from_numpy(np.array(ep.frames))
         lat.append(torch.cat([vae.encode(frames[i : i + batch]) for i in range(0, len(frames), batch)]).float())
         act.append(torch.from_numpy(np.array(ep.actions)).long())
-    return lat, act
+        if spec.n_axes:
+            axes.append(torch.from_numpy(spec.normalize(np.array(ep.axes))).float())
+    return lat, act, (axes if spec.n_axes else None)
 
 
 class ClipSampler:
     """Random clips of ``clip_len`` frames from in-memory episodes, each window equally likely."""
 
-    def __init__(self, latents: list[torch.Tensor], actions: list[torch.Tensor], clip_len: int) -> None:
+    def __init__(self, latents: list[torch.Tensor], actions: list[torch.Tensor], clip_len: int,
+                 axes: list[torch.Tensor] | None = None) -> None:
         keep = [i for i, z in enumerate(latents) if len(z) >= clip_len]
         if not keep:
             raise ValueError(f"no episode has {clip_len} frames")
         self.clip_len = clip_len
         self.latents = [latents[i] for i in keep]
         self.actions = [actions[i] for i in keep]
+        self.axes = None if axes is None else [axes[i] for i in keep]
         self.n_windows = torch.tensor([len(z) - clip_len + 1 for z in self.latents], dtype=torch.float)
 
     def __call__(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(latents (B, T, C, h, w), actions (B, T)); with axes also (B, T, A) as a third item."""
         T = self.clip_len
         eps = torch.multinomial(self.n_windows, batch_size, replacement=True, generator=gen).tolist()
-        xs, acts = [], []
+        xs, acts, axs = [], [], []
         for e in eps:
             s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
             xs.append(self.latents[e][s : s + T])
             acts.append(self.actions[e][s : s + T])
-        return torch.stack(xs).to(device), torch.stack(acts).to(device)  # (B, T, C, h, w), (B, T)
+            if self.axes is not None:
+                axs.append(self.axes[e][s : s + T])
+        out = (torch.stack(xs).to(device), torch.stack(acts).to(device))
+        return out if self.axes is None else (*out, torch.stack(axs).to(device))  # type: ignore[return-value]
 
 
 def object_weights(x0: torch.Tensor, weight: float, tau: float, max_shift: int) -> torch.Tensor:
@@ -111,7 +120,8 @@ def object_weights(x0: torch.Tensor, weight: float, tau: float, max_shift: int) 
 class DynamicsTask:
     items_name = "frames"
 
-    def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe) -> None:
+    def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe,
+                 axes: list[torch.Tensor] | None = None) -> None:
         if recipe.clip_len > dit.cfg.max_frames:
             raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
         if recipe.context not in ("clean", "df"):
@@ -122,13 +132,15 @@ class DynamicsTask:
             raise ValueError(f"object_weight must be >= 0, object_tau > 0 and object_shift >= 0, got "
                              f"{recipe.object_weight}, {recipe.object_tau}, {recipe.object_shift}")
         self.model, self.recipe = dit, recipe
-        self.clips = ClipSampler(latents, actions, recipe.clip_len)
+        if (axes is not None) != bool(dit.cfg.n_axes):
+            raise ValueError(f"the DiT has n_axes={dit.cfg.n_axes} but the data has {'no' if axes is None else axes[0].shape[-1]} axes")
+        self.clips = ClipSampler(latents, actions, recipe.clip_len, axes)
 
     def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         return self.clips(gen, batch_size, device)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        x0, actions = batch
+        x0, actions, *rest = batch
         r, dit = self.recipe, self.model
         B, T = actions.shape
         dev = x0.device
@@ -136,14 +148,15 @@ class DynamicsTask:
         eps = torch.randn(x0.shape, generator=gen).to(dev)
         drop = torch.rand((B, T), generator=gen).to(dev) < r.action_dropout
         actions = actions.masked_fill(drop, dit.no_action)
+        axes = rest[0].masked_fill(drop[..., None], 0.0) if rest else None  # dropped: no id and axes at the centre
         x_t = add_noise(x0, eps, t)
         if r.context == "clean":
             noisy = torch.rand((B, T), generator=gen) < r.ctx_noise_prob
             ctx_t = (torch.rand((B, T), generator=gen) * r.ctx_noise_max * noisy).to(dev)
             ctx = add_noise(x0, torch.randn(x0.shape, generator=gen).to(dev), ctx_t)
-            v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t)
+            v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t, axes=axes)
         else:
-            v = model(x_t, t, actions)
+            v = model(x_t, t, actions, axes=axes)
         if r.loss == "x0":
             pred, target = x0_from_v(x_t.float(), v.float(), t[..., None, None, None].float()), x0.float()
         else:
@@ -231,15 +244,17 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                          f"{tokenizer} makes {vcfg.latent_channels}x{vcfg.latent_size}")
     if dyn_cfg.n_actions != ds.action_spec.n:
         raise ValueError(f"dynamics n_actions={dyn_cfg.n_actions} but {data} has {ds.action_spec.n} actions")
+    if dyn_cfg.n_axes != ds.action_spec.n_axes:
+        raise ValueError(f"dynamics n_axes={dyn_cfg.n_axes} but {data} has {ds.action_spec.n_axes} continuous axes")
     setup_cpu(train_cfg.threads)  # the encode pass honours --train-threads too
     t_enc = time.time()
-    latents, actions = encode_dataset(vae, ds)
+    latents, actions, axes = encode_dataset(vae, ds)
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     dit = CausalDiT(dyn_cfg)
     init_info = init_from(dit, init, ds.action_spec, f"dataset {data}/meta.json") if init is not None else None
     init_speed = init_info.pop("speed", None) if init_info else None  # kept once, as this model's own default
-    task = DynamicsTask(dit, latents, actions, recipe)
+    task = DynamicsTask(dit, latents, actions, recipe, axes)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:

@@ -7,6 +7,8 @@ const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, session: null, actions: [], keyMap: new Map(), pressed: new Map(), current: 0,
   seq: 0, sentAt: new Map(), frames: 0, arrivals: [], lastHeader: null, seed: 0, ready: false,
+  // continuous axes: key -> [axis index, value]; held axis keys in press order; the values last sent
+  axes: [], axisKeyMap: new Map(), axisPressed: new Map(), currentAxes: "",
 };
 window.worldloom = state; // for tests and curious users
 
@@ -84,35 +86,73 @@ function onReady(m) {
     for (const ev of ["pointerup", "pointerleave", "pointercancel"]) b.addEventListener(ev, up);
     box.appendChild(b);
   }
+  state.axes = m.axes || [];
+  state.axisKeyMap.clear();
+  state.axisPressed.clear();
+  state.axes.forEach((ax, i) => {
+    for (const [k, v] of ax.keys) {
+      state.axisKeyMap.set(k.length === 1 ? k.toLowerCase() : k, [i, v]);
+      const b = document.createElement("button");
+      b.dataset.axisKey = k;
+      b.innerHTML = `${ax.name} ${v > ax.rest ? "+" : ""}${v}${ax.unit ? " " + ax.unit : ""}<kbd>${k}</kbd>`;
+      const down = (e) => { e.preventDefault(); axisPress(`btn:${k}`, i, v); };
+      const up = () => axisRelease(`btn:${k}`);
+      b.addEventListener("pointerdown", down);
+      for (const ev of ["pointerup", "pointerleave", "pointercancel"]) b.addEventListener(ev, up);
+      box.appendChild(b);
+    }
+  });
+  state.currentAxes = JSON.stringify(axisValues());
   state.pressed.clear();
   state.current = 0;
   setStatus(`playing ${m.checkpoint} at ${m.fps || "one frame per action"} fps`);
 }
 
 // --- input: the held action = the most recently pressed key/button still held ----------------------
+// Each axis: the value of its most recently pressed key still held, else its rest value.
+function axisValues() {
+  const v = state.axes.map((ax) => ax.rest);
+  for (const [i, val] of state.axisPressed.values()) v[i] = val;
+  return v;
+}
 function update() {
   const ids = [...state.pressed.values()];
   const next = ids.length ? ids[ids.length - 1] : 0;
-  for (const b of $("buttons").children) b.classList.toggle("held", Number(b.dataset.action) === next && next !== 0);
-  if (next === state.current || !state.ready) return;
+  const axes = axisValues();
+  const held = new Set([...state.axisPressed.keys()].map((k) => k.replace(/^(key|btn):/, "")));
+  for (const b of $("buttons").children) {
+    b.classList.toggle("held", b.dataset.axisKey !== undefined ? held.has(b.dataset.axisKey)
+      : Number(b.dataset.action) === next && next !== 0);
+  }
+  const axesText = JSON.stringify(axes);
+  if ((next === state.current && axesText === state.currentAxes) || !state.ready) return;
   state.current = next;
+  state.currentAxes = axesText;
   state.seq += 1;
   state.sentAt.set(state.seq, performance.now());
-  send({ type: "action", action: next, seq: state.seq });
+  send(state.axes.length ? { type: "action", action: next, seq: state.seq, axes } : { type: "action", action: next, seq: state.seq });
 }
+function axisPress(key, i, v) { state.axisPressed.delete(key); state.axisPressed.set(key, [i, v]); update(); }
+function axisRelease(key) { if (state.axisPressed.delete(key)) update(); }
 function press(key, id) { state.pressed.delete(key); state.pressed.set(key, id); update(); }
 function release(key) { if (state.pressed.delete(key)) update(); }
 
 function keyName(e) { return e.key.length === 1 ? e.key.toLowerCase() : e.key; }
 window.addEventListener("keydown", (e) => {
   if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+  const ax = state.axisKeyMap.get(keyName(e));
+  if (ax !== undefined) {
+    e.preventDefault();
+    if (!e.repeat) axisPress(`key:${keyName(e)}`, ax[0], ax[1]);
+    return;
+  }
   const id = state.keyMap.get(keyName(e));
   if (id === undefined) return;
   e.preventDefault();
   if (!e.repeat) press(`key:${keyName(e)}`, id);
 });
-window.addEventListener("keyup", (e) => release(`key:${keyName(e)}`));
-window.addEventListener("blur", () => { state.pressed.clear(); update(); });
+window.addEventListener("keyup", (e) => { release(`key:${keyName(e)}`); axisRelease(`key:${keyName(e)}`); });
+window.addEventListener("blur", () => { state.pressed.clear(); state.axisPressed.clear(); update(); });
 document.addEventListener("visibilitychange", () => send({ type: "pause", on: document.hidden }));
 
 // --- frames ---------------------------------------------------------------------------------------
