@@ -118,6 +118,48 @@ def cmd_import_videos(args: argparse.Namespace) -> None:
     print(f"imported {len(ds)} videos, {ds.n_frames} frames -> {out} ({ds.action_spec.n} actions, {ds.fps} fps)")
 
 
+def _episode_list(text: str | None) -> list[int] | None:
+    """``--episodes`` of import-lerobot: "0,3,7", "0:10" (end excluded) or a mix; None = all."""
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition(":")
+            out += list(range(int(lo), int(hi))) if hi else [int(lo)]
+    except ValueError:
+        raise UsageError(f"--episodes {text!r}: expected ids like 0,3,7 or ranges like 0:10") from None
+    return out
+
+
+def cmd_import_lerobot(args: argparse.Namespace) -> None:
+    from ..data.format import Dataset
+    from ..data.lerobot import LeRobotError, import_lerobot
+
+    _existing_dir(args.src, "SRC")
+    try:
+        out = import_lerobot(args.src, args.out, camera=args.camera, action_key=args.action_key,
+                             episodes=_episode_list(args.episodes), frame_size=args.frame_size, fit=args.fit,
+                             every=args.every, overwrite=args.overwrite)
+    except LeRobotError as e:
+        raise UsageError(str(e)) from None
+    ds = Dataset.open(out)
+    spec = ds.action_spec
+    print(f"imported {len(ds)} episodes, {ds.n_frames} frames at {ds.fps} fps -> {out} "
+          f"({spec.n_axes} axes {[a.name for a in spec.axes]}, {spec.n} discrete actions)")
+
+
+def cmd_export_lerobot(args: argparse.Namespace) -> None:
+    from ..data.lerobot import LeRobotError, export_lerobot
+
+    _existing_dir(args.data, "DATA")
+    try:
+        out = export_lerobot(args.data, args.out, camera=args.camera)
+    except LeRobotError as e:
+        raise UsageError(str(e)) from None
+    print(f"exported {args.data} -> {out} (LeRobot v3.0, camera {args.camera})")
+
+
 def cmd_doctor(args: argparse.Namespace) -> None:
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -200,6 +242,30 @@ def _build_import_videos(p: argparse.ArgumentParser) -> None:
                                                          "(needed when the logs use names)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.set_defaults(func=cmd_import_videos)
+
+
+def _build_import_lerobot(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("src", metavar="SRC", help="local LeRobot v3 dataset directory (meta/info.json, data/, videos/)")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--camera", default=None, help="video feature to use, e.g. observation.images.top (default: the only one)")
+    p.add_argument("--action-key", default="action", help="float feature holding the continuous action (default: action)")
+    p.add_argument("--episodes", default=None, help="episode ids to import: 0,3,7 or 0:10 (default: all)")
+    p.add_argument("--frame-size", type=int, default=64, help="side of the square frames (default: 64)")
+    p.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="how frames become square (default: pad)")
+    p.add_argument("--every", type=int, default=1, help="keep every k-th frame: fps / k (default: 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.epilog = ("Reads with pyarrow and PyAV: pip install 'worldloom[lerobot]'. LeRobot's action[t] leads from\n"
+                "frame t to t+1, so the dataset's axes[t] = action[t-1] (docs/DATA.md).\n\nexample:\n"
+                "  worldloom import-lerobot ~/data/pusht --camera observation.image --every 2 --out data/pusht")
+    p.set_defaults(func=cmd_import_lerobot)
+
+
+def _build_export_lerobot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", metavar="DATA", help="worldloom dataset directory")
+    p.add_argument("--out", required=True, help="LeRobot v3 dataset directory to create (must be empty or absent)")
+    p.add_argument("--camera", default="observation.images.main", help="video feature name (default: observation.images.main)")
+    p.set_defaults(func=cmd_export_lerobot)
 
 
 def _build_doctor(p: argparse.ArgumentParser) -> None:

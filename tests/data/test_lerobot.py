@@ -1,0 +1,79 @@
+"""LeRobot v3 in and out: a Box env's axes and a keyboard world's ids round-trip; resampling; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyarrow", reason="LeRobot datasets need pyarrow (pip install 'worldloom[lerobot]')")
+pytest.importorskip("av", reason="LeRobot datasets need PyAV (pip install 'worldloom[lerobot]')")
+
+from worldloom.cli import main  # noqa: E402
+from worldloom.data import Dataset, collect  # noqa: E402
+from worldloom.data.lerobot import LeRobotError, export_lerobot, import_lerobot  # noqa: E402
+from worldloom.eval.metrics import psnr  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("pygame", reason="Pendulum renders with pygame")
+    return collect("gym:Pendulum-v1", tmp_path_factory.mktemp("lr") / "pend", episodes=2, steps=14, progress=False)
+
+
+def test_axes_round_trip_through_lerobot(pendulum: Path, tmp_path: Path) -> None:
+    lr = export_lerobot(pendulum, tmp_path / "lr")
+    info = json.loads((lr / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 2 and info["total_frames"] == 28
+    assert info["features"]["action"] == {"dtype": "float32", "shape": [1], "names": ["axis_0"]}
+    assert (lr / "videos/observation.images.main/chunk-000/file-000.mp4").is_file()
+    back = Dataset.open(import_lerobot(lr, tmp_path / "back"))
+    src = Dataset.open(pendulum)
+    assert [(a.name, a.low, a.high) for a in back.action_spec.axes] == [("axis_0", -2.0, 2.0)]  # from stats.json
+    for a, b in zip(src, back):
+        assert np.allclose(a.axes, b.axes, atol=1e-6) and a.len == b.len
+        assert float(np.mean(psnr(np.array(b.frames), np.array(a.frames)))) > 35  # h264 at crf 10
+    # every=2: half the fps, and each kept frame's axes are the mean of the two commands that led to it
+    half = Dataset.open(import_lerobot(lr, tmp_path / "half", every=2))
+    assert half.fps == src.fps // 2 and half[0].len == 7
+    assert np.allclose(half[0].axes[1:], (src[0].axes[1:-1:2] + src[0].axes[2::2]) / 2, atol=1e-6)
+    one = Dataset.open(import_lerobot(lr, tmp_path / "one", episodes=[1]))
+    assert len(one) == 1 and np.allclose(one[0].axes, src[1].axes, atol=1e-6)
+
+
+def test_discrete_ids_round_trip_and_the_cli(tmp_path: Path, capsys) -> None:
+    arena = collect("arena", tmp_path / "arena", episodes=2, steps=10, progress=False)
+    assert main(["export-lerobot", str(arena), "--out", str(tmp_path / "lr")]) == 0
+    assert main(["import-lerobot", str(tmp_path / "lr"), "--out", str(tmp_path / "back"), "--episodes", "0:2"]) == 0
+    assert "imported 2 episodes, 20 frames" in capsys.readouterr().out
+    a, b = Dataset.open(arena), Dataset.open(tmp_path / "back")
+    assert b.action_spec.names == a.action_spec.names and b.action_spec.n_axes == 0
+    assert "ArrowUp" in b.action_spec.keys[1] and "ArrowLeft" in b.action_spec.keys[3]  # keys follow the names
+    assert all(np.array_equal(x.actions, y.actions) for x, y in zip(a, b))
+    assert main(["import-lerobot", str(tmp_path / "lr"), "--out", str(tmp_path / "x"), "--camera", "top"]) == 2
+    assert "no video feature 'top'; cameras: ['observation.images.main']" in capsys.readouterr().err
+    assert main(["import-lerobot", str(tmp_path / "lr"), "--out", str(tmp_path / "y"), "--episodes", "5"]) == 2
+    assert "episodes [5] not in meta/episodes" in capsys.readouterr().err
+
+
+def test_broken_datasets_name_the_file(pendulum: Path, tmp_path: Path) -> None:
+    lr = export_lerobot(pendulum, tmp_path / "lr")
+    info_f = lr / "meta/info.json"
+    info = json.loads(info_f.read_text())
+    info_f.write_text(json.dumps({**info, "codebase_version": "v2.1"}))
+    with pytest.raises(LeRobotError, match=r"info.json: codebase_version 'v2.1'; only v3"):
+        import_lerobot(lr, tmp_path / "a")
+    info_f.write_text(json.dumps(info))
+    video = lr / "videos/observation.images.main/chunk-000/file-000.mp4"
+    video.write_bytes(video.read_bytes()[: len(video.read_bytes()) // 3])  # truncated: the second episode has no frames
+    with pytest.raises(LeRobotError, match="file-000.mp4"):
+        import_lerobot(lr, tmp_path / "b")
+    video.unlink()
+    with pytest.raises(LeRobotError, match="file-000.mp4: missing"):
+        import_lerobot(lr, tmp_path / "c")
+    with pytest.raises(LeRobotError, match="not a LeRobot dataset"):
+        import_lerobot(tmp_path, tmp_path / "d")
+    with pytest.raises(LeRobotError, match="exists and is not empty"):
+        export_lerobot(pendulum, lr)
