@@ -102,3 +102,68 @@ def test_missing_log_and_names_without_action_names(src: Path, tmp_path: Path) -
     shutil.copy(src / "a.csv", src / "a.jsonl")
     with pytest.raises(DatasetError, match="keep one action log"):
         import_videos(src, tmp_path / "ds3", frame_size=8, action_names=NAMES)
+
+
+def _mp4(path: Path, T: int, fps: int) -> np.ndarray:
+    """A 40x24 mp4 whose frame t is one flat grey level (10 + 8 t): where a resampled frame came from shows."""
+    levels = (10 + 8 * np.arange(T)).astype(np.uint8)
+    frames = np.broadcast_to(levels[:, None, None, None], (T, 24, 40, 3)).copy()
+    iio.imwrite(path, frames, fps=fps, codec="libx264", plugin="FFMPEG", output_params=["-crf", "0"])
+    return levels
+
+
+def test_timestamped_log_is_resampled_holding_the_last_action(tmp_path: Path) -> None:
+    d = tmp_path / "v"
+    d.mkdir()
+    levels = _mp4(d / "run.mp4", 20, fps=20)  # 1 s of video
+    # right pressed at 0.12 s, left at 0.52 s, released at 0.8 s
+    (d / "run.csv").write_text("time,action\n0.12,right\n0.52,left\n0.80,noop\n")
+    ds = Dataset.open(import_videos(d, tmp_path / "ds", frame_size=8, fps=10, action_names=NAMES))
+    ep = ds[0]
+    assert ds.fps == 10 and ep.len == 10  # 20 fps -> 10 fps inside ffmpeg
+    got = np.array(ep.frames)[:, 4, 4, 0].astype(int)
+    assert np.abs(got - levels[::2]).max() <= 3  # frame i is the video at i / 10 s (the even source frames)
+    # frame i (at i/10 s) takes the action in effect just before it: right from 0.12 s, left from 0.52 s, none from 0.8 s
+    assert ep.actions.tolist() == [0, 0, 2, 2, 2, 2, 1, 1, 1, 0]
+
+
+def test_timestamped_log_past_the_video_and_bad_times_name_the_line(tmp_path: Path) -> None:
+    d = tmp_path / "v"
+    d.mkdir()
+    _mp4(d / "run.mp4", 10, fps=10)
+    (d / "run.jsonl").write_text('{"time": 0.2, "action": 1}\n{"time": 4.5, "action": 2}\n')
+    with pytest.raises(DatasetError, match=r"run.jsonl:2: time 4.5 s is past the end of the video \(1 s\)"):
+        import_videos(d, tmp_path / "a", frame_size=8, action_names=NAMES)
+    (d / "run.jsonl").write_text('{"time": -1, "action": 1}\n')
+    with pytest.raises(DatasetError, match=r"run.jsonl:1: time -1 is not a number of seconds"):
+        import_videos(d, tmp_path / "b", frame_size=8, action_names=NAMES)
+    (d / "run.jsonl").write_text('{"time": 0.1, "action": 1}\n{"frame": 3, "action": 1}\n')
+    with pytest.raises(DatasetError, match="mixes 'frame' and 'time'"):
+        import_videos(d, tmp_path / "c", frame_size=8, action_names=NAMES)
+    (d / "run.jsonl").write_text('{"time": 0.1, "action": "jump"}\n')
+    with pytest.raises(DatasetError, match=r"run.jsonl:1: unknown action name 'jump'"):
+        import_videos(d, tmp_path / "d", frame_size=8, action_names=NAMES)
+
+
+def test_a_model_of_imported_videos_plays_from_a_real_frame(tmp_path: Path) -> None:
+    """No env can rebuild a video's world: the checkpoint keeps its first frames as the play context."""
+    import worldloom
+    from worldloom.cli import main
+    from worldloom.runtime.context import start_context
+
+    d = tmp_path / "v"
+    d.mkdir()
+    _mp4(d / "run.mp4", 12, fps=10)
+    (d / "run.csv").write_text("time,action\n0.15,right\n")
+    data = import_videos(d, tmp_path / "ds", frame_size=64, action_names=NAMES)
+    assert main(["train", "tokenizer", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "tok")]) == 0
+    assert main(["train", "dynamics", "--preset", "tiny", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
+                 "--out", str(tmp_path / "wm"), "--train-steps", "1"]) == 0
+    model = worldloom.load(tmp_path / "wm")
+    frames, actions, source, env = start_context(model, 0, np.zeros(4, np.int64))
+    assert source == "bundled context_frames.npy" and env is None
+    ep = Dataset.open(data)[0]
+    assert np.array_equal(frames, np.array(ep.frames[:4])) and actions.tolist() == ep.actions[:4].tolist()
+    assert frames.max() > 0  # a real frame, not the black fallback
+    assert main(["train", "dynamics", "--preset", "tiny", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
+                 "--out", str(tmp_path / "wm2"), "--context-episode", "3"]) == 2

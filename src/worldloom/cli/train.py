@@ -140,11 +140,14 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     if longest < recipe.clip_len:
         raise UsageError(f"--data {args.data}: longest episode has {longest} frames, fewer than "
                          f"--recipe-clip-len {recipe.clip_len}")
+    if not 0 <= args.context_episode < len(ds):
+        raise UsageError(f"--context-episode {args.context_episode}: --data {args.data} has episodes 0..{len(ds) - 1}")
     if args.print_config:
         return print_config({"dynamics": dyn_cfg, "recipe": recipe, "train": train_cfg, "sim": sim_cfg})
     res = train_dynamics(args.data, args.tokenizer, args.out, dyn_cfg, recipe, train_cfg,
                          sim_defaults=dataclasses.asdict(sim_cfg), resume=args.resume, progress=_progress(),
-                         recipe_cmd=args.command_line, run_dir=args.run_dir, init=args.init)
+                         recipe_cmd=args.command_line, run_dir=args.run_dir, init=args.init,
+                         context_episode=args.context_episode)
     if _rank() == 0:
         loss = res.last.get("loss")
         print(f"world model -> {res.path}: {train_cfg.steps} steps, final loss "
@@ -260,6 +263,8 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     dyn.add_argument("--out", required=True, help="world-model checkpoint directory to write")
     dyn.add_argument("--init", default=None, help="fine-tune: start from this world model's DiT (its architecture; "
                                                   "pass it as --tokenizer too)")
+    dyn.add_argument("--context-episode", type=int, default=0,
+                     help="training episode whose first frames the checkpoint keeps as its play context (default: 0)")
     _run_options(dyn)
     _config_options(dyn, {name: (*c[:3], SimConfig(**c[3])) for name in PRESETS for c in [dynamics_preset(name)]},
                     [(DynamicsConfig, "dyn-", {"latent_channels": "the tokenizer's", "latent_size": "the tokenizer's",

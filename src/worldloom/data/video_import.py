@@ -1,9 +1,9 @@
 """Import a folder of videos with per-frame action logs as a worldloom dataset (``env: "video"``).
 
-Input: ``<src>/<stem>.{mp4,webm,gif}`` each beside an action log ``<stem>.csv`` (header with
-``frame`` and ``action`` columns; extra columns ignored) or ``<stem>.jsonl`` (one
-``{"frame": i, "action": a}`` object per line). ``a`` is an int action id or, given
-``action_names``, an action name. See docs/DATA.md.
+Input: ``<src>/<stem>.{mp4,webm,gif}`` each beside an action log ``<stem>.csv`` (header with an
+``action`` column and a ``frame`` or a ``time`` column; extra columns ignored) or ``<stem>.jsonl``
+(one ``{"frame": i, "action": a}`` or ``{"time": s, "action": a}`` object per line). ``a`` is an int
+action id or, given ``action_names``, an action name. See docs/DATA.md.
 
 Design choices:
 
@@ -16,9 +16,14 @@ Design choices:
 - Action ids must be stable across imports (a held-out set must mean the same ids), so names are
   accepted only with an explicit ``action_names`` list (index 0 = no-op); without it, ids are
   ints and the spec is ``ActionSpec.discrete(max_id + 1)``.
-- Frames are centre-cropped to a square and resized to ``frame_size`` one at a time while decoding,
-  so a long video never sits in memory at full resolution. The dataset fps is the videos' (they
-  must agree) unless ``fps`` is given; frames are not resampled.
+- **Timestamped logs** (``time``, seconds from the video's start) are resampled to the dataset fps:
+  frame ``i`` is the video at ``i / fps`` and its action is the one in effect just before (the last
+  entry with ``time < i / fps``: an action is held until the next entry). A log entry past the
+  video's end is an error (a log longer than its video).
+- **Crop, scale and resampling inside ffmpeg** (``crop``, ``scale`` with area filtering and ``fps``
+  filters): a long full-resolution video is never decoded into Python frame by frame. The dataset fps
+  is the videos' (they must agree) unless ``fps`` is given; with ``fps`` a video is resampled to it
+  (frame logs must then be at that rate already: they name frames, not times).
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ import numpy as np
 
 from worldloom.actions import ActionSpec
 from worldloom.data.format import DatasetError, DatasetWriter
-from worldloom.envs.gym import resize_frame
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,8 @@ VIDEO_EXTS = (".mp4", ".webm", ".gif")
 LOG_EXTS = (".csv", ".jsonl")
 _FFMPEG_EXTS = (".mp4", ".webm")
 
-# (line number, frame index, raw action value) as read from a log, before ids are resolved.
-RawEntry = tuple[int, int, int | str]
+# (line number, frame index or time in seconds, raw action value) as read from a log, before ids are resolved.
+RawEntry = tuple[int, int | float, int | str]
 
 
 def _read_csv_log(path: Path) -> list[RawEntry]:
@@ -58,20 +62,37 @@ def _read_csv_log(path: Path) -> list[RawEntry]:
                 continue
             if header is None:
                 header = [c.strip().lower() for c in row]
-                if "frame" not in header or "action" not in header:
-                    raise DatasetError(f"{path}:{line}: header must name 'frame' and 'action' columns, got {row}")
-                fi, ai = header.index("frame"), header.index("action")
+                key = "frame" if "frame" in header else "time"
+                if key not in header or "action" not in header:
+                    raise DatasetError(f"{path}:{line}: header must name an 'action' and a 'frame' or 'time' column, got {row}")
+                fi, ai = header.index(key), header.index("action")
                 continue
             if len(row) != len(header):
                 raise DatasetError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}: {row}")
-            try:
-                frame = int(row[fi].strip())
-            except ValueError:
-                raise DatasetError(f"{path}:{line}: frame {row[fi]!r} is not an int") from None
-            entries.append((line, frame, row[ai].strip()))
+            entries.append((line, _index(row[fi].strip(), key, f"{path}:{line}"), row[ai].strip()))
     if header is None:
-        raise DatasetError(f"{path}: empty log (expected a 'frame,action' header)")
+        raise DatasetError(f"{path}: empty log (expected a 'frame,action' or 'time,action' header)")
     return entries
+
+
+def _index(v: Any, key: str, where: str) -> int | float:
+    """A frame index (int) or a time (finite float >= 0, seconds) from one log field."""
+    import math
+
+    if key == "frame":
+        try:
+            if isinstance(v, bool) or (not isinstance(v, int) and not (isinstance(v, str) and v.lstrip("-").isdigit())):
+                raise ValueError
+            return int(v)
+        except ValueError:
+            raise DatasetError(f"{where}: frame {v!r} is not an int") from None
+    try:
+        t = float(v) if not isinstance(v, bool) else math.nan
+    except (TypeError, ValueError):
+        t = math.nan
+    if not math.isfinite(t) or t < 0:
+        raise DatasetError(f"{where}: time {v!r} is not a number of seconds >= 0")
+    return t
 
 
 def _read_jsonl_log(path: Path) -> list[RawEntry]:
@@ -84,14 +105,16 @@ def _read_jsonl_log(path: Path) -> list[RawEntry]:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}:{line}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or "frame" not in obj or "action" not in obj:
-                raise DatasetError(f'{path}:{line}: expected an object {{"frame": i, "action": a}}, got {text.strip()[:80]}')
-            frame, action = obj["frame"], obj["action"]
-            if not isinstance(frame, int) or isinstance(frame, bool):
-                raise DatasetError(f"{path}:{line}: frame {frame!r} is not an int")
+            key = "frame" if isinstance(obj, dict) and "frame" in obj else "time"
+            if not isinstance(obj, dict) or key not in obj or "action" not in obj:
+                raise DatasetError(f'{path}:{line}: expected an object {{"frame": i, "action": a}} or '
+                                   f'{{"time": s, "action": a}}, got {text.strip()[:80]}')
+            if entries and isinstance(entries[0][1], int) != (key == "frame"):
+                raise DatasetError(f"{path}:{line}: mixes 'frame' and 'time' entries; use one per log")
+            action = obj["action"]
             if isinstance(action, bool) or not isinstance(action, (int, str)):
                 raise DatasetError(f"{path}:{line}: action {action!r} must be an int id or a name")
-            entries.append((line, frame, action))
+            entries.append((line, _index(obj[key], key, f"{path}:{line}"), action))
     return entries
 
 
@@ -123,10 +146,37 @@ def _resolve(value: int | str, names: Sequence[str] | None) -> int:
         raise ValueError(f"unknown action name {s!r}; known: {list(names)}") from None
 
 
+def _timed_actions(log_path: Path, entries: list[RawEntry], n_frames: int, fps: float, duration: float | None,
+                   names: Sequence[str] | None) -> np.ndarray:
+    """Actions per frame from a timestamped log: each entry holds until the next; frame i takes the one in
+    effect just before ``i / fps``."""
+    times, ids = [], []
+    for line, t, value in sorted(entries, key=lambda e: e[1]):
+        where = f"{log_path}:{line}"
+        if duration is not None and t > duration + 1.0 / fps:
+            raise DatasetError(f"{where}: time {t:g} s is past the end of the video ({duration:g} s); log longer than video?")
+        try:
+            a = _resolve(value, names)
+        except ValueError as e:
+            raise DatasetError(f"{where}: {e}") from None
+        if a < 0 or (names is not None and a >= len(names)):
+            top = f"0..{len(names) - 1}" if names is not None else ">= 0"
+            raise DatasetError(f"{where}: action id {a} out of range ({top})")
+        times.append(float(t))
+        ids.append(a)
+    actions = np.zeros(n_frames, dtype=np.int64)
+    if times:
+        k = np.searchsorted(np.asarray(times), np.arange(n_frames) / fps, side="left") - 1  # last entry strictly before
+        actions = np.where(k >= 0, np.asarray(ids, np.int64)[np.clip(k, 0, None)], 0)
+    actions[0] = 0  # nothing produced the first frame
+    return actions
+
+
 def _actions_for(log_path: Path, entries: list[RawEntry], n_frames: int, names: Sequence[str] | None) -> np.ndarray:
     actions = np.zeros(n_frames, dtype=np.int64)
     seen: dict[int, int] = {}
     for line, frame, value in entries:
+        frame = int(frame)
         where = f"{log_path}:{line}"
         if frame < 0:
             raise DatasetError(f"{where}: negative frame index {frame}")
@@ -149,21 +199,26 @@ def _actions_for(log_path: Path, entries: list[RawEntry], n_frames: int, names: 
     return actions
 
 
-def _read_video(path: Path, frame_size: int) -> np.ndarray:
-    """All frames of a video, centre-cropped and resized, as uint8 (T, frame_size, frame_size, 3)."""
-    import imageio.v3 as iio
+def _read_video(path: Path, frame_size: int, fps: float | None = None) -> tuple[np.ndarray, float | None]:
+    """A video centre-cropped, scaled (and, given ``fps``, resampled) by ffmpeg's own filters: uint8
+    (T, frame_size, frame_size, 3), and the source duration in seconds (None if unknown)."""
+    import imageio_ffmpeg
 
-    kw: dict[str, Any] = {"plugin": "FFMPEG"} if path.suffix.lower() in _FFMPEG_EXTS else {}
+    s = int(frame_size)
+    vf = f"crop='min(iw,ih)':'min(iw,ih)',scale={s}:{s}:flags=area" + (f",fps={fps:g}" if fps else "")
     frames: list[np.ndarray] = []
+    duration = None
     try:
-        it: Iterator[np.ndarray] = iio.imiter(path, **kw)
-        for f in it:
-            frames.append(resize_frame(f, frame_size, center_crop=True))
-    except Exception as e:  # decoders raise anything from OSError to their own types
-        raise DatasetError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
+        gen: Iterator[Any] = imageio_ffmpeg.read_frames(str(path), output_params=["-vf", vf])
+        meta = next(gen)
+        duration = float(meta["duration"]) if meta.get("duration") else None
+        for raw in gen:
+            frames.append(np.frombuffer(raw, np.uint8).reshape(s, s, 3))
+    except Exception as e:  # ffmpeg raises anything from OSError to RuntimeError
+        raise DatasetError(f"{path}: cannot decode video ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     if not frames:
         raise DatasetError(f"{path}: video has no frames")
-    return np.stack(frames)
+    return np.stack(frames), duration
 
 
 def _video_fps(path: Path) -> float | None:
@@ -212,7 +267,8 @@ def import_videos(
         src_dir: folder of ``*.mp4`` / ``*.webm`` / ``*.gif`` with same-stem ``.csv`` / ``.jsonl`` logs.
         out: dataset directory to create (empty or absent unless ``overwrite``).
         frame_size: side of the square frames (centre crop, then resize).
-        fps: dataset fps; default: read from the videos, which must agree.
+        fps: dataset fps; default: read from the videos, which must agree. Given, every video is
+            resampled to it (by ffmpeg) and timestamped logs are placed at its frame times.
         action_names: names of the actions, index = id, 0 = no-op; needed if logs use names.
             Without it the ActionSpec is ``ActionSpec.discrete(max logged id + 1)``.
         overwrite: replace an existing worldloom dataset at ``out``.
@@ -236,6 +292,7 @@ def import_videos(
     else:
         spec = ActionSpec(names=tuple(names))
 
+    resample = fps is not None
     if fps is None:
         rates = [(v, _video_fps(v)) for v, _, _ in parsed]
         unknown = [v for v, r in rates if r is None]
@@ -259,8 +316,10 @@ def import_videos(
     )
     with writer:
         for video, log_path, entries in parsed:
-            frames = _read_video(video, frame_size)
-            actions = _actions_for(log_path, entries, len(frames), names)
+            timed = bool(entries) and isinstance(entries[0][1], float)
+            frames, duration = _read_video(video, frame_size, fps if (resample or timed) else None)
+            actions = (_timed_actions(log_path, entries, len(frames), fps, duration, names) if timed
+                       else _actions_for(log_path, entries, len(frames), names))
             if len(frames) < 2:
                 log.warning("%s: only %d frame; skipped (an episode needs a transition)", video, len(frames))
                 continue

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-CONTEXT = 4  # context frames committed before the timed rollout
+from .context import CONTEXT  # context frames committed before the timed rollout
 HOLD = 8  # frames each scripted action is held
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -4,6 +4,10 @@ One function serves play (which keeps the env for the truth view) and bench: res
 checkpoint was trained on with a seed and step it with the given context actions; where that env
 cannot be built here, use the ``context_frames.npy`` / ``context_actions.npy`` bundled with the
 checkpoint (never unpickled), else black frames. ``source`` says which, for reports.
+
+Every training command writes that pair into the checkpoint it makes (:func:`save_context`: the
+first ``CONTEXT`` frames of one training episode, the dataset's first by default), so a model of
+imported videos or a LeRobot dataset, whose env exists nowhere, starts play from a real frame.
 """
 
 from __future__ import annotations
@@ -15,6 +19,35 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+CONTEXT = 4  # frames a play session or a bench starts from
+FILES = ("context_frames.npy", "context_actions.npy")
+
+
+def save_context(out: str | Path, ds: Any, episode: int = 0, n: int = CONTEXT) -> None:
+    """Store the first ``n`` frames and actions of episode ``episode`` of dataset ``ds`` in checkpoint ``out``."""
+    from ..config import atomic_write_bytes
+
+    if not 0 <= episode < len(ds):
+        raise ValueError(f"context episode {episode}: the dataset has episodes 0..{len(ds) - 1}")
+    ep = ds[episode]
+    k = min(n, ep.len)
+    for name, arr in zip(FILES, (np.array(ep.frames[:k]), np.array(ep.actions[:k]))):
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        atomic_write_bytes(Path(out) / name, buf.getvalue())
+
+
+def copy_context(src: str | Path, out: str | Path) -> None:
+    """Carry a checkpoint's stored context (if any) into the checkpoint made from it."""
+    from ..config import atomic_write_bytes
+
+    for name in FILES:
+        f = Path(src) / name
+        if f.is_file() and f.resolve() != (Path(out) / name).resolve():
+            atomic_write_bytes(Path(out) / name, f.read_bytes())
 
 
 def bundled_context(ckpt_dir: Path | None, size: int, n_actions: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -40,13 +40,12 @@ import numpy as np
 
 from ..eval.metrics import psnr
 from ..hardware import setup_cpu
-from ..runtime.context import start_context
+from ..runtime.context import CONTEXT, start_context
 from .record import Recording
 
 from . import protocol as P
 
 log = logging.getLogger("worldloom.serve")
-CONTEXT = 4  # context frames: a reset frame + 3 no-op steps
 
 
 def build_context(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str, Any]:

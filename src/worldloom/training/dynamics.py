@@ -230,11 +230,12 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                    recipe: DynamicsRecipe, train_cfg: TrainConfig, *, sim_defaults: dict[str, Any] | None = None,
                    resume: bool = False, progress: bool = True, recipe_cmd: str = "",
                    run_dir: str | Path | None = None, extra_config: dict[str, Any] | None = None,
-                   until: int | None = None, init: str | Path | None = None) -> DynamicsResult:
+                   until: int | None = None, init: str | Path | None = None, context_episode: int = 0) -> DynamicsResult:
     """Train (or, with ``init``, fine-tune) a world model's DiT on ``data`` encoded by ``tokenizer``.
 
     ``init`` is a world-model checkpoint whose DiT weights start the run (its dynamics config must
     equal ``dyn_cfg``): fine-tuning a trained model on narrower or new data of the same world.
+    The first frames of episode ``context_episode`` are stored as the checkpoint's play context.
     """
     ds = Dataset.open(data)
     vae, tok_config = load_tokenizer(tokenizer)
@@ -284,4 +285,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         # fp16 storage halves the file (loaded back as fp32); the bundled checkpoint must stay small.
         save_checkpoint(out, config, {"vae": vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
         carry_train_logs(out, "dynamics", trainer.log_path, (resolve(tokenizer), None if init is None else resolve(init)))
+        from ..runtime.context import save_context
+
+        save_context(out, ds, context_episode)  # play starts from a real frame even where the env cannot be built
     return DynamicsResult(Path(out), trainer.elapsed, last)

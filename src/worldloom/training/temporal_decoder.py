@@ -222,4 +222,7 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
         atomic_write_json(out / "config.json", config)
         atomic_write_bytes(out / CARD, card.encode())
         carry_train_logs(out, "temporal_decoder", trainer.log_path, (src_dir,))
+        from ..runtime.context import copy_context
+
+        copy_context(src_dir, out)
     return TemporalDecoderResult(Path(out), trainer.elapsed, rollout_s, last)
