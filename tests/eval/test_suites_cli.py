@@ -54,7 +54,7 @@ def test_cli_errors_name_the_suite(tiny_ckpt: Path, capsys: pytest.CaptureFixtur
     assert "'telepathy'" in err and "known:" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", "--checkpoint", str(tiny_ckpt), "--suite", "persistence", "--ks", "1,8"]) == 2
     assert "--ks" in capsys.readouterr().err
-    monkeypatch.setitem(suites_mod.SUITES, "ghost", SuiteSpec("worldloom.eval.no_such_suite", "run_ghost", None, "x"))
+    monkeypatch.setitem(suites_mod.SUITES, "ghost", SuiteSpec("worldloom.eval.no_such_suite", "run_ghost", "x"))
     assert main(["eval", "--checkpoint", str(tiny_ckpt), "--suite", "speed,ghost", "--speed-frames", "2"]) == 2
     err = capsys.readouterr().err
     assert "suite 'ghost'" in err and "worldloom.eval.no_such_suite" in err and "eval: speed done" not in err
@@ -69,7 +69,7 @@ def test_failed_suite_is_reported_not_skipped(tiny_ckpt: Path, tiny_world, tmp_p
         raise RuntimeError("the probe broke")
 
     monkeypatch.setattr(suites_mod, "run_boom", boom, raising=False)
-    monkeypatch.setitem(suites_mod.SUITES, "boom", SuiteSpec("worldloom.eval.suites", "run_boom", None, "fails"))
+    monkeypatch.setitem(suites_mod.SUITES, "boom", SuiteSpec("worldloom.eval.suites", "run_boom", "fails"))
     rep = tmp_path / "rep"
     with pytest.raises(SystemExit) as e:
         main(["eval", "--checkpoint", str(tiny_ckpt), "--suite", "boom,speed", "--speed-frames", "2", "--report", str(rep)])

@@ -15,7 +15,7 @@ from .common import (UsageError, _existing_dir,
 def cmd_collect(args: argparse.Namespace) -> None:
     from ..data.collect import collect
     from ..data.format import Dataset
-    from ..envs import KNOWN_IDS
+    from ..envs.registry import entry, known
 
     try:
         env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
@@ -28,8 +28,10 @@ def cmd_collect(args: argparse.Namespace) -> None:
         env_kwargs = {**like_kwargs, **(env_kwargs or {})}
     if args.env is None:
         raise UsageError("ENV: give an env ('arena', 'phys2d', 'gym:<id>') or --like CHECKPOINT")
-    if args.env not in KNOWN_IDS and not args.env.startswith("gym:"):
-        raise UsageError(f"ENV {args.env!r}: expected one of {list(KNOWN_IDS)} or 'gym:<Gymnasium id>' (e.g. gym:CartPole-v1)")
+    try:
+        entry(args.env)
+    except ValueError:
+        raise UsageError(f"ENV {args.env!r}: expected one of {known()} (e.g. gym:CartPole-v1)") from None
     env_kwargs = _gym_adapter_flags(args, env_kwargs)
     t0 = time.time()
     args.frame_size = 64 if args.frame_size is None else args.frame_size

@@ -31,27 +31,19 @@ from worldloom.data.format import DatasetWriter
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 15
-# Config field that sets the observation size of built-in envs, so `frame_size` reaches them.
-_FRAME_SIZE_KWARG = {"arena": "view", "phys2d": "frame_size"}
 
 
 def make_env(env_id: str, *, frame_size: int = 64, env_kwargs: dict[str, Any] | None = None) -> gymnasium.Env:
-    """An env by worldloom id: ``"arena"`` (built-in) or ``"gym:<Gymnasium id>"``.
+    """An env by worldloom id (``"arena"``, ``"phys2d"``, ``"gym:<Gymnasium id>"``: :mod:`worldloom.envs.registry`).
 
     Built-in envs get ``frame_size`` through their size field unless ``env_kwargs`` sets it. For a
     ``gym:`` env, ``env_kwargs["adapter"]`` holds the wrapper's options (``fit``, ``frame_skip``,
     ``sticky_actions``, ``env_module``, ``keys``: :func:`worldloom.envs.gym.adapter_options`); the
     other fields go to ``gymnasium.make``.
     """
-    kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
-    if env_id.startswith("gym:"):
-        from worldloom.envs.gym import ADAPTER_KEY, make_gym_env
+    from worldloom.envs.registry import entry
 
-        adapter = kwargs.pop(ADAPTER_KEY)
-        return make_gym_env(env_id[len("gym:") :], frame_size=frame_size, **adapter, **kwargs)
-    from worldloom.envs import make
-
-    return make(env_id, **kwargs)
+    return entry(env_id).build(env_id, frame_size, resolve_env_kwargs(env_id, frame_size, env_kwargs))
 
 
 def make_recorded_env(record: Mapping[str, Any], *, frame_size: int = 64) -> gymnasium.Env:
@@ -62,33 +54,19 @@ def make_recorded_env(record: Mapping[str, Any], *, frame_size: int = 64) -> gym
     Likewise ``gym:`` records from before the adapter options were recorded squeezed whole frames
     into the square: one without ``adapter`` gets ``fit="stretch"``, not today's ``pad``.
     """
+    from worldloom.envs.registry import entry
+
     env_id = str(record.get("env", ""))
-    kwargs = dict(record.get("env_kwargs") or {})
-    if env_id == "arena":
-        kwargs.setdefault("control", "smooth")
-    if env_id.startswith("gym:"):
-        kwargs.setdefault("adapter", {"fit": "stretch"})
+    kwargs = entry(env_id).legacy(dict(record.get("env_kwargs") or {}))
     return make_env(env_id, frame_size=frame_size, env_kwargs=kwargs)
 
 
 def resolve_env_kwargs(env_id: str, frame_size: int, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """The env kwargs with ``frame_size`` filled into a built-in env's size field (``arena``: view);
     what ``meta.json`` records, so that the dataset says how to rebuild its env."""
-    kwargs = dict(env_kwargs or {})
-    size_key = _FRAME_SIZE_KWARG.get(env_id)
-    if size_key is not None:
-        kwargs.setdefault(size_key, frame_size)
-    if env_id == "arena":  # the control law changed once (sixth session): say which one made the data
-        from worldloom.envs.arena import ArenaConfig
+    from worldloom.envs.registry import entry
 
-        kwargs.setdefault("control", ArenaConfig.control)
-    if env_id.startswith("gym:"):  # every wrapper option, defaults included: the data says how it was framed
-        from worldloom.envs.gym import ADAPTER_KEY, adapter_options
-
-        if kwargs.get(ADAPTER_KEY) is not None and not isinstance(kwargs[ADAPTER_KEY], Mapping):
-            raise ValueError(f"env_kwargs.{ADAPTER_KEY}: expected an object, got {kwargs[ADAPTER_KEY]!r}")
-        kwargs[ADAPTER_KEY] = adapter_options(kwargs.get(ADAPTER_KEY))
-    return kwargs
+    return entry(env_id).record(env_id, frame_size, dict(env_kwargs or {}))
 
 
 def _action_spec(env: gymnasium.Env) -> ActionSpec:

@@ -46,20 +46,21 @@ _COMMON = ("sim_overrides", "progress", "data")
 class SuiteSpec:
     module: str
     function: str
-    env: str | None  # the env the model must be trained on (None: any)
     about: str
     needs_data: bool = False  # takes a held-out dataset (``data``), which must be given
+    # The env a scored model must be trained on is not here: an env's registration lists the suites
+    # its ground truth serves (worldloom.envs.registry.envs_for_suite).
 
 
 SUITES: dict[str, SuiteSpec] = {
-    "physics": SuiteSpec("worldloom.eval.physics", "run_physics", "phys2d", "physics scenes of phys2d against their simulator"),
-    "causality": SuiteSpec("worldloom.eval.causality", "run_causality", "arena",
+    "physics": SuiteSpec("worldloom.eval.physics", "run_physics", "physics scenes of phys2d against their simulator"),
+    "causality": SuiteSpec("worldloom.eval.causality", "run_causality",
                            "action following, confusion, no-op stability and counterfactuals on arena"),
-    "persistence": SuiteSpec("worldloom.eval.persistence", "run_persistence", "arena",
+    "persistence": SuiteSpec("worldloom.eval.persistence", "run_persistence",
                              "go-and-return probes on arena: revisit PSNR/SSIM per k"),
-    "fidelity": SuiteSpec("worldloom.eval.fidelity", "run_fidelity", None, "frame fidelity against the simulator"),
-    "speed": SuiteSpec("worldloom.eval.speed", "run_speed", None, "rollout bench: FPS, latency, stages, memory"),
-    "rollout": SuiteSpec("worldloom.eval.suites", "run_rollout", None,
+    "fidelity": SuiteSpec("worldloom.eval.fidelity", "run_fidelity", "frame fidelity against the simulator"),
+    "speed": SuiteSpec("worldloom.eval.speed", "run_speed", "rollout bench: FPS, latency, stages, memory"),
+    "rollout": SuiteSpec("worldloom.eval.suites", "run_rollout",
                          "held-out rollouts of a dataset (--data): PSNR/SSIM per horizon, action swap", needs_data=True),
 }
 
@@ -151,7 +152,9 @@ def run_suites(
     runners = {n: resolve(n) for n in names}  # all up front: fail before any work is done
     models: dict[str, Any] = {}
     for n in names:
-        need, have = SUITES[n].env, _env_of(model)
+        from ..envs.registry import envs_for_suite
+
+        need, have = (envs_for_suite(n) or [None])[0], _env_of(model)
         if n == "physics":
             src = physics_source(model, physics_checkpoint)
             models[n] = model if src is model else physics_models(src)
