@@ -186,3 +186,15 @@ def test_initial_ball_speed_range():
         ArenaConfig(ball_speed_min=3.0, ball_speed_max=2.0)
     with pytest.raises(ValueError, match="<= max_ball_speed"):
         ArenaConfig(ball_speed_max=7.0)
+
+
+def test_plain_floor_keeps_the_layout() -> None:
+    """plain_floor: one flat floor colour, and the same layout as the textured world of that seed."""
+    kw = {"world_size": 64, "follow": False, "n_landmarks": 2, "n_balls": 2}
+    tex, plain = make("arena", **kw), make("arena", plain_floor=True, **kw)
+    ft, it = tex.reset(seed=5)
+    fp, ip = plain.reset(seed=5)
+    for k in ("ball_pos", "agent_pos", "landmark_pos"):
+        assert np.array_equal(it["state"][k], ip["state"][k]), k
+    colours = lambda env: len(np.unique(env.unwrapped._bg.reshape(-1, 3), axis=0))  # noqa: E731
+    assert colours(plain) <= 6 < 100 < colours(tex)  # floor, outside, walls, 2 landmarks (+ edge) vs a colour field

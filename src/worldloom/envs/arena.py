@@ -82,6 +82,8 @@ class ArenaConfig:
     follow: bool = doc(True, "the camera follows the agent; False: it stays centred on the world (a still view, "
                              "for worlds no larger than the view and for controlled runs)")
     n_landmarks: int = doc(14, "number of floor decals that make places recognisable")
+    plain_floor: bool = doc(False, "one flat floor colour (the field's mean), no colour field and no grid lines: "
+                                   "for controlled runs; the layout is the same as the textured world's of that seed")
     physics_substeps: int = doc(4, "pymunk substeps per env step")
     max_steps: int = doc(1000, "episode truncation, steps")
 
@@ -174,9 +176,12 @@ class ArenaEnv(gym.Env):
                 phase = rng.uniform(0, 2 * math.pi)
                 field += a * np.cos(kx * xs[None, :] + ky * xs[:, None] + phase)
             floor[..., ch] = rng.uniform(125, 165) + 35 * field / amps.sum()  # stays within ~[90, 200]
-        grid = np.arange(W) % 16 == 0
-        floor[grid, :] *= 0.85  # faint grid lines every 16 px; rows, then columns
-        floor[:, grid] *= 0.85
+        if cfg.plain_floor:  # the field's random draws are made all the same, so the layout does not change
+            floor[:] = floor.mean(axis=(0, 1))
+        else:
+            grid = np.arange(W) % 16 == 0
+            floor[grid, :] *= 0.85  # faint grid lines every 16 px; rows, then columns
+            floor[:, grid] *= 0.85
         bg = np.empty((W + 2 * pad, W + 2 * pad, 3), np.uint8)
         bg[:] = OUTSIDE
         world = bg[pad : pad + W, pad : pad + W]
