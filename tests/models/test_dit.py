@@ -245,3 +245,17 @@ def test_axes_condition_every_path_alike():
         m(z, tt, a)
     with pytest.raises(ValueError, match="has no action axes"):
         tiny()(z, tt, a, axes=ax)
+
+
+def test_axes_start_as_strong_as_a_discrete_action():
+    """At init an axis sweep moves the conditioning as much as switching actions does (a weak start was ignored)."""
+    torch.manual_seed(0)
+    m = CausalDiT(DynamicsConfig(latent_channels=4, latent_size=8, patch=2, dim=64, depth=1, heads=2, n_actions=5,
+                                 n_axes=1, max_frames=4))
+    t = torch.zeros(1, 1)
+    with torch.no_grad():
+        sweep = m._cond(t, torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 1, 1)) - \
+            m._cond(t, torch.zeros(1, 1, dtype=torch.long), -torch.ones(1, 1, 1))
+        switch = m._cond(t, torch.ones(1, 1, dtype=torch.long), torch.zeros(1, 1, 1)) - \
+            m._cond(t, torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, 1))
+    assert sweep.norm() > 0.5 * switch.norm()

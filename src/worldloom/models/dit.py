@@ -152,6 +152,8 @@ class CausalDiT(nn.Module):
         # Unit scale, like the timestep embedding it is added to: at 0.02 the action was ~4 % of the
         # conditioning signal and CPU-sized runs learned to ignore it (rotated actions scored the same).
         nn.init.normal_(self.a_emb.weight, std=1.0)
+        if self.ax_in is not None:  # the same unit scale for axes: xavier's ~0.09 per axis was ignored (Pendulum, 1,000 steps)
+            nn.init.normal_(self.ax_in.weight, std=1.0)
         nn.init.normal_(self.pos, std=0.02)
         for blk in self.blocks:  # adaLN-Zero: every block starts as the identity
             nn.init.zeros_(blk.ada.weight)
