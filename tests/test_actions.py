@@ -56,3 +56,12 @@ def test_a_different_range_is_a_different_model() -> None:
         s.require_same(other, mine="mine", theirs="theirs")
     s.require_same(ActionSpec(names=s.names, axes=tuple(Axis(a.name, a.low, a.high) for a in s.axes)),
                    mine="m", theirs="t")  # keys and units may differ
+
+
+def test_float32_rounding_at_a_wide_ranges_end_is_inside() -> None:
+    """Pixel-sized ranges (LeRobot's PushT: 0..512): a float32 value one ulp past an end is still in range."""
+    s = ActionSpec(names=("noop",), axes=(Axis("x", 12.34, 511.7),))
+    mirrored = np.float32(12.34 + 511.7) - np.float32(12.34)  # 511.70004 in float32
+    assert s.check_axes(np.array([[mirrored]]), "here").shape == (1, 1)
+    with pytest.raises(ValueError, match="outside"):
+        s.check_axes(np.array([[511.8]]), "here")

@@ -109,3 +109,20 @@ def test_missing_config_file_and_other_commands(data, tiny_ckpt, tmp_path, capsy
     dis = _printed(["distill", "--teacher", str(tiny_ckpt), "--data", str(data), "--out", str(tmp_path / "s"),
                     "--config", str(f)], capsys)
     assert dis["recipe"]["student_steps"] == 2 and dis["train"]["steps"] == 5
+
+
+def test_a_checkpoint_gives_only_the_sections_of_its_kind(data, tiny_ckpt, tmp_path, capsys) -> None:
+    """A world model's `train` is its DiT's: the tokenizer command takes only its `vae` from it; a
+    teacher (not a student) holds no distillation configs."""
+    import json as _json
+
+    cfg_f = tiny_ckpt / "config.json"
+    cfg = _json.loads(cfg_f.read_text())
+    cfg_f.write_text(_json.dumps({**cfg, "train": {"steps": 777}, "recipe": {"clip_len": 4}}))
+    preset = _printed(["train", "tokenizer", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "t")], capsys)
+    tok = _printed(["train", "tokenizer", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "t"),
+                    "--config", str(tiny_ckpt)], capsys)
+    assert tok["train"] == preset["train"] and tok["train"]["steps"] != 777
+    assert main(["distill", "--teacher", str(tiny_ckpt), "--data", str(data), "--out", str(tmp_path / "s"),
+                 "--config", str(tiny_ckpt), "--print-config"]) == 2
+    assert "has none of the sections" in capsys.readouterr().err

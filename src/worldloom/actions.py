@@ -109,15 +109,17 @@ class ActionSpec:
         if ours != yours:
             raise ValueError(f"axis mismatch: {mine} has axes {ours} (name, low, high), {theirs} has {yours}")
 
-    def check_axes(self, values: np.ndarray, where: str, slack: float = 1e-6) -> np.ndarray:
-        """``values`` (..., n_axes) as float32 if every one is finite and inside its axis range; else a
-        ``ValueError`` naming ``where``, the axis and the first bad index."""
+    def check_axes(self, values: np.ndarray, where: str, slack: float = 1e-5) -> np.ndarray:
+        """``values`` (..., n_axes) as float32 if every one is finite and inside its axis range (up to
+        float32 rounding: ``slack`` relative to the range's magnitude); else a ``ValueError`` naming
+        ``where``, the axis and the first bad index."""
         v = np.asarray(values, dtype=np.float64)
         if v.shape[-1:] != (self.n_axes,):
             raise ValueError(f"{where}: expected {self.n_axes} axis values {[a.name for a in self.axes]} per step, "
                              f"got shape {v.shape}")
         for i, a in enumerate(self.axes):
-            bad = np.flatnonzero(~np.isfinite(v[..., i]) | (v[..., i] < a.low - slack) | (v[..., i] > a.high + slack))
+            tol = slack * max(1.0, abs(a.low), abs(a.high))
+            bad = np.flatnonzero(~np.isfinite(v[..., i]) | (v[..., i] < a.low - tol) | (v[..., i] > a.high + tol))
             if bad.size:
                 at = np.unravel_index(int(bad[0]), v.shape[:-1])
                 raise ValueError(f"{where}: axis {a.name!r} value {v[..., i].reshape(-1)[bad[0]]} at index "

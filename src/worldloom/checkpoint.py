@@ -72,7 +72,8 @@ def hub_snapshot(repo_id: str) -> Path:
         raise CheckpointError(f"{where}: loading from the Hub needs huggingface_hub: pip install 'worldloom[hub]'") from None
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        d = Path(snapshot_download(repo_id, allow_patterns=[CONFIG, WEIGHTS, CARD], local_files_only=offline,
+        files = [CONFIG, WEIGHTS, CARD, "context_*.npy", TRAIN_LOG.format(stage="*")]  # play context and curves too
+        d = Path(snapshot_download(repo_id, allow_patterns=files, local_files_only=offline,
                                    cache_dir=os.environ.get("HF_HUB_CACHE") or None))
     except Exception as e:  # not cached while offline, no such repo, no network: one line, what to do
         why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
@@ -221,7 +222,7 @@ def carry_train_logs(out: str | os.PathLike, stage: str, run_log: str | os.PathL
     """Keep this stage's ``run_log`` in checkpoint ``out``, and the logs of the checkpoints it was built
     from (``sources``: tokenizer, init, teacher); a stage already carried keeps its first log."""
     out = Path(out)
-    logs = {stage: Path(run_log)} if Path(run_log).is_file() else {}
+    logs = {stage: Path(run_log)} if stage and Path(run_log).is_file() else {}
     for src in sources:
         if src is not None and Path(src).is_dir():
             for name, f in train_logs(src).items():

@@ -77,3 +77,10 @@ def test_broken_datasets_name_the_file(pendulum: Path, tmp_path: Path) -> None:
         import_lerobot(tmp_path, tmp_path / "d")
     with pytest.raises(LeRobotError, match="exists and is not empty"):
         export_lerobot(pendulum, lr)
+
+
+def test_a_single_action_world_round_trips(tmp_path: Path) -> None:
+    """phys2d (one no-op action, no axes) still writes action.id, so its export imports back."""
+    src = Dataset.open(collect("phys2d", tmp_path / "p", episodes=1, steps=8, progress=False))
+    back = Dataset.open(import_lerobot(export_lerobot(src.path, tmp_path / "lr"), tmp_path / "b"))
+    assert back.action_spec.names == ("noop",) and back[0].len == 8 and back.action_spec.n_axes == 0

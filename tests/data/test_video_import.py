@@ -167,3 +167,15 @@ def test_a_model_of_imported_videos_plays_from_a_real_frame(tmp_path: Path) -> N
     assert frames.max() > 0  # a real frame, not the black fallback
     assert main(["train", "dynamics", "--preset", "tiny", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
                  "--out", str(tmp_path / "wm2"), "--context-episode", "3"]) == 2
+
+
+def test_gif_with_uneven_delays_keeps_one_frame_per_image(tmp_path: Path) -> None:
+    """Without --fps every decoded image is one frame (ffmpeg must not pad a GIF's long delays), so a frame log stays aligned."""
+    d = tmp_path / "g"
+    d.mkdir()
+    frames = np.stack([np.full((24, 32, 3), 30 * i, np.uint8) for i in range(5)])
+    iio.imwrite(d / "a.gif", frames, duration=[100, 300, 100, 500, 100], loop=0)
+    (d / "a.csv").write_text("frame,action\n3,1\n")
+    ep = Dataset.open(import_videos(d, tmp_path / "ds", frame_size=8, action_names=NAMES))[0]
+    assert ep.len == 5 and np.abs(np.array(ep.frames)[:, 4, 4, 0].astype(int) - 30 * np.arange(5)).max() <= 2
+    assert ep.actions.tolist() == [0, 0, 0, 1, 0]

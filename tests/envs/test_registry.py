@@ -58,6 +58,11 @@ def test_a_registered_env_collects_and_rebuilds(blink, tmp_path) -> None:
     assert make("blink", size=8).size == 8
 
 
+def test_make_takes_a_gym_id_with_its_size() -> None:
+    pytest.importorskip("pygame", reason="CartPole renders with pygame")
+    assert make("gym:CartPole-v1", frame_size=32).observation_space.shape == (32, 32, 3)
+
+
 def test_lookup_by_name_and_family() -> None:
     assert entry("arena").name == "arena" and entry("gym:CartPole-v1").name == "gym:"
     assert envs_for_suite("physics") == ["phys2d"] and envs_for_suite("fidelity") == []

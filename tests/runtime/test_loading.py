@@ -39,6 +39,17 @@ def test_save_pretrained_round_trips_bit_for_bit(tiny_ckpt, tmp_path):
     assert {k: c1[k] for k in ("vae", "dynamics", "action_spec", "env")} == {k: c2[k] for k in ("vae", "dynamics", "action_spec", "env")}
 
 
+def test_save_pretrained_keeps_the_play_context_and_training_logs(tiny_ckpt, tmp_path):
+    ctx = np.zeros((4, 64, 64, 3), np.uint8)
+    ctx[:, 10] = 200
+    np.save(tiny_ckpt / "context_frames.npy", ctx)
+    np.save(tiny_ckpt / "context_actions.npy", np.zeros(4, np.int64))
+    (tiny_ckpt / "train_log-dynamics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    out = load(tiny_ckpt).save_pretrained(tmp_path / "again")
+    assert np.array_equal(np.load(out / "context_frames.npy"), ctx)
+    assert (out / "train_log-dynamics.jsonl").read_text() == '{"step": 1, "loss": 0.5}\n'
+
+
 def test_a_sped_up_model_saves_its_full_precision_weights(tiny_ckpt, tmp_path):
     fp32 = load(tiny_ckpt)
     fast = load(tiny_ckpt, precision="int8")

@@ -57,8 +57,28 @@ def test_wandb_logs_at_the_step_and_resumes_the_same_run(tmp_path, monkeypatch):
     first_id = fake.inits[0]["id"]
     assert fake.inits[0]["config"]["steps"] == 20 and fake.inits[0]["resume"] == "allow" and fake.finished == 1
     Trainer(LinearTask(), cfg(log_with="wandb", steps=40), tmp_path, progress=False).fit(resume=True)
-    assert fake.inits[1]["id"] == first_id  # --resume continues the same W&B run
+    assert fake.inits[1]["resume_from"] == f"{first_id}?_step=20"  # --resume rewinds the same W&B run to its state
     assert [s for s, _ in fake.logged] == [10, 20, 30, 40]
+
+
+def test_tensorboard_drops_steps_past_the_resumed_one(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from worldloom.training.tracking import TensorBoardTracker
+
+    tb = TensorBoardTracker(tmp_path, {})
+    tb.begin(0)
+    for s in (10, 20, 30):  # a session killed after logging 30 but saving its state at 20
+        tb.log(s, {"loss": float(s)})
+    tb.close()
+    tb = TensorBoardTracker(tmp_path, {})
+    tb.begin(20)
+    tb.log(30, {"loss": 99.0})
+    tb.close()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(10, 10.0), (20, 20.0), (30, 99.0)]
 
 
 def test_missing_tracker_package_fails_before_training(tmp_path, monkeypatch):

@@ -102,12 +102,15 @@ def config_options(p: argparse.ArgumentParser) -> None:
                    help="print the resolved configs as JSON (what --config reads back) and exit without training")
 
 
-def config_file_bases(path: str | None, sections: dict[str, tuple[type, Any]], root: str | None = None) -> dict[str, Any]:
+def config_file_bases(path: str | None, sections: dict[str, tuple[type, Any]], root: str | None = None,
+                      kinds: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """Each section's base config: from ``path`` where the file has that section, else the given default.
 
     ``sections`` maps a section name (``"train"``) to (config class, default). ``path`` is a JSON file
     or a checkpoint directory (its config.json); ``root`` names the key a checkpoint nests some of this
-    command's sections under (a student keeps its distillation configs under ``"distill"``). A file
+    command's sections under (a student keeps its distillation configs under ``"distill"``); in a
+    checkpoint those are read from there only. ``kinds`` maps a checkpoint ``kind`` to the sections
+    this command may take from it (a world model's ``train`` is its DiT's, not a tokenizer's). A file
     with none of the sections, a section of unknown fields or a value of the wrong type is an error
     naming the file and the field.
     """
@@ -124,11 +127,17 @@ def config_file_bases(path: str | None, sections: dict[str, tuple[type, Any]], r
         raise UsageError(f"--config: {e}") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {f}: expected a JSON object of config sections, got {type(data).__name__}")
-    if root is not None and isinstance(data.get(root), dict):
-        data = {**data, **data[root]}  # the nested sections win over the checkpoint's top-level ones
-    found = [name for name in sections if isinstance(data.get(name), dict)]
+    kind = data.get("kind")
+    if root is not None and kind is not None:  # a checkpoint: this command's sections live under root only
+        nested = data.get(root) if isinstance(data.get(root), dict) else {}
+        data = {**{k: v for k, v in data.items() if k not in nested and k not in ("recipe", "train")}, **nested}
+    elif root is not None and isinstance(data.get(root), dict):
+        data = {**data, **data[root]}
+    allowed = (kinds or {}).get(kind, tuple(sections)) if isinstance(kind, str) else tuple(sections)
+    found = [name for name in sections if name in allowed and isinstance(data.get(name), dict)]
     if not found:
-        raise UsageError(f"--config {f}: has none of the sections {list(sections)} this command reads")
+        what = f" from a {kind!r} checkpoint" if isinstance(kind, str) else ""
+        raise UsageError(f"--config {f}: has none of the sections {list(allowed if kind else sections)} this command reads{what}")
     for name in found:
         cls, default = sections[name]
         try:  # fields the file leaves out keep the default's values

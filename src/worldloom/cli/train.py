@@ -59,7 +59,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.heldout:
         _dataset(args.heldout, "--heldout")
     vae_base, train_base = tokenizer_preset(args.preset)
-    bases = config_file_bases(args.config, {"vae": (VAEConfig, vae_base), "train": (TrainConfig, train_base)})
+    bases = config_file_bases(args.config, {"vae": (VAEConfig, vae_base), "train": (TrainConfig, train_base)},
+                              kinds={"worldmodel": ("vae",)})  # a world model's `train` is its DiT's
     vae_base, train_base = bases["vae"], bases["train"]
     h, w, _ = ds.frame_shape
     if h != w:
@@ -119,7 +120,8 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
         dyn_base = from_dict(DynamicsConfig, init_cfg["dynamics"], where=f"{args.init}/config.json:dynamics")
     bases = config_file_bases(args.config, {"dynamics": (DynamicsConfig, dyn_base), "recipe": (DynamicsRecipe, recipe_base),
                                             "train": (TrainConfig, train_base),
-                                            "sim": (SimConfig, from_dict(SimConfig, sim_base, where=f"preset {args.preset}"))})
+                                            "sim": (SimConfig, from_dict(SimConfig, sim_base, where=f"preset {args.preset}"))},
+                              kinds={"tokenizer": ()})
     dyn_base, recipe_base, train_base, sim_obj = bases["dynamics"], bases["recipe"], bases["train"], bases["sim"]
     # Sizes the tokenizer and the data already fix, unless given explicitly.
     dyn_base = dataclasses.replace(dyn_base, latent_channels=vcfg.latent_channels, latent_size=vcfg.latent_size,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..actions import ActionSpec, Axis
+from ..actions import ActionSpec
 from ..config import atomic_write_json, read_json
 from .format import Dataset, DatasetWriter
 
@@ -166,7 +166,8 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
                                f"({len(gaps)} of {n} missing)")
         eps.append((e, np.stack([resize_frame(f, frame_size, fit=fit) for f in frames]), acts, ids))  # type: ignore[misc]
 
-    axes: tuple[Axis, ...] = ()
+    lo_hi: tuple[np.ndarray, np.ndarray] | None = None
+    axis_names: list[str] = []
     if has_axes:
         A = eps[0][2].shape[1] if eps else int(fa["shape"][0])
         stats_f = src / "meta" / "stats.json"
@@ -174,15 +175,18 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
         lo = np.asarray(st["min"], np.float64) if "min" in st else np.min([a.min(0) for _, _, a, _ in eps], 0)
         hi = np.asarray(st["max"], np.float64) if "max" in st else np.max([a.max(0) for _, _, a, _ in eps], 0)
         pad = np.where(hi > lo, 0.0, 1e-3)  # a constant axis still needs a range
-        axes = tuple(Axis(nm, float(a - p), float(b + p)) for nm, a, b, p in
-                     zip(_axis_names(fa, A, action_key), np.broadcast_to(lo, A), np.broadcast_to(hi, A), pad))
+        lo_hi = (np.broadcast_to(lo, A) - pad, np.broadcast_to(hi, A) + pad)
+        axis_names = _axis_names(fa, A, action_key)
     names = tuple(fid.get("names") or []) if fid is not None else ()
     if fid is not None and not names:
         names = tuple(f"action_{i}" for i in range(int(max(ids.max() for *_, ids in eps)) + 1))
-    from ..envs.gym import derive_keys
+    from ..envs.gym import axis_spec, derive_keys
 
     names = names or ("noop",)
-    spec = ActionSpec(names=names, keys=derive_keys(names), axes=axes)  # arrows for up/down/left/right, and the like
+    spec = ActionSpec(names=names, keys=derive_keys(names))  # arrows for up/down/left/right, and the like
+    if lo_hi is not None:  # the axes, with play keys for the first two as a Box env's get
+        spec = axis_spec(*lo_hi, names=axis_names, discrete=spec)
+    axes = spec.axes
 
     kw = {"source": str(src), "camera": camera, "action_key": action_key, "every": every, "fit": fit}
     with DatasetWriter(out, env=f"lerobot:{src.name}", env_kwargs=kw, frame_shape=(frame_size, frame_size, 3),
@@ -218,8 +222,7 @@ def export_lerobot(data: str | os.PathLike, out: str | os.PathLike, *, camera: s
     rows: dict[str, list[Any]] = {k: [] for k in ("index", "episode_index", "frame_index", "timestamp", "task_index")}
     if spec.n_axes:
         rows["action"] = []
-    if spec.n > 1:
-        rows[ID_KEY] = []
+    rows[ID_KEY] = []  # always, even for a single no-op: every export imports back
     eps, cursor, t0 = [], 0, 0.0
     with av.open(str(vfile), "w") as c:
         st = c.add_stream(codec, rate=int(round(fps)), options={"crf": str(crf)} if codec == "libx264" else {})
@@ -236,8 +239,7 @@ def export_lerobot(data: str | os.PathLike, out: str | os.PathLike, *, camera: s
             rows["task_index"] += [0] * n
             if spec.n_axes:
                 rows["action"] += np.asarray(ep.axes)[nxt].astype(np.float32).tolist()
-            if spec.n > 1:
-                rows[ID_KEY] += np.asarray(ep.actions)[nxt].tolist()
+            rows[ID_KEY] += np.asarray(ep.actions)[nxt].tolist()
             eps.append({"episode_index": e, "tasks": [task], "length": n, "data/chunk_index": 0, "data/file_index": 0,
                         "dataset_from_index": cursor, "dataset_to_index": cursor + n,
                         f"videos/{camera}/chunk_index": 0, f"videos/{camera}/file_index": 0,
@@ -255,7 +257,7 @@ def export_lerobot(data: str | os.PathLike, out: str | os.PathLike, *, camera: s
                  "info": {"video.height": H, "video.width": W, "video.codec": codec, "video.pix_fmt": "yuv420p",
                           "video.fps": fps, "video.channels": 3, "has_audio": False}},
         **({"action": {"dtype": "float32", "shape": [spec.n_axes], "names": [a.name for a in spec.axes]}} if spec.n_axes else {}),
-        **({ID_KEY: {"dtype": "int64", "shape": [1], "names": list(spec.names)}} if spec.n > 1 else {}),
+        ID_KEY: {"dtype": "int64", "shape": [1], "names": list(spec.names)},
         **{k: {"dtype": d, "shape": [1], "names": None} for k, d in
            (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"), ("task_index", "int64"))},
     }

@@ -209,7 +209,9 @@ def _read_video(path: Path, frame_size: int, fps: float | None = None) -> tuple[
     frames: list[np.ndarray] = []
     duration = None
     try:
-        gen: Iterator[Any] = imageio_ffmpeg.read_frames(str(path), output_params=["-vf", vf])
+        # Without resampling every decoded frame passes once: a GIF's variable delays must not be padded to a constant rate.
+        sync = [] if fps else ["-fps_mode", "passthrough"]
+        gen: Iterator[Any] = imageio_ffmpeg.read_frames(str(path), output_params=["-vf", vf, *sync])
         meta = next(gen)
         duration = float(meta["duration"]) if meta.get("duration") else None
         for raw in gen:

@@ -304,16 +304,19 @@ def apply_keys(names: Sequence[str], keys: Sequence[Sequence[str]], override: Ma
 AXIS_KEYS = ((("ArrowLeft", 0), ("ArrowRight", 1)), (("ArrowDown", 0), ("ArrowUp", 1)))
 
 
-def axis_spec(lows: Any, highs: Any) -> ActionSpec:
-    """The ActionSpec of a 1-D ``Box`` action space: ``noop`` plus one axis per dimension, keys per :data:`AXIS_KEYS`."""
+def axis_spec(lows: Any, highs: Any, names: Sequence[str] | None = None,
+              discrete: ActionSpec | None = None) -> ActionSpec:
+    """The ActionSpec of a 1-D ``Box`` action space: ``noop`` (or ``discrete``'s actions) plus one axis
+    per dimension (``names``, default ``axis_i``), play keys per :data:`AXIS_KEYS`."""
     from ..actions import Axis
 
     lows, highs = np.asarray(lows, np.float64).reshape(-1), np.asarray(highs, np.float64).reshape(-1)
     axes = []
     for i, (lo, hi) in enumerate(zip(lows, highs)):
         keys = tuple((k, float((lo, hi)[end])) for k, end in AXIS_KEYS[i]) if i < len(AXIS_KEYS) else ()
-        axes.append(Axis(f"axis_{i}", float(lo), float(hi), keys=keys))
-    return ActionSpec(names=("noop",), keys=((),), axes=tuple(axes))
+        axes.append(Axis(names[i] if names else f"axis_{i}", float(lo), float(hi), keys=keys))
+    base = discrete or ActionSpec(names=("noop",), keys=((),))
+    return ActionSpec(names=base.names, keys=base.keys, axes=tuple(axes))
 
 
 def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -108,6 +108,7 @@ def _gym(env_id: str, size: int, kw: Kwargs) -> gymnasium.Env:
     from .gym import ADAPTER_KEY, make_gym_env
 
     kw = dict(kw)
+    size = int(kw.pop("frame_size", size))  # envs.make(id, frame_size=...) passes it as a field too
     adapter = kw.pop(ADAPTER_KEY, None) or {}
     return make_gym_env(env_id[len("gym:"):], frame_size=size, **adapter, **kw)
 

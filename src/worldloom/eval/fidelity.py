@@ -75,6 +75,9 @@ def true_episodes(model: WorldModel, episodes: int, length: int, seed: int = SEE
     env_id = model.config.get("env")
     if not env_id:
         raise ValueError(f"{model.path or 'model'}/config.json: no 'env' field; the fidelity suite needs the checkpoint's env")
+    if model.action_spec.n_axes:  # the episodes below step discrete actions only
+        raise ValueError(f"{model.path or 'model'}: a world with continuous axes {[a.name for a in model.action_spec.axes]}; "
+                         "the fidelity suite plays discrete actions only for now (score it with `eval --data`)")
     env = make_recorded_env(model.config, frame_size=model.frame_size)
     n_env = getattr(env.action_space, "n", None)
     if n_env is not None and int(n_env) != model.action_spec.n:

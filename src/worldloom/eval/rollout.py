@@ -148,7 +148,7 @@ def evaluate_rollouts(
     if spec.n_axes:  # continuous parts: the true values, and each mirrored about its range's centre for the swap check
         axes = np.stack([np.array(e.axes[S : S + L]) for e in eps]).astype(np.float32)  # (E, L, A)
         lo, hi = np.array([a.low for a in spec.axes], np.float32), np.array([a.high for a in spec.axes], np.float32)
-        wrong_axes = (lo + hi) - axes[:, context:]
+        wrong_axes = np.clip((lo + hi) - axes[:, context:], lo, hi)  # float32 rounding may step past an end
         swap_mode += "+mirrored axes"
 
     overrides = {"seed": seed, **(sim_overrides or {})}

@@ -154,14 +154,15 @@ def run_suites(
     for n in names:
         from ..envs.registry import envs_for_suite
 
-        need, have = (envs_for_suite(n) or [None])[0], _env_of(model)
+        need, have = envs_for_suite(n), _env_of(model)
         if n == "physics":
             src = physics_source(model, physics_checkpoint)
             models[n] = model if src is model else physics_models(src)
         elif SUITES[n].needs_data and data is None:
             raise SuiteError(f"suite {n!r}: needs a held-out dataset (--data DIR)")
-        elif need is not None and have != need:
-            raise SuiteError(f"suite {n!r}: needs a checkpoint trained on {need!r}, this one has config['env'] = {have!r}")
+        elif need and have not in need:
+            raise SuiteError(f"suite {n!r}: needs a checkpoint trained on {' or '.join(map(repr, need))}, this one has "
+                             f"config['env'] = {have!r}")
         else:
             models[n] = model
     common = {"sim_overrides": sim_overrides, "progress": progress, "data": str(data) if data is not None else None}

@@ -123,7 +123,14 @@ def save_pretrained(model: WorldModel, out: str | Path, dtype: str = "float32") 
     modules = {"vae": src.vae, "dit": src.dit, **({"tdec": src.tdec} if src.tdec is not None else {})}
     old = Path(src.path) / CARD if src.path is not None else None
     card = old.read_text() if old is not None and old.exists() else "# World model\n\nSaved with `save_pretrained`.\n"
-    return save_checkpoint(out, config, modules, card, dtype=SAVE_DTYPES[dtype])
+    path = save_checkpoint(out, config, modules, card, dtype=SAVE_DTYPES[dtype])
+    if src.path is not None:  # its play context and training curves travel with it
+        from ..checkpoint import carry_train_logs
+        from .context import copy_context
+
+        copy_context(src.path, path)
+        carry_train_logs(path, "", "", (src.path,))
+    return path
 
 
 __all__ = ["load", "save_pretrained"]

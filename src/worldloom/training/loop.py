@@ -149,7 +149,7 @@ class Trainer:
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.progress = progress and self.rank == 0
         self.log_path = self.run_dir / "log.jsonl"
-        self.tracker = None
+        self.tracker, self._tracker_begun = None, False
         if self.rank == 0 and cfg.log_with != "none":  # before any step: a missing package fails now, not at the end
             from .tracking import make_tracker
 
@@ -269,6 +269,9 @@ class Trainer:
     def train(self, until: int | None = None) -> dict[str, float]:
         """Train to ``cfg.steps`` (or stop early at step ``until``, as an interrupted run would)."""
         cfg = self.cfg
+        if self.tracker is not None and not self._tracker_begun:
+            self.tracker.begin(self.step)  # from the (resumed) step: what it holds past it is dropped
+            self._tracker_begun = True
         stop = cfg.steps if until is None else min(until, cfg.steps)
         from tqdm import tqdm
 
@@ -312,10 +315,10 @@ class Trainer:
 
     def fit(self, resume: bool = False, until: int | None = None) -> dict[str, float]:
         """Resume from ``run_dir`` if asked, train (to ``until``), and leave the process group."""
-        if resume and not self.load_state() and self.rank == 0:
-            print(f"--resume: no training state in {self.run_dir}; starting at step 1", file=sys.stderr)
-            self._trim_log()  # a session killed before its first save may have logged steps
         try:
+            if resume and not self.load_state() and self.rank == 0:
+                print(f"--resume: no training state in {self.run_dir}; starting at step 1", file=sys.stderr)
+                self._trim_log()  # a session killed before its first save may have logged steps
             last = self.train(until)
         except BaseException:
             self._close_tracker()  # the curves so far stay readable; no barrier with ranks that may be gone

@@ -185,6 +185,9 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
     if model.tdec is not None:
         raise ValueError(f"{checkpoint}: already has a temporal decoder; start from the world model without one")
     ds = Dataset.open(data)
+    if ds.action_spec.n_axes:  # its rollouts below step discrete actions only
+        raise ValueError(f"temporal decoder: {data} has continuous axes {[a.name for a in ds.action_spec.axes]}; its "
+                         "rollouts take discrete actions only for now")
     if ds.action_spec.n != model.action_spec.n:
         raise ValueError(f"{data} has {ds.action_spec.n} actions, {checkpoint} was trained on {model.action_spec.n}")
     if tuple(ds.frame_shape) != (model.frame_size, model.frame_size, 3):

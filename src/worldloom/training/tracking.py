@@ -10,7 +10,9 @@ tracker named by ``TrainConfig.log_with`` (``--log-with``) receives the same lin
   works without a network (the ``wandb`` extra).
 
 Only rank 0 tracks. A tracker whose package is missing is an error before the first step, naming
-the package to install, so a long run never trains for an hour and then loses its curves.
+the package to install, so a long run never trains for an hour and then loses its curves. A run
+resumed at step s drops what the tracker holds past s (the trainer trims ``log.jsonl`` alike):
+TensorBoard purges those events, W&B rewinds the run to s.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ TRACKERS = ("none", "tensorboard", "wandb")
 
 
 class Tracker(Protocol):
+    def begin(self, step: int) -> None: ...
     def log(self, step: int, metrics: dict[str, float]) -> None: ...
     def close(self) -> None: ...
 
@@ -36,8 +39,12 @@ class TensorBoardTracker:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # torch raises this when the tensorboard package is absent
             raise RuntimeError(f"--log-with tensorboard needs the tensorboard package: pip install 'worldloom[track]' ({e})") from None
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-        self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.items()), 0)
+        self._cls, self.run_dir, self.config, self.writer = SummaryWriter, run_dir, config, None
+
+    def begin(self, step: int) -> None:
+        self.writer = self._cls(log_dir=str(self.run_dir / "tensorboard"), purge_step=step + 1 if step else None)
+        if not step:
+            self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in self.config.items()), 0)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
@@ -46,7 +53,8 @@ class TensorBoardTracker:
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 class WandbTracker:
@@ -57,18 +65,24 @@ class WandbTracker:
             import wandb
         except ImportError:
             raise RuntimeError("--log-with wandb needs the wandb package: pip install 'worldloom[wandb]'") from None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        id_file = run_dir / "wandb_id"
-        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+        self.wandb, self.run_dir, self.config, self.run = wandb, run_dir, config, None
+
+    def begin(self, step: int) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        id_file = self.run_dir / "wandb_id"
+        known = id_file.is_file()
+        run_id = id_file.read_text().strip() if known else uuid.uuid4().hex[:12]
         id_file.write_text(run_id + "\n")
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "worldloom"), id=run_id, resume="allow",
-                              dir=str(run_dir), name=run_dir.name, config=config)
+        where = {"resume_from": f"{run_id}?_step={step}"} if known and step else {"id": run_id, "resume": "allow"}
+        self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT", "worldloom"), dir=str(self.run_dir),
+                                   name=self.run_dir.name, config=self.config, **where)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.run.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
 
     def close(self) -> None:
-        self.run.finish()
+        if self.run is not None:
+            self.run.finish()
 
 
 def make_tracker(name: str, run_dir: str | os.PathLike, config: dict[str, Any]) -> Tracker | None:

@@ -91,12 +91,13 @@ function onReady(m) {
   state.axisPressed.clear();
   state.axes.forEach((ax, i) => {
     for (const [k, v] of ax.keys) {
-      state.axisKeyMap.set(k.length === 1 ? k.toLowerCase() : k, [i, v]);
+      const name = k.length === 1 ? k.toLowerCase() : k; // as keyName() spells it, so held keys light their button
+      state.axisKeyMap.set(name, [i, v]);
       const b = document.createElement("button");
-      b.dataset.axisKey = k;
+      b.dataset.axisKey = name;
       b.innerHTML = `${ax.name} ${v > ax.rest ? "+" : ""}${v}${ax.unit ? " " + ax.unit : ""}<kbd>${k}</kbd>`;
-      const down = (e) => { e.preventDefault(); axisPress(`btn:${k}`, i, v); };
-      const up = () => axisRelease(`btn:${k}`);
+      const down = (e) => { e.preventDefault(); axisPress(`btn:${name}`, i, v); };
+      const up = () => axisRelease(`btn:${name}`);
       b.addEventListener("pointerdown", down);
       for (const ev of ["pointerup", "pointerleave", "pointercancel"]) b.addEventListener(ev, up);
       box.appendChild(b);
