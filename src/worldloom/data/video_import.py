@@ -146,6 +146,18 @@ def _resolve(value: int | str, names: Sequence[str] | None) -> int:
         raise ValueError(f"unknown action name {s!r}; known: {list(names)}") from None
 
 
+def _checked_id(value: int | str, names: Sequence[str] | None, where: str) -> int:
+    """A logged value as a valid action id, else a :class:`DatasetError` naming ``where`` (file:line)."""
+    try:
+        a = _resolve(value, names)
+    except ValueError as e:
+        raise DatasetError(f"{where}: {e}") from None
+    if a < 0 or (names is not None and a >= len(names)):
+        top = f"0..{len(names) - 1}" if names is not None else ">= 0"
+        raise DatasetError(f"{where}: action id {a} out of range ({top})")
+    return a
+
+
 def _timed_actions(log_path: Path, entries: list[RawEntry], n_frames: int, fps: float, duration: float | None,
                    names: Sequence[str] | None) -> np.ndarray:
     """Actions per frame from a timestamped log: each entry holds until the next; frame i takes the one in
@@ -155,13 +167,7 @@ def _timed_actions(log_path: Path, entries: list[RawEntry], n_frames: int, fps: 
         where = f"{log_path}:{line}"
         if duration is not None and t > duration + 1.0 / fps:
             raise DatasetError(f"{where}: time {t:g} s is past the end of the video ({duration:g} s); log longer than video?")
-        try:
-            a = _resolve(value, names)
-        except ValueError as e:
-            raise DatasetError(f"{where}: {e}") from None
-        if a < 0 or (names is not None and a >= len(names)):
-            top = f"0..{len(names) - 1}" if names is not None else ">= 0"
-            raise DatasetError(f"{where}: action id {a} out of range ({top})")
+        a = _checked_id(value, names, where)
         times.append(float(t))
         ids.append(a)
     actions = np.zeros(n_frames, dtype=np.int64)
@@ -185,13 +191,7 @@ def _actions_for(log_path: Path, entries: list[RawEntry], n_frames: int, names: 
         if frame in seen:
             raise DatasetError(f"{where}: frame {frame} already has an action (line {seen[frame]})")
         seen[frame] = line
-        try:
-            a = _resolve(value, names)
-        except ValueError as e:
-            raise DatasetError(f"{where}: {e}") from None
-        if a < 0 or (names is not None and a >= len(names)):
-            top = f"0..{len(names) - 1}" if names is not None else ">= 0"
-            raise DatasetError(f"{where}: action id {a} out of range ({top})")
+        a = _checked_id(value, names, where)
         actions[frame] = a
     if actions[0] != 0:
         log.warning("%s: action %d logged on frame 0 dropped (nothing produced the first frame)", log_path, actions[0])
