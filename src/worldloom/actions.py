@@ -18,6 +18,7 @@ Key choices:
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,9 +132,8 @@ class ActionSpec:
         lo = np.array([a.low for a in self.axes], np.float32)
         hi = np.array([a.high for a in self.axes], np.float32)
         mid, half = (hi + lo) / 2, (hi - lo) / 2
-        if type(values).__module__.startswith("torch"):  # a torch tensor: keep it one (numpy 2 arrays have .device too)
-            import torch
-
+        torch = sys.modules.get("torch")  # only a caller that already has torch can hand us a tensor
+        if torch is not None and torch.is_tensor(values):
             return (values - torch.from_numpy(mid).to(values.device)) / torch.from_numpy(half).to(values.device)
         return (np.asarray(values, np.float32) - mid) / half
 

@@ -217,12 +217,12 @@ def train_logs(path: str | os.PathLike) -> dict[str, Path]:
     return {f.name[len(pre):-len(post)]: f for f in sorted(Path(path).glob(TRAIN_LOG.format(stage="*")))}
 
 
-def carry_train_logs(out: str | os.PathLike, stage: str, run_log: str | os.PathLike,
-                     sources: tuple[str | os.PathLike | None, ...] = ()) -> None:
-    """Keep this stage's ``run_log`` in checkpoint ``out``, and the logs of the checkpoints it was built
-    from (``sources``: tokenizer, init, teacher); a stage already carried keeps its first log."""
+def carry_train_logs(out: str | os.PathLike, sources: tuple[str | os.PathLike | None, ...] = (),
+                     stage: tuple[str, str | os.PathLike] | None = None) -> None:
+    """Keep in checkpoint ``out`` the logs of the checkpoints it was built from (``sources``: tokenizer,
+    init, teacher) and, given ``stage`` = (name, log.jsonl), this stage's own; a stage keeps its first log."""
     out = Path(out)
-    logs = {stage: Path(run_log)} if stage and Path(run_log).is_file() else {}
+    logs = {stage[0]: Path(stage[1])} if stage is not None and Path(stage[1]).is_file() else {}
     for src in sources:
         if src is not None and Path(src).is_dir():
             for name, f in train_logs(src).items():

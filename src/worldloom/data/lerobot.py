@@ -147,10 +147,13 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
         if dfile not in tables:
             if not dfile.is_file():
                 raise LeRobotError(f"{dfile}: missing (episode {e})")
-            tables[dfile] = pq.read_table(dfile).to_pydict()
-        t = tables[dfile]
-        sel = [i for i, x in enumerate(t["episode_index"]) if x == e]
-        sel.sort(key=lambda i: t["frame_index"][i])
+            t = pq.read_table(dfile).to_pydict()
+            groups: dict[int, list[int]] = {}
+            for i, x in enumerate(t["episode_index"]):  # one pass per file, not one per episode
+                groups.setdefault(int(x), []).append(i)
+            tables[dfile] = (t, groups)
+        t, groups = tables[dfile]
+        sel = sorted(groups.get(e, []), key=lambda i: t["frame_index"][i])
         if len(sel) != n:
             raise LeRobotError(f"{dfile}: episode {e} has {len(sel)} rows, meta/episodes says {n}")
         acts = np.asarray([t[action_key][i] for i in sel], np.float64).reshape(n, -1) if has_axes else None

@@ -12,6 +12,7 @@ imported videos or a LeRobot dataset, whose env exists nowhere, starts play from
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,6 @@ def save_context(out: str | Path, ds: Any, episode: int = 0, n: int = CONTEXT) -
     ep = ds[episode]
     k = min(n, ep.len)
     for name, arr in zip(FILES, (np.array(ep.frames[:k]), np.array(ep.actions[:k]))):
-        import io
-
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)
         atomic_write_bytes(Path(out) / name, buf.getvalue())

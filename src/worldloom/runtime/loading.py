@@ -129,7 +129,7 @@ def save_pretrained(model: WorldModel, out: str | Path, dtype: str = "float32") 
         from .context import copy_context
 
         copy_context(src.path, path)
-        carry_train_logs(path, "", "", (src.path,))
+        carry_train_logs(path, (src.path,))
     return path
 
 

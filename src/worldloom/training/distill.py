@@ -229,7 +229,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
                 f"- weights: float16 on disk (half the file), float32 when loaded\n"
                 f"- recipe: `{recipe_cmd}`\n- teacher: `{teacher.config.get('recipe_cmd', '')}`\n")
         save_checkpoint(out, config, {"vae": teacher.vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
-        carry_train_logs(out, "distill", trainer.log_path, (resolve(teacher_path), None if init is None else resolve(init)))
+        carry_train_logs(out, (resolve(teacher_path), None if init is None else resolve(init)), ("distill", trainer.log_path))
         from ..runtime.context import copy_context
 
         copy_context(resolve(teacher_path), out)

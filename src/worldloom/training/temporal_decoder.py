@@ -224,7 +224,7 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
         save_weights(out / WEIGHTS, tensors, metadata={"format": "worldloom"})
         atomic_write_json(out / "config.json", config)
         atomic_write_bytes(out / CARD, card.encode())
-        carry_train_logs(out, "temporal_decoder", trainer.log_path, (src_dir,))
+        carry_train_logs(out, (src_dir,), ("temporal_decoder", trainer.log_path))
         from ..runtime.context import copy_context
 
         copy_context(src_dir, out)

@@ -113,5 +113,5 @@ def train_tokenizer(data: str | Path, out: str | Path, vae_cfg: VAEConfig, train
             f"- reconstruction PSNR: {psnr:.2f} dB ({'held-out' if heldout else 'training'} frames)\n"
             f"- recipe: `{recipe}`\n")
     save_checkpoint(out, config, {"vae": vae}, card)
-    carry_train_logs(out, "tokenizer", trainer.log_path)
+    carry_train_logs(out, stage=("tokenizer", trainer.log_path))
     return TokenizerResult(Path(out), psnr, time.time() - t0)
