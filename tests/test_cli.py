@@ -58,6 +58,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
           "--train-steps", "3")
     stage("dynamics", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out", "wm",
           "--train-steps", "3")
+    stage("dynamics_place", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out",
+          "wm_place", "--train-steps", "2", "--recipe-memory", "place", "--recipe-memory-frames", "1")
     # The init carries serving defaults (as a recipe writes them); the fine-tune must keep them.
     shutil.copytree(d / "wm", d / "wm_fast")
     cfg = json.loads((d / "wm_fast" / "config.json").read_text())
@@ -147,6 +149,21 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert res["rss_mb"]["frame_100"] is None and res["flatness_ratio"] is None  # too short to measure
     assert res["context_source"].startswith("arena")
     print("CLI stage seconds:", {k: round(v, 1) for k, v in pipeline["times"].items()})
+
+
+def test_a_model_trained_with_memory_plays_with_it(pipeline: dict[str, Any]) -> None:
+    import numpy as np
+
+    import worldloom
+    from worldloom.runtime.simulator import Simulator
+
+    wm = json.loads((pipeline["dir"] / "wm_place" / "config.json").read_text())
+    assert wm["recipe"]["memory"] == "place" and wm["sim"]["memory"] == "place" and wm["sim"]["memory_slots"] == 1
+    model = worldloom.load(str(pipeline["dir"] / "wm_place"))
+    sim = Simulator(model)
+    sim.reset(np.zeros((4, FRAME, FRAME, 3), np.uint8), np.zeros(4, np.int64))
+    sim.rollout(np.zeros(3, np.int64))
+    assert sim.memory.name == "place" and sim.cache.mem == 1 and "place" in sim.cfg.context_policy()
 
 
 def test_finetune_refuses_a_different_architecture(pipeline: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

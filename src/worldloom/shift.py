@@ -118,6 +118,42 @@ def warp(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _best_cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int, ignore: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best whole-cell shift (N, 2) int64 (dx, dy) of prev, cur (N, C, h, w) and its residuals (N, h, w);
+    the central ``2 * ignore`` cells square does not vote."""
+    if prev.shape != cur.shape or prev.ndim != 4:
+        raise ValueError(f"prev and cur must both be (N, C, h, w), got {tuple(prev.shape)} and {tuple(cur.shape)}")
+    N, _, h, w = prev.shape
+    m = check_shift(max_shift, h, w)
+    ys, xs = torch.arange(h, device=prev.device), torch.arange(w, device=prev.device)
+    centre = ((ys - h / 2 + 0.5).abs() < ignore)[:, None] & ((xs - w / 2 + 0.5).abs() < ignore)[None]  # (h, w)
+    best = torch.full((N,), float("inf"), device=prev.device)
+    out = torch.zeros((N, h, w), device=prev.device)
+    shift = torch.zeros((N, 2), dtype=torch.long, device=prev.device)
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            d = torch.tensor([[dx, dy]], device=prev.device).expand(N, 2)
+            valid = (((ys + dy) >= 0) & ((ys + dy) < h))[:, None] & (((xs + dx) >= 0) & ((xs + dx) < w))[None]  # (h, w)
+            r = (cur.float() - warp(prev.float(), d)).pow(2).mean(1) * valid  # (N, h, w)
+            vote = valid & ~centre
+            cost = (r * vote).sum((1, 2)) / vote.sum() + _TIE * (dx * dx + dy * dy)
+            better = cost < best
+            best = torch.where(better, cost, best)
+            out = torch.where(better[:, None, None], r, out)
+            shift = torch.where(better[:, None], d, shift)
+    return shift, out
+
+
+def cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore: int = 0) -> torch.Tensor:
+    """Camera motion in whole cells between grids prev, cur (N, C, h, w) (latents or frames): int64 (N, 2) (dx, dy).
+
+    The whole-grid shift that explains ``cur`` best (ties to the smallest); a still or flat pair reads 0.
+    ``ignore``: half-side in cells of a central square left out of the vote (a camera-following world's
+    agent stays put while the view scrolls, and would vote for no motion, as in :func:`estimate_shift_float`).
+    """
+    return _best_cell_shift(prev, cur, max_shift, ignore)[0]
+
+
 def unexplained(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
     """What the previous frame, moved by its best whole-cell shift, does not explain: (N, h, w) residuals.
 
@@ -128,20 +164,4 @@ def unexplained(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2) -> to
     In a camera-following world the residual is the objects that move against the view; with a
     still camera it is the plain frame difference.
     """
-    if prev.shape != cur.shape or prev.ndim != 4:
-        raise ValueError(f"prev and cur must both be (N, C, h, w), got {tuple(prev.shape)} and {tuple(cur.shape)}")
-    N, _, h, w = prev.shape
-    m = check_shift(max_shift, h, w)
-    ys, xs = torch.arange(h, device=prev.device), torch.arange(w, device=prev.device)
-    best = torch.full((N,), float("inf"), device=prev.device)
-    out = torch.zeros((N, h, w), device=prev.device)
-    for dy in range(-m, m + 1):
-        for dx in range(-m, m + 1):
-            d = torch.tensor([[dx, dy]], device=prev.device).expand(N, 2)
-            valid = (((ys + dy) >= 0) & ((ys + dy) < h))[:, None] & (((xs + dx) >= 0) & ((xs + dx) < w))[None]  # (h, w)
-            r = (cur.float() - warp(prev.float(), d)).pow(2).mean(1) * valid  # (N, h, w)
-            cost = r.sum((1, 2)) / valid.sum() + _TIE * (dx * dx + dy * dy)
-            better = cost < best
-            best = torch.where(better, cost, best)
-            out = torch.where(better[:, None, None], r, out)
-    return out
+    return _best_cell_shift(prev, cur, max_shift)[1]

@@ -82,16 +82,35 @@ def test_run_persistence_tiny(tiny_world):
         assert 0 < row["psnr_recon"] < 78 and -1 <= row["ssim"] <= 1
     # window 6: the departure is still attended after 2k + 1 = 5 frames (k=2), not after 9 (k=4)
     assert [row["departure_in_context"] for row in m["per_k"]] == [True, False]
-    assert set(r.videos) == {"k=2: round trip, probe 0", "k=4: round trip, probe 0"}
-    assert r.videos["k=4: round trip, probe 0"].shape == (1 + 2 * 4 + rev, 64, 196, 3)
+    assert set(r.videos) == {"k=2, window: round trip, probe 0", "k=4, window: round trip, probe 0"}
+    assert r.videos["k=4, window: round trip, probe 0"].shape == (1 + 2 * 4 + rev, 64, 196, 3)
     curve = next(p for p in j["plots"] if p["title"].startswith("PSNR along"))
     assert len(curve["x"]) == 2 * 4 + rev
     assert "window of 6 frames" in " ".join(r.notes)
 
 
-def test_sink_keeps_the_departure_in_context(tiny_world):
+def test_memories_side_by_side_on_the_same_probes(tiny_world):
+    """Every memory kind is scored on the same round trips, next to the same baselines."""
+    r = run_persistence(tiny_world, ks=(4,), probes=2, revisit=2, memories=("window", "place", "similar"), lpips=False,
+                        sim_overrides={"window": 4, "memory_slots": 1})
+    pm = r.metrics["per_memory"]
+    assert list(pm) == ["window", "place", "similar"] and r.metrics["memory"] == "window"
+    assert len(r.tables[0].rows) == 3 and [row[0] for row in r.tables[0].rows] == ["window", "place", "similar"]
+    for rows in pm.values():
+        (row,) = rows
+        assert row["psnr_memory_static"] == pm["window"][0]["psnr_memory_static"]  # the same probes and truth
+        assert row["lpips"] is None
+        for key in ("landmarks", "landmarks_memory", "landmarks_far", "landmarks_recon"):
+            assert row[key] is None or 0.0 <= row[key] <= 1.0
+        if row["landmarks_memory"] is not None:  # the true departure frame draws the place's landmarks
+            assert row["landmarks_memory"] >= 0.9
+    assert pm["place"][0]["psnr"] != pm["window"][0]["psnr"]  # the place memory changed what the model drew
+
+
+def test_sink_is_one_of_the_memories(tiny_world):
     r = run_persistence(tiny_world, ks=(4,), probes=1, revisit=1, sim_overrides={"sink": 1, "window": 4})
-    assert r.metrics["context_sink"] == 1 and r.metrics["per_k"][0]["departure_in_context"] is True
+    assert r.metrics["context_sink"] == 1 and r.metrics["memory"] == "sink"
+    assert "1 sink frame(s)" in r.metrics["settings"]["context_policy"]
 
 
 def test_bad_settings_name_the_field(tiny_world):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from worldloom.models.attention import frame_layout, visibility_mask
-from worldloom.models.dit import CausalDiT, DynamicsConfig
+from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 
 torch.set_num_threads(1)
 
@@ -40,8 +40,8 @@ def test_visibility_mask_rules():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("sink,window", [(0, 8), (1, 7)])
-def test_cached_equals_uncached(sink, window, variant):
+@pytest.mark.parametrize("window", [8, 7])
+def test_cached_equals_uncached(window, variant):
     m = tiny(**VARIANTS[variant])
     B, T, C, h = 2, 6, 4, 8
     gen = torch.Generator().manual_seed(1)
@@ -51,7 +51,7 @@ def test_cached_equals_uncached(sink, window, variant):
     x_new = torch.randn(B, C, h, h, generator=gen)
     t_new = torch.full((B,), 0.7)
     with torch.no_grad():
-        cache, stack = m.new_cache(B, window=window, sink=sink), None
+        cache, stack = m.new_cache(B, window=window), None
         for i in range(T - 1):
             m.step(ctx[:, i], ctx_t[:, i], acts[:, i], cache, commit=True, prev=stack)
             stack = m.push(stack, ctx[:, i])
@@ -106,28 +106,63 @@ def test_rolling_window_matches_sliding_window_mask():
     assert cache.n_frames == n - 1
 
 
-def test_sinks_stay_in_trained_range():
-    """With a sink, a long rollout's step equals an uncached pass over [sink, last window-1 frames].
-
-    One block: a frame's keys then depend on that frame alone, so the comparison is exact; it checks
-    that sinks are re-rotated to sit right before the window (in-range time distances).
-    """
-    m = tiny(depth=1)
-    B, S, W, n = 1, 1, 4, 12
-    gen = torch.Generator().manual_seed(4)
-    z = torch.randn(B, n, 4, 8, 8, generator=gen)
-    a = torch.randint(0, 5, (B, n), generator=gen)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_memory_frames_cached_equal_uncached(variant):
+    """Memory frames encoded once at the origin and placed by rotation give the uncached pass's numbers,
+    which encodes them in place; an invalid slot is ignored; committed frames never see memory."""
+    m = tiny(**VARIANTS[variant])
+    B, T, W, M = 2, 5, 4, 3
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(B, T, 4, 8, 8, generator=gen)
+    a = torch.randint(0, 5, (B, T), generator=gen)
+    mem_z = torch.randn(B, M, 4, 8, 8, generator=gen)
+    offset = torch.randn(B, M, 2, generator=gen, dtype=torch.float64) * 1.5  # fractional token shifts
+    valid = torch.tensor([[True, False, True], [True, True, False]])
+    x_new, t_new = torch.randn(B, 4, 8, 8, generator=gen), torch.full((B,), 0.6)
     with torch.no_grad():
-        cache = m.new_cache(B, window=W, sink=S)
-        for i in range(n - 1):
-            m.step(z[:, i], torch.zeros(B), a[:, i], cache, commit=True, prev=z[:, i - 1] if i else None)
-        v = m.step(z[:, n - 1], torch.full((B,), 0.5), a[:, n - 1], cache, prev=z[:, n - 2])
-        keep = [0] + list(range(n - W, n))  # sink + (W - 1) newest + current
-        tt = torch.zeros(B, len(keep))
-        tt[:, -1] = 0.5
-        prev = CausalDiT.shifted(z)[:, keep]  # each kept frame's own previous frame, as in the rollout
-        ref = m(z[:, keep], tt, a[:, keep], prev=prev)[:, -1]
-    assert (v - ref).abs().max() <= 1e-4
+        cache, stack = m.new_cache(B, window=W, mem=M), None
+        k, v = m.encode_memory(mem_z, torch.zeros(B, M))
+        for i in range(T - 1):
+            m.step(z[:, i], torch.zeros(B), a[:, i], cache, commit=True, prev=stack)
+            stack = m.push(stack, z[:, i])
+        before = cache.k.clone()
+        time = torch.full((B, M), float(cache.next_pos - W), dtype=torch.float64)
+        cache.set_memory(m.place_memory(k, time, offset), v, valid)
+        v_cached = m.step(x_new, t_new, a[:, T - 1], cache, prev=stack)
+        # uncached over the whole clip with the rolling window's mask, memory at the same relative placement
+        xs = torch.cat([z[:, : T - 1], x_new[:, None]], 1)
+        tt = torch.zeros(B, T)
+        tt[:, -1] = 0.6
+        mem = MemoryFrames(mem_z, torch.zeros(B, M), torch.full((B, M), float(T - 1 - W), dtype=torch.float64), offset, valid)
+        ref = m(xs, tt, a, ctx=xs, ctx_t=tt * 0, window=W, memory=mem)[:, -1]
+        no_mem = m(xs, tt, a, ctx=xs, ctx_t=tt * 0, window=W)[:, -1]
+        # an invalid slot holds garbage and is not seen
+        mem_junk = MemoryFrames(torch.where(valid[..., None, None, None], mem_z, mem_z * 50), mem.t, mem.time, offset, valid)
+        ref_junk = m(xs, tt, a, ctx=xs, ctx_t=tt * 0, window=W, memory=mem_junk)[:, -1]
+    assert (v_cached - ref).abs().max() <= 1e-4
+    assert (ref - no_mem).abs().max() > 1e-3  # the memory frames do reach the output
+    assert (ref_junk - ref).abs().max() <= 1e-5
+    new = cache.slot() * 16  # the target's own slot; every committed frame's keys stay as they were
+    assert torch.equal(before[:, :, :, M * 16 : new], cache.k[:, :, :, M * 16 : new])
+
+
+def test_committed_frames_do_not_see_memory():
+    m = tiny()
+    B, W, M = 1, 4, 1
+    gen = torch.Generator().manual_seed(6)
+    z = torch.randn(B, 3, 4, 8, 8, generator=gen)
+    a = torch.randint(0, 5, (B, 3), generator=gen)
+    with torch.no_grad():
+        outs = []
+        for mem_scale in (1.0, 30.0):
+            cache = m.new_cache(B, window=W, mem=M)
+            k, v = m.encode_memory(torch.randn(B, M, 4, 8, 8, generator=torch.Generator().manual_seed(7)) * mem_scale, torch.zeros(B, M))
+            cache.set_memory(m.place_memory(k, torch.zeros(B, M, dtype=torch.float64), torch.zeros(B, M, 2, dtype=torch.float64)), v,
+                             torch.ones(B, M, dtype=torch.bool))
+            for i in range(3):
+                m.step(z[:, i], torch.zeros(B), a[:, i], cache, commit=True, prev=z[:, i - 1] if i else None)
+            outs.append(cache.k[:, :, :, M * 16 :].clone())
+    assert torch.equal(outs[0], outs[1])
 
 
 def test_previous_frame_reaches_the_output():
@@ -204,7 +239,7 @@ def test_bad_head_or_conv_is_an_error():
 def test_cache_too_big_for_model_is_an_error():
     m = tiny()
     with pytest.raises(ValueError, match="max_frames"):
-        m.new_cache(1, window=8, sink=1)
+        m.new_cache(1, window=9)
 
 
 def test_spare_slot_cache_keeps_the_window():

@@ -181,9 +181,9 @@ def test_fused_commit_equals_separate_passes(tiny_world, steps, context_noise, d
     assert (outs[True] - outs[False]).abs().max() <= 1e-4
 
 
-def test_fused_stepping_needs_no_sink(tiny_world):
+def test_fused_stepping_needs_a_spare_slot(tiny_world):
     sim = Simulator(tiny_world, sink=1, window=4)
-    assert not sim.fused  # sinks take a per-frame time rotation: the simulator falls back to separate passes
+    assert sim.fused  # memory frames (sinks too) are fixed for a step's passes: fusing them is exact
     cache = tiny_world.dit.new_cache(1, 4)
     x = torch.zeros(1, 8, 16, 16)
     with pytest.raises(ValueError, match="spare"):

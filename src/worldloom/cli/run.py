@@ -234,6 +234,20 @@ def _parse_ks(text: str) -> tuple[int, ...]:
     return ks
 
 
+def _parse_memories(text: str | None, sink: int = 0) -> tuple[str, ...] | None:
+    from ..memory import MEMORIES
+
+    if not text:
+        return None
+    names = _csv(text, "--memories", str)
+    bad = [n for n in names if n not in MEMORIES]
+    if bad:
+        raise UsageError(f"--memories {text!r}: unknown {', '.join(bad)}; known: {', '.join(MEMORIES)}")
+    if sink and any(n not in ("window", "sink") for n in names):
+        raise UsageError(f"--memories {text!r} with --sink {sink}: sink frames are the 'sink' memory; drop --sink")
+    return names
+
+
 def _suite_options(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, Any]]:
     """Per-suite keyword arguments from the options, for the selected suites only; checked."""
     for opt, v in (("--causality-episodes", args.causality_episodes), ("--causality-steps", args.causality_steps),
@@ -243,7 +257,7 @@ def _suite_options(args: argparse.Namespace, names: list[str]) -> dict[str, dict
             raise UsageError(f"{opt} {v}: must be >= 1")
     every = {
         "causality": {"episodes": args.causality_episodes, "steps": args.causality_steps},
-        "persistence": {"ks": _parse_ks(args.ks), "probes": args.probes},
+        "persistence": {"ks": _parse_ks(args.ks), "probes": args.probes, "memories": _parse_memories(args.memories, args.sink or 0)},
         "speed": {"frames": args.speed_frames},
         "rollout": {"context": args.context, "horizon": args.horizon, "episodes": args.episodes, "batch": args.batch,
                     "start": args.start,
@@ -400,8 +414,12 @@ def _build_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="held-out dataset (the rollout eval / rollout suite)")
     p.add_argument("--causality-episodes", type=int, default=16, help="causality: arena contexts (default: 16)")
     p.add_argument("--causality-steps", type=int, default=8, help="causality: steps each action is held (default: 8)")
-    p.add_argument("--ks", default="8,32,128,512",
-                   help="persistence: frames spent away (and as many coming back) (default: 8,32,128,512)")
+    p.add_argument("--ks", default="16,64,256",
+                   help="persistence: frames spent away (and as many coming back) (default: 16,64,256: revisits "
+                        "32, 128 and 512 frames later)")
+    p.add_argument("--memories", default=None,
+                   help="persistence: context policies compared side by side on this model, e.g. window,place,similar "
+                        "(default: the one --memory or the checkpoint names)")
     p.add_argument("--probes", type=int, default=3, help="persistence: round trips per k (default: 3)")
     p.add_argument("--speed-frames", type=int, default=300, help="speed: frames streamed by the bench (default: 300)")
     p.add_argument("--episodes", type=int, default=50, help="rollout: episodes to evaluate (default: 50)")

@@ -144,6 +144,13 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
                          f"--recipe-clip-len {recipe.clip_len}")
     if not 0 <= args.context_episode < len(ds):
         raise UsageError(f"--context-episode {args.context_episode}: --data {args.data} has episodes 0..{len(ds) - 1}")
+    if recipe.memory != "none":  # before the dataset is encoded
+        if recipe.context != "clean":
+            raise UsageError(f"--recipe-memory {recipe.memory}: needs --recipe-context clean (memory frames are seen by "
+                             f"the target stream), got {recipe.context!r}")
+        if recipe.memory == "place" and "camera" not in (ds.meta.get("state_keys") or []):
+            raise UsageError(f"--recipe-memory place: --data {args.data} has no state.camera (its meta.json state_keys: "
+                             f"{ds.meta.get('state_keys') or []}); use --recipe-memory similar for a world without a camera")
     if args.print_config:
         return print_config({"dynamics": dyn_cfg, "recipe": recipe, "train": train_cfg, "sim": sim_cfg})
     res = train_dynamics(args.data, args.tokenizer, args.out, dyn_cfg, recipe, train_cfg,

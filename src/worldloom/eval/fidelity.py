@@ -128,7 +128,8 @@ def _lpips_per_frame(lp: Any, truth: np.ndarray, gen: np.ndarray, recon: np.ndar
     return out
 
 
-def _lpips_model(lpips: bool | None, device: torch.device, notes: list[str]) -> Any:
+def optional_lpips(lpips: bool | None, device: torch.device, notes: list[str]) -> Any:
+    """The AlexNet LPIPS model, or None (with a note saying why) when off or its weights are not converted."""
     from .lpips import cached_lpips, weights_path
 
     if lpips is False:
@@ -186,7 +187,7 @@ def run_fidelity(
               f"context {context} true frames, {N} generated under the true actions; h = generated frame index")]
     if (overlap := _train_overlap(model, seed, episodes)) is not None:
         notes.append("warning: " + overlap)
-    lp = _lpips_model(lpips, next(model.dit.parameters()).device, notes)
+    lp = optional_lpips(lpips, next(model.dit.parameters()).device, notes)
 
     states: list[list[dict[str, Any]]] = []
     frames, actions = true_episodes(model, episodes, context + N, seed, policy, states)  # (E, L, H, W, 3), (E, L)

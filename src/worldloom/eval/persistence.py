@@ -49,7 +49,7 @@ from .metrics import MIN_MSE, PEAK, psnr, ssim
 from .motion import box_mask, central_mask
 from .suite import Plot, SuiteResult, Table, generate, reconstruct, side_by_side
 
-KS = (8, 32, 128, 512)
+KS = (16, 64, 256)  # 32, 128 and 512 frames away: 4x, 16x and 64x an 8-frame window
 SEED = 310_000
 HOLD, PAUSE = 4, 4  # frames a segment holds its direction, then noops
 KEEP_DIR = 0.6  # chance a wandering segment keeps the previous direction
@@ -110,6 +110,7 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
     start = _start(cfg.world_size, cfg.view, cfg.camera_snap, lo, rng.integers(2, size=2))
     frames = [env.unwrapped.place(agent_pos=tuple(start), agent_vel=(0.0, 0.0))]
     info: dict[str, Any] = {"state": env.unwrapped.get_state()}
+    lm_keys = ("landmark_pos_view", "landmark_radius", "landmark_color")
     for _ in range(context - 1):
         obs, _, _, _, info = env.step(ids[None])
         frames.append(obs)
@@ -117,12 +118,13 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
     out, back = plan_path(k, pos0, lo, hi, far=cfg.view + 16, step_px=cfg.max_speed * HOLD, rng=rng)
     actions = np.array([ids[a] for a in out + back + [None] * revisit], np.int64)
     balls0 = info["state"]["ball_pos_view"].copy()
-    truth, cams, balls = [], [], []
+    truth, cams, balls, marks = [], [], [], []
     for a in actions:
         obs, _, _, _, info = env.step(int(a))
         truth.append(obs)
         cams.append(info["state"]["camera"])
         balls.append(info["state"]["ball_pos_view"])
+        marks.append({k: info["state"][k] for k in lm_keys if k in info["state"]})
     cams = np.stack(cams)
     if not (cams[-revisit:] == cam0).all():
         return None
@@ -132,7 +134,9 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
                            np.broadcast_to(balls[k - 1], (revisit, *balls0.shape))], 1)  # (R, 3 n_balls, 2)
     mask = box_mask((cfg.view, cfg.view), near, half=int(np.ceil(cfg.ball_radius)) + 2,
                     base=central_mask((cfg.view, cfg.view)))
+    landmarks = {k: np.stack([m[k] for m in marks[-revisit:]]) for k in marks[-1]}  # (R, n, ...) at the revisit
     return {"seed": seed, "context": np.stack(frames), "actions": actions, "truth": np.stack(truth), "mask": mask,
+            "landmarks": landmarks,
             "far_px": float(np.abs(cams - cam0).max()), "pos_err": float(np.abs(info["state"]["agent_pos"] - pos0).max())}
 
 
@@ -147,6 +151,21 @@ def _generate(model: WorldModel, probes: list[dict[str, Any]], overrides: dict[s
     return run.frames, run.sim_cfg
 
 
+def landmark_permanence(frames: dict[str, np.ndarray], truth: np.ndarray, probes: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Share of the landmarks fully in the true revisit frames that each of ``frames`` (name -> (P, R, H, W, 3))
+    draws in place (:func:`worldloom.eval.objects.detect`); None where the truth shows none."""
+    from .objects import detect, objects_from_state
+
+    if not probes[0]["landmarks"]:
+        return {name: None for name in frames}
+    state = {k: np.stack([p["landmarks"][k] for p in probes]) for k in probes[0]["landmarks"]}  # (P, R, n, ...)
+    det = detect(frames, truth, objects_from_state(state))
+    vis = det["visible"]["landmark"]
+    if not vis.any():
+        return {name: None for name in frames}
+    return {name: float(np.isfinite(det["centroid"][name]["landmark"][..., 0])[vis].mean()) for name in frames}
+
+
 @torch.inference_mode()
 def run_persistence(
     model: WorldModel,
@@ -158,9 +177,11 @@ def run_persistence(
     revisit: int = 4,
     tries: int = 16,
     sim_overrides: dict[str, Any] | None = None,
+    memories: tuple[str, ...] | None = None,
+    lpips: bool | None = None,
     progress: bool = False,
 ) -> SuiteResult:
-    """Go-and-return probes on the arena: PSNR / SSIM of the revisit frames against the simulator per k.
+    """Go-and-return probes on the arena: the revisit frames against the simulator per k and memory.
 
     Args:
         model: a loaded arena world model.
@@ -170,9 +191,15 @@ def run_persistence(
         context: still frames at the start place the Simulator is reset on.
         revisit: still frames at the start place after the return; the scored frames.
         tries: seeds tried per probe before giving up (the truth must come back to the departure view).
-        sim_overrides: SimConfig fields to override (window and sink set the context policy).
+        sim_overrides: SimConfig fields to override (window, memory and its settings set the context policy).
+        memories: context policies to compare on this one model, side by side on the same probes
+            (e.g. ``("window", "place", "similar")``); None = the one ``sim_overrides`` (or the checkpoint) names.
+        lpips: LPIPS of the revisit frames (None: where the converted weights exist).
         progress: a bar per k (only on a terminal).
     """
+    from .fidelity import optional_lpips
+    from .lpips import frame_lpips
+
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 2 or len(set(ks)) != len(ks):
         raise ValueError(f"persistence: ks must be distinct integers >= 2, got {ks}")
@@ -182,8 +209,12 @@ def run_persistence(
     env = make_truth_env(model, "persistence")
     spec = model.action_spec
     ids: dict[str | None, int] = {None: spec.index("noop"), **{d: spec.index(d) for d in _DIRS}}
-    overrides = dict(sim_overrides or {})
-    rows, per_k, videos, sim_cfg, trip_curve = [], [], {}, None, None
+    base = dict(sim_overrides or {})
+    mems = [None] if not memories else list(dict.fromkeys(memories))
+    notes: list[str] = []
+    lp = optional_lpips(lpips, torch.device("cpu"), notes)
+    lpips_of = (lambda a, b: float(frame_lpips(a, b, lp).mean())) if lp is not None else (lambda a, b: None)  # noqa: E731
+    rows, per_memory, videos, cfgs, trip_curve = [], {}, {}, {}, None
     for k in ks:
         got, tried = [], 0
         while len(got) < probes:
@@ -194,76 +225,91 @@ def run_persistence(
             tried += 1
             if p is not None:
                 got.append(p)
-        gen, sim_cfg = _generate(model, got, overrides, progress, k)  # (P, 2k + revisit, H, W, 3)
         truth = np.stack([p["truth"] for p in got])
         mask = np.stack([p["mask"] for p in got])  # (P, R, H, W)
         depart = np.stack([p["context"][-1] for p in got])  # (P, H, W, 3)
-        rev_m, rev_t = gen[:, -revisit:], truth[:, -revisit:]
-        memory = np.broadcast_to(depart[:, None], rev_t.shape)  # a perfect memory of the place
-        far = np.broadcast_to(truth[:, k - 1, None], rev_t.shape)  # the trip's turning point: not the place
+        rev_t = truth[:, -revisit:]
+        memory = np.ascontiguousarray(np.broadcast_to(depart[:, None], rev_t.shape))  # a perfect memory of the place
+        far = np.ascontiguousarray(np.broadcast_to(truth[:, k - 1, None], rev_t.shape))  # the turning point: not the place
         recon = reconstruct(model, rev_t)
-        r = {
-            "k": k, "frames_away": 2 * k, "probes": len(got), "seeds_tried": tried, "accept_rate": len(got) / tried,
-            "psnr": psnr(rev_m, rev_t).mean(), "ssim": ssim(rev_m, rev_t).mean(),
-            "psnr_static": masked_psnr(rev_m, rev_t, mask).mean(),
-            "psnr_memory_static": masked_psnr(memory, rev_t, mask).mean(),
-            "psnr_memory": psnr(memory, rev_t).mean(), "ssim_memory": ssim(memory, rev_t).mean(),
-            "psnr_far_static": masked_psnr(far, rev_t, mask).mean(),
-            "psnr_recon": psnr(recon, rev_t).mean(),
-            "far_px": float(np.mean([p["far_px"] for p in got])),
-            "pos_err_px": float(np.mean([p["pos_err"] for p in got])),
-            "departure_in_context": sim_cfg.sink > 0 or 2 * k + 1 < sim_cfg.window,  # attended by the 1st revisit frame
-        }
-        per_k.append(r)
-        rows.append([k, 2 * k, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
-                     *(f"{r[c]:.2f}" for c in ("psnr_static", "psnr_memory_static", "psnr_far_static", "psnr_recon")),
-                     "yes" if r["departure_in_context"] else "no", f"{len(got)}/{tried}", f"{r['pos_err_px']:.2f}",
-                     f"{r['far_px']:.0f}"])
-        if k == max(ks):
-            trip_curve = (k, psnr(gen, truth).mean(0))  # (2k + revisit,)
-        first_m = reconstruct(model, depart[:1])
-        videos[f"k={k}: round trip, probe 0"] = side_by_side(np.concatenate([first_m, gen[0]]),
-                                                             np.concatenate([depart[:1], truth[0]]))
+        refs = landmark_permanence({"memory": memory, "far": far, "recon": recon}, rev_t, got)
+        ref = {"psnr_memory_static": masked_psnr(memory, rev_t, mask).mean(), "psnr_memory": psnr(memory, rev_t).mean(),
+               "ssim_memory": ssim(memory, rev_t).mean(), "psnr_far_static": masked_psnr(far, rev_t, mask).mean(),
+               "psnr_recon": psnr(recon, rev_t).mean(), "lpips_memory": lpips_of(memory, rev_t),
+               "lpips_far": lpips_of(far, rev_t), "lpips_recon": lpips_of(recon, rev_t),
+               "landmarks_memory": refs["memory"], "landmarks_far": refs["far"], "landmarks_recon": refs["recon"]}
+        for mem in mems:
+            over = base if mem is None else {**base, "memory": mem}
+            gen, cfg = _generate(model, got, over, progress, k)  # (P, 2k + revisit, H, W, 3)
+            name = cfg.memory if not cfg.sink else "sink"
+            cfgs[name] = cfg
+            rev_m = gen[:, -revisit:]
+            r = {
+                "memory": name, "k": k, "frames_away": 2 * k, "probes": len(got), "seeds_tried": tried,
+                "accept_rate": len(got) / tried, "psnr": psnr(rev_m, rev_t).mean(), "ssim": ssim(rev_m, rev_t).mean(),
+                "psnr_static": masked_psnr(rev_m, rev_t, mask).mean(), "lpips": lpips_of(rev_m, rev_t),
+                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)["model"], **ref,
+                "far_px": float(np.mean([p["far_px"] for p in got])),
+                "pos_err_px": float(np.mean([p["pos_err"] for p in got])),
+                "departure_in_context": 2 * k + 1 < cfg.window,  # in the window of the 1st revisit frame
+            }
+            per_memory.setdefault(name, []).append(r)
+            fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+            rows.append([name, k, 2 * k, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
+                         *(f"{r[c]:.2f}" for c in ("psnr_static", "psnr_memory_static", "psnr_far_static", "psnr_recon")),
+                         fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%"), fmt(r["landmarks_memory"], ".1%"),
+                         fmt(r["landmarks_far"], ".1%"), "yes" if r["departure_in_context"] else "no",
+                         f"{len(got)}/{tried}", f"{r['pos_err_px']:.2f}", f"{r['far_px']:.0f}"])
+            if k == max(ks) and trip_curve is None:
+                trip_curve = (k, psnr(gen, truth).mean(0))  # (2k + revisit,)
+            if mem is mems[0] or mem == mems[-1]:
+                first_m = reconstruct(model, depart[:1])
+                videos[f"k={k}, {name}: round trip, probe 0"] = side_by_side(np.concatenate([first_m, gen[0]]),
+                                                                            np.concatenate([depart[:1], truth[0]]))
     env.close()
 
-    window, sink = sim_cfg.window, sim_cfg.sink
-    policy = (f"rolling window of {window} frames (the current one + {window - 1} past), "
-              + (f"{sink} sink frame(s): the first context frames stay attended" if sink else "no sink frames"))
+    first = next(iter(per_memory))
+    per_k, sim_cfg = per_memory[first], cfgs[first]
+    policy = sim_cfg.context_policy()
     metrics: dict[str, Any] = {}
-    for key in ("psnr", "psnr_static", "ssim"):
+    for key in ("psnr", "psnr_static", "ssim", "lpips", "landmarks"):
         metrics.update({f"{key}_k{r['k']}": r[key] for r in per_k})
-    metrics.update({"context_window": window, "context_sink": sink, "per_k": per_k, "settings": {
-        "ks": list(ks), "probes": probes, "seed": seed, "context": context, "revisit": revisit, "tries": tries,
-        "segment": {"hold": HOLD, "pause": PAUSE}, "context_policy": policy, "sim": asdict(sim_cfg)}})
+    metrics.update({"context_window": sim_cfg.window, "context_sink": sim_cfg.sink, "memory": first, "per_k": per_k,
+                    "per_memory": per_memory, "settings": {
+                        "ks": list(ks), "probes": probes, "seed": seed, "context": context, "revisit": revisit,
+                        "tries": tries, "segment": {"hold": HOLD, "pause": PAUSE}, "context_policy": policy,
+                        "memories": list(per_memory), "sim": asdict(sim_cfg)}})
     xs = [float(k) for k in ks]
-    tables = [Table("Revisit frames against the simulator, per k (PSNR dB, mean over probes and revisit frames; "
-                    "static: balls and agent masked out)",
-                    ["k", "frames away", "model PSNR", "model SSIM", "model PSNR static", "perfect memory static",
-                     "no memory static", "tokenizer (ceiling)", "departure attended", "probes/seeds",
-                     "agent error px", "farthest px"], rows)]
-    col = lambda key: [r[key] for r in per_k]
+    tables = [Table("Revisit frames against the simulator, per memory and k (PSNR dB, mean over probes and revisit "
+                    "frames; static: balls and agent masked out; landmarks: share drawn in place)",
+                    ["memory", "k", "frames away", "model PSNR", "model SSIM", "model PSNR static", "perfect memory static",
+                     "no memory static", "tokenizer (ceiling)", "model LPIPS", "model landmarks", "perfect memory landmarks",
+                     "no memory landmarks", "departure in window", "probes/seeds", "agent error px", "farthest px"], rows)]
+    col = lambda key, rs=per_k: [r[key] for r in rs]  # noqa: E731
     plots = [
         Plot("Persistence: revisit PSNR against k", "k (frames away, each way)", "PSNR (dB)", xs,
              # perfect memory, static, is ~78 dB (identical; the PSNR clamp): in the table, not here
-             {"model": col("psnr"), "model, static": col("psnr_static"),
+             {**{f"{m}, static": col("psnr_static", rs) for m, rs in per_memory.items()},
               "perfect memory, full frame (balls moved)": col("psnr_memory"),
               "no memory, static (true turning-point frame)": col("psnr_far_static"),
               "tokenizer reconstruction": col("psnr_recon")}, logx=True),
         Plot("Persistence: revisit SSIM against k", "k (frames away, each way)", "SSIM", xs,
-             {"model": col("ssim"), "perfect memory (true departure frame)": col("ssim_memory")}, logx=True),
+             {**{m: col("ssim", rs) for m, rs in per_memory.items()}, "perfect memory (true departure frame)": col("ssim_memory")},
+             logx=True),
     ]
     if trip_curve is not None:
         k, curve = trip_curve
-        plots.append(Plot(f"PSNR along the round trip, k={k} (out, back, revisit)", "frame after the departure",
+        plots.append(Plot(f"PSNR along the round trip, k={k} (out, back, revisit), {first}", "frame after the departure",
                           "PSNR (dB)", [float(i) for i in range(1, len(curve) + 1)], {"model": list(curve)}))
-    notes = [f"Context policy: {policy}. Departure = the last of {context} still context frames; revisit = "
-             f"{revisit} still frames after the return (2k + {revisit} generated frames per probe).",
+    notes = [f"Context policy: {policy}" + (f"; compared: {', '.join(per_memory)}" if len(per_memory) > 1 else "")
+             + f". Departure = the last of {context} still context frames; revisit = {revisit} still frames after the "
+             f"return (2k + {revisit} generated frames per probe).",
              f"{probes} probes per k from arena seeds {seed}+, each accepted only if the simulator's camera comes back "
              "exactly. Static PSNR leaves out the agent sprite and boxes around the balls (at the revisit, the "
              "departure and the turning point), i.e. scores the place itself. Perfect memory = the true departure "
              "frame; no memory = the true frame at the turning point.",
-             "Videos: model | simulator | |difference| x4, from the departure frame."]
+             *notes, "Videos: model | simulator | |difference| x4, from the departure frame."]
     return SuiteResult("persistence", metrics, tables, plots, videos, notes=notes)
 
 
-__all__ = ["KS", "SEED", "masked_psnr", "plan_path", "run_persistence"]
+__all__ = ["KS", "SEED", "landmark_permanence", "masked_psnr", "plan_path", "run_persistence"]

@@ -39,5 +39,5 @@ def visibility_mask(frame: torch.Tensor, stream: torch.Tensor, window: int | Non
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """SDPA on (B, H, L, hd) tensors; ``mask`` is None (all visible) or a bool (Lq, Lk) mask."""
+    """SDPA on (B, H, L, hd) tensors; ``mask`` is None (all visible) or a bool (Lq, Lk) or per-row (B, 1, Lq, Lk) mask."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

@@ -4,7 +4,8 @@
 its own noise level ``t`` (B, T) and action (B, T). Tokens are 2-D patches of each latent frame;
 attention is full inside a frame and causal across frames (see ``attention.py``). Passing ``ctx``
 adds a second stream of clean context frames, so that every target frame is trained against a clean
-past, as it will be at run time. ``step`` runs one frame against a ``KVCache`` for rollouts.
+past, as it will be at run time. ``step`` runs one frame against a ``KVCache`` for rollouts. ``memory`` (:class:`MemoryFrames`) adds
+long-term memory frames that the targets attend to besides their window (``worldloom.memory``).
 
 Key choices:
 - adaLN-Zero conditioning from (noise level + action) per frame: the action of step i modulates
@@ -16,11 +17,16 @@ Key choices:
   local operation. Without it a CPU-sized run learned to denoise each frame from its own noisy
   input and barely used the context (next-frame PSNR at t = 1 ~20 dB vs ~35 dB for copying).
 - Output is the flow-matching velocity v = eps - x0 (see ``diffusion/schedules.py``).
+- Memory frames are encoded on their own: each attends only to itself (no previous frame, "no
+  action", its noise level), so its keys do not depend on where it is placed: RoPE scores inside
+  one frame see only relative positions. A bank entry is therefore encoded once, at time 0 and no
+  offset, and moved to any placement later by one extra rotation of its keys (:meth:`place_memory`);
+  the uncached pass, which encodes memory in place, gives the same numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -60,6 +66,17 @@ class DynamicsConfig:
         return self.grid * self.grid
 
 
+@dataclass
+class MemoryFrames:
+    """Long-term memory frames in front of a clip (uncached pass): what its targets see besides the window."""
+
+    z: torch.Tensor = field(metadata={"doc": "(B, M, C, h, w) memory latents"})
+    t: torch.Tensor = field(metadata={"doc": "(B, M) noise levels they are encoded at (context noise)"})
+    time: torch.Tensor = field(metadata={"doc": "(B, M) time positions, on the clip's frame axis"})
+    offset: torch.Tensor = field(metadata={"doc": "(B, M, 2) spatial placement (rows, cols) in tokens"})
+    valid: torch.Tensor = field(metadata={"doc": "(B, M) bool: which slots hold a frame"})
+
+
 class Block(nn.Module):
     def __init__(self, cfg: DynamicsConfig) -> None:
         super().__init__()
@@ -88,7 +105,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                 mask: torch.Tensor | None = None, cache: KVCache | None = None, layer: int = 0,
-                sink_rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                keep: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         # x (B, F, N, D); cond (B, F, D)
         B, F, N, D = x.shape
         mods = self.ada(torch.nn.functional.silu(cond))[:, :, None, :]  # (B, F, 1, 6D)
@@ -96,15 +113,13 @@ class Block(nn.Module):
         h = modulate(self.norm1(x), sh1, sc1).reshape(B, F * N, D)
         q, k, v = self.qkv(h).view(B, F * N, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)  # (B, H, L, hd)
         q, k = self.q_norm(q), self.k_norm(k)
-        cos, sin = rope
+        cos, sin = rope  # (L, hd/2) or per batch row (B, 1, L, hd/2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if keep is not None:  # memory encoding: this layer's keys and values
+            keep.append((k, v))
         if cache is None:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             o = attend(q, k, v, mask)
         else:
-            if cache.is_sink_frame():
-                zc, zs = sink_rope  # spatial-only rotation: the raw key before time rotation
-                cache.keep_raw_sink(layer, apply_rope(k, zc, zs).to(cache.k.dtype))
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             cache.write(layer, k.to(cache.k.dtype), v.to(cache.v.dtype))
             ck, cv, cmask = cache.keys(layer)
             o = attend(q, ck.to(q.dtype), cv.to(q.dtype), cmask)
@@ -262,7 +277,8 @@ class CausalDiT(nn.Module):
     # --- uncached: training and reference -------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor,
                 ctx: torch.Tensor | None = None, ctx_t: torch.Tensor | None = None,
-                window: int | None = None, prev: torch.Tensor | None = None, axes: torch.Tensor | None = None) -> torch.Tensor:
+                window: int | None = None, prev: torch.Tensor | None = None, axes: torch.Tensor | None = None,
+                memory: MemoryFrames | None = None) -> torch.Tensor:
         """Predict v for every frame of ``x`` (B, T, C, h, w) at noise ``t`` (B, T) given ``actions`` (B, T).
 
         Without ``ctx``: one block-causal stream (diffusion forcing). With ``ctx`` (B, T, C, h, w) and
@@ -271,6 +287,8 @@ class CausalDiT(nn.Module):
         ``prev`` (B, T, K*C, h, w) overrides the previous-frame stacks fed by frame stacking; by default
         they are :meth:`history` of the (context) clip, zeros before the first frame. ``axes``
         (B, T, n_axes): each frame's normalised continuous action values (models with axes only).
+        ``memory``: frames the targets (the last stream) also see, encoded each on its own at their
+        placement; context frames never see them.
         """
         B, T = x.shape[:2]
         if T > self.cfg.max_frames:
@@ -284,19 +302,69 @@ class CausalDiT(nn.Module):
         pos = torch.arange(T, device=x.device).repeat(len(streams))
         rope = self.rope.tables(pos, self.cfg.n_tok)
         mask = self._mask(T, len(streams), x.device, window)
+        if memory is not None:
+            h, cond, rope, mask = self._with_memory(h, cond, rope, mask, memory, T)
         for blk in self.blocks:
             h = blk(h, cond, rope, mask=mask)
-        return self._head(h[:, -T:], cond[:, -T:], x, t, prev)
+        n = len(streams) * T
+        return self._head(h[:, n - T : n], cond[:, n - T : n], x, t, prev)
+
+    # --- memory frames --------------------------------------------------------------------------
+    def _memory_inputs(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, M, N, D) and conditioning (B, M, D) of memory latents z (B, M, C, h, w) at noise t (B, M):
+        no previous frame, 'no action' (axes at their centre)."""
+        B, M = t.shape
+        a = torch.full((B, M), self.no_action, dtype=torch.long, device=z.device)
+        ax = z.new_zeros((B, M, self.cfg.n_axes)) if self.cfg.n_axes else None
+        return self._tokens(z, None), self._cond(t, a, ax)
+
+    def _own_frame_mask(self, m: int, device: torch.device) -> torch.Tensor:
+        f = torch.arange(m, device=device).repeat_interleave(self.cfg.n_tok)
+        return f[:, None] == f[None, :]  # (m*N, m*N)
+
+    def _with_memory(self, h: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor,
+                     memory: MemoryFrames, T: int) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Append memory frames to an uncached pass: tokens, conditioning, per-row RoPE tables and a (B, 1, L, L) mask."""
+        B, M, N = memory.t.shape[0], memory.t.shape[1], self.cfg.n_tok
+        hm, cm = self._memory_inputs(memory.z.to(h.device), memory.t.to(h.device))
+        mc, ms = self.rope.placed_tables(memory.time, memory.offset, N)  # (B, 1, M*N, hd/2)
+        L0 = mask.shape[0]
+        rope = (torch.cat([rope[0][None, None].expand(B, 1, -1, -1), mc.to(h.device)], 2),
+                torch.cat([rope[1][None, None].expand(B, 1, -1, -1), ms.to(h.device)], 2))
+        full = torch.zeros((B, L0 + M * N, L0 + M * N), dtype=torch.bool, device=h.device)
+        full[:, :L0, :L0] = mask
+        full[:, L0 - T * N : L0, L0:] = memory.valid.to(h.device).repeat_interleave(N, 1)[:, None, :]  # targets see valid memory
+        full[:, L0:, L0:] = self._own_frame_mask(M, h.device)
+        return torch.cat([h, hm], 1), torch.cat([cond, cm], 1), rope, full[:, None]
+
+    @torch.no_grad()
+    def encode_memory(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (L, B, H, M*N, hd) of memory latents z (B, M, C, h, w) at noise t (B, M), each frame
+        on its own at time 0 and no offset: what :meth:`place_memory` moves to a placement."""
+        M, N = t.shape[1], self.cfg.n_tok
+        h, cond = self._memory_inputs(z, t)
+        rope = self.rope.tables(torch.zeros(M, dtype=torch.float64), N)
+        rope = (rope[0].to(z.device), rope[1].to(z.device))
+        mask, keep = self._own_frame_mask(M, z.device), []
+        for blk in self.blocks:
+            h = blk(h, cond, rope, mask=mask, keep=keep)
+        return torch.stack([k for k, _ in keep]), torch.stack([v for _, v in keep])
+
+    def place_memory(self, k: torch.Tensor, time: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Keys (L, B, H, M*N, hd) from :meth:`encode_memory`, moved to ``time`` (B, M) and ``offset`` (B, M, 2) tokens."""
+        cos, sin = self.rope.placed_tables(time, offset, self.cfg.n_tok, grid=False)  # (B, 1, M*N, hd/2)
+        return apply_rope(k, cos.to(k.device), sin.to(k.device))
 
     # --- cached: rollouts -----------------------------------------------------------------------
-    def new_cache(self, batch: int, window: int, sink: int = 0, dtype: torch.dtype | None = None,
+    def new_cache(self, batch: int, window: int, mem: int = 0, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None, spare: int = 0) -> KVCache:
-        """A rolling cache; ``spare`` = 1 extra ring slot allows :meth:`step_fused` (it does not widen the window)."""
-        if sink + window > self.cfg.max_frames:
-            raise ValueError(f"cache of sink {sink} + window {window} frames exceeds max_frames={self.cfg.max_frames}")
+        """A rolling cache with ``mem`` memory slots; ``spare`` = 1 extra ring slot allows :meth:`step_fused`
+        (it does not widen the window)."""
+        if window > self.cfg.max_frames:
+            raise ValueError(f"cache window {window} frames exceeds max_frames={self.cfg.max_frames}")
         p = next(self.parameters())
         return KVCache(self.cfg.depth, batch, self.cfg.heads, self.cfg.dim // self.cfg.heads, self.cfg.n_tok,
-                       window=window, sink=sink, dtype=dtype or p.dtype, device=device or p.device, spare=spare)
+                       window=window, mem=mem, dtype=dtype or p.dtype, device=device or p.device, spare=spare)
 
     def step(self, x: torch.Tensor, t: torch.Tensor, action: torch.Tensor, cache: KVCache,
              commit: bool = False, prev: torch.Tensor | None = None, axes: torch.Tensor | None = None) -> torch.Tensor:
@@ -318,11 +386,11 @@ class CausalDiT(nn.Module):
 
         Equivalent to ``step(z, tz, az, cache, commit=True, prev=prev_z)`` followed by
         ``step(x, t, action, cache, prev=z)``, at the cost of one pass over two frames instead of two
-        passes over one: the finished frame sees only its past, the new frame sees it too. Needs a
-        cache with a spare slot and no sink frames (sinks would need two time rotations in one pass).
+        passes over one: the finished frame sees only its past, the new frame sees it too (and the
+        cache's memory frames). Needs a cache with a spare slot.
         """
-        if cache.spare < 1 or cache.sink:
-            raise ValueError(f"step_fused needs a cache with spare >= 1 and sink 0, got spare {cache.spare}, sink {cache.sink}")
+        if cache.spare < 1:
+            raise ValueError(f"step_fused needs a cache with spare >= 1, got spare {cache.spare}")
         first = self.push(None, torch.zeros_like(z)) if prev_z is None else prev_z  # z's own stack (B, K*C, h, w)
         prev = torch.stack([first, self.push(prev_z, z)], 1)  # (B, 2, K*C, h, w)
         ax = None if axes is None else torch.stack([axes_z, axes], 1)  # (B, 2, n_axes)
@@ -334,28 +402,14 @@ class CausalDiT(nn.Module):
                 cache: KVCache, commit: int = 0, axes: torch.Tensor | None = None) -> torch.Tensor:
         """Frames x (B, F, C, h, w), the next F frames of the rollout, against ``cache``; commits the first ``commit``."""
         F, n_tok = x.shape[1], self.cfg.n_tok
-        cache.begin(F)
+        cache.begin(F, commit)
         h = self._tokens(x, prev)  # (B, F, N, D)
         cond = self._cond(t, action, axes)  # (B, F, D)
         rope = self.rope.tables(torch.arange(cache.next_pos, cache.next_pos + F, dtype=torch.float64), n_tok)
-        sink_rope = self.rope.tables(torch.zeros(1), n_tok) if cache.is_sink_frame() else None
         rope = (rope[0].to(x.device), rope[1].to(x.device))
         for i, blk in enumerate(self.blocks):
-            h = blk(h, cond, rope, cache=cache, layer=i,
-                    sink_rope=None if sink_rope is None else (sink_rope[0].to(x.device), sink_rope[1].to(x.device)))
+            h = blk(h, cond, rope, cache=cache, layer=i)
         out = self._head(h, cond, x, t, prev)  # zeros as prev behave exactly as None (no previous frame)
         if commit:
             cache.commit(commit)
-            self._rerotate_sinks(cache)
         return out
-
-    def _rerotate_sinks(self, cache: KVCache) -> None:
-        pos = cache.sink_positions()
-        if pos is None:
-            return
-        cos, sin = self.rope.tables(pos, self.cfg.n_tok)
-        half = self.rope.dims[0] // 2  # time-only rotation: spatial angles already in the raw keys
-        cos, sin = cos.clone(), sin.clone()
-        cos[:, half:], sin[:, half:] = 1.0, 0.0
-        n = cache.sink * cache.n_tok
-        cache.k[:, :, :, :n] = apply_rope(cache.sink_k_raw, cos.to(cache.k.device), sin.to(cache.k.device))

@@ -89,8 +89,30 @@ class Rope3D(nn.Module):
         return cos, sin
 
 
+    def placed_tables(self, time: torch.Tensor, offset: torch.Tensor, n_tok: int, grid: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin tables (B, 1, M*N, head_dim/2) for M frames per batch row placed at ``time`` (B, M) and
+        shifted by ``offset`` (B, M, 2) = (rows, cols) in tokens (fractions allowed).
+
+        ``grid=False`` leaves out the tokens' own grid angles: the extra rotation that moves keys already
+        rotated at (time 0, their grid cell) to the placement (rotations compose by adding angles).
+        """
+        B, M = time.shape
+        t_ang = self._angles(time.double(), self.dims[0])[:, :, None, :].expand(B, M, n_tok, -1)  # (B, M, N, t/2)
+        r_ang = self._angles(offset[..., 0].double(), self.dims[1])[:, :, None, :].expand(B, M, n_tok, -1)
+        c_ang = self._angles(offset[..., 1].double(), self.dims[2])[:, :, None, :].expand(B, M, n_tok, -1)
+        ang = torch.cat([t_ang, r_ang, c_ang], dim=-1)  # (B, M, N, hd/2)
+        cos, sin = ang.cos(), ang.sin()
+        if grid:  # cos(a + g) and sin(a + g) from the precomputed grid tables
+            gc, gs = self.sp_cos.to(ang.device).double(), self.sp_sin.to(ang.device).double()  # (N, s/2 + c/2)
+            ht = self.dims[0] // 2
+            c2, s2 = cos[..., ht:], sin[..., ht:]
+            cos = torch.cat([cos[..., :ht], c2 * gc - s2 * gs], dim=-1)
+            sin = torch.cat([sin[..., :ht], s2 * gc + c2 * gs], dim=-1)
+        return cos.float().reshape(B, 1, M * n_tok, -1), sin.float().reshape(B, 1, M * n_tok, -1)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, L, hd) by angles with cos/sin (L, hd/2)."""
+    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, L, hd) by angles with cos/sin (L, hd/2) or (B, 1, L, hd/2)."""
     x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, H, L, hd/2) each
     y1 = x1 * cos - x2 * sin
     y2 = x1 * sin + x2 * cos

@@ -7,7 +7,8 @@ decode it with the VAE (and, if the checkpoint has one, the temporal decoder, wh
 with the last shown frame in view: models/temporal_decoder.py). With ``fuse`` (default) the commit pass is not run on its own: the finished
 frame is committed in the same forward pass as the next frame's first denoising step (one pass over
 two frames costs far less than two passes over one at this size), so each step is ``steps`` passes.
-The cache is a rolling window plus sink frames, so memory and time per frame stay flat for
+The cache is a rolling window plus the memory frames a context policy (``worldloom.memory``:
+window, sink, place, similar) chose for this step, so memory and time per frame stay flat for
 unbounded rollouts. Batched: B independent worlds step together.
 """
 
@@ -26,6 +27,7 @@ from ..actions import ActionSpec
 from ..config import doc
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import add_noise
+from ..memory import MEMORIES, Geometry, MemoryKV, MemoryPolicy, Selection, make_memory
 from ..models.dit import CausalDiT
 from ..models.temporal_decoder import TemporalDecoder, as_shown
 from ..models.vae import VAE
@@ -36,12 +38,29 @@ class SimConfig:
     steps: int = doc(4, "sampler (denoising) steps per frame")
     shift: float = doc(1.0, "sampler time-grid shift (>1 spends more steps at high noise)")
     window: int = doc(11, "rolling window: cached past frames + the current one")
-    sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout)")
+    sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout): the 'sink' memory")
+    memory: str = doc("window", choices=tuple(MEMORIES), text="context policy beyond the window: window (none) | sink | place "
+                      "(retrieval by the camera pose the model's own frames integrate) | similar (retrieval by latent similarity)")
+    memory_slots: int = doc(2, "memory frames attended per step (place, similar; sink: its frames)")
+    memory_bank: int = doc(256, "most frames a memory bank keeps (place: one per visited place cell)")
     context_noise: float = doc(0.0, "noise level at which finished frames enter the cache")
     t_max: float = doc(1.0, "noise level sampling starts from (1 = pure noise)")
     init: str = doc("noise", choices=("noise", "prev"), text="start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
     seed: int = doc(0, "seed of the sampling noise")
-    fuse: bool = doc(True, "commit each frame in the next frame's first pass (needs sink 0; same numbers, fewer passes)")
+    fuse: bool = doc(True, "commit each frame in the next frame's first pass (same numbers, fewer passes)")
+
+    def context_policy(self, brief: bool = False) -> str:
+        """The context policy in words (what the persistence suite reports; ``brief``: what play shows)."""
+        if brief:
+            extra = (f" + sink {self.sink or self.memory_slots}" if self.sink or self.memory == "sink" else
+                     "" if self.memory == "window" else f" + {self.memory} memory x{self.memory_slots}")
+            return f"window {self.window}{extra}"
+        base = f"rolling window of {self.window} frames (the current one + {self.window - 1} past)"
+        if self.sink or self.memory == "sink":
+            return base + f", {self.sink or self.memory_slots} sink frame(s): the first context frames stay attended"
+        if self.memory == "window":
+            return base + ", no memory beyond it"
+        return base + f", '{self.memory}' memory: {self.memory_slots} frame(s) a step from a bank of {self.memory_bank}"
 
     def problems(self, max_frames: int) -> list[tuple[tuple[str, ...], str]]:
         """What makes these settings unusable with a DiT of ``max_frames``: (the fields at fault, why)."""
@@ -52,6 +71,12 @@ class SimConfig:
             out.append((("window", "sink"), "need window >= 1 and sink >= 0"))
         elif self.sink + self.window > max_frames:
             out.append((("window", "sink"), f"window + sink exceeds the checkpoint's max_frames {max_frames}"))
+        if self.memory not in MEMORIES:
+            out.append((("memory",), f"unknown; known: {', '.join(MEMORIES)}"))
+        elif self.sink and self.memory not in ("window", "sink"):
+            out.append((("memory", "sink"), "sink frames are the 'sink' memory; choose one policy"))
+        elif self.memory_slots < 1 or self.memory_bank < self.memory_slots:
+            out.append((("memory_slots", "memory_bank"), "need memory_slots >= 1 and memory_bank >= memory_slots"))
         if not (math.isfinite(self.shift) and self.shift > 0):
             out.append((("shift",), "must be a finite number > 0"))
         if not (math.isfinite(self.t_max) and 0 < self.t_max <= 1) or not (math.isfinite(self.context_noise) and 0 <= self.context_noise < 1):
@@ -97,8 +122,12 @@ class Simulator:
         self.batch = batch
         self.device = next(model.dit.parameters()).device
         self.sampler = EulerSampler(self.cfg.steps, self.cfg.shift, self.cfg.t_max)
-        self.fused = self.cfg.fuse and self.cfg.sink == 0
-        self.cache = model.dit.new_cache(batch, self.cfg.window, self.cfg.sink, spare=int(self.fused))
+        self.fused = self.cfg.fuse
+        self.memory = self.policy(self.cfg)
+        self.memkv = MemoryKV(model.dit, cap=4 * max(1, self.memory.slots) * batch)
+        self.cache = model.dit.new_cache(batch, self.cfg.window, self.memory.slots, spare=int(self.fused))
+        self.selection: Selection | None = None  # the last step's memory choice
+        self.memory.reset(batch, Geometry(model.frame_size, model.dit.cfg.latent_size, model.dit.cfg.grid))
         self.gen = torch.Generator(device="cpu")
         self.t = 0
         self.timings: dict[str, float] = {}
@@ -110,6 +139,13 @@ class Simulator:
         # Temporal decoder state: the frame last shown and the base decode of its latent, (B, 3, H, W) in [-1, 1].
         self.shown: torch.Tensor | None = None
         self.base_prev: torch.Tensor | None = None
+
+    @staticmethod
+    def policy(cfg: SimConfig) -> MemoryPolicy:
+        """The context policy ``cfg`` names (the legacy ``sink`` field is the 'sink' memory)."""
+        if cfg.sink:
+            return make_memory("sink", cfg.sink)
+        return make_memory(cfg.memory, cfg.memory_slots, cfg.memory_bank)
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
@@ -185,7 +221,10 @@ class Simulator:
             raise ValueError(f"context actions must be ({T},) or ({self.batch}, {T}), got {tuple(acts.shape)}")
         self.cache.reset()
         self.gen.manual_seed(self.cfg.seed)
-        self.latent = self.prev = self.pending = None
+        self.latent = self.prev = self.pending = self.selection = None
+        dit = self.model.dit
+        self.memory.reset(self.batch, Geometry(self.model.frame_size, dit.cfg.latent_size, dit.cfg.grid))
+        self.memkv.reset()
         z = z.to(self.device).float()
         cax = None if context_axes is None else np.asarray(context_axes, np.float32)
         if cax is not None and cax.ndim == 2:
@@ -194,6 +233,7 @@ class Simulator:
             raise ValueError(f"context axes must be ({T}, n_axes) or ({self.batch}, {T}, n_axes), got {tuple(cax.shape)}")
         for i in range(T):
             self._commit(z[:, i], self._actions(acts[:, i]), self._axes(None if cax is None else cax[:, i], "context axes"))
+            self.memory.observe(i, z[:, i])
         self.t = T
         self.latent = z[:, -1]
         if self.model.tdec is not None:
@@ -209,6 +249,9 @@ class Simulator:
         a, ax = self._actions(action), self._axes(axes)
         dit, s = self.model.dit, self.sampler
         t0 = time.perf_counter()
+        if self.memory.slots:  # this step's memory frames, fixed for all its passes
+            self.selection = self.memory.select(self.t, self.cfg.window)
+            self.memkv.load(self.cache, self.selection)
         # The pending frame's context noise is drawn first: the same random stream as unfused stepping.
         pend = None if self.pending is None else (self._context_noised(self.pending[0]), *self.pending[1:])
         x = self._randn(torch.Size((self.batch, dit.cfg.latent_channels, dit.cfg.latent_size, dit.cfg.latent_size)))
@@ -232,6 +275,7 @@ class Simulator:
             self._commit(x, a, ax)
         t2 = time.perf_counter()
         self.latent = x
+        self.memory.observe(self.t, x)
         self.t += 1
         self.timings = {"denoise_ms": (t1 - t0) * 1e3, "cache_write_ms": (t2 - t1) * 1e3}
         return x
@@ -271,6 +315,9 @@ class Simulator:
         return np.stack(frames, axis=0 if self.batch == 1 else 1)
 
     def state(self) -> dict[str, Any]:
-        return {"step": self.t, "cached_frames": min(self.cache.n_frames, self.cache.slots),
+        mem = int(self.cache.mem_valid[0].sum()) if self.cache.mem else 0
+        return {"step": self.t, "cached_frames": min(self.cache.n_frames, self.cfg.window) + mem,
                 "window": self.cfg.window, "sink": self.cfg.sink, "sampler_steps": self.cfg.steps,
-                "cache_bytes": self.cache.nbytes(), "timings_ms": dict(self.timings)}
+                "cache_bytes": self.cache.nbytes(), "timings_ms": dict(self.timings),
+                **self.memory.state(), "memory_bytes": self.memory.nbytes() + self.memkv.nbytes(),
+                "memory_frames": [] if self.selection is None else self.selection.frames()}

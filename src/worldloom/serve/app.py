@@ -482,6 +482,9 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps per frame (default: the checkpoint's)")
     parser.add_argument("--window", type=int, default=None, help="rolling context window (default: the checkpoint's)")
     parser.add_argument("--sink", type=int, default=None, help="attention-sink frames (default: the checkpoint's)")
+    parser.add_argument("--memory", default=None, help="context policy beyond the window: window, sink, place or similar "
+                                                       "(default: the checkpoint's; docs/PROTOCOL.md)")
+    parser.add_argument("--memory-slots", type=int, default=None, help="memory frames attended per step (default: the checkpoint's)")
     add_speed_arguments(parser)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads of the inference worker (default 1; see docs/BENCHMARKS.md)")
@@ -511,14 +514,18 @@ def play_main(args: argparse.Namespace) -> int:
             parse_origin(origin)
         except ValueError as e:
             problems.append(f"--allow-origin: {e}")
-    for k in ("steps", "window", "sink"):
+    for k in ("steps", "window", "sink", "memory_slots"):
         v = getattr(args, k, None)
         if v is not None and v < (0 if k == "sink" else 1):
-            problems.append(f"--{k} must be >= {0 if k == 'sink' else 1}, got {v}")
+            problems.append(f"--{k.replace('_', '-')} must be >= {0 if k == 'sink' else 1}, got {v}")
+    from ..memory import MEMORIES
+
+    if args.memory is not None and args.memory not in MEMORIES:
+        problems.append(f"--memory {args.memory!r}: unknown; known: {', '.join(MEMORIES)}")
     if problems:
         print("worldloom play: " + "; ".join(problems), file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in ("steps", "window", "sink") if getattr(args, k, None) is not None}
+    overrides = {k: getattr(args, k) for k in ("steps", "window", "sink", "memory", "memory_slots") if getattr(args, k, None) is not None}
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
             idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,

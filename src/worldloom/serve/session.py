@@ -292,13 +292,14 @@ class Worker:
             s.post(text=P.error("reset_failed", f"could not start checkpoint {name!r}: {type(e).__name__}: {e}", "reset"))
             return
         spec, cfg = model.action_spec, sim.cfg
-        policy = f"window {cfg.window}" + (f" + sink {cfg.sink}" if cfg.sink else "")
+        policy = cfg.context_policy(brief=True)
         meta = {"checkpoint": name, "seed": seed, "context_source": source, "context_actions": actions.tolist(),
                 "actions": [{"id": i, "name": n, "keys": list(spec.keys[i]) if spec.keys else []}
                             for i, n in enumerate(spec.names)],
                 "axes": [a.to_dict() | {"rest": a.rest} for a in spec.axes],
                 "fps": 1.0 / self.period if self.period else 0.0, "frame_size": model.frame_size,
-                "sim": {"steps": cfg.steps, "window": cfg.window, "sink": cfg.sink, "shift": cfg.shift,
+                "sim": {"steps": cfg.steps, "window": cfg.window, "sink": cfg.sink, "memory": sim.memory.name,
+                        "memory_slots": sim.memory.slots, "shift": cfg.shift,
                         "context_noise": cfg.context_noise, "policy": policy},
                 "truth_available": env is not None}
         self._free(s)  # the previous world (kept if this reset had failed)

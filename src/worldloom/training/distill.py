@@ -84,6 +84,9 @@ class DistillTask:
             raise ValueError(f"context must be >= 1 frame, got {r.context}")
         if r.object_weight < 0 or r.object_tau <= 0:
             raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
+        if teacher.sim.memory not in ("window", "sink"):
+            raise ValueError(f"self-rollout training grades frames with the window alone; the teacher plays with "
+                             f"'{teacher.sim.memory}' memory (sim memory in its config.json)")
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe

@@ -34,10 +34,11 @@ from ..checkpoint import carry_train_logs, load_strict, read_checkpoint, resolve
 from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
-from ..models.dit import CausalDiT, DynamicsConfig
+from ..models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 from ..models.vae import VAE, VAEConfig
 from ..hardware import setup_cpu
 from .loop import Trainer, TrainConfig
+from .memory import MemorySampler
 
 
 @dataclass
@@ -56,6 +57,10 @@ class DynamicsRecipe:
     object_tau: float = doc(0.5, "residual (mean square over channels of standardised latents) at which a cell "
                                  "gets the whole extra weight; smaller residuals get a linear share")
     object_shift: int = doc(2, "largest whole-cell shift tried when explaining a frame by the one before it")
+    memory: str = doc("none", choices=("none", "place", "similar"), text="long-term memory frames in every clip, drawn as "
+                      "the run-time policy of that name draws them (training/memory.py); none = the window alone")
+    memory_frames: int = doc(2, "memory frames per clip (with memory)")
+    memory_drop: float = doc(0.25, "chance each memory slot is left empty (the model must also work without)")
 
 
 @torch.no_grad()
@@ -72,6 +77,19 @@ def encode_dataset(vae: VAE, ds: Dataset, batch: int = 256) -> tuple[list[torch.
     return lat, act, (axes if spec.n_axes else None)
 
 
+def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
+    """Each episode's camera position (T, 2) px from its ``state.camera`` (what place memory trains with)."""
+    out = []
+    for i, ep in enumerate(ds):
+        cam = ep.state.get("camera")
+        if cam is None or np.asarray(cam).shape != (len(ep.frames), 2):
+            raise ValueError(f"{where}: episode {i} has no state.camera of shape ({len(ep.frames)}, 2) (got "
+                             f"{None if cam is None else np.asarray(cam).shape}); place memory trains on a world that "
+                             "reports its camera; use --recipe-memory similar for any other")
+        out.append(torch.from_numpy(np.asarray(cam, np.float64)))
+    return out
+
+
 class ClipSampler:
     """Random clips of ``clip_len`` frames from in-memory episodes, each window equally likely."""
 
@@ -80,7 +98,7 @@ class ClipSampler:
         keep = [i for i, z in enumerate(latents) if len(z) >= clip_len]
         if not keep:
             raise ValueError(f"no episode has {clip_len} frames")
-        self.clip_len = clip_len
+        self.clip_len, self.keep = clip_len, keep  # keep[i]: the index in ``latents`` of kept episode i
         self.latents = [latents[i] for i in keep]
         self.actions = [actions[i] for i in keep]
         self.axes = None if axes is None else [axes[i] for i in keep]
@@ -91,8 +109,10 @@ class ClipSampler:
         T = self.clip_len
         eps = torch.multinomial(self.n_windows, batch_size, replacement=True, generator=gen).tolist()
         xs, acts, axs = [], [], []
+        self.picks: list[tuple[int, int]] = []  # (episode, start) of each clip, for memory frames drawn with it
         for e in eps:
             s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
+            self.picks.append((e, s))
             xs.append(self.latents[e][s : s + T])
             acts.append(self.actions[e][s : s + T])
             if self.axes is not None:
@@ -121,7 +141,7 @@ class DynamicsTask:
     items_name = "frames"
 
     def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe,
-                 axes: list[torch.Tensor] | None = None) -> None:
+                 axes: list[torch.Tensor] | None = None, memory: MemorySampler | None = None) -> None:
         if recipe.clip_len > dit.cfg.max_frames:
             raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
         if recipe.context not in ("clean", "df"):
@@ -134,13 +154,26 @@ class DynamicsTask:
         self.model, self.recipe = dit, recipe
         if (axes is not None) != bool(dit.cfg.n_axes):
             raise ValueError(f"the DiT has n_axes={dit.cfg.n_axes} but the data has {'no' if axes is None else axes[0].shape[-1]} axes")
+        if (memory is not None) != (recipe.memory != "none") or (memory is not None and recipe.context != "clean"):
+            raise ValueError(f"recipe memory={recipe.memory!r} (context={recipe.context!r}) needs a memory sampler exactly "
+                             "when memory is on, and the clean-context stream")
         self.clips = ClipSampler(latents, actions, recipe.clip_len, axes)
+        self.memory = memory
 
-    def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.clips(gen, batch_size, device)
+    def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[Any, ...]:
+        """(latents, actions[, axes][, memory frames]) of a batch of clips."""
+        out = self.clips(gen, batch_size, device)
+        if self.memory is None:
+            return out
+        r = self.recipe
+        # The clip's own keep list is kept out of the sampler's picks on the same (episode, start).
+        picks = [(self.clips.keep[e], s) for e, s in self.clips.picks]
+        return (*out, self.memory(picks, r.clip_len, gen, device, r.ctx_noise_prob, r.ctx_noise_max))
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x0, actions, *rest = batch
+        memory = next((m for m in rest if isinstance(m, MemoryFrames)), None)
+        rest = [a for a in rest if torch.is_tensor(a)]  # the axes, if any
         r, dit = self.recipe, self.model
         B, T = actions.shape
         dev = x0.device
@@ -154,7 +187,7 @@ class DynamicsTask:
             noisy = torch.rand((B, T), generator=gen) < r.ctx_noise_prob
             ctx_t = (torch.rand((B, T), generator=gen) * r.ctx_noise_max * noisy).to(dev)
             ctx = add_noise(x0, torch.randn(x0.shape, generator=gen).to(dev), ctx_t)
-            v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t, axes=axes)
+            v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t, axes=axes, memory=memory)
         else:
             v = model(x_t, t, actions, axes=axes)
         if r.loss == "x0":
@@ -201,7 +234,10 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
     where = str(d / "config.json")
     if "dynamics" not in config:
         raise CheckpointError(f"{where}: init needs a world model's 'dynamics' config, and this one has none")
-    mine, theirs = to_dict(dit.cfg), config["dynamics"]
+    from ..config import from_dict
+
+    # Fields added since that checkpoint was written take their defaults, as loading it for play does.
+    mine, theirs = to_dict(dit.cfg), to_dict(from_dict(DynamicsConfig, config["dynamics"], where=f"{where}: dynamics"))
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if diff:
         raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
@@ -255,13 +291,22 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     dit = CausalDiT(dyn_cfg)
     init_info = init_from(dit, init, ds.action_spec, f"dataset {data}/meta.json") if init is not None else None
     init_speed = init_info.pop("speed", None) if init_info else None  # kept once, as this model's own default
-    task = DynamicsTask(dit, latents, actions, recipe, axes)
+    sim_defaults = dict(sim_defaults or {})
+    memory = None
+    if recipe.memory != "none":  # the checkpoint plays with the policy it was trained with
+        from ..memory.base import Geometry
+
+        sim_defaults.update(memory=recipe.memory, memory_slots=recipe.memory_frames)
+        memory = MemorySampler(recipe.memory, latents, Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid),
+                               frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
+                               poses=dataset_poses(ds, data) if recipe.memory == "place" else None, drop=recipe.memory_drop)
+    task = DynamicsTask(dit, latents, actions, recipe, axes, memory)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:
         from ..runtime.simulator import SimConfig
 
-        sim = dict(to_dict(SimConfig()), **(sim_defaults or {}))
+        sim = dict(to_dict(SimConfig()), **sim_defaults)
         config: dict[str, Any] = {
             "kind": "worldmodel", "vae": to_dict(vcfg), "dynamics": to_dict(dyn_cfg), "recipe": to_dict(recipe),
             "train": to_dict(train_cfg), "sim": sim, "action_spec": ds.action_spec.to_dict(),

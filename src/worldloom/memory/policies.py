@@ -1,0 +1,212 @@
+"""The context policies: the window alone, sinks, retrieval by place, retrieval by latent similarity.
+
+- ``window``: no frame beyond the rolling window (every checkpoint's behaviour before memory existed).
+- ``sink``: the rollout's first frames, kept forever, placed in time right before the window.
+- ``place``: a bank of one frame per visited place cell, each with the camera pose it was seen from.
+  Each step the entries whose view overlaps the current view most are attended, shifted in space by
+  their offset from the current view (RoPE rows/cols in tokens, fractions allowed), so a revisited
+  place can be copied instead of invented. The pose is integrated at run time from the model's own
+  frames: the whole-latent-cell shift between consecutive latents (:func:`worldloom.shift.cell_shift`,
+  the central agent-sized square left out of the vote: without that, the arena's agent, which the
+  camera keeps centred, outvoted the smooth floor and the true latents read "no motion" on 17 of 20
+  moving steps; with it, 20 of 20 are exact), for a camera that snaps to latent cells, as the arena's does. The bank holds at most
+  ``bank`` cells (least recently seen dropped), so memory stays flat however long the rollout.
+- ``similar``: pose-free, for any env or imported video: every ``stride`` frames the latent joins a
+  bounded bank unless a near-duplicate is there already (which then counts as just seen; the least
+  recently seen goes when the bank is full); each step the entries most like the newest frame
+  (cosine of 4x4-pooled latents) are attended, unshifted. Unlike ``place``, which keeps each place's
+  newest view, a revisit is found by looking like the place, so the first view is the one kept.
+
+Every memory frame is placed ``window`` frames before the frame being generated (the sinks one
+further back each, oldest first), so the time distance a memory frame shows is constant however
+long the rollout has run.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+
+from ..shift import AGENT_HALF, cell_shift
+from .base import Entry, Geometry, MemoryPolicy, Selection
+
+
+class WindowMemory(MemoryPolicy):
+    name = "window"
+
+
+class SinkMemory(MemoryPolicy):
+    name = "sink"
+
+    def __init__(self, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError(f"sink memory needs >= 1 slot, got {slots}")
+        self.slots = slots
+
+    def reset(self, batch: int, geometry: Geometry) -> None:
+        super().reset(batch, geometry)
+        self.kept: list[list[Entry]] = [[] for _ in range(batch)]
+
+    def observe(self, index: int, z: torch.Tensor) -> None:
+        if index < self.slots:
+            for b in range(self.batch):
+                self.kept[b].append(self._entry(z[b], index))
+
+    def select(self, index: int, window: int) -> Selection:
+        sel = self.empty()
+        for b, row in enumerate(self.kept):
+            for j, e in enumerate(row):
+                if index - e.index >= window:
+                    sel.entries[b][j] = e
+        sel.time[:] = torch.arange(index - window - self.slots + 1, index - window + 1, dtype=torch.float64)
+        return sel
+
+
+    def bank_size(self) -> int:
+        return sum(len(r) for r in self.kept)
+
+    def nbytes(self) -> int:
+        return sum(e.z.numel() * e.z.element_size() for r in self.kept for e in r)
+
+
+class _Bank(MemoryPolicy):
+    """A bounded bank of entries per batch row, keyed by the policy, least recently stored dropped first."""
+
+    def __init__(self, slots: int, bank: int) -> None:
+        if slots < 1 or bank < slots:
+            raise ValueError(f"{self.name} memory needs slots >= 1 and bank >= slots, got slots {slots}, bank {bank}")
+        self.slots, self.bank = slots, bank
+
+    def reset(self, batch: int, geometry: Geometry) -> None:
+        super().reset(batch, geometry)
+        self.banks: list[OrderedDict[Any, Entry]] = [OrderedDict() for _ in range(batch)]
+
+    def _store(self, b: int, key: Any, e: Entry) -> None:
+        bank = self.banks[b]
+        bank.pop(key, None)
+        bank[key] = e
+        while len(bank) > self.bank:
+            bank.popitem(last=False)
+
+
+    def bank_size(self) -> int:
+        return sum(len(b) for b in self.banks)
+
+    def nbytes(self) -> int:
+        return sum(e.z.numel() * e.z.element_size() for b in self.banks for e in b.values())
+
+
+class PlaceMemory(_Bank):
+    name = "place"
+
+    def __init__(self, slots: int = 2, bank: int = 256, min_overlap: float = 0.25) -> None:
+        super().__init__(slots, bank)
+        self.min_overlap = min_overlap
+
+    def reset(self, batch: int, geometry: Geometry) -> None:
+        super().reset(batch, geometry)
+        self.pose = torch.zeros((batch, 2), dtype=torch.float64)  # camera (x, y) px, 0 at the first frame
+        self.last: torch.Tensor | None = None
+
+    def observe(self, index: int, z: torch.Tensor) -> None:
+        if self.last is not None:  # content moved by -d cells: the camera moved by +d
+            g = self.geometry  # a centred agent stays put while the view scrolls: it does not vote
+            self.pose += cell_shift(self.last, z, ignore=max(1, round(AGENT_HALF / g.cell_px))).double().cpu() * g.cell_px
+        self.last = z.detach().clone()
+        cell = self.geometry.token_px
+        for b in range(self.batch):
+            x, y = float(self.pose[b, 0]), float(self.pose[b, 1])
+            self._store(b, (round(x / cell), round(y / cell)), self._entry(z[b], index, (x, y)))
+
+    def select(self, index: int, window: int) -> Selection:
+        sel = self.empty()
+        V, tok = float(self.geometry.frame_size), self.geometry.token_px
+        for b, bank in enumerate(self.banks):
+            px, py = float(self.pose[b, 0]), float(self.pose[b, 1])
+            scored = []
+            for e in bank.values():
+                if index - e.index < window:
+                    continue
+                dx, dy = e.pose[0] - px, e.pose[1] - py
+                overlap = max(0.0, V - abs(dx)) * max(0.0, V - abs(dy)) / (V * V)
+                if overlap >= self.min_overlap:
+                    scored.append((overlap, e.index, e, dx, dy))
+            scored.sort(key=lambda s: (-s[0], -s[1]))  # most overlap first, then the newest
+            for j, (_, _, e, dx, dy) in enumerate(scored[: self.slots]):
+                sel.entries[b][j] = e
+                sel.offset[b, j] = torch.tensor([dy / tok, dx / tok], dtype=torch.float64)
+        sel.time[:] = index - window
+        return sel
+
+
+    def state(self) -> dict[str, Any]:
+        return super().state() | {"pose_px": [[round(float(v), 1) for v in p] for p in self.pose]}
+
+
+def descriptor(z: torch.Tensor) -> torch.Tensor:
+    """Latents (B, C, h, w) -> unit vectors (B, C*16) of their 4x4-pooled, mean-free cells."""
+    d = torch.nn.functional.adaptive_avg_pool2d(z.float(), 4).flatten(1)
+    d = d - d.mean(1, keepdim=True)
+    return d / d.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+class SimilarMemory(_Bank):
+    name = "similar"
+
+    def __init__(self, slots: int = 2, bank: int = 64, stride: int = 4, min_sim: float = 0.5, twin: float = 0.97) -> None:
+        super().__init__(slots, bank)
+        if stride < 1:
+            raise ValueError(f"similar memory needs stride >= 1, got {stride}")
+        self.stride, self.min_sim, self.twin = stride, min_sim, twin
+
+    def reset(self, batch: int, geometry: Geometry) -> None:
+        super().reset(batch, geometry)
+        self.query: torch.Tensor | None = None
+        self.desc: list[dict[int, torch.Tensor]] = [{} for _ in range(batch)]  # uid -> descriptor
+
+    def observe(self, index: int, z: torch.Tensor) -> None:
+        d = descriptor(z).cpu()
+        self.query = d
+        if index % self.stride:
+            return
+        for b in range(self.batch):
+            bank, desc = self.banks[b], self.desc[b]
+            twin = max(bank.items(), key=lambda kv: float(desc[kv[1].uid] @ d[b]), default=None)
+            if twin is not None and float(desc[twin[1].uid] @ d[b]) >= self.twin:
+                bank.move_to_end(twin[0])  # seen again: the remembered view stays (it is what a revisit copies), kept fresh
+                continue
+            e = self._entry(z[b], index)
+            desc[e.uid] = d[b]
+            self._store(b, e.uid, e)
+            live = {x.uid for x in bank.values()}
+            for uid in [u for u in desc if u not in live]:
+                del desc[uid]  # evicted by the bound
+
+    def select(self, index: int, window: int) -> Selection:
+        sel = self.empty()
+        if self.query is not None:
+            for b, bank in enumerate(self.banks):
+                scored = sorted(((float(self.desc[b][e.uid] @ self.query[b]), e.index, e) for e in bank.values()
+                                 if index - e.index >= window), key=lambda s: (-s[0], -s[1]))
+                for j, (_, _, e) in enumerate([s for s in scored if s[0] >= self.min_sim][: self.slots]):
+                    sel.entries[b][j] = e
+        sel.time[:] = index - window
+        return sel
+
+
+
+MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, SinkMemory, PlaceMemory, SimilarMemory)}
+
+
+def make_memory(name: str, slots: int = 2, bank: int = 256) -> MemoryPolicy:
+    """The policy called ``name`` with ``slots`` memory frames per step and a bank of ``bank`` entries."""
+    if name not in MEMORIES:
+        raise ValueError(f"unknown memory {name!r}; known: {', '.join(MEMORIES)}")
+    if name == "window":
+        return WindowMemory()
+    if name == "sink":
+        return SinkMemory(slots)
+    return MEMORIES[name](slots=slots, bank=bank)
+

@@ -1,0 +1,85 @@
+"""Memory frames for training clips, drawn as the run-time policies draw them (``worldloom.memory``).
+
+For a clip of ``T`` frames starting at ``s``, the last target is frame ``s + T - 1`` and the newest
+frame a run-time policy would query with is ``s + T - 2``. Candidates are the frames that have left a
+``window``-frame window by then (index <= s + T - 1 - window): with window = clip length, frames
+before the clip. Each clip gets ``frames`` memory frames:
+
+- ``place``: the candidates whose camera view overlaps the query frame's view most (the true camera
+  from the dataset's ``state.camera``, which training may use; at run time the policy integrates the
+  pose from its own frames), placed at their offset from it in tokens;
+- ``similar``: the candidates whose 4x4-pooled latents are most like the query frame's, unshifted.
+
+Each slot takes one of the ``pool`` best candidates at random (so the model sees more than one view
+of a place), and is left empty with probability ``drop`` (so the model also works with no memory,
+as at the start of every rollout). Memory frames get context-noise augmentation like the context
+stream, and sit ``window`` frames before the last target in time, as at run time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..diffusion.schedules import add_noise
+from ..memory.base import Geometry
+from ..memory.policies import descriptor
+from ..models.dit import MemoryFrames
+
+KINDS = ("place", "similar")
+
+
+class MemorySampler:
+    """Draws each training clip's memory frames from the frames before it in its episode."""
+
+    def __init__(self, kind: str, latents: list[torch.Tensor], geometry: Geometry, *, frames: int = 2, window: int = 8,
+                 poses: list[torch.Tensor] | None = None, pool: int = 4, drop: float = 0.25, min_overlap: float = 0.25) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"training memory must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind == "place" and poses is None:
+            raise ValueError("place memory needs each frame's camera pose (the dataset's state.camera)")
+        if frames < 1 or window < 1 or pool < 1 or not 0 <= drop < 1:
+            raise ValueError(f"memory sampler: need frames, window, pool >= 1 and 0 <= drop < 1, got {frames}, {window}, {pool}, {drop}")
+        self.kind, self.latents, self.geometry = kind, latents, geometry
+        self.frames, self.window, self.pool, self.drop, self.min_overlap = frames, window, pool, drop, min_overlap
+        self.poses = None if poses is None else [p.double() for p in poses]  # (T, 2) camera x, y px per episode
+        self.desc = [descriptor(z) for z in latents] if kind == "similar" else None  # (T, D) per episode
+
+    def _scores(self, e: int, query: int, n: int) -> torch.Tensor:
+        """Scores (n,) of frames 0..n-1 of episode ``e`` against frame ``query`` (higher = better; < 0: never)."""
+        if self.kind == "place":
+            d = (self.poses[e][:n] - self.poses[e][query]).abs()  # (n, 2) px
+            V = float(self.geometry.frame_size)
+            ov = (V - d).clamp_min(0).prod(1) / (V * V)
+            return torch.where(ov >= self.min_overlap, ov, torch.full_like(ov, -1.0))
+        return self.desc[e][:n] @ self.desc[e][query]
+
+    def __call__(self, picks: list[tuple[int, int]], clip_len: int, gen: torch.Generator, device: torch.device,
+                 noise_prob: float = 0.0, noise_max: float = 0.0) -> MemoryFrames:
+        """Memory for clips ``picks`` = [(episode, start)] of ``clip_len`` frames: MemoryFrames with B = len(picks)."""
+        B, M = len(picks), self.frames
+        C, h, w = self.latents[0].shape[1:]
+        z = torch.zeros((B, M, C, h, w))
+        offset = torch.zeros((B, M, 2), dtype=torch.float64)
+        valid = torch.zeros((B, M), dtype=torch.bool)
+        tok = self.geometry.token_px
+        for b, (e, s) in enumerate(picks):
+            # candidates: frames 0 .. n-1, never inside the clip (a target must not see itself or its future)
+            query, n = s + clip_len - 2, min(s + clip_len - self.window, s)
+            if n <= 0 or query < 0:
+                continue
+            sc = self._scores(e, query, n)
+            order = torch.argsort(sc, descending=True)[: self.pool]
+            order = order[sc[order] >= 0] if self.kind == "place" else order
+            for j in range(M):
+                if len(order) == 0 or float(torch.rand((), generator=gen)) < self.drop:
+                    continue
+                c = int(order[int(torch.randint(len(order), (1,), generator=gen))])
+                z[b, j], valid[b, j] = self.latents[e][c], True
+                if self.poses is not None:
+                    dx, dy = (self.poses[e][c] - self.poses[e][query]).tolist()
+                    offset[b, j] = torch.tensor([dy / tok, dx / tok], dtype=torch.float64)
+        noisy = torch.rand((B, M), generator=gen) < noise_prob
+        t = torch.rand((B, M), generator=gen) * noise_max * noisy
+        z = add_noise(z, torch.randn(z.shape, generator=gen), t)
+        time = torch.full((B, M), float(clip_len - 1 - self.window), dtype=torch.float64)
+        return MemoryFrames(z.to(device), t.to(device), time, offset, valid.to(device))

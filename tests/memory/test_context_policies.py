@@ -1,0 +1,173 @@
+"""Context policies: what each attends to, bounded banks, cached == uncached, windows play as before."""
+
+import numpy as np
+import pytest
+import torch
+
+from worldloom.memory import Geometry, PlaceMemory, SimilarMemory, SinkMemory, make_memory
+from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
+
+GEOM = Geometry(frame_size=64, latent_size=16, grid=8)  # 4 px latent cells, 8 px tokens (patch 2)
+
+
+def canvas(seed: int = 0, size: int = 64, channels: int = 4) -> torch.Tensor:
+    """A smooth random latent world (channels, size, size): a view is any 16 x 16 crop of it."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(1, channels, size // 4, size // 4, generator=g)
+    return torch.nn.functional.interpolate(c, size=(size, size), mode="bilinear", align_corners=False)[0]
+
+
+def view(world: torch.Tensor, cx: int, cy: int) -> torch.Tensor:
+    return world[:, cy : cy + 16, cx : cx + 16]
+
+
+def test_place_memory_tracks_the_camera_and_places_what_it_saw():
+    """Out along a path and back: the pose integrates the true camera from the latents alone, and every
+    chosen frame, moved by its offset, lines up with the current view."""
+    world, W = canvas(), 3
+    path = [(x, 10) for x in range(4, 24)] + [(23, y) for y in range(10, 20)] + [(x, 19) for x in range(23, 3, -1)]
+    pol = PlaceMemory(slots=2, bank=64)
+    pol.reset(1, GEOM)
+    chosen = 0
+    for i, (cx, cy) in enumerate(path):
+        if i:
+            sel = pol.select(i, W)
+            for j, e in enumerate(sel.entries[0]):
+                if e is None:
+                    continue
+                chosen += 1
+                assert i - e.index >= W  # only frames that left the window
+                dy, dx = (sel.offset[0, j] * 2).round().long().tolist()  # tokens -> latent cells (patch 2)
+                cur = view(world, *path[i - 1])  # the newest frame the pose was read from
+                ys, xs = slice(max(0, dy), 16 + min(0, dy)), slice(max(0, dx), 16 + min(0, dx))
+                ys_e, xs_e = slice(max(0, -dy), 16 + min(0, -dy)), slice(max(0, -dx), 16 + min(0, -dx))
+                assert torch.allclose(e.z[:, ys_e, xs_e], cur[:, ys, xs], atol=1e-6)
+            assert torch.all(sel.time == i - W)
+        pol.observe(i, view(world, cx, cy)[None])
+        assert pol.pose[0].tolist() == [4.0 * (cx - path[0][0]), 4.0 * (cy - path[0][1])]
+    assert chosen > 20  # the way back found the places of the way out
+
+
+def test_place_bank_stays_bounded():
+    world = canvas(1, 128)
+    pol = PlaceMemory(slots=2, bank=5)
+    pol.reset(2, GEOM)
+    rng = np.random.default_rng(0)
+    cx = cy = 50
+    for i in range(300):
+        cx, cy = int(np.clip(cx + rng.integers(-2, 3), 0, 112)), int(np.clip(cy + rng.integers(-2, 3), 0, 112))
+        pol.observe(i, torch.stack([view(world, cx, cy), view(world, cy, cx)]))
+        assert all(len(b) <= 5 for b in pol.banks)
+        pol.select(i + 1, 4)
+    assert pol.bank_size() == 10 and pol.nbytes() == 10 * 4 * 16 * 16 * 4
+
+
+def test_similar_memory_finds_the_same_place_without_a_pose():
+    places = [torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(s)) for s in range(5)]
+    pol = SimilarMemory(slots=1, bank=3, stride=1)
+    pol.reset(1, GEOM)
+    seq = [0, 1, 2, 3, 4, 2, 2]  # place 2 again, long after its first visit
+    for i, p in enumerate(seq):
+        if i == 6:  # the next frame, from the revisit: the first view of place 2 is the one found
+            assert pol.select(i, window=2).frames() == [[2]]
+        pol.observe(i, (places[p] + 0.01 * i)[None])
+        assert pol.bank_size() <= 3
+    assert sorted(e.index for e in pol.banks[0].values()) == [2, 3, 4]  # 0, 1 left; the revisit is no new entry
+    pol.reset(1, GEOM)
+    for i, p in enumerate([0, 1, 2, 3]):
+        pol.observe(i, places[p][None])
+    assert pol.select(4, window=2).frames() == [[]]  # nothing like place 3 outside the window
+
+
+def test_sink_memory_keeps_the_first_frames_before_the_window():
+    pol = SinkMemory(2)
+    pol.reset(1, GEOM)
+    for i in range(10):
+        pol.observe(i, torch.full((1, 4, 16, 16), float(i)))
+    sel = pol.select(10, window=4)
+    assert sel.frames() == [[0, 1]] and sel.time.tolist() == [[5.0, 6.0]]
+
+
+def test_make_memory_names_the_known_policies():
+    assert make_memory("window").slots == 0
+    with pytest.raises(ValueError, match="unknown memory 'bogus'; known: window, sink, place, similar"):
+        make_memory("bogus")
+    with pytest.raises(ValueError, match="bank >= slots"):
+        make_memory("place", slots=4, bank=2)
+
+
+# --- through the Simulator: the policy's choice is exactly what the DiT sees ---------------------------
+def world16():
+    """A tiny world model whose clips may span 16 frames, so an uncached pass covers a whole rollout."""
+    from worldloom.envs.arena import ARENA_ACTIONS
+    from worldloom.models.vae import VAE, VAEConfig
+    from worldloom.runtime.simulator import SimConfig, WorldModel
+
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(width=16, blocks=1)).eval()
+    dit = CausalDiT(DynamicsConfig(dim=32, depth=2, heads=2, max_frames=16, pred="delta", prev_halo=1)).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return WorldModel(vae, dit, {"kind": "worldmodel"}, ARENA_ACTIONS, sim=SimConfig(steps=1, window=3))
+
+
+@pytest.mark.parametrize("memory", ["sink", "place", "similar"])
+@pytest.mark.parametrize("fuse", [True, False])
+def test_cached_equals_uncached_for_every_policy(memory, fuse):
+    """Each step's output equals an uncached pass over the whole rollout (rolling-window mask) with that
+    step's chosen memory frames, and the cache's mask lets the new frame see exactly the chosen slots."""
+    from worldloom.runtime.simulator import Simulator
+
+    m = world16()
+    overrides = {"sink": 2} if memory == "sink" else {"memory": memory, "memory_slots": 2, "memory_bank": 16}
+    sim = Simulator(m, fuse=fuse, **overrides)
+    sim.memory.__dict__.update({"stride": 1, "min_sim": -1.0} if memory == "similar" else {})
+    world = canvas(2, channels=8)
+    T0, n = 4, 12
+    ctx = torch.stack([view(world, 4 + 2 * i, 8) for i in range(T0)])[None]  # (1, T0, 4, 16, 16): a panning camera
+    acts = torch.randint(0, 5, (n,), generator=torch.Generator().manual_seed(3))
+    sim.reset_latents(ctx, acts[:T0])
+    lat, seen = [ctx[0, i] for i in range(T0)], 0
+    sim.record_step = 0
+    for i in range(T0, n):
+        z = sim.step_latent(int(acts[i]))
+        v_cached = sim.recorded - z  # one Euler step from t = 1 to 0: z = x - v
+        sel = sim.selection
+        mask = sim.cache._mask
+        if sel.valid.any():
+            seen += int(sel.valid.sum())
+            N = m.dit.cfg.n_tok
+            want = sel.valid.repeat_interleave(N, 1)[0]  # (mem*N,): the new frame's rows see the chosen slots only
+            got = mask[0, 0, :, : sim.cache.mem * N]  # (rows, mem*N) of the step's last pass
+            if fuse:  # a fused pass: the finished frame's rows (first N) see no memory, the new frame's the chosen
+                assert not got[:-N].any() and all(torch.equal(r, want) for r in got[-N:])
+            else:  # the last pass committed the frame: memory unseen
+                assert not got.any()
+        mem = MemoryFrames(torch.stack([e.z if e is not None else torch.zeros(8, 16, 16) for e in sel.entries[0]])[None],
+                           torch.zeros(1, sim.memory.slots), sel.time.clone(), sel.offset.clone(), sel.valid)
+        xs = torch.stack(lat + [sim.recorded[0]])[None]
+        tt = torch.zeros(1, i + 1)
+        tt[:, -1] = 1.0
+        with torch.no_grad():
+            ref = m.dit(xs, tt, acts[None, : i + 1], ctx=xs, ctx_t=tt * 0, window=3, memory=mem)[:, -1]
+        assert (v_cached - ref).abs().max() <= 2e-4, (memory, i)
+        lat.append(z[0])
+    assert seen >= 4  # the policies did choose frames
+
+
+def test_a_window_checkpoint_plays_exactly_as_before_memory():
+    """The shipped play checkpoint (no memory in its config) reproduces frames saved before memory existed."""
+    import worldloom
+    from worldloom.runtime.context import start_context
+    from worldloom.runtime.simulator import Simulator
+
+    gold = np.load(__file__.rsplit("/", 2)[0] + "/runtime/data/arena_window_rollout.npz")
+    m = worldloom.load("arena")
+    assert "memory" not in m.config["sim"] and m.sim.memory == "window"
+    ctx, ca, _, _ = start_context(m, int(gold["context_seed"]), gold["context_actions"])
+    sim = Simulator(m)
+    sim.reset(ctx, ca)
+    frames = sim.rollout(gold["actions"])
+    assert np.array_equal(frames, gold["frames"])
+    assert sim.cache.mem == 0 and sim.state()["memory"] == "window"

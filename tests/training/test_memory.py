@@ -1,0 +1,97 @@
+"""Training memory frames: drawn from before the window, as the run-time policies would, and used by the loss."""
+
+import pytest
+import torch
+
+from worldloom.memory import Geometry
+from worldloom.training.memory import MemorySampler
+
+GEOM = Geometry(frame_size=64, latent_size=16, grid=8)
+
+
+def episode(T: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents (T, 4, 16, 16), each frame marked by its index, and a camera that goes right 4 px a frame and back."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(T, 4, 16, 16, generator=g) + torch.arange(T, dtype=torch.float32)[:, None, None, None]
+    x = torch.tensor([4.0 * min(i, T - i) for i in range(T)])
+    return z, torch.stack([x, torch.zeros(T)], 1)
+
+
+def test_place_memory_frames_left_the_window_and_overlap_the_view():
+    z, cam = episode()
+    ms = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], pool=3, drop=0.0)
+    gen = torch.Generator().manual_seed(1)
+    picks = [(0, s) for s in range(20, 32)]
+    mem = ms(picks, 8, gen, torch.device("cpu"))
+    assert mem.valid.all() and torch.all(mem.time == -1) and torch.all(mem.t == 0)
+    for b, (_, s) in enumerate(picks):
+        query = s + 6
+        for j in range(2):
+            c = int(round(float(mem.z[b, j].mean())))  # the frame's index, from its mark
+            assert torch.equal(mem.z[b, j], z[c])
+            assert c <= s - 1  # left a window of 8 by the clip's last frame
+            dx = float(cam[c, 0] - cam[query, 0])
+            assert abs(dx) <= 48  # overlap >= 1/4 of a 64 px view
+            assert mem.offset[b, j].tolist() == [0.0, dx / GEOM.token_px]
+            # one of the 3 best-overlapping candidates
+            best = sorted(range(s), key=lambda i: abs(float(cam[i, 0] - cam[query, 0])))[:3]
+            assert abs(float(cam[c, 0] - cam[query, 0])) <= max(abs(float(cam[i, 0] - cam[query, 0])) for i in best)
+
+
+def test_a_short_window_never_draws_from_inside_the_clip():
+    z, cam = episode()
+    ms = MemorySampler("similar", [z], GEOM, frames=3, window=4, pool=8, drop=0.0)
+    picks = [(0, s) for s in range(5, 30)]
+    mem = ms(picks, 8, torch.Generator().manual_seed(2), torch.device("cpu"))
+    for b, (_, s) in enumerate(picks):
+        for j in range(3):
+            assert int(round(float(mem.z[b, j].mean()))) < s  # before the clip: no target sees itself or its future
+
+
+def test_no_history_no_memory_and_drop_empties_slots():
+    z, cam = episode()
+    ms = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], drop=0.0)
+    assert not ms([(0, 0)], 8, torch.Generator(), torch.device("cpu")).valid.any()  # nothing before the clip
+    ms = MemorySampler("similar", [z], GEOM, frames=4, window=8, drop=0.5)
+    mem = ms([(0, s) for s in range(10, 30)], 8, torch.Generator().manual_seed(0), torch.device("cpu"), 1.0, 0.2)
+    share = float(mem.valid.float().mean())
+    assert 0.3 < share < 0.7 and torch.all(mem.offset == 0) and 0 < float(mem.t.max()) <= 0.2
+
+
+def test_place_memory_needs_poses():
+    z, _ = episode()
+    with pytest.raises(ValueError, match="state.camera"):
+        MemorySampler("place", [z], GEOM)
+    with pytest.raises(ValueError, match="place, similar"):
+        MemorySampler("bogus", [z], GEOM)
+
+
+def test_the_loss_sees_memory_frames():
+    from worldloom.models.dit import CausalDiT, DynamicsConfig
+    from worldloom.training.dynamics import DynamicsRecipe, DynamicsTask
+
+    z, cam = episode()
+    z8 = torch.cat([z, z], 1)  # 8 channels
+    dit = CausalDiT(DynamicsConfig(latent_channels=8, dim=32, depth=1, heads=2, max_frames=8))
+    recipe = DynamicsRecipe(clip_len=8, memory="place", memory_drop=0.0)
+    acts = torch.zeros(len(z), dtype=torch.long)
+    ms = MemorySampler("place", [z8], GEOM, frames=2, window=8, poses=[cam], drop=0.0)
+    task = DynamicsTask(dit, [z8], [acts], recipe, memory=ms)
+    batch = task.batch(torch.Generator().manual_seed(0), 4, torch.device("cpu"))
+    assert batch[-1].z.shape == (4, 2, 8, 16, 16)
+    loss, _ = task.loss(dit, batch, torch.Generator().manual_seed(1))
+    loss.backward()
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="memory sampler"):
+        DynamicsTask(dit, [z8], [acts], recipe)
+
+
+def test_distillation_refuses_a_teacher_that_plays_with_memory(tiny_world):
+    import dataclasses
+
+    from worldloom.training.distill import DistillRecipe, DistillTask
+
+    teacher = dataclasses.replace(tiny_world, sim=dataclasses.replace(tiny_world.sim, memory="place"))
+    z = [torch.zeros(20, 8, 16, 16)]
+    with pytest.raises(ValueError, match="'place' memory"):
+        DistillTask(teacher, z, [torch.zeros(20, dtype=torch.long)], DistillRecipe())
