@@ -52,6 +52,24 @@ def test_true_frames_score_full_and_painted_out_zero():
     assert drawn.sum() == 0
 
 
+def test_noise_draws_no_object_and_a_blurred_ball_still_counts():
+    """Uniform noise puts about half its pixels nearest any object's colour, centred on the box: it must not
+    count as drawing it. A ball softened by a blur (what a regression model draws) still does."""
+    _, frames, st = _episode()
+    noise = np.random.default_rng(0).integers(0, 256, frames.shape, dtype=np.uint8)
+    pad = np.pad(frames.astype(np.float32), ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    H, W = frames.shape[2:4]
+    blurred = (sum(pad[:, :, dy : dy + H, dx : dx + W] for dy in range(3) for dx in range(3)) / 9).round().astype(np.uint8)
+    det = detect({"noise": noise, "blurred": blurred}, frames, objects_from_state(st))
+    for kind in ("ball", "landmark"):
+        vis = det["visible"][kind]
+        if not vis.any():
+            continue
+        assert np.isfinite(det["centroid"]["noise"][kind][..., 0])[vis].mean() == 0.0
+    vis = det["visible"]["ball"]
+    assert np.isfinite(det["centroid"]["blurred"]["ball"][..., 0])[vis].mean() >= 0.9
+
+
 def test_shifted_ball_is_found_with_its_error_or_flagged_false():
     env, frames, st = _episode(n_balls=1)
     vis0 = st["ball_pos_view"][0, :, 0]

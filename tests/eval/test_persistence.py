@@ -100,6 +100,7 @@ def test_memories_side_by_side_on_the_same_probes(tiny_world):
         (row,) = rows
         assert row["psnr_memory_static"] == pm["window"][0]["psnr_memory_static"]  # the same probes and truth
         assert row["lpips"] is None
+        assert row["landmarks_seen"] >= 0
         for key in ("landmarks", "landmarks_memory", "landmarks_far", "landmarks_recon"):
             assert row[key] is None or 0.0 <= row[key] <= 1.0
         if row["landmarks_memory"] is not None:  # the true departure frame draws the place's landmarks

@@ -95,3 +95,26 @@ def test_distillation_refuses_a_teacher_that_plays_with_memory(tiny_world):
     z = [torch.zeros(20, 8, 16, 16)]
     with pytest.raises(ValueError, match="'place' memory"):
         DistillTask(teacher, z, [torch.zeros(20, dtype=torch.long)], DistillRecipe())
+
+
+def test_a_student_trains_with_the_memory_its_rollouts_chose(tiny_world):
+    """Self-rollout with place memory: the graded pass sees the frames the policy picked for the last rollout
+    step, at the same relative time, and the loss trains through them."""
+    from worldloom.training.distill import DistillRecipe, DistillTask
+
+    g = torch.Generator().manual_seed(0)
+    z = [torch.randn(24, 8, 16, 16, generator=g)]
+    a = [torch.randint(0, 5, (24,), generator=g)]
+    task = DistillTask(tiny_world, z, a, DistillRecipe(context=4, rollout_min=8, rollout_max=8, memory="place",
+                                                       memory_slots=2, w_teacher=0.0))
+    assert task.sim_cfg.memory == "place" and task.sim_cfg.memory_slots == 2
+    batch = task.batch(torch.Generator().manual_seed(1), 2, torch.device("cpu"))
+    loss, _ = task.loss(task.model, batch, torch.Generator().manual_seed(2))
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None for p in task.model.parameters())
+    sel = task.selection
+    assert sel.valid.any()  # 12 frames, window 6: the first frames have left the window and overlap the view
+    mem = task.memory_frames(12 - 6, z[0][0])
+    assert torch.equal(mem.valid, sel.valid) and torch.all(mem.time == sel.time - 6)
+    last = 12 - 1 - 6  # the last graded frame's position: memory sits a window before it, as at run time
+    assert torch.all(mem.time == last - 6)

@@ -29,6 +29,10 @@ Key choices:
   not counted as this one's. The same rule on the true frame sets the reference count (an object the
   rule cannot find in the truth is not scored), so true frames score 100 % by construction and a
   frame with the object painted out scores 0 % (tests/eval/test_objects.py).
+- **A blob, not a colour count.** The counted pixels are those inside a disc of the object's radius
+  around their centroid, and only if they are ``BLOB`` times denser there than in the rest of the box.
+  Without that, uniform noise scored 100 % on the persistence probes' landmarks: with two or three
+  palette colours, about half of any noise is "nearest" the object's colour, centred on the box.
 - **Baselines the same way**: the tokenizer reconstruction (ceiling) and copy-last through the same
   detector; the constant-velocity oracle (every object moved along its last true velocity, the true
   camera) in state space: drawn when its predicted position is within the object's radius of the
@@ -50,6 +54,7 @@ FALSE_TAU = 40.0  # RGB distance within which a pixel is clearly an object's col
 FALSE_PX = 16  # clearly-coloured pixels away from the truth that make a false object (a ball has ~80)
 MIN_PX = 6  # true-frame pixels an object needs to be scored at all
 RING = (2, 6)  # px: the ring (beyond the box) where the local floor colour is taken
+BLOB = 3.0  # a drawn object's colour is this many times denser inside its disc than in the rest of its box
 
 
 @dataclass
@@ -144,10 +149,17 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                     yy, xx = np.mgrid[y0:y1, x0:x1]
 
                     def centroid(img: np.ndarray) -> tuple[int, np.ndarray]:
+                        """Pixels of this object's colour in one compact blob of its size, and their centroid (NaN: none)."""
                         hit = _classify(img[y0:y1, x0:x1].astype(np.float32), palette) == 0
-                        n = int(hit.sum())
-                        c = np.array([xx[hit].mean() + 0.5, yy[hit].mean() + 0.5]) if n else np.full(2, np.nan)
-                        return n, c
+                        if not hit.any():
+                            return 0, np.full(2, np.nan)
+                        c = np.array([xx[hit].mean() + 0.5, yy[hit].mean() + 0.5])
+                        disc = np.hypot(xx + 0.5 - c[0], yy + 0.5 - c[1]) <= r
+                        n_in, n_out = int((hit & disc).sum()), int((hit & ~disc).sum())
+                        # Scattered pixels (noise) put as many hits outside the disc as inside: no blob there.
+                        if n_in == 0 or n_in / max(disc.sum(), 1) < BLOB * n_out / max((~disc).sum(), 1):
+                            return 0, np.full(2, np.nan)
+                        return n_in, np.array([xx[hit & disc].mean() + 0.5, yy[hit & disc].mean() + 0.5])
 
                     n_true, c_true = centroid(tf)
                     if n_true < MIN_PX:

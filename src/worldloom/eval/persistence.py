@@ -151,19 +151,22 @@ def _generate(model: WorldModel, probes: list[dict[str, Any]], overrides: dict[s
     return run.frames, run.sim_cfg
 
 
-def landmark_permanence(frames: dict[str, np.ndarray], truth: np.ndarray, probes: list[dict[str, Any]]) -> dict[str, float | None]:
+def landmark_permanence(frames: dict[str, np.ndarray], truth: np.ndarray, probes: list[dict[str, Any]]
+                        ) -> tuple[dict[str, float | None], int]:
     """Share of the landmarks fully in the true revisit frames that each of ``frames`` (name -> (P, R, H, W, 3))
-    draws in place (:func:`worldloom.eval.objects.detect`); None where the truth shows none."""
+    draws in place (:func:`worldloom.eval.objects.detect`; None where the truth shows none), and how many
+    landmarks (per probe, counted once) that share is over."""
     from .objects import detect, objects_from_state
 
     if not probes[0]["landmarks"]:
-        return {name: None for name in frames}
+        return {name: None for name in frames}, 0
     state = {k: np.stack([p["landmarks"][k] for p in probes]) for k in probes[0]["landmarks"]}  # (P, R, n, ...)
     det = detect(frames, truth, objects_from_state(state))
-    vis = det["visible"]["landmark"]
+    vis = det["visible"]["landmark"]  # (P, R, n)
     if not vis.any():
-        return {name: None for name in frames}
-    return {name: float(np.isfinite(det["centroid"][name]["landmark"][..., 0])[vis].mean()) for name in frames}
+        return {name: None for name in frames}, 0
+    return ({name: float(np.isfinite(det["centroid"][name]["landmark"][..., 0])[vis].mean()) for name in frames},
+            int(vis.any(1).sum()))
 
 
 @torch.inference_mode()
@@ -232,12 +235,13 @@ def run_persistence(
         memory = np.ascontiguousarray(np.broadcast_to(depart[:, None], rev_t.shape))  # a perfect memory of the place
         far = np.ascontiguousarray(np.broadcast_to(truth[:, k - 1, None], rev_t.shape))  # the turning point: not the place
         recon = reconstruct(model, rev_t)
-        refs = landmark_permanence({"memory": memory, "far": far, "recon": recon}, rev_t, got)
+        refs, n_marks = landmark_permanence({"memory": memory, "far": far, "recon": recon}, rev_t, got)
         ref = {"psnr_memory_static": masked_psnr(memory, rev_t, mask).mean(), "psnr_memory": psnr(memory, rev_t).mean(),
                "ssim_memory": ssim(memory, rev_t).mean(), "psnr_far_static": masked_psnr(far, rev_t, mask).mean(),
                "psnr_recon": psnr(recon, rev_t).mean(), "lpips_memory": lpips_of(memory, rev_t),
                "lpips_far": lpips_of(far, rev_t), "lpips_recon": lpips_of(recon, rev_t),
-               "landmarks_memory": refs["memory"], "landmarks_far": refs["far"], "landmarks_recon": refs["recon"]}
+               "landmarks_memory": refs["memory"], "landmarks_far": refs["far"], "landmarks_recon": refs["recon"],
+               "landmarks_seen": n_marks}
         for mem in mems:
             over = base if mem is None else {**base, "memory": mem}
             gen, cfg = _generate(model, got, over, progress, k)  # (P, 2k + revisit, H, W, 3)
@@ -248,7 +252,7 @@ def run_persistence(
                 "memory": name, "k": k, "frames_away": 2 * k, "probes": len(got), "seeds_tried": tried,
                 "accept_rate": len(got) / tried, "psnr": psnr(rev_m, rev_t).mean(), "ssim": ssim(rev_m, rev_t).mean(),
                 "psnr_static": masked_psnr(rev_m, rev_t, mask).mean(), "lpips": lpips_of(rev_m, rev_t),
-                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)["model"], **ref,
+                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)[0]["model"], **ref,
                 "far_px": float(np.mean([p["far_px"] for p in got])),
                 "pos_err_px": float(np.mean([p["pos_err"] for p in got])),
                 "departure_in_context": 2 * k + 1 < cfg.window,  # in the window of the 1st revisit frame
@@ -257,7 +261,7 @@ def run_persistence(
             fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
             rows.append([name, k, 2 * k, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
                          *(f"{r[c]:.2f}" for c in ("psnr_static", "psnr_memory_static", "psnr_far_static", "psnr_recon")),
-                         fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%"), fmt(r["landmarks_memory"], ".1%"),
+                         fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%") + f" of {n_marks}", fmt(r["landmarks_memory"], ".1%"),
                          fmt(r["landmarks_far"], ".1%"), "yes" if r["departure_in_context"] else "no",
                          f"{len(got)}/{tried}", f"{r['pos_err_px']:.2f}", f"{r['far_px']:.0f}"])
             if k == max(ks) and trip_curve is None:

@@ -45,7 +45,7 @@ from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
-from ..models.dit import CausalDiT
+from ..models.dit import CausalDiT, MemoryFrames
 from .dynamics import ClipSampler, encode_dataset, init_from, object_weights
 from .loop import TrainConfig, Trainer
 
@@ -64,6 +64,9 @@ class DistillRecipe:
     object_weight: float = doc(0.0, "extra weight on latent cells the true previous frame, moved, does not explain "
                                     "(training.dynamics.object_weights); 0 = whole-frame losses")
     object_tau: float = doc(0.5, "residual at which a cell gets the whole extra weight (as DynamicsRecipe)")
+    memory: str = doc("none", choices=("none", "sink", "place", "similar"), text="the student's long-term memory: its "
+                      "rollouts run with this context policy, and the graded frames see what it chose for the last one")
+    memory_slots: int = doc(2, "memory frames per step (with memory)")
 
 
 class DistillTask:
@@ -84,9 +87,10 @@ class DistillTask:
             raise ValueError(f"context must be >= 1 frame, got {r.context}")
         if r.object_weight < 0 or r.object_tau <= 0:
             raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
-        if teacher.sim.memory not in ("window", "sink"):
-            raise ValueError(f"self-rollout training grades frames with the window alone; the teacher plays with "
-                             f"'{teacher.sim.memory}' memory (sim memory in its config.json)")
+        if teacher.sim.memory not in ("window", "sink") or teacher.sim.sink:
+            raise ValueError(f"the teacher's samples are drawn with the window alone; it plays with "
+                             f"'{'sink' if teacher.sim.sink else teacher.sim.memory}' memory (sim in its config.json): give the "
+                             "student its memory with --recipe-memory instead")
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe
@@ -94,7 +98,8 @@ class DistillTask:
         self.model: CausalDiT = copy.deepcopy(self.teacher).requires_grad_(True).train()
         # The student rolls out through the run-time Simulator, sharing the teacher's tokenizer.
         self.world = WorldModel(teacher.vae, self.model, teacher.config, teacher.action_spec, sim=teacher.sim)
-        self.sim_cfg = replace(teacher.sim, steps=r.student_steps, context_noise=0.0)
+        mem = {"memory": "window"} if r.memory == "none" else {"memory": r.memory, "memory_slots": r.memory_slots}
+        self.sim_cfg = replace(teacher.sim, steps=r.student_steps, context_noise=0.0, **mem)
         self.clips = ClipSampler(latents, actions, r.context + r.rollout_max)
         self._depth = r.rollout_max
 
@@ -103,7 +108,9 @@ class DistillTask:
 
     def rollout(self, z: torch.Tensor, actions: torch.Tensor, depth: int, record_step: int,
                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Student rollout of ``depth`` frames after the context: (generated, recorded inputs), each (B, depth, C, h, w)."""
+        """Student rollout of ``depth`` frames after the context: (generated, recorded inputs), each (B, depth, C, h, w).
+
+        With memory, ``self.selection`` is left holding the memory frames the last generated frame saw."""
         from ..runtime.simulator import Simulator
 
         r, B = self.recipe, z.shape[0]
@@ -114,7 +121,18 @@ class DistillTask:
         for i in range(r.context, r.context + depth):
             gen.append(sim.step_latent(actions[:, i]).clone())  # clone: out of inference mode, into autograd
             rec.append(sim.recorded.clone())
+        self.selection = sim.selection
         return torch.stack(gen, 1), torch.stack(rec, 1)
+
+    def memory_frames(self, first: int, like: torch.Tensor) -> MemoryFrames | None:
+        """The last rollout step's memory choice as the graded pass's memory (times shifted so that ``first``, the
+        graded window's first frame, is 0); None without memory. Every graded frame sees the last frame's choice."""
+        sel = getattr(self, "selection", None)
+        if sel is None or self.recipe.memory == "none":
+            return None
+        z = torch.stack([torch.stack([e.z if e is not None else torch.zeros_like(like) for e in row]) for row in sel.entries])
+        return MemoryFrames(z.to(like.device, torch.float32), torch.zeros(z.shape[:2], device=like.device),
+                            sel.time - first, sel.offset, sel.valid.to(like.device))
 
     @torch.no_grad()
     def teacher_sample(self, x: torch.Tensor, t0: float, actions: torch.Tensor, ctx: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
@@ -142,7 +160,8 @@ class DistillTask:
         x, a = x_in[:, -W:], actions[:, s:L]
         # Graded frame j sees the j window frames before it; the last one sees the same frames as in the
         # rollout (whose cached keys also carried older history through the layers, so: nearly the same input).
-        v = model(x, t, a, ctx=ctx, ctx_t=torch.zeros((B, W), device=z.device), prev=prev)
+        v = model(x, t, a, ctx=ctx, ctx_t=torch.zeros((B, W), device=z.device), prev=prev,
+                  memory=self.memory_frames(s, z[0, 0].float()))
         x0 = x0_from_v(x.float(), v.float(), t[..., None, None, None])
         return {"x0": x0, "truth": z[:, s:L].float(), "truth_prev": z[:, s - 1 : L - 1].float(), "fake": fake[:, -W:], "x": x, "t": t_val, "actions": a,
                 "ctx": ctx, "prev": prev}
@@ -218,7 +237,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
         # A teacher's temporal decoder was trained on the teacher's latents, not the student's: it stays behind.
         config = {k: v for k, v in teacher.config.items()
                   if k not in ("metrics", "speed_applied", "temporal_decoder", "temporal_decoder_train")}
-        config["sim"] = to_dict(replace(teacher.sim, steps=sim_steps or recipe.student_steps))
+        config["sim"] = to_dict(replace(task.sim_cfg, steps=sim_steps or recipe.student_steps))  # with the memory it trained with
         config["distill"] = {"teacher": str(teacher_path), "teacher_recipe_cmd": teacher.config.get("recipe_cmd", ""),
                              "recipe": to_dict(recipe), "train": to_dict(train_cfg), "data": str(data),
                              "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1),
