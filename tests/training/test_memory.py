@@ -86,15 +86,18 @@ def test_the_loss_sees_memory_frames():
         DynamicsTask(dit, [z8], [acts], recipe)
 
 
-def test_distillation_refuses_a_teacher_that_plays_with_memory(tiny_world):
+def test_a_student_plays_with_the_recipes_memory_else_the_teachers(tiny_world):
     import dataclasses
 
     from worldloom.training.distill import DistillRecipe, DistillTask
 
-    teacher = dataclasses.replace(tiny_world, sim=dataclasses.replace(tiny_world.sim, memory="place"))
-    z = [torch.zeros(20, 8, 16, 16)]
-    with pytest.raises(ValueError, match="'place' memory"):
-        DistillTask(teacher, z, [torch.zeros(20, dtype=torch.long)], DistillRecipe())
+    z, a = [torch.zeros(40, 8, 16, 16)], [torch.zeros(40, dtype=torch.long)]
+    sinky = dataclasses.replace(tiny_world, sim=dataclasses.replace(tiny_world.sim, sink=1, window=5))
+    assert DistillTask(sinky, z, a, DistillRecipe()).sim_cfg.sink == 1  # as before memory: the teacher's sinks
+    task = DistillTask(sinky, z, a, DistillRecipe(memory="similar", memory_slots=3))
+    assert (task.sim_cfg.memory, task.sim_cfg.memory_slots, task.sim_cfg.sink) == ("similar", 3, 0)
+    with pytest.raises(ValueError, match="memory_slots"):
+        DistillTask(tiny_world, z, a, DistillRecipe(memory="place", memory_slots=0))
 
 
 def test_a_student_trains_with_the_memory_its_rollouts_chose(tiny_world):

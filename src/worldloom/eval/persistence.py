@@ -261,7 +261,7 @@ def run_persistence(
             fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
             rows.append([name, k, 2 * k, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
                          *(f"{r[c]:.2f}" for c in ("psnr_static", "psnr_memory_static", "psnr_far_static", "psnr_recon")),
-                         fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%") + f" of {n_marks}", fmt(r["landmarks_memory"], ".1%"),
+                         fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%") + (f" of {n_marks}" if n_marks else ""), fmt(r["landmarks_memory"], ".1%"),
                          fmt(r["landmarks_far"], ".1%"), "yes" if r["departure_in_context"] else "no",
                          f"{len(got)}/{tried}", f"{r['pos_err_px']:.2f}", f"{r['far_px']:.0f}"])
             if k == max(ks) and trip_curve is None:

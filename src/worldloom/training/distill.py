@@ -65,7 +65,8 @@ class DistillRecipe:
                                     "(training.dynamics.object_weights); 0 = whole-frame losses")
     object_tau: float = doc(0.5, "residual at which a cell gets the whole extra weight (as DynamicsRecipe)")
     memory: str = doc("none", choices=("none", "sink", "place", "similar"), text="the student's long-term memory: its "
-                      "rollouts run with this context policy, and the graded frames see what it chose for the last one")
+                      "rollouts run with this context policy, and the graded frames see what it chose for the last one "
+                      "(none: the teacher's policy)")
     memory_slots: int = doc(2, "memory frames per step (with memory)")
 
 
@@ -87,10 +88,8 @@ class DistillTask:
             raise ValueError(f"context must be >= 1 frame, got {r.context}")
         if r.object_weight < 0 or r.object_tau <= 0:
             raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
-        if teacher.sim.memory not in ("window", "sink") or teacher.sim.sink:
-            raise ValueError(f"the teacher's samples are drawn with the window alone; it plays with "
-                             f"'{'sink' if teacher.sim.sink else teacher.sim.memory}' memory (sim in its config.json): give the "
-                             "student its memory with --recipe-memory instead")
+        if r.memory != "none" and r.memory_slots < 1:
+            raise ValueError(f"memory_slots must be >= 1 with memory {r.memory!r}, got {r.memory_slots}")
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe
@@ -98,7 +97,9 @@ class DistillTask:
         self.model: CausalDiT = copy.deepcopy(self.teacher).requires_grad_(True).train()
         # The student rolls out through the run-time Simulator, sharing the teacher's tokenizer.
         self.world = WorldModel(teacher.vae, self.model, teacher.config, teacher.action_spec, sim=teacher.sim)
-        mem = {"memory": "window"} if r.memory == "none" else {"memory": r.memory, "memory_slots": r.memory_slots}
+        # The student plays with the recipe's memory, else with the teacher's (its sinks too); the teacher's own
+        # samples are uncached passes over the window, which never use it.
+        mem = {} if r.memory == "none" else {"memory": r.memory, "memory_slots": r.memory_slots, "sink": 0}
         self.sim_cfg = replace(teacher.sim, steps=r.student_steps, context_noise=0.0, **mem)
         self.clips = ClipSampler(latents, actions, r.context + r.rollout_max)
         self._depth = r.rollout_max
@@ -127,8 +128,8 @@ class DistillTask:
     def memory_frames(self, first: int, like: torch.Tensor) -> MemoryFrames | None:
         """The last rollout step's memory choice as the graded pass's memory (times shifted so that ``first``, the
         graded window's first frame, is 0); None without memory. Every graded frame sees the last frame's choice."""
-        sel = getattr(self, "selection", None)
-        if sel is None or self.recipe.memory == "none":
+        sel = getattr(self, "selection", None)  # None when the student's policy has no memory slots
+        if sel is None:
             return None
         z = torch.stack([torch.stack([e.z if e is not None else torch.zeros_like(like) for e in row]) for row in sel.entries])
         return MemoryFrames(z.to(like.device, torch.float32), torch.zeros(z.shape[:2], device=like.device),
