@@ -235,6 +235,7 @@ def run_persistence(
         memory = np.ascontiguousarray(np.broadcast_to(depart[:, None], rev_t.shape))  # a perfect memory of the place
         far = np.ascontiguousarray(np.broadcast_to(truth[:, k - 1, None], rev_t.shape))  # the turning point: not the place
         recon = reconstruct(model, rev_t)
+        first_m = reconstruct(model, depart[:1])  # the videos' first frame, the same for every memory
         refs, n_marks = landmark_permanence({"memory": memory, "far": far, "recon": recon}, rev_t, got)
         ref = {"psnr_memory_static": masked_psnr(memory, rev_t, mask).mean(), "psnr_memory": psnr(memory, rev_t).mean(),
                "ssim_memory": ssim(memory, rev_t).mean(), "psnr_far_static": masked_psnr(far, rev_t, mask).mean(),
@@ -267,7 +268,6 @@ def run_persistence(
             if k == max(ks) and trip_curve is None:
                 trip_curve = (k, psnr(gen, truth).mean(0))  # (2k + revisit,)
             if mem is mems[0] or mem == mems[-1]:
-                first_m = reconstruct(model, depart[:1])
                 videos[f"k={k}, {name}: round trip, probe 0"] = side_by_side(np.concatenate([first_m, gen[0]]),
                                                                             np.concatenate([depart[:1], truth[0]]))
     env.close()

@@ -77,6 +77,11 @@ class Geometry:
     def token_px(self) -> float:
         return self.frame_size / self.grid
 
+    def view_overlap(self, d: torch.Tensor) -> torch.Tensor:
+        """Share of a view that a view moved by ``d`` (..., 2) px still covers: (...) in [0, 1]."""
+        V = float(self.frame_size)
+        return (V - d.abs()).clamp_min(0).prod(-1) / (V * V)
+
 
 class MemoryPolicy:
     """Decides, each step, which past frames beyond the window the new frame attends to, and where."""

@@ -122,21 +122,18 @@ class PlaceMemory(_Bank):
 
     def select(self, index: int, window: int) -> Selection:
         sel = self.empty()
-        V, tok = float(self.geometry.frame_size), self.geometry.token_px
+        tok = self.geometry.token_px
         for b, bank in enumerate(self.banks):
-            px, py = float(self.pose[b, 0]), float(self.pose[b, 1])
-            scored = []
-            for e in bank.values():
-                if index - e.index < window:
-                    continue
-                dx, dy = e.pose[0] - px, e.pose[1] - py
-                overlap = max(0.0, V - abs(dx)) * max(0.0, V - abs(dy)) / (V * V)
-                if overlap >= self.min_overlap:
-                    scored.append((overlap, e.index, e, dx, dy))
-            scored.sort(key=lambda s: (-s[0], -s[1]))  # most overlap first, then the newest
-            for j, (_, _, e, dx, dy) in enumerate(scored[: self.slots]):
-                sel.entries[b][j] = e
-                sel.offset[b, j] = torch.tensor([dy / tok, dx / tok], dtype=torch.float64)
+            old = [e for e in bank.values() if index - e.index >= window]
+            if not old:
+                continue
+            d = torch.tensor([e.pose for e in old], dtype=torch.float64) - self.pose[b]  # (n, 2) px (dx, dy)
+            ov = self.geometry.view_overlap(d).tolist()
+            order = sorted((i for i in range(len(old)) if ov[i] >= self.min_overlap),
+                           key=lambda i: (-ov[i], -old[i].index))  # most overlap first, then the newest
+            for j, i in enumerate(order[: self.slots]):
+                sel.entries[b][j] = old[i]
+                sel.offset[b, j] = d[i].flip(0) / tok  # (rows, cols) tokens
         sel.time[:] = index - window
         return sel
 

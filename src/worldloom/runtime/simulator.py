@@ -49,18 +49,22 @@ class SimConfig:
     seed: int = doc(0, "seed of the sampling noise")
     fuse: bool = doc(True, "commit each frame in the next frame's first pass (same numbers, fewer passes)")
 
+    def resolved_memory(self) -> tuple[str, int]:
+        """The policy these settings name and its slots: the legacy ``sink`` field is the 'sink' memory."""
+        return ("sink", self.sink) if self.sink else (self.memory, 0 if self.memory == "window" else self.memory_slots)
+
     def context_policy(self, brief: bool = False) -> str:
         """The context policy in words (what the persistence suite reports; ``brief``: what play shows)."""
+        name, slots = self.resolved_memory()
         if brief:
-            extra = (f" + sink {self.sink or self.memory_slots}" if self.sink or self.memory == "sink" else
-                     "" if self.memory == "window" else f" + {self.memory} memory x{self.memory_slots}")
-            return f"window {self.window}{extra}"
+            return f"window {self.window}" + ("" if name == "window" else f" + sink {slots}" if name == "sink"
+                                              else f" + {name} memory x{slots}")
         base = f"rolling window of {self.window} frames (the current one + {self.window - 1} past)"
-        if self.sink or self.memory == "sink":
-            return base + f", {self.sink or self.memory_slots} sink frame(s): the first context frames stay attended"
-        if self.memory == "window":
+        if name == "sink":
+            return base + f", {slots} sink frame(s): the first context frames stay attended"
+        if name == "window":
             return base + ", no memory beyond it"
-        return base + f", '{self.memory}' memory: {self.memory_slots} frame(s) a step from a bank of {self.memory_bank}"
+        return base + f", '{name}' memory: {slots} frame(s) a step from a bank of {self.memory_bank}"
 
     def problems(self, max_frames: int) -> list[tuple[tuple[str, ...], str]]:
         """What makes these settings unusable with a DiT of ``max_frames``: (the fields at fault, why)."""
@@ -127,7 +131,8 @@ class Simulator:
         self.memkv = MemoryKV(model.dit, cap=4 * max(1, self.memory.slots) * batch)
         self.cache = model.dit.new_cache(batch, self.cfg.window, self.memory.slots, spare=int(self.fused))
         self.selection: Selection | None = None  # the last step's memory choice
-        self.memory.reset(batch, Geometry(model.frame_size, model.dit.cfg.latent_size, model.dit.cfg.grid))
+        self.geometry = Geometry(model.frame_size, model.dit.cfg.latent_size, model.dit.cfg.grid)
+        self.memory.reset(batch, self.geometry)
         self.gen = torch.Generator(device="cpu")
         self.t = 0
         self.timings: dict[str, float] = {}
@@ -143,9 +148,8 @@ class Simulator:
     @staticmethod
     def policy(cfg: SimConfig) -> MemoryPolicy:
         """The context policy ``cfg`` names (the legacy ``sink`` field is the 'sink' memory)."""
-        if cfg.sink:
-            return make_memory("sink", cfg.sink)
-        return make_memory(cfg.memory, cfg.memory_slots, cfg.memory_bank)
+        name, slots = cfg.resolved_memory()
+        return make_memory(name, slots, cfg.memory_bank)
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
@@ -222,8 +226,7 @@ class Simulator:
         self.cache.reset()
         self.gen.manual_seed(self.cfg.seed)
         self.latent = self.prev = self.pending = self.selection = None
-        dit = self.model.dit
-        self.memory.reset(self.batch, Geometry(self.model.frame_size, dit.cfg.latent_size, dit.cfg.grid))
+        self.memory.reset(self.batch, self.geometry)
         self.memkv.reset()
         z = z.to(self.device).float()
         cax = None if context_axes is None else np.asarray(context_axes, np.float32)

@@ -47,9 +47,7 @@ class MemorySampler:
     def _scores(self, e: int, query: int, n: int) -> torch.Tensor:
         """Scores (n,) of frames 0..n-1 of episode ``e`` against frame ``query`` (higher = better; < 0: never)."""
         if self.kind == "place":
-            d = (self.poses[e][:n] - self.poses[e][query]).abs()  # (n, 2) px
-            V = float(self.geometry.frame_size)
-            ov = (V - d).clamp_min(0).prod(1) / (V * V)
+            ov = self.geometry.view_overlap(self.poses[e][:n] - self.poses[e][query])  # (n,)
             return torch.where(ov >= self.min_overlap, ov, torch.full_like(ov, -1.0))
         return self.desc[e][:n] @ self.desc[e][query]
 
