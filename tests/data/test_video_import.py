@@ -127,6 +127,17 @@ def test_timestamped_log_is_resampled_holding_the_last_action(tmp_path: Path) ->
     assert ep.actions.tolist() == [0, 0, 2, 2, 2, 2, 1, 1, 1, 0]
 
 
+def test_a_fractional_fps_is_kept_not_rounded(tmp_path: Path) -> None:
+    """At 2.5 fps frame i is at i * 0.4 s: rounded to 2 fps the actions would land on the wrong frames."""
+    d = tmp_path / "v"
+    d.mkdir()
+    _mp4(d / "run.mp4", 20, fps=20)
+    (d / "run.csv").write_text("time,action\n0.12,right\n0.52,left\n0.80,noop\n")
+    ds = Dataset.open(import_videos(d, tmp_path / "ds", frame_size=8, fps=2.5, action_names=NAMES))
+    assert ds.fps == 2.5 and ds.meta["fps"] == 2.5
+    assert ds[0].actions.tolist()[:3] == [0, 2, 1]  # at 0, 0.4 and 0.8 s
+
+
 def test_timestamped_log_past_the_video_and_bad_times_name_the_line(tmp_path: Path) -> None:
     d = tmp_path / "v"
     d.mkdir()
@@ -160,8 +171,9 @@ def test_a_model_of_imported_videos_plays_from_a_real_frame(tmp_path: Path) -> N
     assert main(["train", "dynamics", "--preset", "tiny", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
                  "--out", str(tmp_path / "wm"), "--train-steps", "1"]) == 0
     model = worldloom.load(tmp_path / "wm")
-    frames, actions, source, env = start_context(model, 0, np.zeros(4, np.int64))
-    assert source == "bundled context_frames.npy" and env is None
+    ctx = start_context(model, 0, np.zeros(4, np.int64))
+    frames, actions = ctx.frames, ctx.actions
+    assert ctx.source == "bundled context_frames.npy" and ctx.env is None and ctx.axes is None
     ep = Dataset.open(data)[0]
     assert np.array_equal(frames, np.array(ep.frames[:4])) and actions.tolist() == ep.actions[:4].tolist()
     assert frames.max() > 0  # a real frame, not the black fallback

@@ -165,9 +165,9 @@ def test_a_window_checkpoint_plays_exactly_as_before_memory():
     gold = np.load(__file__.rsplit("/", 2)[0] + "/runtime/data/arena_window_rollout.npz")
     m = worldloom.load("arena")
     assert "memory" not in m.config["sim"] and m.sim.memory == "window"
-    ctx, ca, _, _ = start_context(m, int(gold["context_seed"]), gold["context_actions"])
+    ctx = start_context(m, int(gold["context_seed"]), gold["context_actions"])
     sim = Simulator(m)
-    sim.reset(ctx, ca)
+    sim.reset(ctx.frames, ctx.actions)
     frames = sim.rollout(gold["actions"])
     assert np.array_equal(frames, gold["frames"])
     assert sim.cache.mem == 0 and sim.state()["memory"] == "window"

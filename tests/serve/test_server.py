@@ -317,13 +317,14 @@ def test_unpaced_mode_one_frame_per_action(serve, client):
 
 def test_bundled_context(tiny_world, tmp_path):
     m = replace(tiny_world, config={"kind": "worldmodel", "env": "not-an-env"}, path=tmp_path)
-    frames, actions, source, env = build_context(m, seed=0)
-    assert source.startswith("zeros") and env is None and frames.shape == (4, 64, 64, 3)
+    ctx = build_context(m, seed=0)
+    assert ctx.source.startswith("zeros") and ctx.env is None and ctx.frames.shape == (4, 64, 64, 3)
     clip = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     np.save(tmp_path / "context_frames.npy", clip)
     np.save(tmp_path / "context_actions.npy", np.array([0, 4, 4]))
-    frames, actions, source, env = build_context(m, seed=0)
-    assert source.startswith("bundled") and np.array_equal(frames, clip) and actions.tolist() == [0, 4, 4]
+    ctx = build_context(m, seed=0)
+    assert ctx.source.startswith("bundled") and np.array_equal(ctx.frames, clip) and ctx.actions.tolist() == [0, 4, 4]
+    assert ctx.axes is None
     np.save(tmp_path / "context_actions.npy", np.array([0, 9, 4]))
     with pytest.raises(ValueError, match="context_actions.npy"):
         build_context(m, seed=0)
@@ -405,6 +406,13 @@ def test_continuous_axes_in_play(serve, client, tiny_world):
         obs = env.step(np.array(headers[step].get("axes", [0.0]), np.float32))[0]
         if step in truth:
             assert np.array_equal(obs, truth[step]), step
+    # A tap shorter than a frame (press and release in one message burst) still pushes once, as a key tap does.
+    c.send({"type": "action", "action": 0, "seq": 2, "axes": [-2.0]})
+    c.send({"type": "action", "action": 0, "seq": 3, "axes": [0.0]})
+    h, _ = c.frame(where=lambda h: h["seq"] == 3)
+    assert h["axes"] == [-2.0]
+    h, _ = c.frame(where=lambda h: h["seq"] == 3)
+    assert h.get("axes", [0.0]) == [0.0]  # then back at rest
     c.send({"type": "action", "action": 0, "axes": [9.0]})
     err = c.json("error")
     assert err["code"] == "out_of_range" and "axis_0" in err["message"] and "-2.0..2.0" in err["message"]

@@ -65,14 +65,14 @@ def scripted_actions(n_frames: int, n_actions: int, hold: int = HOLD) -> np.ndar
     return (np.arange(n_frames) // hold) % n_actions
 
 
-def context_clip(model: Any, seed: int, n: int = CONTEXT) -> tuple[np.ndarray, np.ndarray, str]:
-    """``n`` context frames (n, H, W, 3) uint8, their actions (n,) with a little motion, and their source."""
+def context_clip(model: Any, seed: int, n: int = CONTEXT) -> Any:
+    """``n`` context frames with a little motion in their actions: a
+    :class:`~worldloom.runtime.context.Context` (frames, actions, axes, source)."""
     from .context import start_context
 
     actions = np.zeros(n, dtype=np.int64)
     actions[1:] = np.arange(1, n) % model.action_spec.n  # a little motion
-    frames, actions, source, _ = start_context(model, seed, actions)
-    return frames, actions, source
+    return start_context(model, seed, actions)
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -102,11 +102,12 @@ def rollout_bench(model: Any, frames: int = 2000, sim_overrides: dict[str, Any] 
         raise ValueError(f"frames must be >= 1, got {frames}")
     overrides = {"seed": seed, **(sim_overrides or {})}
     sim = Simulator(model, batch=1, **overrides)
-    ctx, ctx_actions, source = context_clip(model, seed)
+    ctx = context_clip(model, seed)
+    source = ctx.source
     actions = scripted_actions(frames, model.action_spec.n)
 
     rss0 = rss_bytes()
-    sim.reset(ctx, ctx_actions)
+    sim.reset(ctx.frames, ctx.actions, ctx.axes)
     times = np.empty(frames)
     rss = np.empty(frames, dtype=np.int64)
     stages: dict[str, list[float]] = {}

@@ -9,7 +9,8 @@ collapsed under contention; one thread with ``torch.set_num_threads(1)`` held 13
   each session owns only its Simulator (KV cache, sampler state) and its truth env.
 - **Slots, not queues.** The event loop writes each session's *latest* input into slots under one
   lock: ``held`` (the held action, 0 = no-op), ``latched`` (the newest non-no-op action since the
-  last tick, so a tap shorter than a frame still moves the world), ``pending_reset``, ``truth``,
+  last tick, so a tap shorter than a frame still moves the world; ``latched_axes`` the same for the newest
+  axis values off rest), ``pending_reset``, ``truth``,
   ``paused``. A tick consumes them; nothing an impatient client sends can pile up.
 - **Pacing.** With ``fps > 0`` each session is due every ``1/fps`` s; the worker steps the due
   session with the earliest deadline, using the newest action (latched, else held, else no-op).
@@ -48,13 +49,13 @@ from . import protocol as P
 log = logging.getLogger("worldloom.serve")
 
 
-def build_context(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str, Any]:
-    """(frames, actions, source, env or None): a reset + 3 no-op steps of the checkpoint's env, kept
-    open for the truth view (see :func:`worldloom.runtime.context.start_context`)."""
-    frames, actions, source, env = start_context(model, seed, np.zeros(CONTEXT, np.int64), keep_env=True)
-    if env is not None:
-        source += f" + {CONTEXT - 1} no-ops"
-    return frames, actions, source, env
+def build_context(model: Any, seed: int) -> Any:
+    """A reset + 3 no-op steps of the checkpoint's env, kept open for the truth view, else its bundled
+    context: a :class:`~worldloom.runtime.context.Context` (see :func:`worldloom.runtime.context.start_context`)."""
+    ctx = start_context(model, seed, np.zeros(CONTEXT, np.int64), keep_env=True)
+    if ctx.env is not None:
+        ctx.source += f" + {CONTEXT - 1} no-ops"
+    return ctx
 
 
 class Session:
@@ -70,6 +71,7 @@ class Session:
         # slots (under Worker.lock)
         self.held, self.latched, self.seq = 0, None, None
         self.held_axes: tuple[float, ...] | None = None  # the newest action message's axis values
+        self.latched_axes: tuple[float, ...] | None = None  # the newest off-rest axis values since the last tick
         self.fresh, self.t_action = False, 0.0
         self.pending_reset: P.Reset | None = P.Reset(seed=seed, checkpoint=checkpoint)
         self.truth = self.paused = self.closed = self.inflight = False
@@ -171,6 +173,9 @@ class Worker:
                 s.held_axes = msg.axes  # continuous parts follow the newest message (None: at rest)
                 if msg.action != 0:
                     s.latched = msg.action
+                if msg.axes is not None and s.spec is not None and s.spec.n_axes and \
+                        tuple(msg.axes) != tuple(float(v) for v in s.spec.rest_axes()):
+                    s.latched_axes = msg.axes  # a key tap shorter than a frame still pushes once
             elif isinstance(msg, P.Reset):
                 s.pending_reset = msg
             elif isinstance(msg, P.Truth):
@@ -255,10 +260,11 @@ class Worker:
         a = s.latched if s.latched is not None else s.held
         a = a if s.spec is not None and a < s.spec.n else 0  # parsed against a checkpoint since replaced
         t_ref = s.t_action if s.fresh else now
-        s.latched, s.fresh, s.inflight = None, False, True
+        held_ax = s.latched_axes if s.latched_axes is not None else s.held_axes
+        s.latched, s.latched_axes, s.fresh, s.inflight = None, None, False, True
         s.next_due = max(s.next_due + self.period, now)
-        ax = s.held_axes if s.spec is not None and s.spec.n_axes and s.held_axes is not None \
-            and len(s.held_axes) == s.spec.n_axes else None
+        ax = held_ax if s.spec is not None and s.spec.n_axes and held_ax is not None \
+            and len(held_ax) == s.spec.n_axes else None
         return ("step", s, (a, s.seq, t_ref, s.truth, ax))
 
     def _do(self, kind: str, s: Session, arg: Any) -> None:
@@ -285,8 +291,9 @@ class Worker:
         try:
             model = self.model(name)
             sim = Simulator(model, batch=1, **{**self.sim_overrides, "seed": seed})
-            frames, actions, source, env = build_context(model, seed)
-            sim.reset(frames, actions)
+            ctx = build_context(model, seed)
+            actions, source, env = ctx.actions, ctx.source, ctx.env
+            sim.reset(ctx.frames, ctx.actions, ctx.axes)
         except Exception as e:
             log.warning("reset failed: %s", e)
             s.post(text=P.error("reset_failed", f"could not start checkpoint {name!r}: {type(e).__name__}: {e}", "reset"))
@@ -308,7 +315,7 @@ class Worker:
             if not closed:
                 s.sim, s.env, s.checkpoint, s.seed, s.spec = sim, env, name, seed, spec
                 s.next_due, s.frames_out = time.perf_counter(), 0
-                s.held, s.latched, s.fresh, s.held_axes = 0, None, False, None
+                s.held, s.latched, s.fresh, s.held_axes, s.latched_axes = 0, None, False, None, None
         if closed:
             if env is not None:
                 env.close()
