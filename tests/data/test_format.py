@@ -209,7 +209,8 @@ def test_meta_missing_action_spec(ds_path: Path) -> None:
 @pytest.mark.parametrize(
     "field, value, match",
     [
-        ("fps", "15", "'fps' must be int"),
+        ("fps", "15", "'fps' must be a number"),
+        ("fps", -2.5, "'fps' must be a positive number"),
         ("frame_shape", [8, 8], "frame_shape"),
         ("version", 2, "newer"),
         ("n_frames", 1, "n_frames"),

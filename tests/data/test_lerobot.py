@@ -41,6 +41,15 @@ def test_axes_round_trip_through_lerobot(pendulum: Path, tmp_path: Path) -> None
     assert np.allclose(half[0].axes[1:], (src[0].axes[1:-1:2] + src[0].axes[2::2]) / 2, atol=1e-6)
     one = Dataset.open(import_lerobot(lr, tmp_path / "one", episodes=[1]))
     assert len(one) == 1 and np.allclose(one[0].axes, src[1].axes, atol=1e-6)
+    # Without meta/stats.json the ranges are every episode's, so imports of different episodes agree.
+    (lr / "meta/stats.json").unlink()
+    ranges = []
+    for e in (0, 1):
+        d = Dataset.open(import_lerobot(lr, tmp_path / f"nostats{e}", episodes=[e]))
+        ranges.append([(a.low, a.high) for a in d.action_spec.axes])
+        assert d.meta["env_kwargs"]["axis_ranges_from"] == "all episodes in data/"
+    every_cmd = np.concatenate([src[0].axes[1:], src[1].axes[1:]])[:, 0]
+    assert ranges[0] == ranges[1] and ranges[0][0] == pytest.approx((every_cmd.min(), every_cmd.max()), abs=1e-5)
 
 
 def test_discrete_ids_round_trip_and_the_cli(tmp_path: Path, capsys) -> None:

@@ -239,7 +239,7 @@ def _build_import_videos(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC", help="folder of videos (.mp4/.webm/.gif), each with a same-stem .csv or .jsonl action log")
     p.add_argument("--out", required=True, help="dataset directory to create")
     p.add_argument("--frame-size", type=int, default=64, help="side of the square frames after centre crop + resize (default: 64)")
-    p.add_argument("--fps", type=int, default=None, help="dataset fps (default: read from the videos, which must agree)")
+    p.add_argument("--fps", type=float, default=None, help="dataset fps, e.g. 10 or 29.97 (default: read from the videos, which must agree)")
     p.add_argument("--action-names", default=None, help="comma-separated action names, index = id, first = no-op "
                                                          "(needed when the logs use names)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")

@@ -28,6 +28,7 @@ Design choices:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -108,7 +109,7 @@ class DatasetWriter:
         env: str,
         env_kwargs: Mapping[str, Any] | None,
         frame_shape: tuple[int, int, int] | list[int],
-        fps: int,
+        fps: float,
         action_spec: ActionSpec,
         policy: Mapping[str, Any] | None,
         seed: int,
@@ -118,8 +119,7 @@ class DatasetWriter:
         frame_shape = tuple(int(s) for s in frame_shape)
         if len(frame_shape) != 3 or frame_shape[2] != 3 or min(frame_shape) < 1:
             raise ValueError(f"frame_shape must be (H, W, 3), got {frame_shape}")
-        if int(fps) < 1:
-            raise ValueError(f"fps must be a positive int, got {fps!r}")
+        fps = as_fps(fps)
         env_kwargs = dict(env_kwargs or {})
         policy = dict(policy or {})
         for what, obj in (("env_kwargs", env_kwargs), ("policy", policy)):
@@ -136,7 +136,7 @@ class DatasetWriter:
             "env": str(env),
             "env_kwargs": env_kwargs,
             "frame_shape": list(frame_shape),
-            "fps": int(fps),
+            "fps": fps,
             "action_spec": action_spec.to_dict(),
             "policy": policy,
             "seed": int(seed),
@@ -314,6 +314,18 @@ def _describe(x: Any) -> str:
 # ---------------------------------------------------------------------------------------------- read
 
 
+def as_fps(fps: Any) -> float:
+    """A dataset's frame rate: a positive finite number, kept as an int when it is whole (10, not 10.0),
+    else as given (10/3 stays 3.333..., an NTSC video's 29.97 stays 29.97); else a ``ValueError``."""
+    try:
+        f = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps must be a positive number, got {fps!r}") from None
+    if isinstance(fps, bool) or not math.isfinite(f) or f <= 0:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    return int(round(f)) if abs(f - round(f)) < 1e-9 else f
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -331,7 +343,7 @@ class Dataset:
         self.meta = meta
         self.action_spec = action_spec
         self.frame_shape: tuple[int, int, int] = tuple(meta["frame_shape"])  # type: ignore[assignment]
-        self.fps: int = meta["fps"]
+        self.fps: float = meta["fps"]
         self.state_keys: list[str] = list(meta["state_keys"])
         self.episodes: list[dict[str, Any]] = meta["episodes"]
         self.lengths = np.array([e["length"] for e in self.episodes], dtype=np.int64)
@@ -542,7 +554,7 @@ def _check_meta(meta: Any, where: Path) -> ActionSpec:
         "env": (str,),
         "env_kwargs": (dict,),
         "frame_shape": (list,),
-        "fps": (int,),
+        "fps": (int, float),
         "action_spec": (dict,),
         "policy": (dict,),
         "seed": (int,),
@@ -556,7 +568,8 @@ def _check_meta(meta: Any, where: Path) -> ActionSpec:
             raise fail(key, "is missing")
         v = meta[key]
         if not isinstance(v, types) or (types == (int,) and not _is_int(v)):
-            raise fail(key, f"must be {types[0].__name__}, got {type(v).__name__} {v!r:.60}")
+            what = "a number" if types == (int, float) else types[0].__name__
+            raise fail(key, f"must be {what}, got {type(v).__name__} {v!r:.60}")
     if meta["format"] != FORMAT:
         raise fail("format", f"is {meta['format']!r}, expected {FORMAT!r}")
     if meta["version"] != VERSION:
@@ -565,8 +578,8 @@ def _check_meta(meta: Any, where: Path) -> ActionSpec:
     fs = meta["frame_shape"]
     if len(fs) != 3 or not all(_is_int(s) and s > 0 for s in fs) or fs[2] != 3:
         raise fail("frame_shape", f"must be [H, W, 3] with positive ints, got {fs}")
-    if meta["fps"] < 1:
-        raise fail("fps", f"must be positive, got {meta['fps']}")
+    if isinstance(meta["fps"], bool) or not math.isfinite(meta["fps"]) or meta["fps"] <= 0:
+        raise fail("fps", f"must be a positive number, got {meta['fps']}")
     try:
         spec = ActionSpec.from_dict(meta["action_spec"])
     except (ValueError, TypeError, KeyError) as e:

@@ -15,7 +15,8 @@ extra). Key choices:
   ``t + 1``; worldloom's ``axes[t]`` produced frame ``t`` from ``t - 1``. So ``axes[t] = action[t - 1]``
   and ``axes[0]`` is at rest; export shifts back (the last frame repeats its command).
 - **Ranges** of the action axes (the model's normalisation) come from ``meta/stats.json`` min/max
-  when present, else from the imported episodes.
+  when present, else from every episode's actions in ``data/`` (the action column only, no video),
+  so a held-out import of other episodes gets the same ranges and plays with the same model.
 - **Frames by timestamp.** Each decoded video frame is placed at ``round((pts - from_timestamp) * fps)``
   within its episode, and an episode whose video does not cover every frame is an error naming the file.
 - **Resampling.** ``every=k`` keeps every k-th frame (fps / k); the axes of a kept frame are the mean
@@ -35,7 +36,7 @@ import numpy as np
 
 from ..actions import ActionSpec
 from ..config import atomic_write_json, read_json
-from .format import Dataset, DatasetWriter
+from .format import Dataset, DatasetWriter, as_fps
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -78,6 +79,22 @@ def _axis_names(feature: dict[str, Any], n: int, key: str) -> list[str]:
     if isinstance(names, list) and len(names) == n and all(isinstance(x, str) for x in names) and len(set(names)) == n:
         return names
     return [f"{key}_{i}" for i in range(n)]
+
+
+def _action_extremes(pq: Any, src: Path, key: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis min and max (n,) of ``key`` over every data file of the dataset (the action column only)."""
+    files = sorted((src / "data").glob("chunk-*/file-*.parquet"))
+    if not files:
+        raise LeRobotError(f"{src}/data: no chunk-*/file-*.parquet data files")
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    for f in files:
+        col = pq.read_table(f, columns=[key]).column(key).to_pylist()
+        a = np.asarray(col, np.float64).reshape(len(col), -1)
+        if a.shape[1] != n:
+            raise LeRobotError(f"{f}: {key!r} has {a.shape[1]} values per row, expected {n}")
+        if len(a):
+            lo, hi = np.minimum(lo, a.min(0)), np.maximum(hi, a.max(0))
+    return lo, hi
 
 
 def _decode(av: Any, path: Path, start: float, n: int, fps: float) -> list[np.ndarray | None]:
@@ -175,8 +192,11 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
         A = eps[0][2].shape[1] if eps else int(fa["shape"][0])
         stats_f = src / "meta" / "stats.json"
         st = read_json(stats_f).get(action_key, {}) if stats_f.is_file() else {}
-        lo = np.asarray(st["min"], np.float64) if "min" in st else np.min([a.min(0) for _, _, a, _ in eps], 0)
-        hi = np.asarray(st["max"], np.float64) if "max" in st else np.max([a.max(0) for _, _, a, _ in eps], 0)
+        if "min" in st and "max" in st:
+            lo, hi, ranges_from = np.asarray(st["min"], np.float64), np.asarray(st["max"], np.float64), "meta/stats.json"
+        else:  # every episode's actions, not only the imported ones: any subset imports with the same ranges
+            lo, hi = _action_extremes(pq, src, action_key, A)
+            ranges_from = "all episodes in data/"
         pad = np.where(hi > lo, 0.0, 1e-3)  # a constant axis still needs a range
         lo_hi = (np.broadcast_to(lo, A) - pad, np.broadcast_to(hi, A) + pad)
         axis_names = _axis_names(fa, A, action_key)
@@ -192,8 +212,10 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
     axes = spec.axes
 
     kw = {"source": str(src), "camera": camera, "action_key": action_key, "every": every, "fit": fit}
+    if has_axes:
+        kw["axis_ranges_from"] = ranges_from
     with DatasetWriter(out, env=f"lerobot:{src.name}", env_kwargs=kw, frame_shape=(frame_size, frame_size, 3),
-                       fps=max(1, int(round(fps / every))), action_spec=spec, policy={"name": "lerobot", "src": str(src)},
+                       fps=as_fps(fps / every), action_spec=spec, policy={"name": "lerobot", "src": str(src)},
                        seed=0, overwrite=overwrite) as w:
         for e, frames, acts, ids in eps:
             keep = np.arange(0, len(frames), every)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from worldloom.actions import ActionSpec
-from worldloom.data.format import DatasetError, DatasetWriter
+from worldloom.data.format import DatasetError, DatasetWriter, as_fps
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def import_videos(
     out: str | os.PathLike,
     *,
     frame_size: int = 64,
-    fps: int | None = None,
+    fps: float | None = None,
     action_names: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -300,10 +300,12 @@ def import_videos(
         unknown = [v for v, r in rates if r is None]
         if unknown:
             raise DatasetError(f"{unknown[0]}: cannot read its frame rate; pass fps=")
-        fps = int(round(rates[0][1]))  # type: ignore[arg-type]
+        fps = as_fps(round(rates[0][1], 3))  # type: ignore[arg-type]  # 29.97 stays 29.97, 30.0 is 30
         for v, r in rates[1:]:
-            if int(round(r)) != fps:  # type: ignore[arg-type]
-                raise DatasetError(f"{v}: {r:.3g} fps differs from {rates[0][0].name}'s {fps} fps; pass fps= to override")
+            if abs(r - fps) > 1e-3 * fps:  # type: ignore[operator]
+                raise DatasetError(f"{v}: {r:.5g} fps differs from {rates[0][0].name}'s {fps} fps; pass fps= to override")
+    else:
+        fps = as_fps(fps)
 
     writer = DatasetWriter(
         out,
