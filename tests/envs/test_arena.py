@@ -198,3 +198,29 @@ def test_plain_floor_keeps_the_layout() -> None:
         assert np.array_equal(it["state"][k], ip["state"][k]), k
     colours = lambda env: len(np.unique(env.unwrapped._bg.reshape(-1, 3), axis=0))  # noqa: E731
     assert colours(plain) <= 6 < 100 < colours(tex)  # floor, outside, walls, 2 landmarks (+ edge) vs a colour field
+
+
+def test_smooth_balls_draw_sub_pixel_motion() -> None:
+    """smooth_balls: a ball's colour mass is its disc's area wherever it sits, and a 0.3 px move changes the
+    frame (hard-edged sprites at floor(p) change nothing until the move crosses a pixel)."""
+    kw = {"world_size": 64, "follow": False, "n_landmarks": 0, "n_balls": 1, "plain_floor": True}
+    env = make("arena", smooth_balls=True, **kw).unwrapped
+    hard = make("arena", **kw).unwrapped
+    _, info = env.reset(seed=2)
+    hard.reset(seed=2)
+    floor = env.place(ball_pos=np.array([[-500.0, -500.0]])).astype(float)  # the ball out of the world
+    agent = info["state"]["agent_pos"]
+    p = agent + np.array([0.0, 18.0]) if agent[1] < 32 else agent - np.array([0.0, 18.0])
+    p = np.floor(p) + 0.35  # a ball clear of the agent, off the pixel grid
+    color = np.asarray(BALL_COLORS[0], float)
+
+    def mass(frame: np.ndarray) -> float:  # ball-coloured share per pixel, summed: its drawn area
+        d = frame.astype(float) - floor
+        return float((d @ (color - floor.mean((0, 1)))).sum() / ((color - floor.mean((0, 1))) ** 2).sum())
+
+    a, b = env.place(agent_pos=agent, ball_pos=p[None]), env.place(agent_pos=agent, ball_pos=(p + [0.3, 0.0])[None])
+    r = env.cfg.ball_radius
+    assert mass(a) == pytest.approx(np.pi * r * r, rel=0.05) and mass(b) == pytest.approx(mass(a), rel=0.02)
+    assert np.abs(a.astype(int) - b).sum() > 0
+    ha, hb = hard.place(agent_pos=agent, ball_pos=p[None]), hard.place(agent_pos=agent, ball_pos=(p + [0.3, 0.0])[None])
+    assert np.array_equal(ha, hb)

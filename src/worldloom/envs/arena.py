@@ -84,6 +84,8 @@ class ArenaConfig:
     n_landmarks: int = doc(14, "number of floor decals that make places recognisable")
     plain_floor: bool = doc(False, "one flat floor colour (the field's mean), no colour field and no grid lines: "
                                    "for controlled runs; the layout is the same as the textured world's of that seed")
+    smooth_balls: bool = doc(False, "draw balls anti-aliased at their exact sub-pixel position (coverage blended "
+                                    "with the floor), as phys2d draws its discs, instead of hard-edged at floor(p): for controlled runs")
     physics_substeps: int = doc(4, "pymunk substeps per env step")
     max_steps: int = doc(1000, "episode truncation, steps")
 
@@ -114,6 +116,26 @@ def _disc_sprite(radius: float, fill: tuple[int, int, int], outline: tuple[int, 
     if outline is not None:  # 1-px ring: inside the disc but not inside the disc one px smaller
         rgb[mask & (d2 > (radius - 1) ** 2)] = outline
     return rgb, mask
+
+
+def _blend_disc(frame: np.ndarray, fill: np.ndarray, radius: float, pos: Any, cx: int, cy: int) -> None:
+    """Blend a disc of ``fill`` centred exactly on ``pos - camera`` into ``frame`` (v, v, 3), in place.
+
+    A pixel's weight is its approximate coverage, ``clip(radius + 0.5 - distance of its centre, 0, 1)``,
+    so a ball moving 0.3 px changes the frame by 0.3 px worth of edge, not by a whole pixel now and then.
+    """
+    v = frame.shape[0]
+    fx, fy = pos[0] - cx, pos[1] - cy  # ball centre in frame px; pixel i spans [i, i + 1)
+    r = int(math.ceil(radius)) + 1
+    x0, y0 = max(math.floor(fx) - r, 0), max(math.floor(fy) - r, 0)
+    x1, y1 = min(math.floor(fx) + r + 1, v), min(math.floor(fy) + r + 1, v)
+    if x0 >= x1 or y0 >= y1:
+        return  # off screen
+    xs, ys = np.arange(x0, x1) + 0.5 - fx, np.arange(y0, y1) + 0.5 - fy
+    dist = np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2)  # (h, w)
+    alpha = np.clip(radius + 0.5 - dist, 0.0, 1.0)[..., None]  # (h, w, 1)
+    patch = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = np.rint(patch + alpha * (fill.astype(np.float32) - patch)).astype(np.uint8)
 
 
 def _shape_mask(shape: str, size: int) -> np.ndarray:
@@ -368,7 +390,10 @@ class ArenaEnv(gym.Env):
         cx, cy = int(self._camera[0]), int(self._camera[1])
         frame = self._bg[cy + v : cy + 2 * v, cx + v : cx + 2 * v].copy()  # (v, v, 3); bg is padded by v
         for body, (rgb, mask) in zip(self._balls, self._ball_sprites):
-            self._blit(frame, rgb, mask, body.position, cx, cy)
+            if self.cfg.smooth_balls:
+                _blend_disc(frame, rgb[0, 0], self.cfg.ball_radius, body.position, cx, cy)
+            else:
+                self._blit(frame, rgb, mask, body.position, cx, cy)
         self._blit(frame, *self._agent_sprite, self._agent.position, cx, cy)  # agent on top
         return frame
 
