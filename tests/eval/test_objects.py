@@ -68,6 +68,11 @@ def test_noise_draws_no_object_and_a_blurred_ball_still_counts():
         assert np.isfinite(det["centroid"]["noise"][kind][..., 0])[vis].mean() == 0.0
     vis = det["visible"]["ball"]
     assert np.isfinite(det["centroid"]["blurred"]["ball"][..., 0])[vis].mean() >= 0.9
+    # ... but the contrast says it is soft: the truth keeps all of its colour step, the blur loses some.
+    res = score_objects({"truth": frames[:, 1:], "blurred": blurred[:, 1:]}, frames, st, horizons=(1, 2, 4, 8))
+    sharp = res["scores"]["truth"]["ball"]["seen"]["contrast_median_h1_11"]
+    soft = res["scores"]["blurred"]["ball"]["seen"]["contrast_median_h1_11"]
+    assert sharp == 1.0 and 0.6 < soft < 0.95
 
 
 def test_shifted_ball_is_found_with_its_error_or_flagged_false():
@@ -88,6 +93,7 @@ def test_shifted_ball_is_found_with_its_error_or_flagged_false():
     near_ball = res["scores"]["near"]["ball"]["seen"]
     assert near_ball["permanence_h1_8"] == 1.0
     assert near_ball["position_error_median"]["8"] == pytest.approx(3.0, abs=0.6)
+    assert near_ball["contrast_median_h1_11"] == pytest.approx(1.0, abs=0.02)  # moved, not softened
     assert res["scores"]["far"]["ball"]["seen"]["permanence_h1_8"] == 0.0  # 14 px away: not where the truth has it
     colors = np.concatenate([o.color[:, 0] for o in objects_from_state(st)], 1)
     assert false_objects(far[:, 1:], frames[:, 1:], colors).all()  # and it is a blob where the truth has none

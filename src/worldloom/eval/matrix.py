@@ -25,7 +25,7 @@ from typing import Any
 from .suite import SuiteResult, Table
 
 # Object scores kept per row (worlds that report objects; eval/objects.py), from the fidelity episodes.
-OBJECT_COLUMNS = ("ball_permanence_h1_32", "landmark_permanence_h1_32", "false_objects")
+OBJECT_COLUMNS = ("ball_permanence_h1_32", "landmark_permanence_h1_32", "ball_contrast", "landmark_contrast", "false_objects")
 
 
 def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, frames: int, quality_episodes: int,
