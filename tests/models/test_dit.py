@@ -12,7 +12,8 @@ torch.set_num_threads(1)
 # The default head, and the arena recipe's: halo'd previous frame, conv in the MLP, 'delta' head.
 # Two stacked previous frames: every stack the cached path builds with ``push`` must equal ``history``'s.
 VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": "delta"},
-            "two_prev": {"prev_halo": 1, "pred": "delta", "prev_frames": 2}}
+            "two_prev": {"prev_halo": 1, "pred": "delta", "prev_frames": 2},
+            "conv_head": {"prev_halo": 1, "pred": "delta", "head_conv": 8}}
 
 
 def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:
@@ -229,11 +230,33 @@ def test_halo_sees_the_neighbouring_cells():
     assert changed[0, 0] and changed[0, 1] and not changed[0, 2] and not changed[2, 0]
 
 
+def test_conv_refiner_starts_as_no_correction_and_sees_neighbouring_cells():
+    """A fresh refiner leaves the head's output as it was (a trained model gains one unchanged); trained, a
+    previous-frame change in one latent cell reaches the cells next to it and not those three away."""
+    torch.manual_seed(0)
+    cfg = dict(latent_channels=4, latent_size=8, patch=4, dim=32, depth=1, heads=2, max_frames=4, pred="delta")
+    plain, refined = CausalDiT(DynamicsConfig(**cfg)).eval(), CausalDiT(DynamicsConfig(**cfg, head_conv=8)).eval()
+    refined.load_state_dict(plain.state_dict(), strict=False)
+    x, t, a = torch.randn(1, 2, 4, 8, 8), torch.full((1, 2), 0.5), torch.zeros(1, 2, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.equal(plain(x, t, a), refined(x, t, a))
+        for p in refined.refine.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        prev = torch.zeros(1, 2, 4, 8, 8)
+        moved = prev.clone()
+        moved[0, 1, :, 1, 1] = 1.0  # one cell of the first token's 4x4 patch
+        diff = (refined(x, t, a, prev=prev) - refined(x, t, a, prev=moved)).abs().amax(2)[0, 1]  # (8, 8)
+    # 3 convs of 3x3: the change reaches 3 cells away at most, across the token border at column 4.
+    assert diff[1, 4] > 0 and diff[1, 5] == 0 and diff[7, 7] == 0
+
+
 def test_bad_head_or_conv_is_an_error():
     with pytest.raises(ValueError, match="pred"):
         CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, pred="eps"))
     with pytest.raises(ValueError, match="conv"):
         CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, conv=2))
+    with pytest.raises(ValueError, match="head_conv"):
+        CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, head_conv=-1))
 
 
 def test_cache_too_big_for_model_is_an_error():

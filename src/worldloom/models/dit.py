@@ -34,7 +34,7 @@ import torch.nn as nn
 from ..config import doc
 from .attention import attend, frame_layout, visibility_mask
 from .kv_cache import KVCache
-from .layers import RMSNorm, Rope3D, TimestepEmbedding, apply_rope, modulate
+from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, modulate
 
 T_MIN = 1e-3  # 'delta' models divide by t to return a velocity; no sampler or training step goes below
 
@@ -56,6 +56,7 @@ class DynamicsConfig:
     conv: int = doc(0, "kernel of a depthwise conv over each frame's token grid inside every MLP (0 = none)")
     prev_halo: int = doc(0, "latent cells of border around each token's patch of the stacked previous frame")
     prev_frames: int = doc(1, "how many previous latent frames frame stacking feeds, newest first (2 puts a velocity in every token's input)")
+    head_conv: int = doc(0, "width of a 3-layer 3x3 conv refiner at latent-cell resolution after the head (0 = none; layers.ConvRefiner)")
 
     @property
     def grid(self) -> int:
@@ -142,6 +143,8 @@ class CausalDiT(nn.Module):
             raise ValueError(f"DynamicsConfig.pred must be 'v' or 'delta', got {cfg.pred!r}")
         if cfg.prev_frames < 1:
             raise ValueError(f"DynamicsConfig.prev_frames must be >= 1, got {cfg.prev_frames}")
+        if cfg.head_conv < 0:
+            raise ValueError(f"DynamicsConfig.head_conv must be >= 0, got {cfg.head_conv}")
         if cfg.conv < 0 or (cfg.conv and cfg.conv % 2 == 0):
             raise ValueError(f"DynamicsConfig.conv must be 0 or an odd kernel size, got {cfg.conv}")
         k = p + 2 * cfg.prev_halo  # side of the previous-frame window each token sees
@@ -155,6 +158,9 @@ class CausalDiT(nn.Module):
         self.norm_out = RMSNorm(d, affine=False)
         self.ada_out = nn.Linear(d, 2 * d)
         self.out = nn.Linear(d, c * p * p)
+        # The refiner sees the head's output, the previous-frame stack (if any) and the noisy frame.
+        self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), c, cfg.head_conv, d) \
+            if cfg.head_conv else None
         self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
         self._masks: dict[tuple[int, int, int | None], torch.Tensor] = {}
         self.reset_parameters()
@@ -180,6 +186,9 @@ class CausalDiT(nn.Module):
         nn.init.zeros_(self.ada_out.bias)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if self.refine is not None:  # starts as no correction
+            nn.init.zeros_(self.refine.outp.weight)
+            nn.init.zeros_(self.refine.outp.bias)
 
     @property
     def no_action(self) -> int:
@@ -261,6 +270,13 @@ class CausalDiT(nn.Module):
         """Tokens h (B, F, N, D) -> velocity (B, F, C, h, w) for noisy frames x at noise t (B, F)."""
         sh, sc = self.ada_out(torch.nn.functional.silu(cond))[:, :, None, :].chunk(2, dim=-1)
         out = self._unpatchify(self.out(modulate(self.norm_out(h), sh, sc))).float()
+        if self.refine is not None:
+            B, F, C = out.shape[:3]
+            parts = [out, x.float()]
+            if self.cfg.prev_frame:
+                parts.append(out.new_zeros((B, F, self.cfg.prev_frames * C, *out.shape[3:])) if prev is None else prev.float())
+            w = self.refine.inp.weight
+            out = out + self.refine(torch.cat(parts, 2).to(w.dtype), cond.to(w.dtype)).float()
         if self.cfg.pred == "v":
             return out
         # 'delta': out is x0 - prev, so an untrained model copies the last frame; v = (x - x0) / t.

@@ -117,3 +117,34 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     y1 = x1 * cos - x2 * sin
     y2 = x1 * sin + x2 * cos
     return torch.stack([y1, y2], dim=-1).flatten(-2).to(x.dtype)
+
+
+class ConvRefiner(nn.Module):
+    """A few 3x3 convs at latent-cell resolution that correct a patch head's output, per frame.
+
+    A token of ``patch`` cells must learn a sub-token move (a ball's 1-3 px step inside a 16 px token)
+    once for every place in its patch; a conv learns it once for every place. Input: the head's
+    output, the previous-frame stack and the noisy frame, all (B*F, ., h, w); the frame's conditioning
+    (noise level and action) adds a per-channel bias. The last conv starts at zero, so a refiner added to
+    a trained model changes nothing until it is trained.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, width: int, cond_dim: int, layers: int = 3) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(in_ch, width, 3, padding=1)
+        self.cond = nn.Linear(cond_dim, width)
+        self.mid = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(layers - 2))
+        self.outp = nn.Conv2d(width, out_ch, 3, padding=1)
+        nn.init.zeros_(self.outp.weight)
+        nn.init.zeros_(self.outp.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x (B, F, in_ch, h, w), cond (B, F, D) -> correction (B, F, out_ch, h, w)."""
+        B, Fr = x.shape[:2]
+        h = self.inp(x.flatten(0, 1)) + self.cond(F.silu(cond)).flatten(0, 1)[:, :, None, None]
+        h = F.gelu(h)
+        for conv in self.mid:
+            h = F.gelu(conv(h))
+        out = self.outp(h)
+        return out.view(B, Fr, *out.shape[1:])
+
