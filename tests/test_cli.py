@@ -177,6 +177,27 @@ def test_finetune_refuses_a_different_architecture(pipeline: dict[str, Any], cap
     assert "--init" in capsys.readouterr().err
 
 
+def test_finetune_grows_a_conv_refiner_and_starts_where_it_was(pipeline: dict[str, Any]) -> None:
+    """--init a model without a refiner, --dyn-head-conv 8: the new module starts as no correction, so at lr 0 the
+    grown model predicts exactly what its init did; the card records what grew."""
+    import torch
+
+    import worldloom
+
+    d: Path = pipeline["dir"]
+    assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "wm"), "--tokenizer", str(d / "wm"),
+                 "--data", str(d / "held"), "--out", str(d / "ft-grown"), "--dyn-head-conv", "8", "--train-steps", "1",
+                 "--train-lr", "0"]) == 0
+    base, grown = worldloom.load(d / "wm"), worldloom.load(d / "ft-grown")
+    assert grown.dit.cfg.head_conv == 8 and grown.config["init"]["grown"] == {"head_conv": 8}
+    g = torch.Generator().manual_seed(0)
+    c, s = base.dit.cfg.latent_channels, base.dit.cfg.latent_size
+    x, t = torch.randn(1, 3, c, s, s, generator=g), torch.full((1, 3), 0.6)
+    a = torch.zeros(1, 3, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.allclose(base.dit(x, t, a), grown.dit(x, t, a), atol=1e-6)
+
+
 def test_generate_with_named_actions_and_bad_names(pipeline: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     import imageio.v3 as iio
 

@@ -225,6 +225,11 @@ def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
     return vae.eval(), config
 
 
+# Config fields an --init checkpoint may lack (0 there): each adds a module that starts as the identity
+# (its name prefix), so a trained model can grow it and begin exactly where it was.
+GROWABLE = {"head_conv": "refine."}
+
+
 def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = None, actions_from: str = "the data") -> dict[str, Any]:
     """Load a world model's DiT weights into ``dit`` (same config, strict; the same action names as ``actions``
     if given, which came from ``actions_from``); returns what the new card records."""
@@ -239,15 +244,21 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
     # Fields added since that checkpoint was written take their defaults, as loading it for play does.
     mine, theirs = to_dict(dit.cfg), to_dict(from_dict(DynamicsConfig, config["dynamics"], where=f"{where}: dynamics"))
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    grown = [k for k in diff if k in GROWABLE and not theirs.get(k)]  # a module the init lacks, added here
+    diff = [k for k in diff if k not in grown]
     if diff:
         raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
                               f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
-    load_strict(dit, split_prefix(tensors, "dit."), where=str(d / "model.safetensors") + " (dit)")
+    weights = split_prefix(tensors, "dit.")
+    fresh = dit.state_dict()
+    for k in grown:  # the new module keeps its own start (no correction): the model begins as the init
+        weights.update({n: v for n, v in fresh.items() if n.startswith(GROWABLE[k])})
+    load_strict(dit, weights, where=str(d / "model.safetensors") + " (dit)")
     if actions is not None and "action_spec" in config:
         ActionSpec.from_dict(config["action_spec"], where=f"{where}: action_spec").require_same(
             actions, mine=f"--init {where}", theirs=actions_from)
     out = {"path": str(path), "trained_steps": config.get("trained_steps"), "data": (config.get("data") or {}).get("path"),
-           "recipe_cmd": config.get("recipe_cmd")}
+           "recipe_cmd": config.get("recipe_cmd"), **({"grown": {k: mine[k] for k in grown}} if grown else {})}
     if "distill" in config:  # a student: its own fine-tune on top of its teacher's trained_steps
         out["distill_steps"] = config["distill"].get("trained_steps")
     if config.get("speed"):  # serving defaults (precision, compile): a fine-tune keeps the model's
