@@ -25,15 +25,18 @@ import numpy as np
 import torch
 
 MAX_SHIFT = 12  # px; > the arena's 4 px camera step, < its 16 px grid period (which would alias)
-AGENT_HALF = 9  # px; half-size of the default central mask
 _TIE = 1e-4  # grey levels^2 per px^2 of shift: breaks ties towards small shifts
 _MIN_OVERLAP = 0.25
 
 
-def central_mask(size: tuple[int, int] = (64, 64), half: int = AGENT_HALF) -> np.ndarray:
-    """A (H, W) bool mask, True = excluded: the box of half-size ``half`` around the view centre."""
+def central_mask(size: tuple[int, int], half: int) -> np.ndarray:
+    """A (H, W) bool mask, True = excluded: the box of half-size ``half`` around the view centre (negative: none).
+
+    ``half`` is an env's ``agent_half_px`` prior (:func:`worldloom.envs.registry.priors`)."""
     H, W = size
     m = np.zeros((H, W), bool)
+    if half < 0:
+        return m
     cy, cx = H // 2, W // 2
     m[max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1] = True
     return m
@@ -88,7 +91,7 @@ def argmin_shift(c: torch.Tensor, m: int) -> torch.Tensor:
 
 @torch.no_grad()
 def estimate_shift_float(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = MAX_SHIFT,
-                         half: int = AGENT_HALF) -> torch.Tensor:
+                         half: int = -1) -> torch.Tensor:
     """Camera motion between float frames (B, 3, H, W) in [-1, 1]: int64 (B, 2) as (dx, dy).
 
     Masks the central box of half-size ``half`` (:func:`central_mask`; negative: no mask).
@@ -98,7 +101,7 @@ def estimate_shift_float(prev: torch.Tensor, cur: torch.Tensor, max_shift: int =
     B, _, H, W = prev.shape
     m = check_shift(max_shift, H, W)
     P = fft_size(max(H, W) + m)
-    keep = np.ones((H, W), bool) if half < 0 else ~central_mask((H, W), half)
+    keep = ~central_mask((H, W), half)
     w = torch.from_numpy(keep.astype(np.float32)).to(prev.device).expand(B, H, W)
     grey = lambda x: x.float().mean(1) * 127.5  # noqa: E731  (B, H, W) grey levels, mid-grey 0
     return argmin_shift(costs(spectra(grey(prev), w, P), spectra(grey(cur), w, P), P, m), m)

@@ -10,6 +10,7 @@ import torch
 
 from worldloom.data.collect import collect
 from worldloom.data.format import Dataset
+from worldloom.envs.registry import priors
 from worldloom.eval.metrics import psnr
 from worldloom.eval.motion import (
     TRANSITIONS, FollowResult, action_following, box_mask, central_mask, estimate_motion, estimate_shift,
@@ -23,6 +24,9 @@ def _texture(size: int = 120, seed: int = 0) -> np.ndarray:
     """A random texture with a little spatial correlation, uint8 (size, size, 3)."""
     x = np.random.default_rng(seed).uniform(0, 255, (size + 1, size + 1, 3))
     return ((x[1:, 1:] + x[:-1, 1:] + x[1:, :-1]) / 3).astype(np.uint8)
+
+
+AGENT = central_mask((64, 64), priors("arena")["agent_half_px"])  # the arena's agent box, from its registration
 
 
 def _view(world: np.ndarray, cam: tuple[int, int], sprite: bool = True) -> np.ndarray:
@@ -48,9 +52,20 @@ def test_recovers_synthetic_shift_with_masked_centre(shift: tuple[int, int]):
     world = _texture()
     prev = _view(world, (30, 30))
     cur = _view(world, (30 + shift[0], 30 + shift[1]))  # camera moved by `shift`
-    assert tuple(estimate_shift(prev, cur)) == shift
-    costs = shift_costs(prev, cur)
+    assert tuple(estimate_shift(prev, cur, AGENT)) == shift
+    costs = shift_costs(prev, cur, AGENT)
     assert costs.shape == (25, 25) and costs[shift[1] + 12, shift[0] + 12] == costs.min()
+
+
+def test_the_agent_box_is_the_envs_prior_and_unmasked_it_outvotes_the_floor():
+    """Nothing is masked by default; the arena states its agent box through the registry, and without it the
+    centred sprite, which stays put, wins the vote for 'no motion'."""
+    assert priors("arena")["agent_half_px"] == 9 and priors("gym:CartPole-v1")["agent_half_px"] == -1
+    world = _texture()
+    prev, cur = _view(world, (30, 30)), _view(world, (18, 42))
+    assert tuple(estimate_shift(prev, cur)) == (0, 0)
+    assert tuple(estimate_shift(prev, cur, AGENT)) == (-12, 12)
+    assert not central_mask((64, 64), -1).any()
 
 
 def test_sign_convention_camera_right_is_positive():
@@ -68,10 +83,10 @@ def test_batched_masks_and_sequences_agree():
     cams = [(30, 30), (34, 30), (34, 26), (31, 29), (31, 29)]
     seq = np.stack([_view(world, c) for c in cams])[None]  # (1, 5, 64, 64, 3)
     true = np.diff(np.array(cams), axis=0)[None]
-    np.testing.assert_array_equal(estimate_motion(seq), true)
-    np.testing.assert_array_equal(estimate_shift(seq[:, :-1], seq[:, 1:]), true)
+    np.testing.assert_array_equal(estimate_motion(seq, AGENT), true)
+    np.testing.assert_array_equal(estimate_shift(seq[:, :-1], seq[:, 1:], AGENT), true)
     # a per-frame mask (central box + a box elsewhere) gives the same answer on this texture
-    m = box_mask((64, 64), np.tile([[[5.0, 5.0]]], (1, 5, 1, 1)), half=4, base=central_mask())
+    m = box_mask((64, 64), np.tile([[[5.0, 5.0]]], (1, 5, 1, 1)), half=4, base=AGENT)
     assert m.shape == (1, 5, 64, 64) and m[0, 0, 32, 32] and m[0, 0, 5, 5] and not m[0, 0, 5, 20]
     np.testing.assert_array_equal(estimate_motion(seq, mask=m), true)
     with pytest.raises(ValueError, match="max_shift"):
@@ -81,7 +96,7 @@ def test_batched_masks_and_sequences_agree():
 def test_frozen_and_flat_frames_read_as_no_motion(arena_data):
     frames, camera = arena_data
     frozen = np.repeat(frames[:, 3:4], 20, axis=1)  # a model that stopped: the last context frame forever
-    r = action_following(frozen, camera[:, 3:24], frames[:, 3])
+    r = action_following(frozen, camera[:, 3:24], frames[:, 3], mask=AGENT)
     assert r.moving.any() and (r.est == 0).all()
     assert r.rate("hit") == 0.0 and r.rate("exact") == 0.0 and r.rate("still") == 1.0
     flat = np.full((2, 64, 64, 3), 128, np.uint8)  # nothing to match: ties go to (0, 0)
@@ -90,14 +105,14 @@ def test_frozen_and_flat_frames_read_as_no_motion(arena_data):
 
 def test_true_arena_frames_match_camera(arena_data):
     frames, camera = arena_data
-    r = action_following(frames, camera)  # frames[:, 0] is the predecessor
+    r = action_following(frames, camera, mask=AGENT)  # frames[:, 0] is the predecessor
     assert r.est.shape == (6, 59, 2)
     assert r.moving.mean() > 0.4  # the momentum policy moves most of the time
     exact_all = (r.est == r.true).all(-1).mean()
     assert exact_all >= 0.99, exact_all
     assert r.rate("hit") >= 0.99 and r.rate("exact", 8) >= 0.99 and r.rate("still") >= 0.99
     # the same through the context-frame form
-    r2 = action_following(frames[:, 4:], camera[:, 3:], frames[:, 3])
+    r2 = action_following(frames[:, 4:], camera[:, 3:], frames[:, 3], mask=AGENT)
     np.testing.assert_array_equal(r2.est, r.est[:, 3:])
 
 
@@ -142,7 +157,7 @@ def test_shift_view_is_the_camera_convention(arena_data):
     np.testing.assert_array_equal(out[8:, :-4], f[:-8, 4:])  # out[y, x] = f[y + dy, x + dx]
     np.testing.assert_array_equal(out[:8, :-4], np.broadcast_to(f[0, 4:], (8, 60, 3)))  # edge repeated
     np.testing.assert_array_equal(shift_view(f, np.zeros(2)), f)
-    keep = central_mask((64, 64))
+    keep = AGENT
     np.testing.assert_array_equal(shift_view(f, np.array([4, -8]), keep)[keep], f[keep])
     # true arena frames: the previous frame moved by the true camera step, the agent kept in the
     # centre, matches far better than unmoved (measured: 26.2 vs 21.5 dB on moving steps)

@@ -28,14 +28,26 @@ def _gates(td: TemporalDecoder) -> torch.Tensor:
 
 @pytest.mark.parametrize("motion_shift", [0, 8])
 def test_fresh_decoder_is_the_base_decoder_plus_a_small_blend(motion_shift: int):
-    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, motion_shift=motion_shift)).eval()
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, motion_shift=motion_shift, motion_mask_half=9)).eval()
     base, base_prev, prev = _frames(2, 0), _frames(2, 1), _frames(2, 2)
     e = torch.tensor(td.cfg.gate_bias).exp()
     g = e / (1 + td.cfg.sources * e)  # each source's share of a softmax with the draw's logit 0
     with torch.no_grad():
         out = td(base, base_prev, prev)
-    srcs = [prev] + ([warp(prev, estimate_shift_float(base_prev, base, motion_shift))] if motion_shift else [])
+    srcs = [prev] + ([warp(prev, estimate_shift_float(base_prev, base, motion_shift, 9))] if motion_shift else [])
     torch.testing.assert_close(out, base + sum(g * (s - base) for s in srcs))
+
+
+def test_the_agent_box_comes_from_the_env():
+    """-2 (the default) takes the env's registered agent box; a decoder built without resolving it refuses to run."""
+    cfg = TemporalDecoderConfig(width=8, blocks=1)
+    assert cfg.with_env_prior("arena").motion_mask_half == 9 and cfg.with_env_prior("gym:CartPole-v1").motion_mask_half == -1
+    assert TemporalDecoderConfig(width=8, motion_mask_half=3).with_env_prior("arena").motion_mask_half == 3
+    with pytest.raises(ValueError, match="never resolved"):
+        TemporalDecoder(cfg)(_frames(1, 0), _frames(1, 1), _frames(1, 2))
+    import worldloom
+
+    assert worldloom.load("arena-td").tdec.cfg.motion_mask_half == 9  # saved before the field: its env's box, as trained
 
 
 def test_bad_configs_name_the_field(tmp_path, tdec_world):
@@ -96,7 +108,7 @@ def test_motion_compensation_copies_a_scrolled_view_exactly():
     cur = as_shown(_view(world, 14, 14)[None])  # camera moved by (4, 4)
     blur = lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)  # noqa: E731  soft base decodes
     assert estimate_shift_float(blur(prev), blur(cur)).tolist() == [[4, 4]]
-    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, motion_shift=8)).eval()
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, motion_shift=8, motion_mask_half=9)).eval()
     with torch.no_grad():
         _gates(td)[3:6], _gates(td)[6:9] = -60.0, 60.0  # copy from the moved frame only
         out = td(blur(cur), blur(prev), prev)
@@ -109,7 +121,7 @@ def test_a_still_view_stays_exact_when_the_copy_is_split_between_sources():
     """No motion: the moved frame is the last one, so a copy split over both sources (0.49 each) still snaps
     to the last frame bit for bit."""
     base, prev = _frames(2, 0), as_shown(_frames(2, 2))
-    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=math.log(0.49 / 0.02), motion_shift=8)).eval()
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, gate_bias=math.log(0.49 / 0.02), motion_shift=8, motion_mask_half=9)).eval()
     with torch.no_grad():
         _gates(td)[:3] = 3.0
         assert torch.equal(estimate_shift_float(base, base), torch.zeros(2, 2, dtype=torch.long))
@@ -136,7 +148,7 @@ def test_keep_snap_out_of_range_is_refused():
 @pytest.fixture
 def tdec_world(tiny_world):
     torch.manual_seed(1)
-    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1)).eval()
+    td = TemporalDecoder(TemporalDecoderConfig(width=8, blocks=1, motion_mask_half=9)).eval()
     with torch.no_grad():  # trained-looking: every input reaches the output
         for p in td.parameters():
             p.add_(torch.randn_like(p) * 0.05)

@@ -50,7 +50,7 @@ def test_rollouts_are_the_simulators(tiny_ckpt, data):
 def test_replay_holds_the_decoders_own_frames(tiny_ckpt, data):
     model, ds = load(tiny_ckpt), Dataset.open(data)
     frames, z = make_rollouts(model, ds, RECIPE)
-    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1),
+    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1, motion_mask_half=9),
                                dataclasses.replace(RECIPE, still_share=0.0))
     # Step 0 follows the true last context frame; later steps start from the base decoder's frames, as shown (uint8).
     assert torch.equal(task.shown[:, 0], model.vae.to_float(torch.from_numpy(frames[:, 0])).half())
@@ -79,7 +79,7 @@ def test_still_openings_follow_the_true_frame_and_stay_fixed(tiny_ckpt, data):
     frames = frames.copy()
     frames[0, 1:3] = frames[0, :1]  # rollout 0: the first two true frames repeat the context frame, then it moves
     frames[0, 3] = 255 - frames[0, 0]
-    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1),
+    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1, motion_mask_half=9),
                                dataclasses.replace(RECIPE, still_share=1.0))
     assert task.fixed[0].tolist() == [True, True, True, False]  # steps 0-2 follow the true frame; step 3 follows a move
     assert task.fixed[:, 0].all()
@@ -100,7 +100,7 @@ def test_psnr_loss_is_minus_the_mean_frame_psnr(tiny_ckpt, data):
     """loss='psnr' ranks by the eval's mean per-frame PSNR: one exact frame beats spreading the same error."""
     model, ds = load(tiny_ckpt), Dataset.open(data)
     frames, z = make_rollouts(model, ds, RECIPE)
-    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1),
+    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1, motion_mask_half=9),
                                TemporalDecoderRecipe(**{**RECIPE.__dict__, "l1_weight": 0.0}))
     truth = task.truth[:2, 0].float()  # (2, 3, H, W)
 
@@ -128,7 +128,7 @@ def test_training_inputs_are_what_the_simulator_shows(tiny_ckpt, data):
     """Step 0's base_prev and shown frame are exactly the Simulator's after reset on the same context."""
     model, ds = load(tiny_ckpt), Dataset.open(data)
     frames, z = make_rollouts(model, ds, RECIPE)
-    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1), RECIPE)
+    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1, motion_mask_half=9), RECIPE)
     hits = [(e, st) for e in range(len(ds)) for st in range(ds.lengths[e] - 6)
             if np.array_equal(np.array(ds[e].frames[st + 2 : st + 7]), frames[0])]
     e, st = hits[0]
@@ -141,7 +141,7 @@ def test_training_inputs_are_what_the_simulator_shows(tiny_ckpt, data):
 def test_training_lowers_the_loss_and_writes_a_loadable_world_model(tiny_ckpt, data, tmp_path):
     model, ds = load(tiny_ckpt), Dataset.open(data)
     frames, z = make_rollouts(model, ds, RECIPE)
-    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1), RECIPE)
+    task = TemporalDecoderTask(model.vae, frames, z, TemporalDecoderConfig(width=8, blocks=1, motion_mask_half=9), RECIPE)
     fixed = task.batch(torch.Generator().manual_seed(5), 12, torch.device("cpu"))
     with torch.no_grad():
         before = float(task.loss(task.model, fixed, torch.Generator())[0])
@@ -156,6 +156,8 @@ def test_training_lowers_the_loss_and_writes_a_loadable_world_model(tiny_ckpt, d
                                  TRAIN, progress=False, recipe_cmd="test")
     m2 = load(out.path)
     assert m2.tdec is not None and m2.config["temporal_decoder_train"]["recipe"]["horizon"] == 4
+    # The agent box its view-shift estimate leaves out came from the env's registration, and is recorded.
+    assert m2.tdec.cfg.motion_mask_half == 9 and m2.config["temporal_decoder"]["motion_mask_half"] == 9
     text = (out.path / "README.md").read_text()
     assert "Temporal decoder" in text and "## Notes" in text and "99 dB" not in text  # the source's numbers are not its own
     src = load_weights(tiny_ckpt / "model.safetensors")

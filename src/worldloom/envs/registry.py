@@ -8,7 +8,11 @@ collect, eval, play and bench never special-case one by name:
   that decides what the frames look like filled in (the frame-size field, a control law, a wrapper's
   options), so the data says how to rebuild its env;
 - ``legacy(kwargs)``: what a record from before such a field existed was made with;
-- ``suites``: the eval suites that need this env's ground truth (the physics suite needs ``phys2d``).
+- ``suites``: the eval suites that need this env's ground truth (the physics suite needs ``phys2d``);
+- ``priors``: what models and metrics may assume about its frames, passed to them by whoever builds
+  them (:func:`priors`), never imported from the world's module. ``agent_half_px``: the half-size of
+  the box at the view's centre that holds an agent the camera follows (left out when the view's motion
+  is estimated: the agent stays put while the floor scrolls); -1, the default, for none.
 
 Ids are exact names (``arena``, ``phys2d``) or a prefix family (``gym:<Gymnasium id>``). A new env
 is one :func:`register` call; :func:`entry` finds it, and an unknown id is an error listing them.
@@ -37,6 +41,8 @@ class EnvEntry:
     """Recorded kwargs -> the same with the defaults of records older than a field filled in."""
     suites: tuple[str, ...] = ()
     """Eval suites whose ground truth this env provides."""
+    priors: Mapping[str, Any] = field(default_factory=dict)
+    """What models and metrics may assume about the frames (see the module docstring)."""
     doc: str = ""
 
 
@@ -57,6 +63,18 @@ def entry(env_id: str) -> EnvEntry:
     if families:
         return _ENTRIES[max(families, key=len)]
     raise ValueError(f"unknown env id {env_id!r}; known: {known()}")
+
+
+PRIORS: Kwargs = {"agent_half_px": -1}  # each prior's value for an env that states none
+
+
+def priors(env_id: str | None) -> Kwargs:
+    """The priors of ``env_id``'s entry over :data:`PRIORS`; an unknown id or none (imported video) gets the defaults."""
+    try:
+        own = entry(env_id).priors if env_id else {}
+    except ValueError:
+        own = {}
+    return {**PRIORS, **own}
 
 
 def envs_for_suite(suite: str) -> list[str]:
@@ -80,6 +98,11 @@ def _sized(field_name: str, fill: Callable[[Kwargs], None] | None = None) -> Cal
 
 
 # --- the built-in worlds and the Gymnasium family --------------------------------------------------
+
+
+# The arena camera follows its agent: the agent's 5 px radius, up to 2 px off centre under the 4 px
+# camera snap, and 2 px of margin.
+ARENA_AGENT_HALF = 9
 
 
 def _arena(env_id: str, size: int, kw: Kwargs) -> gymnasium.Env:
@@ -128,7 +151,7 @@ def _setdefault(key: str, value: Any) -> Callable[[Kwargs], Kwargs]:
 
 
 register(EnvEntry("arena", _arena, _sized("view", _arena_control), _setdefault("control", "smooth"),
-                  suites=("causality", "persistence"),
+                  suites=("causality", "persistence"), priors={"agent_half_px": ARENA_AGENT_HALF},
                   doc="the hero world: a top-down agent pushing bouncing balls (worldloom.envs.arena)"))
 register(EnvEntry("phys2d", _phys2d, _sized("frame_size"), suites=("physics",),
                   doc="PhyWorld's 2-D physics scenes (worldloom.envs.phys2d)"))

@@ -46,10 +46,10 @@ from tqdm import tqdm
 from ..runtime.simulator import Simulator, WorldModel
 from .metrics import psnr
 from .motion import (
-    AGENT_HALF,
     MAX_SHIFT,
     FollowResult,
     action_following,
+    central_mask,
     estimate_shift,
 )
 from .suite import Plot, SuiteResult, Table, reconstruct, side_by_side
@@ -200,8 +200,12 @@ def run_causality(
     bar.close()
     env.close()
 
-    fm = {n: action_following(gen[n], cams[n], recon_last, max_shift=max_shift) for n in ARENA_NAMES}
-    ft = {n: action_following(true[n], cams[n], last, max_shift=max_shift) for n in ARENA_NAMES}
+    from ..envs.registry import priors
+
+    half = int(priors(model.config.get("env"))["agent_half_px"])
+    mask = central_mask(last.shape[-3:-1], half)  # the agent the camera follows stays put: it does not vote
+    fm = {n: action_following(gen[n], cams[n], recon_last, mask=mask, max_shift=max_shift) for n in ARENA_NAMES}
+    ft = {n: action_following(true[n], cams[n], last, mask=mask, max_shift=max_shift) for n in ARENA_NAMES}
     pm, pt = _pool(list(fm.values())), _pool(list(ft.values()))
     per_action = {n: {"accuracy": fm[n].rate("hit"), "exact": fm[n].rate("exact"), "ceiling": ft[n].rate("hit"),
                       "moving_steps": int(fm[n].moving.sum())} for n in ARENA_NAMES}
@@ -223,8 +227,8 @@ def run_causality(
         l1_steps_t.append(l1t.mean(0))
         dcam = cams[b][:, 1:] - cams[a][:, 1:]  # (E, N, 2): camera of b relative to a, = the shift a -> b
         ok = (dcam != 0).any(-1) & (np.abs(dcam) <= max_shift).all(-1)
-        hm = (np.sign(estimate_shift(gen[a], gen[b], max_shift=max_shift)) == np.sign(dcam)).all(-1) & ok
-        ht = (np.sign(estimate_shift(true[a], true[b], max_shift=max_shift)) == np.sign(dcam)).all(-1) & ok
+        hm = (np.sign(estimate_shift(gen[a], gen[b], mask, max_shift=max_shift)) == np.sign(dcam)).all(-1) & ok
+        ht = (np.sign(estimate_shift(true[a], true[b], mask, max_shift=max_shift)) == np.sign(dcam)).all(-1) & ok
         n_ok = int(ok.sum())
         hits_m, hits_t, scored = hits_m + int(hm.sum()), hits_t + int(ht.sum()), scored + n_ok
         pairs[f"{a}/{b}"] = {
@@ -249,7 +253,7 @@ def run_causality(
         "per_step": {"model": pm.per_step("hit"), "true_frames": pt.per_step("hit")},
         "settings": {"episodes": episodes, "seeds": [seeds[0], seeds[-1]], "steps": steps, "context": context,
                      "warmup": warmup, "context_policy": "momentum", "actions": list(ARENA_NAMES),
-                     "sim": asdict(sim.cfg), "max_shift": max_shift, "mask": f"central box, half-size {AGENT_HALF} px"},
+                     "sim": asdict(sim.cfg), "max_shift": max_shift, "mask": f"central box, half-size {half} px"},
     }
 
     tables = [

@@ -22,8 +22,10 @@ Key choices (measured on arena datasets of the momentum and random policies, ~14
   i.e. a few zero-padded FFTs per frame instead of ~625 shifted differences: 50 x 32 pairs take
   ~0.6 s on one busy CPU core.
   Spectra of a sequence's frames are computed once and shared by the two pairs each frame is in.
-- **Default mask: a central box of half-size 9 px**, the agent sprite (radius 5, within +-2 px of the
-  view centre), which stays put while the background scrolls and would vote for "no motion".
+- **The agent's box is masked** where the env states one (its ``agent_half_px`` prior,
+  :func:`worldloom.envs.registry.priors`; the arena: 9 px, its agent sprite of radius 5 within +-2 px
+  of the view centre), which stays put while the background scrolls and would vote for "no motion".
+  Callers pass it as ``mask``; None masks nothing.
 - **Ties go to the smallest shift.** A tiny penalty ``1e-4 * (dx^2 + dy^2)`` (in grey levels^2;
   real mismatches cost > 1) makes a flat or frozen frame read as (0, 0), i.e. *no* motion, so a model
   that stops moving or blurs everything out scores a miss, never a lucky hit. Shifts whose overlap is
@@ -44,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..shift import AGENT_HALF, MAX_SHIFT, argmin_shift, central_mask, check_shift, costs, fft_size, spectra, warp
+from ..shift import MAX_SHIFT, argmin_shift, central_mask, check_shift, costs, fft_size, spectra, warp
 
 _CHUNK = 1024  # frames per FFT batch: bounds memory on long inputs
 
@@ -66,7 +68,7 @@ def box_mask(size: tuple[int, int], centres: np.ndarray, half: int = 7, base: np
 def _weights(mask: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor:
     """Per-frame weights (..., H, W) float32 (1 = used) for frames of ``shape`` (..., H, W, 3)."""
     H, W = shape[-3:-1]
-    m = central_mask((H, W)) if mask is None else np.asarray(mask, bool)
+    m = np.zeros((H, W), bool) if mask is None else np.asarray(mask, bool)
     if m.shape[-2:] != (H, W):
         raise ValueError(f"mask must end in ({H}, {W}) like the frames, got {m.shape}")
     return torch.from_numpy(np.broadcast_to(~m, (*shape[:-3], H, W)).astype(np.float32))
@@ -88,7 +90,8 @@ def shift_costs(
     """Masked mean squared difference for every shift: (..., 2m+1, 2m+1) float32, indexed [dy+m, dx+m].
 
     prev, cur: uint8 (..., H, W, 3). mask: bool (H, W) or (..., H, W), True = excluded (in both
-    frames); None = :func:`central_mask`. Entry (dy, dx) compares ``cur[y, x]`` with ``prev[y+dy, x+dx]``.
+    frames), e.g. :func:`central_mask` with the env's ``agent_half_px``; None = no mask. Entry (dy, dx)
+    compares ``cur[y, x]`` with ``prev[y+dy, x+dx]``.
     """
     prev, cur = np.asarray(prev), np.asarray(cur)
     if prev.shape != cur.shape or prev.ndim < 3 or prev.shape[-1] != 3:
@@ -296,6 +299,6 @@ def shift_view(frames: np.ndarray, motion: np.ndarray, keep: np.ndarray | None =
 
 
 __all__ = [
-    "AGENT_HALF", "MAX_SHIFT", "TRANSITIONS", "FollowResult", "action_following", "box_mask", "central_mask",
+    "MAX_SHIFT", "TRANSITIONS", "FollowResult", "action_following", "box_mask", "central_mask",
     "estimate_motion", "estimate_shift", "shift_costs", "shift_view", "transition_kinds",
 ]

@@ -53,7 +53,7 @@ from ..data.format import Dataset
 from ..runtime.simulator import WorldModel
 from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import clean, generate, reconstruct
-from .motion import AGENT_HALF, MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
+from .motion import MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
 from .objects import format_objects, score_objects
 
 FOLLOW_HORIZONS = (8, 32)
@@ -172,9 +172,13 @@ def evaluate_rollouts(
     }
 
     follow: dict[str, Any] | None = None
+    from ..envs.registry import priors
+
+    agent_half = int(priors(ds.env)["agent_half_px"])  # the box a following camera keeps its agent in
     if camera is not None:
         cam = camera[:, context - 1 :]  # (E, 1 + horizon, 2): [last context, generated steps]
-        moved = shift_view(copy, cam[:, 1:] - cam[:, :1], keep=central_mask(last.shape[1:3]))  # (E, N, H, W, 3)
+        mask = central_mask(last.shape[1:3], agent_half)
+        moved = shift_view(copy, cam[:, 1:] - cam[:, :1], keep=mask)  # (E, N, H, W, 3)
         scored["copy_shifted"], per_frame["copy_shifted"] = moved, psnr(moved, truth)
         prev = camera[:, context - 1] - camera[:, context - 2] if context >= 2 else None  # (E, 2)
         # Generated frames follow the last context frame as the model shows it: decoded, or the true one when
@@ -182,10 +186,10 @@ def evaluate_rollouts(
         # hits that are not the dynamics' fault.
         shown = last if model.tdec is not None else recon[:, 0]
         runs = {
-            "model": action_following(gen, cam, shown, prev_motion=prev, max_shift=max_shift),
-            "true_frames": action_following(truth, cam, last, prev_motion=prev, max_shift=max_shift),
-            "recon": action_following(recon[:, 1:], cam, recon[:, 0], prev_motion=prev, max_shift=max_shift),
-            "swapped_actions": action_following(gen_swap, cam, shown, prev_motion=prev, max_shift=max_shift),
+            "model": action_following(gen, cam, shown, prev_motion=prev, mask=mask, max_shift=max_shift),
+            "true_frames": action_following(truth, cam, last, prev_motion=prev, mask=mask, max_shift=max_shift),
+            "recon": action_following(recon[:, 1:], cam, recon[:, 0], prev_motion=prev, mask=mask, max_shift=max_shift),
+            "swapped_actions": action_following(gen_swap, cam, shown, prev_motion=prev, mask=mask, max_shift=max_shift),
         }
         follow = {k: {**r.summary(FOLLOW_HORIZONS), "per_step": r.per_step("hit").tolist(),
                       **({"by_transition": {f"h1_{h}": r.by_transition(h) for h in FOLLOW_HORIZONS}}
@@ -232,7 +236,7 @@ def evaluate_rollouts(
             "context": context, "horizon": horizon, "episodes_requested": episodes, "batch": batch, "start": start,
             "seed": seed, "sim": asdict(sim_cfg) if sim_cfg else None, "swap": swap_mode,
             "device": str(next(model.dit.parameters()).device),
-            "motion": {"max_shift": max_shift, "mask": f"central box, half-size {AGENT_HALF} px",
+            "motion": {"max_shift": max_shift, "mask": f"central box, half-size {agent_half} px" if agent_half >= 0 else "none",
                        "follow_horizons": [min(h, horizon) for h in FOLLOW_HORIZONS]},
         },
     }

@@ -63,11 +63,13 @@ class Selection:
 
 @dataclass
 class Geometry:
-    """What a policy needs to know about the frames: sizes in px, latent cells and tokens."""
+    """What a policy needs to know about the frames: sizes in px, latent cells and tokens, and the env's
+    ``agent_half_px`` prior (:func:`worldloom.envs.registry.priors`; -1: no agent the camera follows)."""
 
     frame_size: int
     latent_size: int
     grid: int
+    agent_half_px: int = -1
 
     @property
     def cell_px(self) -> float:

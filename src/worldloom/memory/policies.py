@@ -7,7 +7,7 @@
   their offset from the current view (RoPE rows/cols in tokens, fractions allowed), so a revisited
   place can be copied instead of invented. The pose is integrated at run time from the model's own
   frames: the whole-latent-cell shift between consecutive latents (:func:`worldloom.shift.cell_shift`,
-  the central agent-sized square left out of the vote: without that, the arena's agent, which the
+  the central square of the env's agent_half_px prior left out of the vote: without that, the arena's agent, which the
   camera keeps centred, outvoted the smooth floor and the true latents read "no motion" on 17 of 20
   moving steps; with it, 20 of 20 are exact), for a camera that snaps to latent cells, as the arena's does. The bank holds at most
   ``bank`` cells (least recently seen dropped), so memory stays flat however long the rollout.
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..shift import AGENT_HALF, cell_shift
+from ..shift import cell_shift
 from .base import Entry, Geometry, MemoryPolicy, Selection
 
 
@@ -113,7 +113,8 @@ class PlaceMemory(_Bank):
     def observe(self, index: int, z: torch.Tensor) -> None:
         if self.last is not None:  # content moved by -d cells: the camera moved by +d
             g = self.geometry  # a centred agent stays put while the view scrolls: it does not vote
-            self.pose += cell_shift(self.last, z, ignore=max(1, round(AGENT_HALF / g.cell_px))).double().cpu() * g.cell_px
+            ignore = max(1, round(g.agent_half_px / g.cell_px)) if g.agent_half_px >= 0 else 0
+            self.pose += cell_shift(self.last, z, ignore=ignore).double().cpu() * g.cell_px
         self.last = z.detach().clone()
         cell = self.geometry.token_px
         for b in range(self.batch):

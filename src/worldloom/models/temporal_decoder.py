@@ -39,7 +39,7 @@ Key choices:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -48,6 +48,8 @@ import torch.nn.functional as F
 from ..config import doc
 from ..shift import estimate_shift_float, warp
 from .vae import VAE, ResBlock, _stage
+
+ENV_PRIOR = -2  # motion_mask_half: take the env's registered agent_half_px (envs.registry.priors)
 
 
 @dataclass
@@ -58,6 +60,9 @@ class TemporalDecoderConfig:
     keep_snap: float = doc(0.95, "at inference a gate above this keeps its pixel exactly; 1 disables")
     motion_shift: int = doc(8, "search range (px) of motion compensation: the last frame moved by the view shift "
                                "read between the base decodes is a second frame to copy from; 0 disables")
+    motion_mask_half: int = doc(ENV_PRIOR, "half-size (px) of the view-centre box the view-shift estimate leaves out "
+                                           "(an agent the camera follows); -1: none; -2: the env's agent_half_px prior, "
+                                           "resolved when trained or loaded (with_env_prior)")
 
     def __post_init__(self) -> None:
         if self.width < 8 or self.width % 8:
@@ -68,6 +73,16 @@ class TemporalDecoderConfig:
             raise ValueError(f"temporal_decoder.keep_snap must be in (0, 1], got {self.keep_snap}")
         if self.motion_shift < 0:
             raise ValueError(f"temporal_decoder.motion_shift must be >= 0 (0: off), got {self.motion_shift}")
+        if self.motion_mask_half < ENV_PRIOR:
+            raise ValueError(f"temporal_decoder.motion_mask_half must be >= -2, got {self.motion_mask_half}")
+
+    def with_env_prior(self, env_id: str | None) -> "TemporalDecoderConfig":
+        """This config with ``motion_mask_half`` taken from ``env_id``'s registered prior where it says -2."""
+        if self.motion_mask_half != ENV_PRIOR:
+            return self
+        from ..envs.registry import priors
+
+        return replace(self, motion_mask_half=int(priors(env_id)["agent_half_px"]))
 
     @property
     def sources(self) -> int:
@@ -97,7 +112,10 @@ class TemporalDecoder(nn.Module):
         """base = D(z_t), base_prev = D(z_prev), x_prev: (B, 3, H, W) in [-1, 1] -> frame t (B, 3, H, W)."""
         src = [x_prev]
         if self.cfg.motion_shift:  # the view shift the dynamics drew, read where both frames are alike (base decodes)
-            src.append(warp(x_prev, estimate_shift_float(base_prev, base, self.cfg.motion_shift)))
+            if self.cfg.motion_mask_half == ENV_PRIOR:
+                raise ValueError("temporal_decoder.motion_mask_half is -2 (the env's prior) but was never resolved: "
+                                 "build the decoder from TemporalDecoderConfig.with_env_prior(env)")
+            src.append(warp(x_prev, estimate_shift_float(base_prev, base, self.cfg.motion_shift, self.cfg.motion_mask_half)))
         h = self.inp(torch.cat([base, base_prev, *src], dim=1))  # (B, w, H/2, W/2)
         h = self.mid(h + self.up(self.down(h)))
         o = self.out(h)  # (B, 3 + 3k, H, W)

@@ -53,8 +53,9 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
         dyn_cfg = from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics")
         spec = ActionSpec.from_dict(config["action_spec"], where=where + ":action_spec")
         sim = from_dict(SimConfig, config.get("sim", {}), where=where + ":sim")
+        # A decoder saved before motion_mask_half was recorded used its env's agent box: the default -2 says so.
         td_cfg = (from_dict(TemporalDecoderConfig, config["temporal_decoder"], where=where + ":temporal_decoder")
-                  if config.get("temporal_decoder") is not None else None)
+                  .with_env_prior(config.get("env")) if config.get("temporal_decoder") is not None else None)
         if spec.n != dyn_cfg.n_actions:
             raise ValueError(f"{where}: action_spec names {spec.n} actions {list(spec.names)}, but dynamics.n_actions is "
                              f"{dyn_cfg.n_actions}")

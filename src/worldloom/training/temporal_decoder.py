@@ -196,6 +196,7 @@ def train_temporal_decoder(checkpoint: str | Path, data: str | Path, out: str | 
     frames, latents = make_rollouts(model, ds, recipe)
     rollout_s = time.time() - t0
     src_dir, config, tensors = read_checkpoint(checkpoint)
+    cfg = cfg.with_env_prior(config.get("env"))  # the agent box the view-shift estimate leaves out, from the env
     torch.manual_seed(train_cfg.seed)
     # The decoder's inputs from the base VAE as it plays (its serving precision, e.g. bf16), not an fp32 copy.
     task = TemporalDecoderTask(model.vae, frames, latents, cfg, recipe)
