@@ -1,5 +1,6 @@
 """docs/DATA.md's worked examples run as written, at tiny size: every `worldloom ...` command of its bash
-blocks (episodes and steps cut down, outputs moved to a temporary directory) and its Python blocks."""
+blocks (episodes and steps cut down, outputs moved to a temporary directory) and its collect example in
+Python. The adding-an-env block's registration is run by tests/envs/test_registry.py's toy env."""
 
 from __future__ import annotations
 
@@ -61,15 +62,17 @@ def test_bash_commands_run(cmd: str, tmp_path: Path) -> None:
             pytest.importorskip("minigrid")
         if argv[1] in ("gym:CartPole-v1", "gym:Pendulum-v1"):
             pytest.importorskip("pygame")
-    if argv[0] == "export-lerobot":  # its input is a dataset the page made above: make a tiny one
+    if argv[0] == "export-lerobot":  # its input is the page's Pendulum dataset (a Box env's axes): make a tiny one
         pytest.importorskip("pyarrow")
         pytest.importorskip("av")
-        assert main(["collect", "arena", "--episodes", "1", "--steps", "6", "--out", str(tmp_path / argv[1])]) == 0
+        pytest.importorskip("pygame")
+        assert argv[1] == "data/pendulum"
+        assert main(["collect", "gym:Pendulum-v1", "--episodes", "1", "--steps", "6", "--out", str(tmp_path / argv[1])]) == 0
         argv = [argv[0], str(tmp_path / argv[1])] + argv[2:]
     assert main(_tiny(argv, tmp_path)) == 0, cmd
 
 
-def test_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_collect_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The collect example, shrunk: the page's own calls with its arguments, 1 episode of 6 frames."""
     from worldloom.data import Dataset
 

@@ -15,8 +15,9 @@ Key choices (the measurements are in :mod:`worldloom.eval.motion`):
 - Ties go to the smallest shift (a penalty of 1e-4 grey levels^2 per px^2), so a flat or frozen
   pair reads as no motion; shifts whose overlap is under a quarter of the best-covered one's are
   not considered.
-- The default mask is a central box (the agent sprite of a camera-following world, which stays put
-  while the background scrolls and would vote for no motion).
+- No mask by default. A camera-following world states the box its agent stays in (its
+  ``agent_half_px`` prior, :func:`worldloom.envs.registry.priors`) and callers pass it: the agent
+  stays put while the background scrolls and would vote for no motion.
 """
 
 from __future__ import annotations

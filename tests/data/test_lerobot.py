@@ -93,3 +93,24 @@ def test_a_single_action_world_round_trips(tmp_path: Path) -> None:
     src = Dataset.open(collect("phys2d", tmp_path / "p", episodes=1, steps=8, progress=False))
     back = Dataset.open(import_lerobot(export_lerobot(src.path, tmp_path / "lr"), tmp_path / "b"))
     assert back.action_spec.names == ("noop",) and back[0].len == 8 and back.action_spec.n_axes == 0
+
+
+def test_a_fractional_fps_round_trips(tmp_path: Path) -> None:
+    """At 2.5 fps the video's frame times must be the data's (i / 2.5 s): a rate rounded to 2 or 3 fps would
+    put later frames outside their episode's span, and the import would find none there."""
+    from worldloom.actions import ActionSpec
+    from worldloom.data.format import DatasetWriter
+
+    rng = np.random.default_rng(0)
+    with DatasetWriter(tmp_path / "src", env="x", env_kwargs={}, frame_shape=(16, 16, 3), fps=2.5,
+                       action_spec=ActionSpec(names=("noop", "go")), policy=None, seed=0) as w:
+        for _ in range(3):
+            w.add_episode(np.repeat(rng.integers(0, 256, (30, 1, 1, 3), dtype=np.uint8), 16, 1).repeat(16, 2),
+                          rng.integers(0, 2, 30))
+    lr = export_lerobot(tmp_path / "src", tmp_path / "lr")
+    assert json.loads((lr / "meta/info.json").read_text())["fps"] == 2.5
+    back = Dataset.open(import_lerobot(lr, tmp_path / "back", frame_size=16))
+    assert back.fps == 2.5 and [e.len for e in back] == [30, 30, 30]
+    for a, b in zip(Dataset.open(tmp_path / "src"), back):
+        assert np.array_equal(a.actions[1:], b.actions[1:])
+        assert float(np.mean(psnr(np.array(b.frames), np.array(a.frames)))) > 30  # each frame where it belongs

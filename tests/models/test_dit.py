@@ -232,7 +232,7 @@ def test_halo_sees_the_neighbouring_cells():
 
 def test_conv_refiner_starts_as_no_correction_and_sees_neighbouring_cells():
     """A fresh refiner leaves the head's output as it was (a trained model gains one unchanged); trained, a
-    previous-frame change in one latent cell reaches the cells next to it and not those three away."""
+    previous-frame change in one latent cell reaches up to three cells away (three 3x3 convs) and no further."""
     torch.manual_seed(0)
     cfg = dict(latent_channels=4, latent_size=8, patch=4, dim=32, depth=1, heads=2, max_frames=4, pred="delta")
     plain, refined = CausalDiT(DynamicsConfig(**cfg)).eval(), CausalDiT(DynamicsConfig(**cfg, head_conv=8)).eval()

@@ -47,7 +47,23 @@ def test_the_agent_box_comes_from_the_env():
         TemporalDecoder(cfg)(_frames(1, 0), _frames(1, 1), _frames(1, 2))
     import worldloom
 
-    assert worldloom.load("arena-td").tdec.cfg.motion_mask_half == 9  # saved before the field: its env's box, as trained
+    assert worldloom.load("arena-td").tdec.cfg.motion_mask_half == 9  # saved before the field existed
+
+
+def test_a_decoder_saved_before_the_field_keeps_the_mask_it_was_trained_with(tmp_path):
+    """Before motion_mask_half was recorded every decoder masked the 9 px box, whatever its env."""
+    import json
+    import shutil
+
+    import worldloom
+    from worldloom.checkpoint import resolve
+
+    d = tmp_path / "td"
+    shutil.copytree(resolve("arena-td"), d)
+    cfg = json.loads((d / "config.json").read_text())
+    assert "motion_mask_half" not in cfg["temporal_decoder"]
+    (d / "config.json").write_text(json.dumps({**cfg, "env": "video"}))  # an env with no agent box
+    assert worldloom.load(d).tdec.cfg.motion_mask_half == 9
 
 
 def test_bad_configs_name_the_field(tmp_path, tdec_world):

@@ -406,9 +406,11 @@ def test_continuous_axes_in_play(serve, client, tiny_world):
         obs = env.step(np.array(headers[step].get("axes", [0.0]), np.float32))[0]
         if step in truth:
             assert np.array_equal(obs, truth[step]), step
-    # A tap shorter than a frame (press and release in one message burst) still pushes once, as a key tap does.
+    # A tap shorter than a frame (press and release between two ticks) still pushes once, as a key tap does.
+    c.send({"type": "pause", "on": True})  # no tick can fall between the two messages
     c.send({"type": "action", "action": 0, "seq": 2, "axes": [-2.0]})
     c.send({"type": "action", "action": 0, "seq": 3, "axes": [0.0]})
+    c.send({"type": "pause", "on": False})
     h, _ = c.frame(where=lambda h: h["seq"] == 3)
     assert h["axes"] == [-2.0]
     h, _ = c.frame(where=lambda h: h["seq"] == 3)

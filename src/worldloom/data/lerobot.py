@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +83,25 @@ def _axis_names(feature: dict[str, Any], n: int, key: str) -> list[str]:
     return [f"{key}_{i}" for i in range(n)]
 
 
-def _action_extremes(pq: Any, src: Path, key: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis min and max (n,) of ``key`` over every data file of the dataset (the action column only)."""
-    files = sorted((src / "data").glob("chunk-*/file-*.parquet"))
+def _action_extremes(pq: Any, src: Path, template: str, key: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis min and max (n,) of ``key`` over every data file of the dataset (the action column only);
+    the files are those ``template`` (info.json's ``data_path``) names, any chunk and file index."""
+    pattern = re.sub(r"\{[^}]*\}", "*", template)
+    files = sorted(src.glob(pattern))
     if not files:
-        raise LeRobotError(f"{src}/data: no chunk-*/file-*.parquet data files")
+        raise LeRobotError(f"{src}: no data files match meta/info.json's data_path {template!r}")
     lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
     for f in files:
         col = pq.read_table(f, columns=[key]).column(key).to_pylist()
-        a = np.asarray(col, np.float64).reshape(len(col), -1)
-        if a.shape[1] != n:
-            raise LeRobotError(f"{f}: {key!r} has {a.shape[1]} values per row, expected {n}")
+        a = np.asarray(col, np.float64)
+        if a.ndim == 1 and len(a):
+            a = a[:, None]
+        if len(a) and (a.ndim != 2 or a.shape[1] != n):
+            raise LeRobotError(f"{f}: {key!r} has shape {a.shape[1:]} per row, expected ({n},)")
         if len(a):
             lo, hi = np.minimum(lo, a.min(0)), np.maximum(hi, a.max(0))
+    if not np.isfinite(lo).all():
+        raise LeRobotError(f"{src}: the data files {pattern!r} hold no {key!r} rows to take axis ranges from")
     return lo, hi
 
 
@@ -195,7 +203,7 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
         if "min" in st and "max" in st:
             lo, hi, ranges_from = np.asarray(st["min"], np.float64), np.asarray(st["max"], np.float64), "meta/stats.json"
         else:  # every episode's actions, not only the imported ones: any subset imports with the same ranges
-            lo, hi = _action_extremes(pq, src, action_key, A)
+            lo, hi = _action_extremes(pq, src, info["data_path"], action_key, A)
             ranges_from = "all episodes in data/"
         pad = np.where(hi > lo, 0.0, 1e-3)  # a constant axis still needs a range
         lo_hi = (np.broadcast_to(lo, A) - pad, np.broadcast_to(hi, A) + pad)
@@ -250,7 +258,7 @@ def export_lerobot(data: str | os.PathLike, out: str | os.PathLike, *, camera: s
     rows[ID_KEY] = []  # always, even for a single no-op: every export imports back
     eps, cursor, t0 = [], 0, 0.0
     with av.open(str(vfile), "w") as c:
-        st = c.add_stream(codec, rate=int(round(fps)), options={"crf": str(crf)} if codec == "libx264" else {})
+        st = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options={"crf": str(crf)} if codec == "libx264" else {})
         st.width, st.height, st.pix_fmt = W, H, "yuv420p"
         for e, ep in enumerate(ds):
             n = ep.len

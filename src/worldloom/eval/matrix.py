@@ -94,7 +94,7 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
 
     objs = [k for k in OBJECT_COLUMNS if any(r.get(k) is not None for r in rows)]
     cols = ["checkpoint", "steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + \
-        ["follow % (Δ pts)"] + [f"{k.replace('_', ' ')} %" for k in objs]
+        ["follow % (Δ pts)"] + [f"{k.replace('_', ' ')}" + ("" if k.endswith("contrast") else " %") for k in objs]
     table_rows = []
     for r in rows:
         q = [f"{f(r.get(f'psnr_h{h}'))} ({'base' if r is base else f(r.get(f'd_psnr_h{h}'), 2, True)})" for h in horizons]
@@ -102,7 +102,8 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
         afs = "n/a" if af is None else f"{100 * af:.1f} ({'base' if r is base else f(r.get('d_action_following_pts'), 1, True)})"
         table_rows.append([Path(r["checkpoint"]).name, r["steps"], r["precision"], "on" if r["compile"] else "off", f(r["fps"], 1),
                            f(r["speedup"], 2), f(r["latency_p95_ms"], 1)] + q + [afs] +
-                          ["n/a" if r.get(k) is None else f"{100 * r[k]:.1f}" for k in objs])
+                          ["n/a" if r.get(k) is None else f"{r[k]:.2f}" if k.endswith("contrast") else f"{100 * r[k]:.1f}"
+                           for k in objs])
     notes = [f"base row: {Path(rows[0]['checkpoint']).name}, {base_key[0]} steps, fp32, eager; quality on {quality_episodes} fidelity episodes "
              f"(PSNR at h={', '.join(map(str, horizons))}) and {causality_episodes} causality contexts; speed over "
              f"{frames} frames, batch 1."]

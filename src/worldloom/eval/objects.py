@@ -366,7 +366,7 @@ def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float |
             out[f"{kind}_permanence_h1_{u}"] = r[f"permanence_h1_{u}"]
         for h in sorted({min(8, st["horizons"][-1]), st["horizons"][-1]}):
             out[f"{kind}_error_px_h{h}"] = r["position_error_median"].get(str(h))
-        out[f"{kind}_contrast"] = r.get(f"contrast_median_h1_{st['horizons'][-1]}")
+        out[f"{kind}_contrast"] = r.get(f"contrast_median_h1_{st['spans'][-1]}")
     out["false_objects"] = obj["false_objects"].get(who)
     m = obj.get("ball_motion") or {}
     out["ball_velocity_x_floor"] = (m.get(who) or {}).get("x_floor")

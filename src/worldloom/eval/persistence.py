@@ -43,10 +43,10 @@ import numpy as np
 import torch
 
 from ..envs.arena import WALL_PX
+from ..envs.registry import priors
 from ..runtime.simulator import WorldModel
 from .causality import make_truth_env
 from .metrics import MIN_MSE, PEAK, psnr, ssim
-from ..envs.registry import priors
 from .motion import box_mask, central_mask
 from .suite import Plot, SuiteResult, Table, generate, reconstruct, side_by_side
 

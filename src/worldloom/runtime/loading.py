@@ -35,6 +35,8 @@ from .simulator import SimConfig, WorldModel
 
 SAVE_DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
+LEGACY_TD_MASK_HALF = 9  # the view-shift mask every temporal decoder used before the field was recorded
+
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision: str | None = None,
          compile: bool | None = None) -> WorldModel:
@@ -53,9 +55,11 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
         dyn_cfg = from_dict(DynamicsConfig, config["dynamics"], where=where + ":dynamics")
         spec = ActionSpec.from_dict(config["action_spec"], where=where + ":action_spec")
         sim = from_dict(SimConfig, config.get("sim", {}), where=where + ":sim")
-        # A decoder saved before motion_mask_half was recorded used its env's agent box: the default -2 says so.
-        td_cfg = (from_dict(TemporalDecoderConfig, config["temporal_decoder"], where=where + ":temporal_decoder")
-                  .with_env_prior(config.get("env")) if config.get("temporal_decoder") is not None else None)
+        td_cfg = None
+        if config.get("temporal_decoder") is not None:
+            # A decoder saved before motion_mask_half was recorded masked the 9 px box, whatever its env.
+            td_dict = {"motion_mask_half": LEGACY_TD_MASK_HALF, **config["temporal_decoder"]}
+            td_cfg = from_dict(TemporalDecoderConfig, td_dict, where=where + ":temporal_decoder").with_env_prior(config.get("env"))
         if spec.n != dyn_cfg.n_actions:
             raise ValueError(f"{where}: action_spec names {spec.n} actions {list(spec.names)}, but dynamics.n_actions is "
                              f"{dyn_cfg.n_actions}")

@@ -9,8 +9,8 @@ collapsed under contention; one thread with ``torch.set_num_threads(1)`` held 13
   each session owns only its Simulator (KV cache, sampler state) and its truth env.
 - **Slots, not queues.** The event loop writes each session's *latest* input into slots under one
   lock: ``held`` (the held action, 0 = no-op), ``latched`` (the newest non-no-op action since the
-  last tick, so a tap shorter than a frame still moves the world; ``latched_axes`` the same for the newest
-  axis values off rest), ``pending_reset``, ``truth``,
+  last tick, so a tap shorter than a frame still moves the world; ``latched_axes`` the same per axis:
+  its newest value off rest), ``pending_reset``, ``truth``,
   ``paused``. A tick consumes them; nothing an impatient client sends can pile up.
 - **Pacing.** With ``fps > 0`` each session is due every ``1/fps`` s; the worker steps the due
   session with the earliest deadline, using the newest action (latched, else held, else no-op).
@@ -71,7 +71,7 @@ class Session:
         # slots (under Worker.lock)
         self.held, self.latched, self.seq = 0, None, None
         self.held_axes: tuple[float, ...] | None = None  # the newest action message's axis values
-        self.latched_axes: tuple[float, ...] | None = None  # the newest off-rest axis values since the last tick
+        self.latched_axes: dict[int, float] = {}  # axis -> its newest value off rest since the last tick
         self.fresh, self.t_action = False, 0.0
         self.pending_reset: P.Reset | None = P.Reset(seed=seed, checkpoint=checkpoint)
         self.truth = self.paused = self.closed = self.inflight = False
@@ -173,9 +173,10 @@ class Worker:
                 s.held_axes = msg.axes  # continuous parts follow the newest message (None: at rest)
                 if msg.action != 0:
                     s.latched = msg.action
-                if msg.axes is not None and s.spec is not None and s.spec.n_axes and \
-                        tuple(msg.axes) != tuple(float(v) for v in s.spec.rest_axes()):
-                    s.latched_axes = msg.axes  # a key tap shorter than a frame still pushes once
+                if msg.axes is not None and s.spec is not None and len(msg.axes) == s.spec.n_axes:
+                    for i, (v, a) in enumerate(zip(msg.axes, s.spec.axes)):
+                        if v != a.rest:  # a tap shorter than a frame still pushes once, on each axis alone
+                            s.latched_axes[i] = v
             elif isinstance(msg, P.Reset):
                 s.pending_reset = msg
             elif isinstance(msg, P.Truth):
@@ -260,8 +261,11 @@ class Worker:
         a = s.latched if s.latched is not None else s.held
         a = a if s.spec is not None and a < s.spec.n else 0  # parsed against a checkpoint since replaced
         t_ref = s.t_action if s.fresh else now
-        held_ax = s.latched_axes if s.latched_axes is not None else s.held_axes
-        s.latched, s.latched_axes, s.fresh, s.inflight = None, None, False, True
+        held_ax = s.held_axes
+        if s.latched_axes and s.spec is not None and s.spec.n_axes:
+            base = held_ax if held_ax is not None and len(held_ax) == s.spec.n_axes else [a.rest for a in s.spec.axes]
+            held_ax = tuple(s.latched_axes.get(i, v) for i, v in enumerate(base))
+        s.latched, s.latched_axes, s.fresh, s.inflight = None, {}, False, True
         s.next_due = max(s.next_due + self.period, now)
         ax = held_ax if s.spec is not None and s.spec.n_axes and held_ax is not None \
             and len(held_ax) == s.spec.n_axes else None
@@ -315,7 +319,7 @@ class Worker:
             if not closed:
                 s.sim, s.env, s.checkpoint, s.seed, s.spec = sim, env, name, seed, spec
                 s.next_due, s.frames_out = time.perf_counter(), 0
-                s.held, s.latched, s.fresh, s.held_axes, s.latched_axes = 0, None, False, None, None
+                s.held, s.latched, s.fresh, s.held_axes, s.latched_axes = 0, None, False, None, {}
         if closed:
             if env is not None:
                 env.close()

@@ -308,7 +308,10 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         from ..memory.base import Geometry
 
         sim_defaults.update(memory=recipe.memory, memory_slots=recipe.memory_frames)
-        memory = MemorySampler(recipe.memory, latents, Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid),
+        from ..envs.registry import priors
+
+        geometry = Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid, int(priors(ds.env)["agent_half_px"]))
+        memory = MemorySampler(recipe.memory, latents, geometry,
                                frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
                                poses=dataset_poses(ds, data) if recipe.memory == "place" else None, drop=recipe.memory_drop)
     task = DynamicsTask(dit, latents, actions, recipe, axes, memory)
