@@ -30,3 +30,10 @@ for mem in window place similar; do  # cost of each memory (run on an idle machi
   $WL bench --checkpoint arena --frames 10000 --json --memory $mem > "$W/bench-$mem.json"
 done
 $WL bench --checkpoint arena --mode ws --frames 3000 --json --memory place > "$W/bench-ws-place.json"
+# Sixth session: the same two students without the teacher term (--recipe-w-teacher 0), on the 8 probes.
+for arm in place none; do
+  $WL distill --teacher "$W/ft-none" --init "$W/ft-none" --data "$W/data-train" --out "$W/wt0-$arm" \
+    --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --recipe-w-teacher 0 --train-steps 100 --train-warmup 10 \
+    --train-lr 2e-4 --train-ema-decay 0.95 --train-ckpt-every 50 --train-threads 2 --recipe-memory $arm
+  $WL eval --checkpoint "$W/wt0-$arm" --suite persistence --memories window,place --ks 16,64,256 --probes 8 --out "$W/wt0-$arm-persist8"
+done
