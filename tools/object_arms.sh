@@ -1,8 +1,9 @@
 #!/bin/bash
-# The objects issue's single-factor arms of the sixth session (docs/BENCHMARKS.md, "Objects"): each trains
-# the small DiT (width 128, 4 blocks, 1,500 steps, lr 1e-3) on a still 64 px arena world and probes how
-# far it moves a ball one step from true frames (tools/teacher_forced_ball_probe.py). About 10 min an arm
-# at 16 tokens and 20 min at 64 on this 2-core box with nothing else running.
+# The objects issue's arms of the fifth and sixth sessions (docs/BENCHMARKS.md, "Objects"): each trains the
+# small DiT (width 128, 4 blocks, 1,500 steps, lr 1e-3) on a still 64 px arena world and probes how far it
+# moves a ball one step from true frames (tools/teacher_forced_ball_probe.py). All are single factors on R
+# or F but Rpw, which puts the two that helped together. On this 2-core box about 7-10 min an arm at 16
+# tokens, ~18 min at 64 on R and ~35-60 min at 64 on the textured F. (R and Rc were run with 1 thread.)
 #
 #     bash tools/object_arms.sh [WORK]        (WORK defaults to runs/arms)
 set -euo pipefail
