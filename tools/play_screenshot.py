@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/play_screenshot.py arena     # writes docs/img/play.png
 """
-import subprocess, sys, time, os
+import subprocess, sys, time
 port = 8765
 srv = subprocess.Popen([".venv/bin/worldloom", "play", "--checkpoint", sys.argv[1], "--port", str(port), "--no-open", "--fps", "15"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

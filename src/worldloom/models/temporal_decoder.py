@@ -43,7 +43,6 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import doc
 from ..shift import estimate_shift_float, warp
