@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from worldloom.data.format import Dataset
-from worldloom.envs.registry import priors
+from worldloom.envs.registry import agent_half_px
 from worldloom.eval.motion import action_following, central_mask
 from worldloom.eval.suite import reconstruct
 from worldloom.models.vae import VAE
@@ -60,7 +60,7 @@ def main() -> None:
                 td[i:j, k] = sim.render(z)
     # Pairs of like sharpness, as the eval: the decoder's frames after the true last context frame,
     # the base decodes after its reconstruction.
-    mask = central_mask(fr.shape[2:4], priors(model.config.get("env"))["agent_half_px"])
+    mask = central_mask(fr.shape[2:4], agent_half_px(model.config.get("env")))
     runs = {"temporal decoder": action_following(td, cam, fr[:, CONTEXT - 1], mask=mask),
             "base decodes": action_following(base, cam, reconstruct(model, fr[:, CONTEXT - 1 : CONTEXT])[:, 0], mask=mask)}
     moving = runs["base decodes"].moving[:, : a.upto]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from worldloom.data.format import Dataset
-from worldloom.envs.registry import priors
+from worldloom.envs.registry import agent_half_px
 from worldloom.eval.motion import TRANSITIONS, action_following, central_mask
 from worldloom.eval.suite import reconstruct
 from worldloom.runtime.simulator import Simulator
@@ -55,7 +55,7 @@ def main() -> None:
         sim.reset(F[i:j, 1 : 1 + CONTEXT], A[i:j, 1 : 1 + CONTEXT])
         gen[i:j] = sim.rollout(A[i:j, 1 + CONTEXT :])
     last = reconstruct(model, F[:, CONTEXT : CONTEXT + 1])[:, 0]  # decoded last context frame
-    mask = central_mask(gen.shape[2:4], priors(model.config.get("env"))["agent_half_px"])
+    mask = central_mask(gen.shape[2:4], agent_half_px(model.config.get("env")))
     r = action_following(gen, C[:, CONTEXT:], last, prev_motion=C[:, CONTEXT] - C[:, CONTEXT - 1], mask=mask)
     moving = r.moving[:, 0]
     frozen = moving & ~r.hit[:, 0] & (r.est[:, 0] == 0).all(-1)

@@ -77,6 +77,12 @@ def priors(env_id: str | None) -> Kwargs:
     return {**PRIORS, **own}
 
 
+def agent_half_px(env_id: str | None) -> int:
+    """``env_id``'s ``agent_half_px`` prior: the half-size of the view-centre box holding an agent the camera
+    follows, -1 for none (what every view-shift estimate of its frames leaves out)."""
+    return int(priors(env_id)["agent_half_px"])
+
+
 def envs_for_suite(suite: str) -> list[str]:
     """The registered envs whose ground truth ``suite`` needs (empty: the suite scores any env)."""
     return [n for n, e in _ENTRIES.items() if suite in e.suites]

@@ -200,9 +200,9 @@ def run_causality(
     bar.close()
     env.close()
 
-    from ..envs.registry import priors
+    from ..envs.registry import agent_half_px
 
-    half = int(priors(model.config.get("env"))["agent_half_px"])
+    half = agent_half_px(model.config.get("env"))
     mask = central_mask(last.shape[-3:-1], half)  # the agent the camera follows stays put: it does not vote
     fm = {n: action_following(gen[n], cams[n], recon_last, mask=mask, max_shift=max_shift) for n in ARENA_NAMES}
     ft = {n: action_following(true[n], cams[n], last, mask=mask, max_shift=max_shift) for n in ARENA_NAMES}

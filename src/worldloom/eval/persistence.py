@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..envs.arena import WALL_PX
-from ..envs.registry import priors
+from ..envs.registry import agent_half_px
 from ..runtime.simulator import WorldModel
 from .causality import make_truth_env
 from .metrics import MIN_MSE, PEAK, psnr, ssim
@@ -134,7 +134,7 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
     near = np.concatenate([np.stack(balls[-revisit:]), np.broadcast_to(balls0, (revisit, *balls0.shape)),
                            np.broadcast_to(balls[k - 1], (revisit, *balls0.shape))], 1)  # (R, 3 n_balls, 2)
     mask = box_mask((cfg.view, cfg.view), near, half=int(np.ceil(cfg.ball_radius)) + 2,
-                    base=central_mask((cfg.view, cfg.view), int(priors("arena")["agent_half_px"])))
+                    base=central_mask((cfg.view, cfg.view), agent_half_px("arena")))
     landmarks = {k: np.stack([m[k] for m in marks[-revisit:]]) for k in marks[-1]}  # (R, n, ...) at the revisit
     return {"seed": seed, "context": np.stack(frames), "actions": actions, "truth": np.stack(truth), "mask": mask,
             "landmarks": landmarks,

@@ -172,9 +172,9 @@ def evaluate_rollouts(
     }
 
     follow: dict[str, Any] | None = None
-    from ..envs.registry import priors
+    from ..envs.registry import agent_half_px
 
-    agent_half = int(priors(ds.env)["agent_half_px"])  # the box a following camera keeps its agent in
+    agent_half = agent_half_px(ds.env)  # the box a following camera keeps its agent in
     if camera is not None:
         cam = camera[:, context - 1 :]  # (E, 1 + horizon, 2): [last context, generated steps]
         mask = central_mask(last.shape[1:3], agent_half)

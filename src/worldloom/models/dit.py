@@ -186,9 +186,6 @@ class CausalDiT(nn.Module):
         nn.init.zeros_(self.ada_out.bias)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        if self.refine is not None:  # starts as no correction
-            nn.init.zeros_(self.refine.outp.weight)
-            nn.init.zeros_(self.refine.outp.bias)
 
     @property
     def no_action(self) -> int:

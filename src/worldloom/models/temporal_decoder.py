@@ -79,9 +79,9 @@ class TemporalDecoderConfig:
         """This config with ``motion_mask_half`` taken from ``env_id``'s registered prior where it says -2."""
         if self.motion_mask_half != ENV_PRIOR:
             return self
-        from ..envs.registry import priors
+        from ..envs.registry import agent_half_px
 
-        return replace(self, motion_mask_half=int(priors(env_id)["agent_half_px"]))
+        return replace(self, motion_mask_half=agent_half_px(env_id))
 
     @property
     def sources(self) -> int:

@@ -131,10 +131,10 @@ class Simulator:
         self.memkv = MemoryKV(model.dit, cap=4 * max(1, self.memory.slots) * batch)
         self.cache = model.dit.new_cache(batch, self.cfg.window, self.memory.slots, spare=int(self.fused))
         self.selection: Selection | None = None  # the last step's memory choice
-        from ..envs.registry import priors
+        from ..envs.registry import agent_half_px
 
         self.geometry = Geometry(model.frame_size, model.dit.cfg.latent_size, model.dit.cfg.grid,
-                                 int(priors(model.config.get("env"))["agent_half_px"]))
+                                 agent_half_px(model.config.get("env")))
         self.memory.reset(batch, self.geometry)
         self.gen = torch.Generator(device="cpu")
         self.t = 0

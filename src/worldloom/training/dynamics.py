@@ -250,9 +250,8 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
         raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
                               f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
     weights = split_prefix(tensors, "dit.")
-    fresh = dit.state_dict()
     for k in grown:  # the new module keeps its own start (no correction): the model begins as the init
-        weights.update({n: v for n, v in fresh.items() if n.startswith(GROWABLE[k])})
+        weights.update({n: v for n, v in dit.state_dict().items() if n.startswith(GROWABLE[k])})
     load_strict(dit, weights, where=str(d / "model.safetensors") + " (dit)")
     if actions is not None and "action_spec" in config:
         ActionSpec.from_dict(config["action_spec"], where=f"{where}: action_spec").require_same(
@@ -308,9 +307,9 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         from ..memory.base import Geometry
 
         sim_defaults.update(memory=recipe.memory, memory_slots=recipe.memory_frames)
-        from ..envs.registry import priors
+        from ..envs.registry import agent_half_px
 
-        geometry = Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid, int(priors(ds.env)["agent_half_px"]))
+        geometry = Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid, agent_half_px(ds.env))
         memory = MemorySampler(recipe.memory, latents, geometry,
                                frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
                                poses=dataset_poses(ds, data) if recipe.memory == "place" else None, drop=recipe.memory_drop)
