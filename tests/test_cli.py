@@ -177,19 +177,23 @@ def test_finetune_refuses_a_different_architecture(pipeline: dict[str, Any], cap
     assert "--init" in capsys.readouterr().err
 
 
-def test_finetune_grows_a_conv_refiner_and_starts_where_it_was(pipeline: dict[str, Any]) -> None:
-    """--init a model without a refiner, --dyn-head-conv 8: the new module starts as no correction, so at lr 0 the
-    grown model predicts exactly what its init did; the card records what grew."""
+@pytest.mark.parametrize("flag,field,value", [("--dyn-head-conv", "head_conv", 8), ("--dyn-pred", "pred", "warp")])
+def test_finetune_grows_a_refiner_or_a_flow_head_and_starts_where_it_was(pipeline: dict[str, Any], flag: str, field: str,
+                                                                          value: Any) -> None:
+    """--init a 'delta' model without a refiner, and grow a refiner (--dyn-head-conv 8) or a flow head (--dyn-pred
+    warp): the new part starts as no correction or no flow, so at lr 0 the grown model predicts exactly what its
+    init did; the card records what grew."""
     import torch
 
     import worldloom
 
     d: Path = pipeline["dir"]
     assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "wm"), "--tokenizer", str(d / "wm"),
-                 "--data", str(d / "held"), "--out", str(d / "ft-grown"), "--dyn-head-conv", "8", "--train-steps", "1",
+                 "--data", str(d / "held"), "--out", str(d / f"ft-grown-{field}"), flag, str(value), "--train-steps", "1",
                  "--train-lr", "0"]) == 0
-    base, grown = worldloom.load(d / "wm"), worldloom.load(d / "ft-grown")
-    assert grown.dit.cfg.head_conv == 8 and grown.config["init"]["grown"] == {"head_conv": 8}
+    base, grown = worldloom.load(d / "wm"), worldloom.load(d / f"ft-grown-{field}")
+    assert base.dit.cfg.pred == "delta"
+    assert getattr(grown.dit.cfg, field) == value and grown.config["init"]["grown"] == {field: value}
     g = torch.Generator().manual_seed(0)
     c, s = base.dit.cfg.latent_channels, base.dit.cfg.latent_size
     x, t = torch.randn(1, 3, c, s, s, generator=g), torch.full((1, 3), 0.6)

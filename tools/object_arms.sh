@@ -5,19 +5,22 @@
 # or F but Rpw, which puts the two that helped together. On this 2-core box about 7-10 min an arm at 16
 # tokens, ~18 min at 64 on R and ~35-60 min at 64 on the textured F. (R and Rc were run with 1 thread.)
 #
-#     bash tools/object_arms.sh [WORK]        (WORK defaults to runs/arms)
+#     bash tools/object_arms.sh [WORK] [ARM ...]     (WORK defaults to runs/arms; no ARM = all of them)
 set -euo pipefail
 W=${1:-runs/arms}
+ONLY=" ${*:2} "
 WL=".venv/bin/python -m worldloom.cli"
 mkdir -p "$W"
 R='"world_size": 64, "follow": false, "n_landmarks": 0, "n_balls": 1, "plain_floor": true'  # world R
 F='"world_size": 64, "follow": false, "n_landmarks": 3'                                       # world F
 data() {  # name, env kwargs: 120 training episodes from seed 0, 60 validation layouts from seed 8,000,000
+  [[ -f "$W/$1-val/meta.json" ]] && return 0
   $WL collect arena --episodes 120 --steps 300 --seed 0 --out "$W/$1-train" --env-kwargs "{$2}" --overwrite
   $WL collect arena --episodes 60 --steps 64 --seed 8000000 --out "$W/$1-val" --env-kwargs "{$2}" --overwrite
 }
 arm() {  # name, data name, extra train args...
   local name=$1 d=$2; shift 2
+  [[ "$ONLY" == "  " || "$ONLY" == *" $name "* ]] || return 0
   $WL train dynamics --data "$W/$d-train" --tokenizer checkpoints/arena --out "$W/$name" --dyn-dim 128 --dyn-depth 4 \
     --train-steps 1500 --train-lr 1e-3 --train-threads 2 "$@"
   .venv/bin/python tools/teacher_forced_ball_probe.py "$W/$name" "$W/$d-val" --episodes 40 | tee "$W/probe-$name.json"
@@ -33,3 +36,5 @@ arm Rc R --dyn-head-conv 64               # a conv refiner at latent-cell resolu
 arm Rp R --dyn-patch 2                    # 64 tokens a frame (fifth session)
 arm Rpw R --dyn-patch 2 --recipe-object-weight 10   # 64 tokens and the object-weighted loss together
 arm Fp F --dyn-patch 2                    # 64 tokens on the textured 4-ball world F
+arm Rwarp R --dyn-pred warp                 # a flow head: the previous frame resampled per latent cell, plus a residual
+arm Fwarp F --dyn-pred warp                 # the flow head on the textured world F

@@ -13,7 +13,8 @@ torch.set_num_threads(1)
 # Two stacked previous frames: every stack the cached path builds with ``push`` must equal ``history``'s.
 VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": "delta"},
             "two_prev": {"prev_halo": 1, "pred": "delta", "prev_frames": 2},
-            "conv_head": {"prev_halo": 1, "pred": "delta", "head_conv": 8}}
+            "conv_head": {"prev_halo": 1, "pred": "delta", "head_conv": 8},
+            "warp": {"prev_halo": 1, "conv": 3, "pred": "warp"}}
 
 
 def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:
@@ -216,6 +217,42 @@ def test_delta_head_starts_as_copy_last_frame():
         m.step(prev, torch.zeros(2), torch.zeros(2, dtype=torch.long), cache, commit=True)
         v = m.step(x, torch.ones(2), torch.ones(2, dtype=torch.long), cache, prev=prev)
     assert torch.allclose(x - v, prev, atol=1e-5)
+
+
+def test_warp_head_starts_as_copy_last_frame_and_its_flow_moves_the_previous_frame():
+    """An untrained 'warp' model copies the previous frame as 'delta' does; a flow of one cell to the right
+    (every cell samples its right neighbour) returns the previous frame moved one cell left, and a half cell
+    the mean of the two neighbours: the sub-cell move a small object makes."""
+    torch.manual_seed(0)
+    m = CausalDiT(DynamicsConfig(latent_channels=4, latent_size=8, patch=2, dim=32, depth=2, heads=2, max_frames=4,
+                                 pred="warp", prev_halo=1, conv=3)).eval()
+    g = torch.Generator().manual_seed(6)
+    prev, x = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+
+    def x0(flow_dx: float) -> torch.Tensor:
+        with torch.no_grad():
+            m.out.bias.view(6, 4)[4] = flow_dx  # per token: (C latent + dx, dy) channels x p*p cells
+            cache = m.new_cache(2, window=4)
+            m.step(prev, torch.zeros(2), torch.zeros(2, dtype=torch.long), cache, commit=True)
+            return x - m.step(x, torch.ones(2), torch.ones(2, dtype=torch.long), cache, prev=prev)
+
+    assert torch.allclose(x0(0.0), prev, atol=1e-5)
+    assert torch.allclose(x0(1.0)[..., :-1], prev[..., 1:], atol=1e-5)
+    assert torch.allclose(x0(1.0)[..., -1], prev[..., -1], atol=1e-5)  # the edge cell repeats
+    assert torch.allclose(x0(0.5)[..., :-1], (prev[..., :-1] + prev[..., 1:]) / 2, atol=1e-5)
+
+
+def test_flow_warp_matches_the_global_shift_and_checks_shapes():
+    """A uniform whole-cell flow is shift.warp's camera move; a flow of the wrong shape is an error naming it."""
+    from worldloom.models.layers import flow_warp
+    from worldloom.shift import warp
+
+    x = torch.randn(3, 2, 6, 7)
+    d = torch.tensor([[1, 0], [-2, 1], [0, -3]])
+    flow = d.float()[:, :, None, None].expand(3, 2, 6, 7)
+    assert torch.allclose(flow_warp(x, flow), warp(x, d), atol=1e-5)
+    with pytest.raises(ValueError, match="flow must be"):
+        flow_warp(x, torch.zeros(3, 2, 6, 6))
 
 
 def test_halo_sees_the_neighbouring_cells():

@@ -34,7 +34,7 @@ import torch.nn as nn
 from ..config import doc
 from .attention import attend, frame_layout, visibility_mask
 from .kv_cache import KVCache
-from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, modulate
+from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, flow_warp, modulate
 
 T_MIN = 1e-3  # 'delta' models divide by t to return a velocity; no sampler or training step goes below
 
@@ -52,7 +52,9 @@ class DynamicsConfig:
     n_axes: int = doc(0, "continuous action axes (values normalised to [-1, 1] by the ActionSpec's ranges)")
     max_frames: int = doc(16, "longest clip trained on; the cache window must fit inside it")
     prev_frame: bool = doc(True, "also feed each frame's previous latent frame as input channels (frame stacking)")
-    pred: str = doc("v", choices=("v", "delta"), text="what the head predicts: 'v' (flow velocity) or 'delta' (clean frame minus previous frame)")
+    pred: str = doc("v", choices=("v", "delta", "warp"),
+                    text="what the head predicts: 'v' (flow velocity), 'delta' (clean frame minus previous frame) or "
+                         "'warp' (a per-cell flow that resamples the previous frame, plus a residual)")
     conv: int = doc(0, "kernel of a depthwise conv over each frame's token grid inside every MLP (0 = none)")
     prev_halo: int = doc(0, "latent cells of border around each token's patch of the stacked previous frame")
     prev_frames: int = doc(1, "how many previous latent frames frame stacking feeds, newest first (2 puts a velocity in every token's input)")
@@ -139,8 +141,8 @@ class CausalDiT(nn.Module):
             raise ValueError(f"latent_size {cfg.latent_size} is not divisible by patch {p}")
         if d % cfg.heads:
             raise ValueError(f"dim {d} is not divisible by heads {cfg.heads}")
-        if cfg.pred not in ("v", "delta"):
-            raise ValueError(f"DynamicsConfig.pred must be 'v' or 'delta', got {cfg.pred!r}")
+        if cfg.pred not in ("v", "delta", "warp"):
+            raise ValueError(f"DynamicsConfig.pred must be 'v', 'delta' or 'warp', got {cfg.pred!r}")
         if cfg.prev_frames < 1:
             raise ValueError(f"DynamicsConfig.prev_frames must be >= 1, got {cfg.prev_frames}")
         if cfg.head_conv < 0:
@@ -157,7 +159,8 @@ class CausalDiT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm_out = RMSNorm(d, affine=False)
         self.ada_out = nn.Linear(d, 2 * d)
-        self.out = nn.Linear(d, c * p * p)
+        # 'warp' adds two flow channels (dx, dy in cells) per latent cell to the head's output.
+        self.out = nn.Linear(d, (c + (2 if cfg.pred == "warp" else 0)) * p * p)
         # The refiner sees the head's output, the previous-frame stack (if any) and the noisy frame.
         self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), c, cfg.head_conv, d) \
             if cfg.head_conv else None
@@ -200,7 +203,8 @@ class CausalDiT(nn.Module):
 
     def _unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         B, F, N, _ = x.shape  # (B, F, N, C*p*p) -> (B, F, C, h, w)
-        p, g, C = self.cfg.patch, self.cfg.grid, self.cfg.latent_channels
+        p, g = self.cfg.patch, self.cfg.grid
+        C = x.shape[-1] // (p * p)
         x = x.reshape(B, F, g, g, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)
         return x.reshape(B, F, C, g * p, g * p)
 
@@ -267,8 +271,10 @@ class CausalDiT(nn.Module):
         """Tokens h (B, F, N, D) -> velocity (B, F, C, h, w) for noisy frames x at noise t (B, F)."""
         sh, sc = self.ada_out(torch.nn.functional.silu(cond))[:, :, None, :].chunk(2, dim=-1)
         out = self._unpatchify(self.out(modulate(self.norm_out(h), sh, sc))).float()
+        C = self.cfg.latent_channels
+        out, flow = out[:, :, :C], out[:, :, C:]  # flow (B, F, 2, h, w) for 'warp', else empty
         if self.refine is not None:
-            B, F, C = out.shape[:3]
+            B, F = out.shape[:2]
             parts = [out, x.float()]
             if self.cfg.prev_frame:
                 parts.append(out.new_zeros((B, F, self.cfg.prev_frames * C, *out.shape[3:])) if prev is None else prev.float())
@@ -277,7 +283,16 @@ class CausalDiT(nn.Module):
         if self.cfg.pred == "v":
             return out
         # 'delta': out is x0 - prev, so an untrained model copies the last frame; v = (x - x0) / t.
-        x0 = out if prev is None else out + prev[:, :, : out.shape[2]].float()
+        # 'warp': x0 = prev resampled by the flow + out; the flow head starts at zero, so it starts as 'delta'.
+        # A sub-cell move of a small object is then one flow value, not a patch of residuals to learn per place.
+        if prev is None:
+            x0 = out
+        else:
+            base = prev[:, :, :C].float()
+            if self.cfg.pred == "warp":
+                B, F = base.shape[:2]
+                base = flow_warp(base.flatten(0, 1), flow.flatten(0, 1)).view_as(base)
+            x0 = out + base
         return (x.float() - x0) / t.float().clamp_min(T_MIN)[..., None, None, None]
 
     def _mask(self, n_frames: int, n_streams: int, device: torch.device, window: int | None) -> torch.Tensor:

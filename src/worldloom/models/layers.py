@@ -148,3 +148,29 @@ class ConvRefiner(nn.Module):
         out = self.outp(h)
         return out.view(B, Fr, *out.shape[1:])
 
+
+
+def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Frames x (N, C, h, w) resampled by a per-cell flow (N, 2, h, w) = (dx, dy) in cells:
+    ``out[y, x] = x[y + dy, x + dx]`` (bilinear; the convention of :func:`worldloom.shift.warp`, per cell).
+
+    Cells that sample outside the frame repeat the nearest edge cell. Whole-cell flows are exact (a zero
+    flow returns x bit for bit), which grid_sample's normalised coordinates are not.
+    """
+    N, C, h, w = x.shape
+    if flow.shape != (N, 2, h, w):
+        raise ValueError(f"flow must be (N, 2, h, w) = {(N, 2, h, w)} for x of shape {tuple(x.shape)}, got {tuple(flow.shape)}")
+    flow = flow.to(x.dtype)
+    base = torch.floor(flow)  # (N, 2, h, w) whole cells; the fraction carries the gradient
+    ax, ay = (flow - base).unbind(1)  # (N, h, w) each
+    ys, xs = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
+    X, Y = xs + base[:, 0].long(), ys + base[:, 1].long()  # (N, h, w)
+    flat = x.flatten(2)  # (N, C, h*w)
+
+    def at(dx: int, dy: int) -> torch.Tensor:
+        idx = (Y + dy).clamp(0, h - 1) * w + (X + dx).clamp(0, w - 1)  # (N, h, w)
+        return flat.gather(2, idx.view(N, 1, h * w).expand(N, C, h * w)).view(N, C, h, w)
+
+    ax, ay = ax[:, None], ay[:, None]
+    return ((1 - ax) * (1 - ay) * at(0, 0) + ax * (1 - ay) * at(1, 0)
+            + (1 - ax) * ay * at(0, 1) + ax * ay * at(1, 1))

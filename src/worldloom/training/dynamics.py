@@ -228,6 +228,15 @@ def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
 # Config fields an --init checkpoint may lack (0 there): each adds a module that starts as the identity
 # (its name prefix), so a trained model can grow it and begin exactly where it was.
 GROWABLE = {"head_conv": "refine."}
+# Head changes an --init may grow, (its pred, this run's): the flow rows a 'warp' head adds after the
+# latent's come in at zero (no flow), so the grown model predicts what the 'delta' init did.
+GROWABLE_PRED = {("delta", "warp")}
+
+
+def _grows(k: str, theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
+    if k == "pred":
+        return (theirs.get(k), mine.get(k)) in GROWABLE_PRED
+    return k in GROWABLE and not theirs.get(k)
 
 
 def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = None, actions_from: str = "the data") -> dict[str, Any]:
@@ -244,14 +253,22 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
     # Fields added since that checkpoint was written take their defaults, as loading it for play does.
     mine, theirs = to_dict(dit.cfg), to_dict(from_dict(DynamicsConfig, config["dynamics"], where=f"{where}: dynamics"))
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    grown = [k for k in diff if k in GROWABLE and not theirs.get(k)]  # a module the init lacks, added here
+    grown = [k for k in diff if _grows(k, theirs, mine)]  # a module or head rows the init lacks, added here
     diff = [k for k in diff if k not in grown]
     if diff:
         raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
                               f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
     weights = split_prefix(tensors, "dit.")
-    for k in grown:  # the new module keeps its own start (no correction): the model begins as the init
-        weights.update({n: v for n, v in dit.state_dict().items() if n.startswith(GROWABLE[k])})
+    fresh = dit.state_dict()
+    for k in grown:  # the new part keeps its own start (no correction, no flow): the model begins as the init
+        if k == "pred":  # head rows are (C latent + 2 flow) x p x p, channel-major: the init's rows come first
+            for n in ("out.weight", "out.bias"):
+                if n in weights:
+                    w = torch.zeros_like(fresh[n])
+                    w[: weights[n].shape[0]] = weights[n].to(w.dtype)
+                    weights[n] = w
+        else:
+            weights.update({n: v for n, v in fresh.items() if n.startswith(GROWABLE[k])})
     load_strict(dit, weights, where=str(d / "model.safetensors") + " (dit)")
     if actions is not None and "action_spec" in config:
         ActionSpec.from_dict(config["action_spec"], where=f"{where}: action_spec").require_same(
