@@ -177,23 +177,26 @@ def test_finetune_refuses_a_different_architecture(pipeline: dict[str, Any], cap
     assert "--init" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag,field,value", [("--dyn-head-conv", "head_conv", 8), ("--dyn-pred", "pred", "warp")])
-def test_finetune_grows_a_refiner_or_a_flow_head_and_starts_where_it_was(pipeline: dict[str, Any], flag: str, field: str,
-                                                                          value: Any) -> None:
-    """--init a 'delta' model without a refiner, and grow a refiner (--dyn-head-conv 8) or a flow head (--dyn-pred
-    warp): the new part starts as no correction or no flow, so at lr 0 the grown model predicts exactly what its
-    init did; the card records what grew."""
+@pytest.mark.parametrize("grow", [{"head_conv": 8}, {"pred": "warp"}, {"prev_frames": 2},
+                                  {"pred": "warp", "head_conv": 8, "prev_frames": 2}], ids=lambda g: "+".join(g))
+def test_finetune_grows_a_refiner_a_flow_head_or_a_stacked_frame_and_starts_where_it_was(pipeline: dict[str, Any],
+                                                                                          grow: dict[str, Any]) -> None:
+    """--init a 'delta' model without a refiner, and grow a refiner (--dyn-head-conv 8), a flow head (--dyn-pred
+    warp), a second stacked frame (--dyn-prev-frames 2) or all three: each new part starts as no correction, no
+    flow or an ignored input, so at lr 0 the grown model predicts exactly what its init did; the card records
+    what grew."""
     import torch
 
     import worldloom
 
     d: Path = pipeline["dir"]
+    name = "ft-grown-" + "-".join(grow)
+    flags = [a for k, v in grow.items() for a in ("--dyn-" + k.replace("_", "-"), str(v))]
     assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "wm"), "--tokenizer", str(d / "wm"),
-                 "--data", str(d / "held"), "--out", str(d / f"ft-grown-{field}"), flag, str(value), "--train-steps", "1",
-                 "--train-lr", "0"]) == 0
-    base, grown = worldloom.load(d / "wm"), worldloom.load(d / f"ft-grown-{field}")
-    assert base.dit.cfg.pred == "delta"
-    assert getattr(grown.dit.cfg, field) == value and grown.config["init"]["grown"] == {field: value}
+                 "--data", str(d / "held"), "--out", str(d / name), *flags, "--train-steps", "1", "--train-lr", "0"]) == 0
+    base, grown = worldloom.load(d / "wm"), worldloom.load(d / name)
+    assert base.dit.cfg.pred == "delta" and base.dit.cfg.prev_frames == 1 and base.dit.cfg.head_conv == 0
+    assert all(getattr(grown.dit.cfg, k) == v for k, v in grow.items()) and grown.config["init"]["grown"] == grow
     g = torch.Generator().manual_seed(0)
     c, s = base.dit.cfg.latent_channels, base.dit.cfg.latent_size
     x, t = torch.randn(1, 3, c, s, s, generator=g), torch.full((1, 3), 0.6)

@@ -3,8 +3,8 @@
     .venv/bin/python tools/flow_head_probe.py CHECKPOINT DATA [--episodes 40] [--starts 8,20,36,52]
 
 For each start s and episode the Simulator is reset on the 4 true frames before s and generates frame s
-under the true action (as ``tools/teacher_forced_ball_probe.py`` does); a forward hook on the DiT's head
-reads the flow it predicts for frame s. For every ball (and the agent) that is inside the view's inner
+under the true action (as ``tools/teacher_forced_ball_probe.py`` does); forward hooks on the DiT's head
+(and its conv refiner, which corrects the flow, if it has one) read the flow it uses for frame s. For every ball (and the agent) that is inside the view's inner
 part at s and moved more than 0.5 px, the flow at the latent cell it lands in is compared with the flow
 that would move it exactly: minus its step, in latent cells (``flow_warp`` samples ``prev[y + dy, x + dx]``).
 Prints, per kind, the correlation per axis and the least-squares slope (1 = the flow moves it all the way).
@@ -39,7 +39,10 @@ def main() -> None:
     cell = model.vae.cfg.downsample  # px per latent cell
     size = model.vae.cfg.frame_size
     heads: list[torch.Tensor] = []
-    hook = model.dit.out.register_forward_hook(lambda m, i, o: heads.append(o.detach()))
+    refined: list[torch.Tensor] = []
+    hooks = [model.dit.out.register_forward_hook(lambda m, i, o: heads.append(o.detach()))]
+    if model.dit.refine is not None:  # the conv refiner corrects the flow too: the flow used is the sum
+        hooks.append(model.dit.refine.register_forward_hook(lambda m, i, o: refined.append(o.detach())))
     C = 4
     got: dict[str, tuple[list, list]] = {"ball": ([], []), "agent": ([], [])}
     for s in map(int, a.starts.split(",")):
@@ -48,8 +51,12 @@ def main() -> None:
         sim = worldloom.Simulator(model, batch=len(eps))
         sim.reset(fr[:, :C], ac[:, :C])
         heads.clear()
+        refined.clear()
         sim.rollout(ac[:, C:])
-        flow = model.dit._unpatchify(heads[-1].float())[:, -1, -2:].numpy()  # (E, 2, h, w): (dx, dy) cells
+        flow = model.dit._unpatchify(heads[-1].float())[:, -1, -2:]  # (E, 2, h, w): (dx, dy) cells
+        if refined:
+            flow = flow + refined[-1].float()[:, -1, -2:]
+        flow = flow.numpy()
         for kind in got:
             pos = np.stack([np.array(e.state[f"{kind}_pos_view"][s - 1: s + 1]) for e in eps])  # (E, 2, [n,] 2) px (x, y)
             if pos.ndim == 3:
@@ -63,7 +70,8 @@ def main() -> None:
                         continue
                     got[kind][0].append(flow[b, :, int(p1[1] // cell), int(p1[0] // cell)])
                     got[kind][1].append(-(p1 - p0) / cell)
-    hook.remove()
+    for h in hooks:
+        h.remove()
     out: dict = {"checkpoint": a.checkpoint}
     for kind, (pr, tr) in got.items():
         if len(pr) < 3:

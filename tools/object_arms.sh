@@ -5,7 +5,8 @@
 # or F but Rpw, which puts the two that helped together. On this 2-core box about 7-10 min an arm at 16
 # tokens, ~18 min at 64 on R and ~35-60 min at 64 on the textured F. (R and Rc were run with 1 thread.)
 #
-#     bash tools/object_arms.sh [WORK] [ARM ...]     (WORK defaults to runs/arms; no ARM = all of them)
+#     [THREADS=1] bash tools/object_arms.sh [WORK] [ARM ...]   (WORK defaults to runs/arms; no ARM = all of them;
+#                                                            THREADS=1 for two arms side by side)
 set -euo pipefail
 W=${1:-runs/arms}
 ONLY=" ${*:2} "
@@ -22,7 +23,7 @@ arm() {  # name, data name, extra train args...
   local name=$1 d=$2; shift 2
   [[ "$ONLY" == "  " || "$ONLY" == *" $name "* ]] || return 0
   $WL train dynamics --data "$W/$d-train" --tokenizer checkpoints/arena --out "$W/$name" --dyn-dim 128 --dyn-depth 4 \
-    --train-steps 1500 --train-lr 1e-3 --train-threads 2 "$@"
+    --train-steps 1500 --train-lr 1e-3 --train-threads "${THREADS:-2}" "$@"
   .venv/bin/python tools/teacher_forced_ball_probe.py "$W/$name" "$W/$d-val" --episodes 40 | tee "$W/probe-$name.json"
 }
 data R "$R"
@@ -38,3 +39,6 @@ arm Rpw R --dyn-patch 2 --recipe-object-weight 10   # 64 tokens and the object-w
 arm Fp F --dyn-patch 2                    # 64 tokens on the textured 4-ball world F
 arm Rwarp R --dyn-pred warp                 # a flow head: the previous frame resampled per latent cell, plus a residual
 arm Fwarp F --dyn-pred warp                 # the flow head on the textured world F
+arm Rwm R --dyn-pred warp --dyn-head-conv 64 --dyn-prev-frames 2   # the flow from a conv that sees the two last frames
+arm Rc2 R --dyn-head-conv 64 --dyn-prev-frames 2                   # Rwm without the flow: the conv refiner with two last frames
+arm Fwm F --dyn-pred warp --dyn-head-conv 64 --dyn-prev-frames 2   # Rwm on the textured world F

@@ -14,7 +14,8 @@ torch.set_num_threads(1)
 VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": "delta"},
             "two_prev": {"prev_halo": 1, "pred": "delta", "prev_frames": 2},
             "conv_head": {"prev_halo": 1, "pred": "delta", "head_conv": 8},
-            "warp": {"prev_halo": 1, "conv": 3, "pred": "warp"}}
+            "warp": {"prev_halo": 1, "conv": 3, "pred": "warp"},
+            "warp_refined": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2}}
 
 
 def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint
 
 from ..config import doc
 from .attention import attend, frame_layout, visibility_mask
@@ -161,12 +162,20 @@ class CausalDiT(nn.Module):
         self.ada_out = nn.Linear(d, 2 * d)
         # 'warp' adds two flow channels (dx, dy in cells) per latent cell to the head's output.
         self.out = nn.Linear(d, (c + (2 if cfg.pred == "warp" else 0)) * p * p)
-        # The refiner sees the head's output, the previous-frame stack (if any) and the noisy frame.
-        self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), c, cfg.head_conv, d) \
+        # The refiner sees the head's output, the previous-frame stack (if any) and the noisy frame; with a 'warp'
+        # head it corrects the flow too: with two previous frames an object's local motion is in its input.
+        self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), c + (2 if cfg.pred == "warp" else 0),
+                                  cfg.head_conv, d) \
             if cfg.head_conv else None
         self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
         self._masks: dict[tuple[int, int, int | None], torch.Tensor] = {}
+        self._checkpointing = False
         self.reset_parameters()
+
+    def set_checkpointing(self, on: bool) -> None:
+        """Activation checkpointing per block in the uncached pass (training): memory for one block's
+        activations instead of every block's, at the cost of a second forward in backward."""
+        self._checkpointing = bool(on)
 
     def reset_parameters(self) -> None:
         for m in self.modules():
@@ -279,7 +288,8 @@ class CausalDiT(nn.Module):
             if self.cfg.prev_frame:
                 parts.append(out.new_zeros((B, F, self.cfg.prev_frames * C, *out.shape[3:])) if prev is None else prev.float())
             w = self.refine.inp.weight
-            out = out + self.refine(torch.cat(parts, 2).to(w.dtype), cond.to(w.dtype)).float()
+            corr = self.refine(torch.cat(parts, 2).to(w.dtype), cond.to(w.dtype)).float()
+            out, flow = out + corr[:, :, :C], flow + corr[:, :, C:]
         if self.cfg.pred == "v":
             return out
         # 'delta': out is x0 - prev, so an untrained model copies the last frame; v = (x - x0) / t.
@@ -333,7 +343,10 @@ class CausalDiT(nn.Module):
         if memory is not None:
             h, cond, rope, mask = self._with_memory(h, cond, rope, mask, memory, T)
         for blk in self.blocks:
-            h = blk(h, cond, rope, mask=mask)
+            if self._checkpointing and torch.is_grad_enabled():  # recomputed in backward: activations of one block kept
+                h = torch.utils.checkpoint.checkpoint(blk, h, cond, rope, mask, use_reentrant=False)
+            else:
+                h = blk(h, cond, rope, mask=mask)
         n = len(streams) * T
         return self._head(h[:, n - T : n], cond[:, n - T : n], x, t, prev)
 

@@ -236,7 +236,18 @@ GROWABLE_PRED = {("delta", "warp")}
 def _grows(k: str, theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
     if k == "pred":
         return (theirs.get(k), mine.get(k)) in GROWABLE_PRED
+    if k == "prev_frames":  # more stacked frames: their input columns come in at zero (the init ignores them)
+        return bool(mine.get("prev_frame")) and int(theirs.get(k) or 1) < int(mine[k])
     return k in GROWABLE and not theirs.get(k)
+
+
+def _grow_rows_or_columns(weights: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], names: tuple[str, ...], dim: int) -> None:
+    """Zero-padded copies of ``names`` at their fresh shapes: the init's rows (dim 0) or columns (dim 1) come first."""
+    for n in names:
+        if n in weights:
+            w = torch.zeros_like(fresh[n])
+            w.narrow(dim, 0, weights[n].shape[dim]).copy_(weights[n].to(w.dtype))
+            weights[n] = w
 
 
 def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = None, actions_from: str = "the data") -> dict[str, Any]:
@@ -262,11 +273,9 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
     fresh = dit.state_dict()
     for k in grown:  # the new part keeps its own start (no correction, no flow): the model begins as the init
         if k == "pred":  # head rows are (C latent + 2 flow) x p x p, channel-major: the init's rows come first
-            for n in ("out.weight", "out.bias"):
-                if n in weights:
-                    w = torch.zeros_like(fresh[n])
-                    w[: weights[n].shape[0]] = weights[n].to(w.dtype)
-                    weights[n] = w
+            _grow_rows_or_columns(weights, fresh, ("out.weight", "out.bias"), 0)
+        elif k == "prev_frames":  # x_in's columns: the patch, then the stack newest first, channel-major
+            _grow_rows_or_columns(weights, fresh, ("x_in.weight",), 1)
         else:
             weights.update({n: v for n, v in fresh.items() if n.startswith(GROWABLE[k])})
     load_strict(dit, weights, where=str(d / "model.safetensors") + " (dit)")
