@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PRESETS = ("cpu", "tiny")
 EXIT_USAGE = 2
 HELP_ALL = "--help-all"
 FULL_HELP = False  # set by main(): `--help-all` shows every config field, `--help` the common ones

@@ -193,6 +193,30 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
     names = bundled_names()
     rows.append(("bundled checkpoints", f"{', '.join(names) if names else 'none'} (in {bundled_dir()})"))
+    if args.preset:
+        import json
+
+        from ..training.footprint import gib, preset_report
+
+        for flag, v in (("--batch", args.batch), ("--frames", args.frames), ("--gpus", args.gpus)):
+            if v is not None and v < 1:
+                raise UsageError(f"{flag} must be >= 1, got {v}")
+        try:
+            rep = preset_report(args.preset, args.batch, args.frames, args.gpus, args.parallel)
+        except ValueError as e:
+            raise UsageError(f"--preset {args.preset}: {e}") from None
+        if args.json:
+            print(json.dumps(rep, indent=2))
+            return
+        rows += [(f"preset {args.preset}", f"{rep['params'] / 1e6:.1f} M DiT parameters, {rep['tokens_per_frame']} tokens/frame, "
+                                           f"{rep['frame_px']} px, tokenizer {rep['tokenizer_params'] / 1e6:.1f} M"),
+                 ("per device", f"batch {rep['batch_per_device']} x {rep['frames']} frames, {rep['precision']}, "
+                                f"checkpointing {'on' if rep['checkpointing'] else 'off'}, {args.parallel} over {args.gpus}")]
+        rows += [(f"  {k}", gib(rep[k])) for k in ("weights", "grads", "optimizer", "ema", "activations", "tokenizer_weights", "total")]
+        rows += [("  activations/sample", gib(rep["activations_per_sample"])), ("  KV cache at play", gib(rep["kv_cache_play"]))]
+        if "cuda" in rep:
+            c = rep["cuda"]
+            rows.append(("  CUDA step", f"{c['step_s'] * 1e3:.1f} ms, peak {gib(c['peak_allocated'])} ({c['device']})"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
 
@@ -271,6 +295,17 @@ def _build_export_lerobot(p: argparse.ArgumentParser) -> None:
 
 
 def _build_doctor(p: argparse.ArgumentParser) -> None:
+    from ..recipes.presets import NAMES
+
+    p.add_argument("--preset", default=None, choices=NAMES,
+                   help="also estimate the memory a dynamics training run of this preset needs per device (meta device, no "
+                        "allocation; on a CUDA machine also one timed step)")
+    p.add_argument("--batch", type=int, default=None, help="clips per device (default: the preset's batch size)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's clip length)")
+    p.add_argument("--gpus", type=int, default=1, help="devices the run is spread over (default: 1)")
+    p.add_argument("--parallel", default="ddp", choices=("ddp", "fsdp"), help="ddp keeps every weight on every device, "
+                   "fsdp shards weights, gradients and optimizer state (default: ddp)")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_doctor)
 
 

@@ -1,4 +1,5 @@
-"""Training commands: ``train tokenizer``, ``train dynamics``, ``train temporal-decoder`` (presets cpu, tiny) and ``distill``."""
+"""Training commands: ``train tokenizer``, ``train dynamics``, ``train temporal-decoder`` (presets in
+:mod:`worldloom.recipes.presets`) and ``distill``."""
 
 from __future__ import annotations
 
@@ -8,45 +9,38 @@ from typing import Any
 
 from ..config import add_dataclass_args, dataclass_from_args
 from ..hardware import setup_cpu
+from ..recipes.presets import ABOUT, NAMES as PRESETS
 from . import common
-from .common import (PRESETS, brief_help, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank,
+from .common import (brief_help, UsageError, _dataset, _fields_given, _preset_defaults, _progress, _rank,
                      config_file_bases, config_options, print_config)
 
 
+def _require(args: argparse.Namespace, *names: str) -> None:
+    """The path options a training run needs; --print-config alone needs none of them."""
+    missing = [f"--{n}" for n in names if getattr(args, n) is None]
+    if missing and not args.print_config:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)}")
+
+
+def _preset(name: str) -> Any:
+    from ..recipes import presets
+
+    try:
+        return presets.get(name)
+    except KeyError:
+        raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}") from None
+
+
 def tokenizer_preset(name: str) -> tuple[Any, Any]:
-    """(VAEConfig, TrainConfig) of a preset: ``cpu`` = the arena recipe, ``tiny`` = for tests."""
-    from ..models.vae import VAEConfig
-    from ..training.loop import TrainConfig
-
-    if name == "cpu":
-        from ..recipes import arena
-
-        return arena.VAE_CFG, arena.VAE_TRAIN
-    if name == "tiny":
-        return (VAEConfig(frame_size=64, latent_channels=4, downsample=4, width=16, blocks=1),
-                TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
-                            log_every=1, ckpt_every=1000))
-    raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}")
+    """(VAEConfig, TrainConfig) of a preset (:mod:`worldloom.recipes.presets`)."""
+    pr = _preset(name)
+    return pr.vae, pr.vae_train
 
 
 def dynamics_preset(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(DynamicsConfig, DynamicsRecipe, TrainConfig, SimConfig defaults) of a preset."""
-    from ..models.dit import DynamicsConfig
-    from ..training.dynamics import DynamicsRecipe
-    from ..training.loop import TrainConfig
-
-    if name == "cpu":
-        from ..recipes import arena
-
-        return arena.DYN_CFG, arena.DYN_RECIPE, arena.DYN_TRAIN, dict(arena.STAGES.sim_defaults)
-    if name == "tiny":
-        return (DynamicsConfig(latent_channels=4, latent_size=16, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0,
-                               n_actions=5, max_frames=8, prev_halo=1, conv=3, pred="delta"),
-                DynamicsRecipe(clip_len=4, loss="x0"),
-                TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
-                            log_every=1, ckpt_every=1000),
-                {"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0})
-    raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}")
+    pr = _preset(name)
+    return pr.dynamics, pr.recipe, pr.train, dict(pr.sim)
 
 
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
@@ -55,21 +49,22 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from ..training.tokenizer import train_tokenizer
 
     setup_cpu()
-    ds = _dataset(args.data, "--data")
+    _require(args, "data", "out")
+    ds = _dataset(args.data, "--data") if args.data else None
     if args.heldout:
         _dataset(args.heldout, "--heldout")
     vae_base, train_base = tokenizer_preset(args.preset)
     bases = config_file_bases(args.config, {"vae": (VAEConfig, vae_base), "train": (TrainConfig, train_base)},
                               kinds={"worldmodel": ("vae",)})  # a world model's `train` is its DiT's
     vae_base, train_base = bases["vae"], bases["train"]
-    h, w, _ = ds.frame_shape
+    h, w, _ = ds.frame_shape if ds is not None else (vae_base.frame_size, vae_base.frame_size, 3)
     if h != w:
         raise UsageError(f"--data {args.data}: frames are {h}x{w}; the tokenizer needs square frames")
     if args.vae_frame_size is None:
         vae_base = dataclasses.replace(vae_base, frame_size=h)
     vae_cfg = dataclass_from_args(VAEConfig, args, vae_base, "vae-")
     train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
-    if vae_cfg.frame_size != h:
+    if ds is not None and vae_cfg.frame_size != h:
         raise UsageError(f"--vae-frame-size {vae_cfg.frame_size}: --data {args.data} has {h}x{w} frames")
     if args.print_config:
         return print_config({"vae": vae_cfg, "train": train_cfg})
@@ -108,10 +103,14 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     from ..training.loop import TrainConfig
 
     setup_cpu()
-    ds = _dataset(args.data, "--data")
-    tok = _tokenizer_config(args.tokenizer)
-    vcfg = from_dict(VAEConfig, tok["vae"], where=f"{args.tokenizer}/config.json:vae")
-    if tuple(ds.frame_shape) != (vcfg.frame_size, vcfg.frame_size, 3):
+    _require(args, "data", "tokenizer", "out")
+    ds = _dataset(args.data, "--data") if args.data else None
+    if args.tokenizer:
+        tok = _tokenizer_config(args.tokenizer)
+        vcfg = from_dict(VAEConfig, tok["vae"], where=f"{args.tokenizer}/config.json:vae")
+    else:  # --print-config alone: the preset's own tokenizer
+        vcfg = tokenizer_preset(args.preset)[0]
+    if ds is not None and tuple(ds.frame_shape) != (vcfg.frame_size, vcfg.frame_size, 3):
         raise UsageError(f"--data {args.data}: frames are {list(ds.frame_shape)}, tokenizer {args.tokenizer} expects "
                          f"{vcfg.frame_size}x{vcfg.frame_size}x3")
     dyn_base, recipe_base, train_base, sim_base = dynamics_preset(args.preset)
@@ -125,7 +124,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
     dyn_base, recipe_base, train_base, sim_obj = bases["dynamics"], bases["recipe"], bases["train"], bases["sim"]
     # Sizes the tokenizer and the data already fix, unless given explicitly.
     dyn_base = dataclasses.replace(dyn_base, latent_channels=vcfg.latent_channels, latent_size=vcfg.latent_size,
-                                   n_actions=ds.action_spec.n, n_axes=ds.action_spec.n_axes)
+                                   **({"n_actions": ds.action_spec.n, "n_axes": ds.action_spec.n_axes} if ds is not None else {}))
     dyn_cfg = dataclass_from_args(DynamicsConfig, args, dyn_base, "dyn-")
     recipe = dataclass_from_args(DynamicsRecipe, args, recipe_base, "recipe-")
     train_cfg = dataclass_from_args(TrainConfig, args, train_base, "train-")
@@ -138,6 +137,8 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
             raise UsageError(f"--sim-window {sim_cfg.window} + --sim-sink {sim_cfg.sink} exceeds --dyn-max-frames "
                              f"{dyn_cfg.max_frames}")
         sim_cfg = dataclasses.replace(sim_cfg, window=max(1, dyn_cfg.max_frames - sim_cfg.sink))
+    if ds is None:  # --print-config without --data
+        return print_config({"dynamics": dyn_cfg, "recipe": recipe, "train": train_cfg, "sim": sim_cfg})
     longest = int(ds.lengths.max()) if len(ds) else 0
     if longest < recipe.clip_len:
         raise UsageError(f"--data {args.data}: longest episode has {longest} frames, fewer than "
@@ -163,8 +164,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> None:
               f"{'n/a' if loss is None else f'{loss:.4f}'}, {res.train_s:.2f} s")
 
 
-_PRESET_HELP = ("cpu = the arena recipe's configs (worldloom.recipes.arena, ~an hour on 2 cores); "
-                "tiny = very small model and a few steps, for tests")
+_PRESET_HELP = "; ".join(f"{name} = {about}" for name, about in ABOUT.items())
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -192,17 +192,8 @@ def _config_options(p: argparse.ArgumentParser, presets: dict[str, tuple[Any, ..
 
 def temporal_decoder_preset(name: str) -> tuple[Any, Any, Any]:
     """(TemporalDecoderConfig, TemporalDecoderRecipe, TrainConfig) of a preset."""
-    from ..models.temporal_decoder import TemporalDecoderConfig
-    from ..training.loop import TrainConfig
-    from ..training.temporal_decoder import TD_TRAIN, TemporalDecoderRecipe
-
-    if name == "cpu":
-        return TemporalDecoderConfig(), TemporalDecoderRecipe(), TD_TRAIN
-    if name == "tiny":
-        return (TemporalDecoderConfig(width=8, blocks=1), TemporalDecoderRecipe(rollouts=4, horizon=3, batch=2),
-                TrainConfig(steps=3, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32",
-                            log_every=1, ckpt_every=1000))
-    raise UsageError(f"--preset {name!r}: unknown; known: {', '.join(PRESETS)}")
+    pr = _preset(name)
+    return pr.td, pr.td_recipe, pr.td_train
 
 
 def cmd_train_temporal_decoder(args: argparse.Namespace) -> None:
@@ -248,8 +239,8 @@ def _build_train(p: argparse.ArgumentParser) -> None:
                     "Options: --vae-* set VAEConfig fields, --train-* TrainConfig fields; both start from --preset.\n"
                     "--vae-frame-size defaults to the dataset's frame size.\n"
                     "DDP: torchrun --nproc_per_node N -m worldloom.cli train tokenizer ... (same options).")
-    tok.add_argument("--data", required=True, help="training dataset directory")
-    tok.add_argument("--out", required=True, help="tokenizer checkpoint directory to write")
+    tok.add_argument("--data", default=None, help="training dataset directory (needed but for --print-config)")
+    tok.add_argument("--out", default=None, help="tokenizer checkpoint directory to write (needed but for --print-config)")
     tok.add_argument("--heldout", default=None, help="held-out dataset for the reconstruction PSNR (default: training frames)")
     _run_options(tok)
     _config_options(tok, {name: tokenizer_preset(name) for name in PRESETS},
@@ -267,9 +258,9 @@ def _build_train(p: argparse.ArgumentParser) -> None:
                     "all start from --preset. --dyn-latent-channels/--dyn-latent-size default to the tokenizer's,\n"
                     "--dyn-n-actions to the dataset's ActionSpec; --sim-window shrinks to fit --dyn-max-frames.\n"
                     "DDP: torchrun --nproc_per_node N -m worldloom.cli train dynamics ... (same options).")
-    dyn.add_argument("--data", required=True, help="training dataset directory")
-    dyn.add_argument("--tokenizer", required=True, help="tokenizer checkpoint directory (from `train tokenizer`)")
-    dyn.add_argument("--out", required=True, help="world-model checkpoint directory to write")
+    dyn.add_argument("--data", default=None, help="training dataset directory (needed but for --print-config)")
+    dyn.add_argument("--tokenizer", default=None, help="tokenizer checkpoint directory (from `train tokenizer`; needed but for --print-config)")
+    dyn.add_argument("--out", default=None, help="world-model checkpoint directory to write (needed but for --print-config)")
     dyn.add_argument("--init", default=None, help="fine-tune: start from this world model's DiT (its architecture; "
                                                   "pass it as --tokenizer too)")
     dyn.add_argument("--context-episode", type=int, default=0,

@@ -1,4 +1,5 @@
-"""The one training loop: AdamW, warm-up + cosine, EMA, bf16 autocast, atomic checkpoints, resume, DDP.
+"""The one training loop: AdamW, warm-up + cosine, EMA, bf16 autocast, atomic checkpoints, resume, DDP,
+gradient accumulation, activation checkpointing and (on CUDA) fused AdamW and ``torch.compile``.
 
 A *task* supplies the model, a batch sampler and the loss; the loop does everything else, the same
 for the tokenizer and the dynamics model, on one CPU process or many under ``torchrun``.
@@ -18,6 +19,7 @@ Key choices:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -58,6 +60,11 @@ class TrainConfig:
     ckpt_every: int = doc(500, "steps between training checkpoints")
     log_with: str = doc("none", choices=("none", "tensorboard", "wandb"),
                         text="experiment tracker that also gets every log line (training/tracking.py)")
+    accum: int = doc(1, "micro-batches of batch_size per optimizer step (gradient accumulation)")
+    checkpointing: bool = doc(False, "recompute each transformer block in the backward pass (activation checkpointing; "
+                                     "models with set_checkpointing only)")
+    fused: bool = doc(False, "fused AdamW kernel (CUDA only; the plain one elsewhere)")
+    compile: bool = doc(False, "torch.compile the model for training (CUDA only; eager elsewhere)")
 
 
 class Task(Protocol):
@@ -137,14 +144,25 @@ class Trainer:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", local)
                 torch.cuda.set_device(self.device)
+        if cfg.accum < 1:
+            raise ValueError(f"TrainConfig.accum must be >= 1, got {cfg.accum}")
         self.amp = pick_dtype(cfg.precision, self.device)
         self.model = task.model.to(self.device)
+        if cfg.checkpointing:
+            if not hasattr(self.model, "set_checkpointing"):
+                raise ValueError(f"--train-checkpointing: {type(self.model).__name__} has no blocks to checkpoint")
+            self.model.set_checkpointing(True)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.net: nn.Module = self.model
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+            self.net = self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        cuda = self.device.type == "cuda"
+        if cfg.compile and cuda:  # inductor's compile time outweighs a CPU run's few thousand small steps
+            self.net = torch.compile(self.net)
+        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
+                                     **({"fused": True} if cfg.fused and cuda else {}))
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.progress = progress and self.rank == 0
@@ -282,24 +300,17 @@ class Trainer:
         self.model.train()
         while self.step < stop:
             t0 = time.perf_counter()
-            gen = torch.Generator(device="cpu").manual_seed(hash((cfg.seed, self.step, self.rank)) & 0x7FFFFFFF)
-            batch = self.task.batch(gen, cfg.batch_size, self.device)
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(self.step, cfg)
-            with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-                loss, metrics = self.task.loss(self.net, batch, gen)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.run_dir}: loss became {loss.item()} at step {self.step + 1}; lower --lr or "
-                                         "check the data (the run dir keeps the last saved state)")
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, metrics, n_items = self._accumulate()
             if cfg.grad_clip > 0:
                 metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
             self.opt.step()
             self._update_ema()
             self.step += 1
             self.elapsed += time.perf_counter() - t0
-            items += self.task.items(batch) * self.world
+            items += n_items * self.world
             last = {"loss": float(loss.item()), **metrics}
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 rate = items / max(1e-9, time.perf_counter() - t_win)
@@ -312,6 +323,30 @@ class Trainer:
                 self.save_state()
         bar.close()
         return last
+
+    def _accumulate(self) -> tuple[torch.Tensor, dict[str, float], int]:
+        """Forward and backward ``cfg.accum`` micro-batches; their gradients sum to the mean loss's.
+
+        Returns the mean loss, the last micro-batch's metrics and the items seen. Micro-batch i of a
+        step draws from the generator seeded by (seed, step, rank[, i]), so a run with accum 1 sees what
+        it always did and a resumed run sees what an uninterrupted one would have."""
+        cfg, n = self.cfg, self.cfg.accum
+        total, items, metrics = torch.zeros((), device=self.device), 0, {}
+        for i in range(n):
+            key = (cfg.seed, self.step, self.rank) if n == 1 else (cfg.seed, self.step, self.rank, i)
+            gen = torch.Generator(device="cpu").manual_seed(hash(key) & 0x7FFFFFFF)
+            batch = self.task.batch(gen, cfg.batch_size, self.device)
+            # DDP all-reduces on the last micro-batch only
+            with (contextlib.nullcontext() if i == n - 1 or self.ddp is None else self.ddp.no_sync()):
+                with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+                    loss, metrics = self.task.loss(self.net, batch, gen)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{self.run_dir}: loss became {loss.item()} at step {self.step + 1}; lower --lr or "
+                                             "check the data (the run dir keeps the last saved state)")
+                (loss / n).backward()
+            total += loss.detach() / n
+            items += self.task.items(batch)
+        return total, metrics, items
 
     def fit(self, resume: bool = False, until: int | None = None) -> dict[str, float]:
         """Resume from ``run_dir`` if asked, train (to ``until``), and leave the process group."""
