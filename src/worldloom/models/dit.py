@@ -161,11 +161,11 @@ class CausalDiT(nn.Module):
         self.norm_out = RMSNorm(d, affine=False)
         self.ada_out = nn.Linear(d, 2 * d)
         # 'warp' adds two flow channels (dx, dy in cells) per latent cell to the head's output.
-        self.out = nn.Linear(d, (c + (2 if cfg.pred == "warp" else 0)) * p * p)
+        head_ch = c + (2 if cfg.pred == "warp" else 0)
+        self.out = nn.Linear(d, head_ch * p * p)
         # The refiner sees the head's output, the previous-frame stack (if any) and the noisy frame; with a 'warp'
         # head it corrects the flow too: with two previous frames an object's local motion is in its input.
-        self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), c + (2 if cfg.pred == "warp" else 0),
-                                  cfg.head_conv, d) \
+        self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), head_ch, cfg.head_conv, d) \
             if cfg.head_conv else None
         self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
         self._masks: dict[tuple[int, int, int | None], torch.Tensor] = {}
@@ -300,7 +300,6 @@ class CausalDiT(nn.Module):
         else:
             base = prev[:, :, :C].float()
             if self.cfg.pred == "warp":
-                B, F = base.shape[:2]
                 base = flow_warp(base.flatten(0, 1), flow.flatten(0, 1)).view_as(base)
             x0 = out + base
         return (x.float() - x0) / t.float().clamp_min(T_MIN)[..., None, None, None]

@@ -50,43 +50,13 @@ class Preset:
     td_recipe: Any  # TemporalDecoderRecipe
     td_train: Any  # TrainConfig
 
-    @property
-    def frames_expected(self) -> str:
-        return ABOUT[self.name]
-
-
-def _gpu(name: str, frame: int, dim: int, depth: int, heads: int) -> Preset:
-    from ..models.dit import DynamicsConfig
-    from ..models.temporal_decoder import TemporalDecoderConfig
-    from ..models.vae import VAEConfig
-    from ..training.dynamics import DynamicsRecipe
-    from ..training.loop import TrainConfig
-    from ..training.temporal_decoder import TD_TRAIN, TemporalDecoderRecipe
-
-    vae = VAEConfig(frame_size=frame, latent_channels=16, downsample=8, width=128, blocks=2)
-    fast = {"precision": "auto", "fused": True, "compile": True}
-    return Preset(
-        name=name,
-        vae=vae,
-        vae_train=TrainConfig(steps=50_000, batch_size=64, lr=5e-4, warmup=1_000, ema_decay=0.999, ckpt_every=2_000, **fast),
-        dynamics=DynamicsConfig(latent_channels=16, latent_size=vae.latent_size, patch=2, dim=dim, depth=depth, heads=heads,
-                                n_actions=5, max_frames=16, prev_frame=True, prev_halo=1, conv=3, pred="delta"),
-        recipe=DynamicsRecipe(clip_len=16, context="clean", t_shift=3.0, loss="x0"),
-        train=TrainConfig(steps=200_000, batch_size=32, lr=3e-4, warmup=2_000, ema_decay=0.9995, ckpt_every=2_000,
-                          checkpointing=True, **fast),
-        sim={"steps": 4, "window": 12, "sink": 0, "context_noise": 0.0},
-        td=TemporalDecoderConfig(), td_recipe=TemporalDecoderRecipe(), td_train=TD_TRAIN,
-    )
-
 
 def get(name: str) -> Preset:
     """The preset called ``name`` (one of :data:`NAMES`); a KeyError naming the known ones otherwise."""
     if name not in NAMES:
         raise KeyError(f"preset {name!r}: unknown; known: {', '.join(NAMES)}")
-    if name == "gpu-small":
-        return _gpu(name, 128, 512, 10, 8)
-    if name == "gpu":
-        return _gpu(name, 256, 1024, 16, 16)
+    from dataclasses import replace
+
     from ..models.dit import DynamicsConfig
     from ..models.temporal_decoder import TemporalDecoderConfig
     from ..models.vae import VAEConfig
@@ -99,16 +69,27 @@ def get(name: str) -> Preset:
 
         return Preset(name, arena.VAE_CFG, arena.VAE_TRAIN, arena.DYN_CFG, arena.DYN_RECIPE, arena.DYN_TRAIN,
                       dict(arena.STAGES.sim_defaults), TemporalDecoderConfig(), TemporalDecoderRecipe(), TD_TRAIN)
-    quick = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32", log_every=1, ckpt_every=1000)
+    if name == "tiny":
+        quick = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32", log_every=1, ckpt_every=1000)
+        return Preset(
+            name, VAEConfig(frame_size=64, latent_channels=4, downsample=4, width=16, blocks=1), quick,
+            DynamicsConfig(latent_channels=4, latent_size=16, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0,
+                           n_actions=5, max_frames=8, prev_halo=1, conv=3, pred="delta"),
+            DynamicsRecipe(clip_len=4, loss="x0"), replace(quick, batch_size=2),
+            {"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0},
+            TemporalDecoderConfig(width=8, blocks=1), TemporalDecoderRecipe(rollouts=4, horizon=3, batch=2), replace(quick, steps=3))
+    # gpu-small and gpu: one shape at two sizes (x8 tokenizer, 16 latent channels, patch 2, 16-frame clips).
+    frame, dim, depth, heads = {"gpu-small": (128, 512, 10, 8), "gpu": (256, 1024, 16, 16)}[name]
+    vae = VAEConfig(frame_size=frame, latent_channels=16, downsample=8, width=128, blocks=2)
+    fast = {"precision": "auto", "fused": True, "compile": True}
     return Preset(
-        name="tiny",
-        vae=VAEConfig(frame_size=64, latent_channels=4, downsample=4, width=16, blocks=1),
-        vae_train=quick,
-        dynamics=DynamicsConfig(latent_channels=4, latent_size=16, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0,
-                                n_actions=5, max_frames=8, prev_halo=1, conv=3, pred="delta"),
-        recipe=DynamicsRecipe(clip_len=4, loss="x0"),
-        train=TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32", log_every=1, ckpt_every=1000),
-        sim={"steps": 2, "window": 8, "sink": 0, "context_noise": 0.0},
-        td=TemporalDecoderConfig(width=8, blocks=1), td_recipe=TemporalDecoderRecipe(rollouts=4, horizon=3, batch=2),
-        td_train=TrainConfig(steps=3, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, precision="fp32", log_every=1, ckpt_every=1000),
+        name, vae,
+        TrainConfig(steps=50_000, batch_size=64, lr=5e-4, warmup=1_000, ema_decay=0.999, ckpt_every=2_000, **fast),
+        DynamicsConfig(latent_channels=16, latent_size=vae.latent_size, patch=2, dim=dim, depth=depth, heads=heads,
+                       n_actions=5, max_frames=16, prev_frame=True, prev_halo=1, conv=3, pred="delta"),
+        DynamicsRecipe(clip_len=16, context="clean", t_shift=3.0, loss="x0"),
+        TrainConfig(steps=200_000, batch_size=32, lr=3e-4, warmup=2_000, ema_decay=0.9995, ckpt_every=2_000,
+                    checkpointing=True, **fast),
+        {"steps": 4, "window": 12, "sink": 0, "context_noise": 0.0},
+        TemporalDecoderConfig(), TemporalDecoderRecipe(), TD_TRAIN,
     )
