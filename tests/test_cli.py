@@ -295,6 +295,27 @@ def test_ddp_train_tokenizer_torchrun(pipeline: dict[str, Any]) -> None:
     assert p.stdout.count("tokenizer -> ") == 1  # only rank 0 prints
 
 
+@pytest.mark.timeout(240)
+def test_fsdp_train_dynamics_torchrun(pipeline: dict[str, Any]) -> None:
+    """The DiT sharded with FSDP2 over two gloo processes trains through the CLI, saves its state with DCP
+    and exports one ordinary checkpoint that loads and generates."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    d: Path = pipeline["dir"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "worldloom.cli", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok",
+           "--out", "wm-fsdp", "--train-steps", "2", "--train-device", "cpu", "--train-parallel", "fsdp"]
+    p = subprocess.run(cmd, cwd=d, env=_env(), capture_output=True, text=True, timeout=230)
+    assert p.returncode == 0, p.stdout + p.stderr
+    meta = json.loads((d / "wm-fsdp" / "run" / "train_state.json").read_text())
+    assert meta["format"] == "dcp" and meta["world_size"] == 2
+    cfg = json.loads((d / "wm-fsdp" / "config.json").read_text())
+    assert cfg["train"]["parallel"] == "fsdp" and cfg["trained_steps"] == 2
+    wl(d, "generate", "--checkpoint", "wm-fsdp", "--data", "held", "--context", "2", "--frames", "2", "--out", "fsdp.mp4")
+
+
 def test_collect_like_a_checkpoint_takes_its_world(tiny_ckpt, tmp_path, capsys) -> None:
     from worldloom.data.format import Dataset
 

@@ -174,7 +174,7 @@ def test_accumulation_sums_the_micro_batches_gradients(tmp_path):
     ref = LinearTask()
     losses, grads = [], []
     for i in range(2):
-        gen = torch.Generator().manual_seed(hash((0, 0, 0, i)) & 0x7FFFFFFF)
+        gen = torch.Generator().manual_seed(hash((0, 0, i)) & 0x7FFFFFFF)  # (seed, step, rank * accum + i)
         ref.model.zero_grad()
         li = ref.loss(ref.model, ref.batch(gen, 8, "cpu"), gen)[0]
         li.backward()

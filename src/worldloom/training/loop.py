@@ -1,17 +1,16 @@
-"""The one training loop: AdamW, warm-up + cosine, EMA, bf16 autocast, atomic checkpoints, resume, DDP,
-gradient accumulation, activation checkpointing and (on CUDA) fused AdamW and ``torch.compile``.
+"""The one training loop: AdamW, warm-up + cosine, EMA, bf16 autocast, atomic checkpoints, resume, DDP or
+FSDP2, gradient accumulation, activation checkpointing and (on CUDA) fused AdamW and ``torch.compile``.
 
 A *task* supplies the model, a batch sampler and the loss; the loop does everything else, the same
 for the tokenizer and the dynamics model, on one CPU process or many under ``torchrun``.
 
 Key choices:
-- Batches are drawn from a generator seeded by (seed, step, rank), so ``--resume`` continues with
-  exactly the data an uninterrupted run would have seen.
-- Training state (weights, EMA, optimizer, step) is saved as safetensors + JSON, never pickle, with
-  one commit point: the tensors go to a file named by their step, then the manifest
-  ``train_state.json`` (step, file name, sha256) replaces the old one in one rename, and only then
-  are older tensor files deleted. A run killed anywhere resumes from the last committed step;
-  ``--resume`` refuses a manifest whose file is missing, differs from its hash or holds another step.
+- Batches are drawn from a generator seeded by (seed, step, global micro-batch index), so ``--resume``
+  continues with exactly the data an uninterrupted run would have seen, and N processes see what one
+  process with N x the accumulation sees (tests/training/test_parallel.py holds them to the same loss).
+- Training state (weights, EMA, optimizer, step) is safetensors + JSON, never pickle, committed by one
+  manifest rename (``state.py``); under ``--train-parallel fsdp`` it is sharded through DCP and
+  resumes on any number of processes (``parallel.py``).
 - ``precision="auto"`` uses bf16 autocast on CPUs with bf16 support and on CUDA (measured 2-6x
   faster matmuls on this project's Zen 4 CPUs), fp32 elsewhere.
 - ``torch.set_flush_denormal(True)``: without it a CPU run slowed 10-20x after ~50 steps here.
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import os
@@ -37,8 +35,9 @@ import torch.nn as nn
 
 from ..hardware import bf16_supported, setup_cpu
 
-from ..checkpoint import CheckpointError, load_strict, load_weights, save_weights, weights_from_bytes
-from ..config import atomic_write_bytes, atomic_write_json, doc, read_json, to_dict
+from . import parallel, state
+from ..checkpoint import CheckpointError, load_strict, save_weights
+from ..config import atomic_write_json, doc, to_dict
 
 
 @dataclass
@@ -65,6 +64,9 @@ class TrainConfig:
                                      "models with set_checkpointing only)")
     fused: bool = doc(False, "fused AdamW kernel (CUDA only; the plain one elsewhere)")
     compile: bool = doc(False, "torch.compile the model for training (CUDA only; eager elsewhere)")
+    parallel: str = doc("ddp", choices=("ddp", "fsdp"),
+                        text="under torchrun: ddp replicates the model; fsdp shards weights, gradients, optimizer and EMA "
+                             "(FSDP2) and saves training state with torch.distributed.checkpoint")
 
 
 class Task(Protocol):
@@ -114,24 +116,8 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def _log_step(line: str) -> int | None:
-    """The step of one log.jsonl line: -1 if it has none (kept), None if it does not parse (a torn write)."""
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return rec["step"] if isinstance(rec, dict) and isinstance(rec.get("step"), int) else -1
-
-
 class Trainer:
     """Runs ``task`` for ``cfg.steps`` steps; state lives in ``run_dir``."""
-
-    META = "train_state.json"  # the manifest: written last, it commits a state
-    LEGACY_STATE = "train_state.safetensors"  # tensors of states saved before the manifest named them
-
-    @staticmethod
-    def state_file(step: int) -> str:
-        return f"train_state-{step:08d}.safetensors"
 
     def __init__(self, task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, progress: bool = True) -> None:
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
@@ -152,10 +138,18 @@ class Trainer:
             if not hasattr(self.model, "set_checkpointing"):
                 raise ValueError(f"--train-checkpointing: {type(self.model).__name__} has no blocks to checkpoint")
             self.model.set_checkpointing(True)
+        if cfg.parallel not in parallel.MODES:
+            raise ValueError(f"TrainConfig.parallel must be one of {parallel.MODES}, got {cfg.parallel!r}")
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.net: nn.Module = self.model
         self.ddp: nn.parallel.DistributedDataParallel | None = None
-        if self.world > 1:
+        self.fsdp = self.world > 1 and cfg.parallel == "fsdp"
+        self._vessel: nn.Module | None = None  # fsdp: the unsharded copy the EMA is gathered into at the end
+        if self.fsdp:
+            self._vessel = parallel.unsharded_copy(self.ema) if self.rank == 0 else None
+            parallel.fully_shard_model(self.model, self.device, self.world)
+            parallel.fully_shard_model(self.ema, self.device, self.world)  # shard for shard with the model
+        elif self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         cuda = self.device.type == "cuda"
@@ -183,62 +177,44 @@ class Trainer:
         return t
 
     def save_state(self) -> None:
+        """Commit the training state: sharded by every rank through DCP (fsdp), else one file from rank 0."""
+        if self.fsdp:
+            name = state.dcp_dir(self.step)
+            digest = parallel.dcp_save(self.run_dir / name, self.model, self.ema, self.opt)
+            fmt = "dcp"
+        elif self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            name = state.state_file(self.step)
+            digest = save_weights(self.run_dir / name, self._state_tensors(), metadata={"step": str(self.step)})
+            fmt = "safetensors"
         if self.rank != 0:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        name = self.state_file(self.step)
-        digest = save_weights(self.run_dir / name, self._state_tensors(), metadata={"step": str(self.step)})
         groups = [{k: v for k, v in g.items() if k != "params"} for g in self.opt.state_dict()["param_groups"]]
-        atomic_write_json(self.run_dir / self.META, {"step": self.step, "weights": name, "sha256": digest,
-                                                      "elapsed_s": self.elapsed, "config": to_dict(self.cfg),
-                                                      "param_groups": groups})
-        self._clean(keep=name)
-
-    def _clean(self, keep: str) -> None:
-        """Delete tensor files the manifest does not name and temp files a killed write left behind."""
-        for p in self.run_dir.glob("train_state-*.safetensors"):
-            if p.name != keep:
-                p.unlink(missing_ok=True)
-        if keep != self.LEGACY_STATE:
-            (self.run_dir / self.LEGACY_STATE).unlink(missing_ok=True)
-        for p in self.run_dir.glob(".train_state*.tmp"):
-            p.unlink(missing_ok=True)
-
-    def _read_committed(self) -> tuple[dict[str, Any], Path, dict[str, torch.Tensor]] | None:
-        """The committed state (manifest, tensor file, tensors), its parts checked against each other;
-        None if there is none."""
-        meta_path = self.run_dir / self.META
-        if not meta_path.exists():
-            return None
-        meta = read_json(meta_path)
-        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int) or not isinstance(meta.get("param_groups"), list):
-            raise CheckpointError(f"{meta_path}: not a training-state manifest (needs integer 'step' and 'param_groups')")
-        if "weights" not in meta:  # saved before manifests named their tensors: nothing to check them against
-            print(f"warning: {meta_path} is an old-style state without a hash; resuming at step {meta['step']} "
-                  "unchecked", file=sys.stderr)
-            return meta, self.run_dir / self.LEGACY_STATE, load_weights(self.run_dir / self.LEGACY_STATE)
-        path = self.run_dir / str(meta["weights"])
-        if path.parent != self.run_dir or not path.exists():
-            raise CheckpointError(f"{meta_path}: names training state {meta['weights']!r}, which is not in {self.run_dir}; "
-                                  "the state is torn: delete the run dir or train without --resume")
-        blob = path.read_bytes()  # one read: hashed, then parsed
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != meta.get("sha256"):
-            raise CheckpointError(f"{path}: sha256 {digest[:12]}... differs from {meta_path}'s "
-                                  f"{str(meta.get('sha256'))[:12]}...: the state is torn or corrupt; delete the run "
-                                  "dir or train without --resume")
-        tensors, file_meta = weights_from_bytes(blob, where=str(path))
-        if file_meta.get("step") != str(meta["step"]):
-            raise CheckpointError(f"{path}: holds step {file_meta.get('step')}, but {meta_path} says "
-                                  f"{meta['step']}: the state is torn; delete the run dir or train without --resume")
-        return meta, path, tensors
+        atomic_write_json(self.run_dir / state.META, {"step": self.step, "weights": name, "sha256": digest, "format": fmt,
+                                                      "world_size": self.world, "elapsed_s": self.elapsed,
+                                                      "config": to_dict(self.cfg), "param_groups": groups})
+        state.clean(self.run_dir, keep=name)
 
     def load_state(self) -> bool:
         """Resume from ``run_dir`` if it has a committed training state; returns whether it did."""
-        found = self._read_committed()
+        found = state.read_committed(self.run_dir)
         if found is None:
             return False
         meta, path, tensors = found
+        if tensors is None:  # DCP: saved on any number of processes, resharded to this run's
+            parallel.dcp_load(path, self.model, self.ema, self.opt)
+        elif self.fsdp:
+            raise CheckpointError(f"{path}: a single-file training state (saved with --train-parallel ddp or one process); "
+                                  "resume it with --train-parallel ddp, or start the fsdp run afresh")
+        else:
+            self._load_tensors(meta, path, tensors)
+        self.step, self.elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
+        if self.rank == 0:
+            state.clean(self.run_dir, keep=path.name)
+            state.trim_log(self.log_path, self.step)
+        return True
+
+    def _load_tensors(self, meta: dict[str, Any], path: Path, tensors: dict[str, torch.Tensor]) -> None:
         load_strict(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, where=str(path))
         load_strict(self.ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, where=str(path))
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
@@ -251,20 +227,6 @@ class Trainer:
             g.update({k: v for k, v in saved.items() if k != "params"})
         sd["state"] = opt_state
         self.opt.load_state_dict(sd)
-        self.step, self.elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
-        if self.rank == 0:
-            self._clean(keep=path.name)
-            self._trim_log()
-        return True
-
-    def _trim_log(self) -> None:
-        """Drop log lines past the resumed step: the steps a killed session logged are trained again."""
-        if not self.log_path.exists():
-            return
-        lines = self.log_path.read_text().splitlines()
-        keep = [ln for ln in lines if (st := _log_step(ln)) is not None and st <= self.step]
-        if len(keep) != len(lines):
-            atomic_write_bytes(self.log_path, "".join(ln + "\n" for ln in keep).encode())
 
     # --- loop -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -305,14 +267,17 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss, metrics, n_items = self._accumulate()
             if cfg.grad_clip > 0:
-                metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+                metrics["grad_norm"] = parallel.local_float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
             self.opt.step()
             self._update_ema()
             self.step += 1
             self.elapsed += time.perf_counter() - t0
             items += n_items * self.world
+            logs = self.step % cfg.log_every == 0 or self.step == cfg.steps
+            if logs:  # the mean over every process's micro-batches: what one process with accum x world would log
+                loss = parallel.mean_over_ranks(loss, self.world)
             last = {"loss": float(loss.item()), **metrics}
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if logs:
                 rate = items / max(1e-9, time.perf_counter() - t_win)
                 items, t_win = 0, time.perf_counter()
                 self._log({"step": self.step, "lr": lr_at(self.step - 1, cfg), "elapsed_s": round(self.elapsed, 1),
@@ -328,15 +293,17 @@ class Trainer:
         """Forward and backward ``cfg.accum`` micro-batches; their gradients sum to the mean loss's.
 
         Returns the mean loss, the last micro-batch's metrics and the items seen. Micro-batch i of a
-        step draws from the generator seeded by (seed, step, rank[, i]), so a run with accum 1 sees what
-        it always did and a resumed run sees what an uninterrupted one would have."""
+        step on rank r draws from the generator seeded by (seed, step, r * accum + i): the global micro-batch
+        index, so N processes see the batches one process with accum x N sees, and a resumed run sees what
+        an uninterrupted one would have."""
         cfg, n = self.cfg, self.cfg.accum
         total, items, metrics = torch.zeros((), device=self.device), 0, {}
         for i in range(n):
-            key = (cfg.seed, self.step, self.rank) if n == 1 else (cfg.seed, self.step, self.rank, i)
-            gen = torch.Generator(device="cpu").manual_seed(hash(key) & 0x7FFFFFFF)
+            gen = torch.Generator(device="cpu").manual_seed(hash((cfg.seed, self.step, self.rank * n + i)) & 0x7FFFFFFF)
             batch = self.task.batch(gen, cfg.batch_size, self.device)
-            # DDP all-reduces on the last micro-batch only
+            # DDP all-reduces (FSDP reduce-scatters) on the last micro-batch only
+            if self.fsdp:
+                parallel.set_gradient_sync(self.model, i == n - 1)
             with (contextlib.nullcontext() if i == n - 1 or self.ddp is None else self.ddp.no_sync()):
                 with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
                     loss, metrics = self.task.loss(self.net, batch, gen)
@@ -353,7 +320,7 @@ class Trainer:
         try:
             if resume and not self.load_state() and self.rank == 0:
                 print(f"--resume: no training state in {self.run_dir}; starting at step 1", file=sys.stderr)
-                self._trim_log()  # a session killed before its first save may have logged steps
+                state.trim_log(self.log_path, self.step)  # a session killed before its first save may have logged steps
             last = self.train(until)
         except BaseException:
             self._close_tracker()  # the curves so far stay readable; no barrier with ranks that may be gone
@@ -368,6 +335,8 @@ class Trainer:
 
     def close(self) -> None:
         self._close_tracker()
+        if self.fsdp and parallel.is_sharded(self.ema):  # every rank gathers; rank 0 keeps the whole EMA to export
+            self.ema = parallel.full_module(self.ema, self._vessel) or self.ema
         if self.world > 1 and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
