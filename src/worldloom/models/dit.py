@@ -27,13 +27,14 @@ Key choices:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint
 
 from ..config import doc
-from .attention import attend, frame_layout, visibility_mask
+from .attention import attend, block_mask, frame_layout, use_flex, visibility_mask
 from .kv_cache import KVCache
 from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, flow_warp, modulate
 
@@ -168,14 +169,20 @@ class CausalDiT(nn.Module):
         self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), head_ch, cfg.head_conv, d) \
             if cfg.head_conv else None
         self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
-        self._masks: dict[tuple[int, int, int | None], torch.Tensor] = {}
-        self._checkpointing = False
+        self._masks: dict[tuple[Any, ...], Any] = {}
+        self._checkpointing, self._attention = False, "auto"
         self.reset_parameters()
 
     def set_checkpointing(self, on: bool) -> None:
         """Activation checkpointing per block in the uncached pass (training): memory for one block's
         activations instead of every block's, at the cost of a second forward in backward."""
         self._checkpointing = bool(on)
+
+    def set_attention(self, backend: str) -> None:
+        """The uncached pass's attention: 'sdpa' (boolean mask), 'flex' (FlexAttention block mask) or
+        'auto' (flex on CUDA, sdpa elsewhere). Passes with memory frames keep SDPA's per-row mask."""
+        use_flex(backend, torch.device("cpu"))  # refuses an unknown backend now
+        self._attention = backend
 
     def reset_parameters(self) -> None:
         for m in self.modules():
@@ -304,11 +311,12 @@ class CausalDiT(nn.Module):
             x0 = out + base
         return (x.float() - x0) / t.float().clamp_min(T_MIN)[..., None, None, None]
 
-    def _mask(self, n_frames: int, n_streams: int, device: torch.device, window: int | None) -> torch.Tensor:
-        key = (n_frames, n_streams, window)
-        if key not in self._masks or self._masks[key].device != device:
+    def _mask(self, n_frames: int, n_streams: int, device: torch.device, window: int | None, flex: bool = False) -> Any:
+        """The (L, L) visibility mask, or with ``flex`` its FlexAttention block mask; built once per layout."""
+        key = (n_frames, n_streams, window, flex, str(device))
+        if key not in self._masks:
             frame, stream = frame_layout(n_frames, self.cfg.n_tok, n_streams, device)
-            self._masks[key] = visibility_mask(frame, stream, window)
+            self._masks[key] = (block_mask if flex else visibility_mask)(frame, stream, window)
         return self._masks[key]
 
     # --- uncached: training and reference -------------------------------------------------------
@@ -338,7 +346,7 @@ class CausalDiT(nn.Module):
         cond = torch.cat([self._cond(tt, actions, axes) for tt in ts], dim=1)  # (B, S*T, D)
         pos = torch.arange(T, device=x.device).repeat(len(streams))
         rope = self.rope.tables(pos, self.cfg.n_tok)
-        mask = self._mask(T, len(streams), x.device, window)
+        mask = self._mask(T, len(streams), x.device, window, flex=memory is None and use_flex(self._attention, x.device))
         if memory is not None:
             h, cond, rope, mask = self._with_memory(h, cond, rope, mask, memory, T)
         for blk in self.blocks:

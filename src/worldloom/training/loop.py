@@ -67,6 +67,9 @@ class TrainConfig:
     parallel: str = doc("ddp", choices=("ddp", "fsdp"),
                         text="under torchrun: ddp replicates the model; fsdp shards weights, gradients, optimizer and EMA "
                              "(FSDP2) and saves training state with torch.distributed.checkpoint")
+    attention: str = doc("auto", choices=("auto", "sdpa", "flex"),
+                         text="training attention: flex = FlexAttention block mask, sdpa = boolean mask, auto = flex on "
+                              "CUDA and sdpa elsewhere (models with set_attention only)")
 
 
 class Task(Protocol):
@@ -138,6 +141,13 @@ class Trainer:
             if not hasattr(self.model, "set_checkpointing"):
                 raise ValueError(f"--train-checkpointing: {type(self.model).__name__} has no blocks to checkpoint")
             self.model.set_checkpointing(True)
+        if not hasattr(self.model, "set_attention"):
+            if cfg.attention == "flex":
+                raise ValueError(f"--train-attention flex: {type(self.model).__name__} has no attention to switch")
+        elif cfg.attention == "flex" and self.device.type == "cpu":
+            raise ValueError("--train-attention flex: FlexAttention has no backward on CPU; use sdpa (or auto) there")
+        else:
+            self.model.set_attention(cfg.attention)
         if cfg.parallel not in parallel.MODES:
             raise ValueError(f"TrainConfig.parallel must be one of {parallel.MODES}, got {cfg.parallel!r}")
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
