@@ -1,4 +1,4 @@
-"""``worldloom`` command line: collect, import-videos, import-lerobot, export-lerobot, train, distill, plot, generate, bench, eval, play, doctor.
+"""``worldloom`` command line: collect, import-videos, import-lerobot, export-lerobot, encode, train, distill, plot, generate, bench, eval, play, doctor.
 
 Thin by design: every command parses its options, checks what a user can get wrong (paths, names,
 sizes), calls one library function and formats its result. Nothing here trains, samples or
@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 
 from . import common
 from .common import EXIT_USAGE, HELP_ALL, UsageError, _command_line
-from .data import _build_collect, _build_doctor, _build_export_lerobot, _build_import_lerobot, _build_import_videos
+from .data import _build_collect, _build_doctor, _build_encode, _build_export_lerobot, _build_import_lerobot, _build_import_videos
 from .run import _build_bench, _build_eval, _build_generate, _build_play
 from .train import _build_distill, _build_plot, _build_train
 
@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "import-videos": ("import a folder of videos + action logs as a dataset", _build_import_videos),
     "import-lerobot": ("import a local LeRobot v3 dataset (one camera, its actions) as a dataset", _build_import_lerobot),
     "export-lerobot": ("write a dataset as a LeRobot v3 dataset (parquet + mp4)", _build_export_lerobot),
+    "encode": ("encode a dataset once into a memory-mapped latent cache that training reads from disk", _build_encode),
     "train": ("train the tokenizer or the dynamics model", _build_train),
     "distill": ("fine-tune a world model into a 1-2 step student on its own rollouts", _build_distill),
     "plot": ("draw a training run's loss, throughput, learning-rate and gradient curves to a PNG", _build_plot),

@@ -1,4 +1,4 @@
-"""Data commands: collect, import-videos, and doctor (what is installed)."""
+"""Data commands: collect, import-videos, import/export-lerobot, encode (the latent cache), and doctor."""
 
 from __future__ import annotations
 
@@ -162,6 +162,26 @@ def cmd_export_lerobot(args: argparse.Namespace) -> None:
     print(f"exported {args.data} -> {out} (LeRobot v3.0, camera {args.camera})")
 
 
+def cmd_encode(args: argparse.Namespace) -> None:
+    import time
+
+    from ..hardware import setup_cpu
+    from ..training.dynamics import load_tokenizer
+    from ..training.latents import INDEX, cache_dir, encode_to_cache
+
+    setup_cpu(args.threads)
+    vae, _ = load_tokenizer(args.tokenizer)
+    dest = cache_dir(vae, args.data)
+    if (dest / INDEX).is_file() and not args.overwrite:
+        print(f"{args.data}: already encoded by this tokenizer -> {dest} (--overwrite to redo)")
+        return
+    t = time.time()
+    out = encode_to_cache(vae, args.data, batch=args.batch)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(f"encoded {args.data} with {args.tokenizer} -> {out} ({size / 2**20:.1f} MiB, {time.time() - t:.1f} s); "
+          "train dynamics and distill on this data now read it from disk")
+
+
 def cmd_doctor(args: argparse.Namespace) -> None:
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -292,6 +312,18 @@ def _build_export_lerobot(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="LeRobot v3 dataset directory to create (must be empty or absent)")
     p.add_argument("--camera", default="observation.images.main", help="video feature name (default: observation.images.main)")
     p.set_defaults(func=cmd_export_lerobot)
+
+
+def _build_encode(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset directory")
+    p.add_argument("--tokenizer", required=True, help="tokenizer or world-model checkpoint (name or path) whose VAE encodes")
+    p.add_argument("--batch", type=int, default=256, help="frames per encoder pass (default: 256)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--overwrite", action="store_true", help="encode again even if this tokenizer's cache exists")
+    p.epilog = ("Writes DATA/latents/<key>/ (float16 latents.npy, actions, index.json; key = hash of the tokenizer's weights\n"
+                "and the dataset's meta.json). train dynamics and distill then memory-map it instead of encoding into RAM.\n\n"
+                "example:\n  worldloom encode --data runs/arena/data-train --tokenizer checkpoints/arena")
+    p.set_defaults(func=cmd_encode)
 
 
 def _build_doctor(p: argparse.ArgumentParser) -> None:

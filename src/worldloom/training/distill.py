@@ -46,7 +46,8 @@ from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT, MemoryFrames
-from .dynamics import ClipSampler, encode_dataset, init_from, object_weights
+from .dynamics import ClipSampler, init_from, object_weights
+from .latents import dataset_latents
 from .loop import TrainConfig, Trainer
 
 
@@ -227,7 +228,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
         raise ValueError(f"distill: {data} has continuous axes {[a.name for a in ds.action_spec.axes]}; self-rollout "
                          "distillation takes discrete actions only for now (train the teacher with more sampler steps instead)")
     t_enc = time.time()
-    latents, actions, _ = encode_dataset(teacher.vae, ds)
+    latents, actions, _, _ = dataset_latents(teacher.vae, ds, data)
     t_enc = time.time() - t_enc
     torch.manual_seed(train_cfg.seed)
     task = DistillTask(teacher, latents, actions, recipe)

@@ -1,7 +1,7 @@
 """Dynamics training: the causal DiT on latent clips, with flow matching and diffusion forcing.
 
-The dataset is encoded once by the (frozen) tokenizer into latents held in memory; clips of T
-frames are drawn at random. Each step:
+The dataset is encoded once by the (frozen) tokenizer into latents held in memory, or read from its
+memory-mapped cache (``worldloom encode``, training/latents.py); clips of T frames are drawn at random. Each step:
 
 - every target frame gets its own noise level t (diffusion forcing) from a shifted logit-normal;
 - ``context="clean"`` (default): a second stream holds the same frames lightly noised (context-noise
@@ -19,6 +19,7 @@ frames are drawn at random. Each step:
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0
 from ..models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 from ..models.vae import VAE, VAEConfig
 from ..hardware import setup_cpu
+from .latents import Episodes, clip, dataset_latents
 from .loop import Trainer, TrainConfig
 from .memory import MemorySampler
 
@@ -63,20 +65,6 @@ class DynamicsRecipe:
     memory_drop: float = doc(0.25, "chance each memory slot is left empty (the model must also work without)")
 
 
-@torch.no_grad()
-def encode_dataset(vae: VAE, ds: Dataset, batch: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
-    """Latents (T, C, h, w), actions (T,) and (if the ActionSpec has axes) normalised axis values (T, A) of every episode."""
-    lat, act, axes = [], [], []
-    spec = ds.action_spec
-    for ep in ds:
-        frames = torch.from_numpy(np.array(ep.frames))
-        lat.append(torch.cat([vae.encode(frames[i : i + batch]) for i in range(0, len(frames), batch)]).float())
-        act.append(torch.from_numpy(np.array(ep.actions)).long())
-        if spec.n_axes:
-            axes.append(torch.from_numpy(spec.normalize(np.array(ep.axes))).float())
-    return lat, act, (axes if spec.n_axes else None)
-
-
 def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
     """Each episode's camera position (T, 2) px from its ``state.camera`` (what place memory trains with)."""
     out = []
@@ -91,9 +79,10 @@ def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
 
 
 class ClipSampler:
-    """Random clips of ``clip_len`` frames from in-memory episodes, each window equally likely."""
+    """Random clips of ``clip_len`` frames, each window equally likely, from episodes in memory or in a
+    memory-mapped latent cache (read when drawn)."""
 
-    def __init__(self, latents: list[torch.Tensor], actions: list[torch.Tensor], clip_len: int,
+    def __init__(self, latents: Episodes, actions: list[torch.Tensor], clip_len: int,
                  axes: list[torch.Tensor] | None = None) -> None:
         keep = [i for i, z in enumerate(latents) if len(z) >= clip_len]
         if not keep:
@@ -113,7 +102,7 @@ class ClipSampler:
         for e in eps:
             s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
             self.picks.append((e, s))
-            xs.append(self.latents[e][s : s + T])
+            xs.append(clip(self.latents[e], s, T))
             acts.append(self.actions[e][s : s + T])
             if self.axes is not None:
                 axs.append(self.axes[e][s : s + T])
@@ -159,6 +148,15 @@ class DynamicsTask:
                              "when memory is on, and the clean-context stream")
         self.clips = ClipSampler(latents, actions, recipe.clip_len, axes)
         self.memory = memory
+
+    def stream(self, workers: int, rank: int, world: int, seed: int, batch_size: int, accum: int) -> None:
+        """Draw clips through a DataLoader with ``workers`` processes and a DistributedSampler (training/stream.py)."""
+        from .stream import ClipStream
+
+        self.clips = ClipStream(self.clips, batch_size, workers, rank, world, seed, accum)
+
+    def start(self, step: int) -> None:
+        self.clips.start(step)
 
     def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[Any, ...]:
         """(latents, actions[, axes][, memory frames]) of a batch of clips."""
@@ -321,8 +319,10 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         raise ValueError(f"dynamics n_axes={dyn_cfg.n_axes} but {data} has {ds.action_spec.n_axes} continuous axes")
     setup_cpu(train_cfg.threads)  # the encode pass honours --train-threads too
     t_enc = time.time()
-    latents, actions, axes = encode_dataset(vae, ds)
+    latents, actions, axes, source = dataset_latents(vae, ds, data)
     t_enc = time.time() - t_enc
+    if progress:
+        print(f"latents: {source} ({t_enc:.1f} s)", file=sys.stderr)
     torch.manual_seed(train_cfg.seed)
     dit = CausalDiT(dyn_cfg)
     init_info = init_from(dit, init, ds.action_spec, f"dataset {data}/meta.json") if init is not None else None
@@ -336,7 +336,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         from ..envs.registry import agent_half_px
 
         geometry = Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid, agent_half_px(ds.env))
-        memory = MemorySampler(recipe.memory, latents, geometry,
+        memory = MemorySampler(recipe.memory, [clip(z, 0, len(z)) for z in latents], geometry,  # in memory: drawn anywhere
                                frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
                                poses=dataset_poses(ds, data) if recipe.memory == "place" else None, drop=recipe.memory_drop)
     task = DynamicsTask(dit, latents, actions, recipe, axes, memory)
@@ -353,7 +353,8 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
             "data": {"path": str(data), "n_episodes": len(ds), "n_frames": ds.n_frames, "policy": ds.meta.get("policy")},
             "tokenizer": {"path": str(tokenizer), "metrics": tok_config.get("metrics", {}),
                           "train_seconds": tok_config.get("train_seconds")},
-            "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "recipe_cmd": recipe_cmd,
+            "train_seconds": round(trainer.elapsed, 1), "encode_seconds": round(t_enc, 1), "latents": source,
+            "recipe_cmd": recipe_cmd,
             "trained_steps": trainer.step,
             **({"init": init_info} if init_info else {}),
             **({"speed": init_speed} if init_speed else {}),

@@ -67,6 +67,8 @@ class TrainConfig:
     parallel: str = doc("ddp", choices=("ddp", "fsdp"),
                         text="under torchrun: ddp replicates the model; fsdp shards weights, gradients, optimizer and EMA "
                              "(FSDP2) and saves training state with torch.distributed.checkpoint")
+    workers: int = doc(0, "DataLoader worker processes streaming the clips, sharded by a DistributedSampler "
+                          "(tasks with stream() only); 0 = drawn in the training process from the per-step generator")
     attention: str = doc("auto", choices=("auto", "sdpa", "flex"),
                          text="training attention: flex = FlexAttention block mask, sdpa = boolean mask, auto = flex on "
                               "CUDA and sdpa elsewhere (models with set_attention only)")
@@ -135,6 +137,13 @@ class Trainer:
                 torch.cuda.set_device(self.device)
         if cfg.accum < 1:
             raise ValueError(f"TrainConfig.accum must be >= 1, got {cfg.accum}")
+        if cfg.workers < 0:
+            raise ValueError(f"TrainConfig.workers must be >= 0, got {cfg.workers}")
+        if cfg.workers:
+            if not hasattr(task, "stream"):
+                raise ValueError(f"--train-workers {cfg.workers}: {type(task).__name__} draws its batches in the training "
+                                 "process only; use --train-workers 0")
+            task.stream(cfg.workers, self.rank, self.world, cfg.seed, cfg.batch_size, cfg.accum)
         self.amp = pick_dtype(cfg.precision, self.device)
         self.model = task.model.to(self.device)
         if cfg.checkpointing:
@@ -268,6 +277,8 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
                    file=sys.stderr, mininterval=2.0)
         last: dict[str, float] = {}
+        if cfg.workers:
+            self.task.start(self.step)  # a streamed task draws next what an uninterrupted run would
         items, t_win = 0, time.perf_counter()
         self.model.train()
         while self.step < stop:
