@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all train-arena train-arena-chain distill-arena train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all gpu-check train-arena train-arena-chain distill-arena train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,12 @@ test: $(STAMP) $(LPIPS) browser
 
 test-all: $(STAMP) $(LPIPS) browser
 	$(BIN)/python -m pytest -q -m ''
+
+# On a CUDA machine: the gpu-marked tests, a 5-minute gpu-small training from nothing, rollout speed rows
+# (fp32/bf16 x compile) at 128 and 256 px and the WebSocket bench at both, into one JSON (tools/gpu_check.py;
+# `--device cpu --tiny` is its dry run, in the fast suite).
+gpu-check: $(STAMP)
+	$(BIN)/python tools/gpu_check.py --out runs/gpu-check.json --work runs/gpu-check
 
 # One declarative recipe rebuilds an arena world model from nothing (collect -> tokenizer -> dynamics ->
 # 1-step student; worldloom.recipes.arena; 112 min of stages on 2 cores in its first whole run). Its
