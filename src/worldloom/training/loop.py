@@ -199,8 +199,8 @@ class Trainer:
         """Commit the training state: sharded by every rank through DCP (fsdp), else one file from rank 0."""
         if self.fsdp:
             name = state.dcp_dir(self.step)
-            digest = parallel.dcp_save(self.run_dir / name, self.model, self.ema, self.opt)
-            fmt = "dcp"
+            parallel.dcp_save(self.run_dir / name, self.model, self.ema, self.opt)
+            digest, fmt = (parallel.dcp_digest(self.run_dir / name) if self.rank == 0 else None), "dcp"
         elif self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             name = state.state_file(self.step)

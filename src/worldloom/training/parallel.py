@@ -101,15 +101,15 @@ def _state(model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer) -> dict
             "optim": get_optimizer_state_dict(model, opt)}
 
 
-def dcp_save(path: Path, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer) -> str:
-    """Write the training state to directory ``path`` (every rank); returns the hash of its metadata."""
+def dcp_save(path: Path, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer) -> None:
+    """Write the training state to directory ``path`` (every rank calls it; rank 0 writes the metadata last)."""
     import torch.distributed.checkpoint as dcp
 
     dcp.save(_state(model, ema, opt), checkpoint_id=str(path))
-    return hashlib.sha256((path / DCP_META).read_bytes()).hexdigest()
 
 
 def dcp_digest(path: Path) -> str | None:
+    """The hash of a DCP directory's metadata (what the manifest records), None if it has none."""
     meta = path / DCP_META
     return hashlib.sha256(meta.read_bytes()).hexdigest() if meta.is_file() else None
 
