@@ -63,7 +63,7 @@ train-arena-chain: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena_base --out checkpoints/arena-base --work runs/arena-smooth
 	$(MAKE) distill-arena
 
-# The shipped checkpoints/arena, from checkpoints/arena-base (times with the threads given):
+# The shipped checkpoints/arena, from checkpoints/arena-base (times with the threads given; step 4 last):
 # 1. its student by self-rollout training in the smooth world (~60 + ~25 min with 1 thread): a 1-step
 #    student, then trained on for 2 steps from there (the shipped student until the sixth session);
 # 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
@@ -72,6 +72,10 @@ train-arena-chain: $(STAMP)
 #    with 2 threads; seventh session, 3,000 steps since the eighth, motion-compensated and narrow since the ninth).
 #    Better PSNR, slower: play keeps checkpoints/arena.
 SMOOTH := runs/arena-smooth
+# 4. checkpoints/arena: that student grown a flow head, a conv refiner and a second previous frame (objects
+#    issue), fine-tuned 1,000 + 1,500 steps (~25 + ~34 min with 1 thread each).
+ARENA_FT := --train-steps 1000 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 --train-batch-size 16 \
+  --sim-steps 1 --sim-window 8 --train-threads 1 --train-ckpt-every 100
 distill-arena: $(STAMP)
 	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data $(SMOOTH)/data-train --out $(SMOOTH)/student-1step --train-threads 1
 	$(BIN)/worldloom distill --teacher checkpoints/arena-base --init $(SMOOTH)/student-1step --data $(SMOOTH)/data-train \
@@ -83,10 +87,15 @@ distill-arena: $(STAMP)
 	  --out runs/arena/finetune --recipe-object-weight 0 --train-steps 1800 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 \
 	  --train-ckpt-every 200 --train-threads 2 --train-batch-size 16 --sim-steps 1 --sim-window 8
 	$(BIN)/worldloom distill --teacher runs/arena/finetune --init runs/arena/finetune --data runs/arena/data-train \
-	  --out checkpoints/arena --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
+	  --out runs/arena/student --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
 	  --train-warmup 15 --train-lr 2e-4 --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 2
-	$(BIN)/worldloom train temporal-decoder --checkpoint checkpoints/arena --data runs/arena/data-train \
+	$(BIN)/worldloom train temporal-decoder --checkpoint runs/arena/student --data runs/arena/data-train \
 	  --out checkpoints/arena-td --train-threads 2 --train-steps 3000 --td-width 24 --td-blocks 1
+	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/student --init runs/arena/student \
+	  --config runs/arena/student/config.json --out runs/arena/warp-1 --dyn-pred warp --dyn-head-conv 64 --dyn-prev-frames 2 \
+	  $(ARENA_FT)
+	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/student --init runs/arena/warp-1 \
+	  --config runs/arena/warp-1/config.json --out checkpoints/arena $(ARENA_FT) --train-steps 1500 --train-seed 1
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.

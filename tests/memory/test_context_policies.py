@@ -1,5 +1,7 @@
 """Context policies: what each attends to, bounded banks, cached == uncached, windows play as before."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -156,14 +158,30 @@ def test_cached_equals_uncached_for_every_policy(memory, fuse):
     assert seen >= 4  # the policies did choose frames
 
 
-def test_a_window_checkpoint_plays_exactly_as_before_memory():
-    """The shipped play checkpoint (no memory in its config) reproduces frames saved before memory existed."""
+def test_a_window_checkpoint_plays_exactly_as_before_memory(tmp_path):
+    """A checkpoint from before memory existed (no memory in its config) reproduces the frames it made then.
+
+    It is the student the gold frames were saved from (the shipped play model until the eighth objects
+    session), rebuilt from checkpoints/arena-td, which holds its exact weights beside its temporal decoder."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
     import worldloom
     from worldloom.runtime.context import start_context
     from worldloom.runtime.simulator import Simulator
 
     gold = np.load(__file__.rsplit("/", 2)[0] + "/runtime/data/arena_window_rollout.npz")
-    m = worldloom.load("arena")
+    td = Path(worldloom.__file__).parent / "checkpoints" / "arena-td"
+    if not td.is_dir():
+        td = Path(__file__).resolve().parents[2] / "checkpoints" / "arena-td"
+    config = json.loads((td / "config.json").read_text())
+    for k in ("temporal_decoder", "temporal_decoder_train"):
+        config.pop(k)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    save_file({k: v for k, v in load_file(td / "model.safetensors").items() if not k.startswith("tdec.")},
+              tmp_path / "model.safetensors")
+    m = worldloom.load(tmp_path)
     assert "memory" not in m.config["sim"] and m.sim.memory == "window"
     ctx = start_context(m, int(gold["context_seed"]), gold["context_actions"])
     sim = Simulator(m)
