@@ -74,3 +74,12 @@ def test_encode_then_train_reads_the_cache(tiny_ckpt, data, tmp_path, capsys) ->
                  "--train-steps", "1", "--train-batch-size", "2", *dims, "--dyn-latent-channels",
                  str(cfg["vae"]["latent_channels"])]) == 0
     assert json.loads((tmp_path / "trained2" / "config.json").read_text())["latents"] == "memory"
+
+
+def test_encode_names_what_is_wrong(tiny_ckpt, tmp_path, capsys) -> None:
+    assert main(["encode", "--data", str(tmp_path / "none"), "--tokenizer", str(tiny_ckpt)]) == 2
+    assert f"--data {tmp_path / 'none'}: directory not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["encode", "--data", str(tmp_path / "empty"), "--tokenizer", str(tiny_ckpt)]) == 2
+    assert "meta.json" in capsys.readouterr().err
+

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from .common import (UsageError, _existing_dir,
+from .common import (UsageError, _dataset, _existing_dir,
                      _progress)
 
 
@@ -169,6 +169,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     from ..training.dynamics import load_tokenizer
     from ..training.latents import INDEX, cache_dir, encode_to_cache
 
+    _dataset(args.data, "--data")  # a missing or broken dataset fails before the tokenizer loads
     setup_cpu(args.threads)
     vae, _ = load_tokenizer(args.tokenizer)
     dest = cache_dir(vae, args.data)
