@@ -87,9 +87,9 @@ def saved_activation_bytes(dit: CausalDiT, batch: int, frames: int, dtype: torch
 
     from unittest import mock
 
-    from ..models import dit as dit_module
+    from ..models import block as block_module
 
-    with torch.device(device), mock.patch.object(dit_module, "attend", _fused_attend):
+    with torch.device(device), mock.patch.object(block_module, "attend", _fused_attend):
         x = torch.randn(batch, frames, c, s, s, dtype=dtype)
         t = torch.rand(batch, frames)
         a = torch.zeros(batch, frames, dtype=torch.long)
