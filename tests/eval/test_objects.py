@@ -75,6 +75,32 @@ def test_noise_draws_no_object_and_a_blurred_ball_still_counts():
     assert sharp == 1.0 and 0.6 < soft < 0.95
 
 
+def test_a_faint_shrunken_ball_in_the_right_place_is_not_drawn():
+    """Nearest-colour counting alone takes a faint, shrunken remnant for the object: its inner 3/4 radius,
+    60 % of the way from floor to ball, has over half the truth's pixel count nearer the ball's colour. It
+    keeps ~1/3 of the colour step, below MIN_CONTRAST: not drawn. The whole ball at 70 % still is."""
+    env, frames, st = _episode()
+    floorless = frames.copy()
+    for t in range(frames.shape[1]):  # the same frames with ball 0 out of the view: the floor it covers
+        bp = st["ball_pos"][0, t].copy()
+        bp[0, 0] = -1000.0
+        floorless[0, t] = env.unwrapped.place(agent_pos=st["agent_pos"][0, t], ball_pos=bp)
+    f, g = frames.astype(np.float32), floorless.astype(np.float32)
+    soft = (0.7 * f + 0.3 * g).round().astype(np.uint8)
+    remnant = floorless.copy()
+    H, W = frames.shape[2:4]
+    yy, xx = np.mgrid[:H, :W]
+    r = float(st["ball_radius"][0, 0, 0])
+    for t in range(frames.shape[1]):
+        cx, cy = st["ball_pos_view"][0, t, 0]
+        inner = np.hypot(xx + 0.5 - cx, yy + 0.5 - cy) <= 0.75 * r
+        remnant[0, t][inner] = (0.6 * f[0, t] + 0.4 * g[0, t]).round().astype(np.uint8)[inner]
+    det = detect({"soft": soft, "remnant": remnant}, frames, objects_from_state(st))
+    assert det["visible"]["ball"][0, 1:, 0].all()
+    assert np.isfinite(det["centroid"]["soft"]["ball"][0, 1:, 0, 0]).all()
+    assert not np.isfinite(det["centroid"]["remnant"]["ball"][0, 1:, 0, 0]).any()
+
+
 def test_shifted_ball_is_found_with_its_error_or_flagged_false():
     env, frames, st = _episode(n_balls=1)
     vis0 = st["ball_pos_view"][0, :, 0]

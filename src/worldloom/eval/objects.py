@@ -6,8 +6,9 @@ frame, against the true frames:
 
 - **permanence**: an object fully in the true view is *drawn* when, inside a box of half-size
   ``radius + slack`` around its true position, at least half as many pixels are classified as its
-  colour in the generated frame as in the true one, and their centroid lies within the object's radius
-  of the true one (it overlaps its true centre: a ball left behind where it was is not "drawn");
+  colour in the generated frame as in the true one, their centroid lies within the object's radius
+  of the true one (it overlaps its true centre: a ball left behind where it was is not "drawn"), and
+  they keep at least ``MIN_CONTRAST`` of the truth's colour step (below, a faint tint is not the object);
 - **position error**: the distance, px, between the centroid of those pixels in the generated frame and
   in the true frame (like against like, so a partly covered object is not an error);
 - **contrast**: how sharp a drawn object is. Over the true object's pixels, moved to where it is drawn,
@@ -15,7 +16,7 @@ frame, against the true frames:
   that colour step, clipped to [0, 1]), relative to the true frame's own. 1 is as sharp as the truth; a
   3x3 box blur leaves a ball ~0.86; on 60 validation layouts the arena tokenizer's reconstruction keeps
   ~0.91 of balls' and ~0.90 of landmarks' step. Permanence counts a soft blob of the right colour in the
-  right place; this says how soft;
+  right place down to ``MIN_CONTRAST``; this says how soft;
 - **false objects**: a frame has one when at least ``FALSE_PX`` of its pixels are clearly one of the
   objects' colours (within ``FALSE_TAU`` in RGB) farther than ``slack`` px from every true pixel of any
   object colour: a ball drawn where the truth has none, or left behind where it was.
@@ -61,6 +62,10 @@ FALSE_PX = 16  # clearly-coloured pixels away from the truth that make a false o
 MIN_PX = 6  # true-frame pixels an object needs to be scored at all
 RING = (2, 6)  # px: the ring (beyond the box) where the local floor colour is taken
 BLOB = 3.0  # a drawn object's colour is this many times denser inside its disc than in the rest of its box
+# The least contrast a drawn object keeps. Nearest-colour counting alone took a faint darkening beside the
+# agent for a brown landmark the model never drew (contrast 0.24 in ../shared/tools/look.py's second layout);
+# a 3x3 blur keeps ~0.86, the tokenizer ~0.9.
+MIN_CONTRAST = 0.5
 
 
 @dataclass
@@ -181,14 +186,16 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                     ref = float(np.clip((tf[ys, xs] - floor) @ axis / norm, 0, 1).mean())
                     for name, fr in frames.items():
                         n, c, _ = centroid(fr[e, t])
-                        if n >= 0.5 * n_true and np.hypot(*(c - c_true)) <= r:
-                            cent[name][o.kind][e, t, j] = c
-                            # Contrast: how far from floor to object colour the drawn pixels go, over the true
-                            # object's shape moved to where it is drawn, relative to the truth's own.
-                            dx, dy = np.rint(c - c_true).astype(int)
-                            sy, sx = np.clip(ys + dy, 0, H - 1), np.clip(xs + dx, 0, W - 1)
-                            a = np.clip((fr[e, t, sy, sx].astype(np.float32) - floor) @ axis / norm, 0, 1).mean()
-                            contrast[name][o.kind][e, t, j] = min(float(a) / max(ref, 1e-6), 1.0)
+                        if n < 0.5 * n_true or np.hypot(*(c - c_true)) > r:
+                            continue
+                        # Contrast: how far from floor to object colour the drawn pixels go, over the true
+                        # object's shape moved to where it is drawn, relative to the truth's own.
+                        dx, dy = np.rint(c - c_true).astype(int)
+                        sy, sx = np.clip(ys + dy, 0, H - 1), np.clip(xs + dx, 0, W - 1)
+                        a = np.clip((fr[e, t, sy, sx].astype(np.float32) - floor) @ axis / norm, 0, 1).mean()
+                        kept = min(float(a) / max(ref, 1e-6), 1.0)
+                        if kept >= MIN_CONTRAST:
+                            cent[name][o.kind][e, t, j], contrast[name][o.kind][e, t, j] = c, kept
     return {"visible": visible, "centroid": cent, "truth_centroid": tcent, "contrast": contrast}
 
 
