@@ -19,6 +19,7 @@ materialises the L x L mask. Parity on CPU: tests/models/test_attention.py.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -50,6 +51,7 @@ def _visible(fq: torch.Tensor, fk: torch.Tensor, sq: torch.Tensor, sk: torch.Ten
     return past | ((fk == fq) & (sk == sq))
 
 
+@functools.cache
 def flex_available() -> bool:
     import importlib.util
 

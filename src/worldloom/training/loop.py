@@ -166,8 +166,9 @@ class Trainer:
         self._vessel: nn.Module | None = None  # fsdp: the unsharded copy the EMA is gathered into at the end
         if self.fsdp:
             self._vessel = parallel.unsharded_copy(self.ema) if self.rank == 0 else None
-            parallel.fully_shard_model(self.model, self.device, self.world)
-            parallel.fully_shard_model(self.ema, self.device, self.world)  # shard for shard with the model
+            mesh = parallel.device_mesh(self.device, self.world)
+            parallel.fully_shard_model(self.model, mesh)
+            parallel.fully_shard_model(self.ema, mesh)  # shard for shard with the model
         elif self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)

@@ -39,12 +39,17 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
     return [m for mod in model.modules() if isinstance(mod, nn.ModuleList) for m in mod]
 
 
-def fully_shard_model(model: nn.Module, device: torch.device, world: int) -> None:
-    """Shard ``model`` in place over ``world`` processes with FSDP2: each unit, then the root."""
+def device_mesh(device: torch.device, world: int) -> Any:
+    """The 1-D mesh of all ``world`` processes that the model and its EMA are sharded over."""
     from torch.distributed.device_mesh import init_device_mesh
+
+    return init_device_mesh(device.type, (world,))
+
+
+def fully_shard_model(model: nn.Module, mesh: Any) -> None:
+    """Shard ``model`` in place over ``mesh`` with FSDP2: each unit, then the root."""
     from torch.distributed.fsdp import fully_shard
 
-    mesh = init_device_mesh(device.type, (world,))
     for unit in shard_units(model):
         fully_shard(unit, mesh=mesh)
     fully_shard(model, mesh=mesh)
