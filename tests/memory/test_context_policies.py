@@ -162,7 +162,12 @@ def test_a_window_checkpoint_plays_exactly_as_before_memory(tmp_path):
     """A checkpoint from before memory existed (no memory in its config) reproduces the frames it made then.
 
     It is the student the gold frames were saved from (the shipped play model until the eighth objects
-    session), rebuilt from checkpoints/arena-td, which holds its exact weights beside its temporal decoder."""
+    session), rebuilt from checkpoints/arena-td, which holds its exact weights beside its temporal decoder.
+
+    Across machines the frames are close, not equal: the int8 and bf16 kernels round differently on a CPU
+    with AMX than on the one the gold came from (48.5 dB against the gold there). A window of 4 instead of
+    8 scores 41.8 dB there, hence the 45 dB floor; on one machine, the same model with ``memory: window`` written out plays
+    bit for bit as the one without the field."""
     import json
 
     from safetensors.torch import load_file, save_file
@@ -187,5 +192,11 @@ def test_a_window_checkpoint_plays_exactly_as_before_memory(tmp_path):
     sim = Simulator(m)
     sim.reset(ctx.frames, ctx.actions)
     frames = sim.rollout(gold["actions"])
-    assert np.array_equal(frames, gold["frames"])
+    err = (frames.astype(np.float64) - gold["frames"]) ** 2
+    assert 10 * np.log10(255**2 / max(err.mean(), 1e-12)) > 45.0
     assert sim.cache.mem == 0 and sim.state()["memory"] == "window"
+    config["sim"]["memory"] = "window"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    sim = Simulator(worldloom.load(tmp_path))
+    sim.reset(ctx.frames, ctx.actions)
+    assert np.array_equal(sim.rollout(gold["actions"]), frames)
