@@ -14,7 +14,11 @@ memory-mapped cache (``worldloom encode``, training/latents.py); clips of T fram
 - ``object_weight`` (off by default) weighs up latent cells that the previous frame, moved by its best
   whole-cell shift, does not explain: objects moving against the view, which whole-frame MSE lets the
   scrolling floor drown. In 500-step arena fine-tunes it did not make the model move its balls
-  (docs/BENCHMARKS.md, "Objects"), so no recipe turns it on.
+  (docs/BENCHMARKS.md, "Objects"), so no recipe turns it on;
+- ``clip_focus`` (off by default) draws that share of the clips where objects move against the
+  background (training/focus.py). Four times the moving-ball frames in a 1,000-step arena fine-tune
+  left ball permanence where a plain fine-tune put it (33.0 against 33.3 % over h1-8), so no recipe
+  turns it on either.
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ class DynamicsRecipe:
     object_weight: float = doc(0.0, "extra loss weight on latent cells that the previous frame, moved by its best "
                                     "whole-cell shift, does not explain (objects moving against the view); 0 = "
                                     "whole-frame loss")
+    clip_focus: float = doc(0.0, "share of each batch's clips drawn in proportion to the objects that move "
+                                 "against the background in them (from the data's state; training/focus.py); "
+                                 "0 = every window equally likely")
+    clip_focus_kinds: str = doc("", "object kinds clip_focus counts, comma-separated (e.g. 'ball'); empty = every kind")
     object_tau: float = doc(0.5, "residual (mean square over channels of standardised latents) at which a cell "
                                  "gets the whole extra weight; smaller residuals get a linear share")
     object_shift: int = doc(2, "largest whole-cell shift tried when explaining a frame by the one before it")
@@ -80,10 +88,12 @@ def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
 
 class ClipSampler:
     """Random clips of ``clip_len`` frames, each window equally likely, from episodes in memory or in a
-    memory-mapped latent cache (read when drawn)."""
+    memory-mapped latent cache (read when drawn). With ``focus`` > 0 and per-window ``weights`` (training/
+    focus.py), that share of the clips is drawn with probability proportional to the weights instead."""
 
     def __init__(self, latents: Episodes, actions: list[torch.Tensor], clip_len: int,
-                 axes: list[torch.Tensor] | None = None) -> None:
+                 axes: list[torch.Tensor] | None = None, focus: float = 0.0,
+                 weights: list[torch.Tensor] | None = None) -> None:
         keep = [i for i, z in enumerate(latents) if len(z) >= clip_len]
         if not keep:
             raise ValueError(f"no episode has {clip_len} frames")
@@ -92,6 +102,21 @@ class ClipSampler:
         self.actions = [actions[i] for i in keep]
         self.axes = None if axes is None else [axes[i] for i in keep]
         self.n_windows = torch.tensor([len(z) - clip_len + 1 for z in self.latents], dtype=torch.float)
+        if not 0.0 <= focus <= 1.0 or (focus > 0) != (weights is not None):
+            raise ValueError(f"clip focus {focus} must lie in [0, 1] and comes with per-window weights")
+        self.focus = focus
+        if weights is not None:
+            w = [weights[i] for i in keep]
+            if [len(x) for x in w] != self.n_windows.long().tolist():
+                raise ValueError("clip focus: one weight per window of each episode")
+            self.focus_windows = torch.cat(w)  # (all windows,)
+            self.first = torch.cat([torch.zeros(1, dtype=torch.long), self.n_windows.long().cumsum(0)])
+
+    def _focused(self, gen: torch.Generator, n: int) -> list[tuple[int, int]]:
+        """``n`` (episode, start) pairs drawn in proportion to the window weights."""
+        flat = torch.multinomial(self.focus_windows, n, replacement=True, generator=gen)
+        e = torch.searchsorted(self.first, flat, right=True) - 1
+        return list(zip(e.tolist(), (flat - self.first[e]).tolist()))
 
     def __call__(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(latents (B, T, C, h, w), actions (B, T)); with axes also (B, T, A) as a third item."""
@@ -99,8 +124,12 @@ class ClipSampler:
         eps = torch.multinomial(self.n_windows, batch_size, replacement=True, generator=gen).tolist()
         xs, acts, axs = [], [], []
         self.picks: list[tuple[int, int]] = []  # (episode, start) of each clip, for memory frames drawn with it
-        for e in eps:
+        focused = iter(self._focused(gen, batch_size)) if self.focus > 0 else None
+        chosen = (torch.rand(batch_size, generator=gen) < self.focus).tolist() if focused else [False] * batch_size
+        for e, pick in zip(eps, chosen):
             s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
+            if pick:
+                e, s = next(focused)  # type: ignore[arg-type]
             self.picks.append((e, s))
             xs.append(clip(self.latents[e], s, T))
             acts.append(self.actions[e][s : s + T])
@@ -130,7 +159,8 @@ class DynamicsTask:
     items_name = "frames"
 
     def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe,
-                 axes: list[torch.Tensor] | None = None, memory: MemorySampler | None = None) -> None:
+                 axes: list[torch.Tensor] | None = None, memory: MemorySampler | None = None,
+                 focus: list[torch.Tensor] | None = None) -> None:
         if recipe.clip_len > dit.cfg.max_frames:
             raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
         if recipe.context not in ("clean", "df"):
@@ -146,13 +176,16 @@ class DynamicsTask:
         if (memory is not None) != (recipe.memory != "none") or (memory is not None and recipe.context != "clean"):
             raise ValueError(f"recipe memory={recipe.memory!r} (context={recipe.context!r}) needs a memory sampler exactly "
                              "when memory is on, and the clean-context stream")
-        self.clips = ClipSampler(latents, actions, recipe.clip_len, axes)
+        self.clips = ClipSampler(latents, actions, recipe.clip_len, axes, recipe.clip_focus, focus)
         self.memory = memory
 
     def stream(self, workers: int, rank: int, world: int, seed: int, batch_size: int, accum: int) -> None:
         """Draw clips through a DataLoader with ``workers`` processes and a DistributedSampler (training/stream.py)."""
         from .stream import ClipStream
 
+        if self.recipe.clip_focus > 0:
+            raise ValueError(f"recipe clip_focus {self.recipe.clip_focus} draws clips in the training process; "
+                             f"it does not combine with --train-workers {workers}")
         self.clips = ClipStream(self.clips, batch_size, workers, rank, world, seed, accum)
 
     def start(self, step: int) -> None:
@@ -339,7 +372,13 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         memory = MemorySampler(recipe.memory, [clip(z, 0, len(z)) for z in latents], geometry,  # in memory: drawn anywhere
                                frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
                                poses=dataset_poses(ds, data) if recipe.memory == "place" else None, drop=recipe.memory_drop)
-    task = DynamicsTask(dit, latents, actions, recipe, axes, memory)
+    focus = None
+    if recipe.clip_focus > 0:
+        from .focus import dataset_focus
+
+        kinds = tuple(k.strip() for k in recipe.clip_focus_kinds.split(",") if k.strip())
+        focus = dataset_focus(ds, recipe.clip_len, kinds)
+    task = DynamicsTask(dit, latents, actions, recipe, axes, memory, focus)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:
