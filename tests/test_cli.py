@@ -248,6 +248,17 @@ def test_missing_checkpoint_exits_2(tmp_path: Path) -> None:
     assert len(p.stderr.strip().splitlines()) == 1
 
 
+def test_a_device_this_machine_lacks_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.device_count() > 3:
+        pytest.skip("this machine has a cuda:3")
+    for cmd in (["bench", "--frames", "3"], ["eval", "--suite", "speed", "--speed-frames", "3"]):
+        assert main([*cmd, "--checkpoint", "arena", "--device", "cuda:3"]) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda:3" in err and "CUDA device" in err and len(err.strip().splitlines()) == 1
+
+
 def test_user_errors_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["collect", "atari", "--out", str(tmp_path / "d"), "--episodes", "1", "--steps", "3"]) == 2
     assert "ENV 'atari'" in capsys.readouterr().err

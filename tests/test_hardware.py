@@ -39,3 +39,28 @@ def test_bf16_is_native_only_with_the_cpu_flags(monkeypatch):
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     assert not hardware.cpu_has_bf16()
     assert pick_dtype("fp32", torch.device("cpu")) is None and pick_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+
+
+def test_pick_device_resolves_auto_and_refuses_a_device_this_machine_lacks(monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.pick_device("auto").type in ("cpu", "mps")
+    assert hardware.pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'cuda:1'.*0 CUDA device"):
+        hardware.pick_device("cuda:1")
+    with pytest.raises(ValueError, match="'gpu0': expected auto, cpu"):
+        hardware.pick_device("gpu0")
+
+
+def test_a_checkpoints_cpu_precision_becomes_one_the_device_runs(monkeypatch):
+    from worldloom.runtime.loading import default_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert default_precision({"precision": "int8"}, cpu) == "int8"
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device=None: torch.device(device).type == "cuda")
+    assert default_precision({"precision": "int8"}, cuda) == "bf16"  # int8 is a CPU kernel
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device=None: False)
+    assert default_precision({"precision": "int8"}, cuda) == "fp32"
+    assert default_precision({"precision": "bf16"}, cpu) == "fp32"
+    assert default_precision({}, cuda) == "fp32"

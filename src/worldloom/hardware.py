@@ -3,6 +3,8 @@
 - :func:`setup_cpu`: flush denormals to zero, and set the intra-op threads. Without the flush a CPU
   training run here slowed 10-20x after ~50 steps, as weights and activations decayed into
   denormals; every command, server thread and worker that runs torch calls it first.
+- :func:`pick_device`: ``auto`` is CUDA where there is one, then MPS, else the CPU; training and
+  loading (``--train-device``, ``--device``) resolve a device name through it.
 - :func:`cpu_has_bf16` / :func:`bf16_supported`: whether bf16 matmuls run natively (a CPU with
   AVX-512-BF16 or AMX and oneDNN, or CUDA with bf16). Without them bf16 is emulated: autocast bf16
   made an arena training step 26x slower than fp32 on this 2-core CPU (50.6 s against 1.95 s), so
@@ -45,3 +47,26 @@ def bf16_supported(device: Any = None) -> bool:
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return dev.type == "cpu" and cpu_has_bf16()
+
+
+def pick_device(name: str = "auto") -> Any:
+    """``torch.device`` for ``name`` (cpu, cuda, cuda:N, mps); ``auto``: CUDA, then MPS, else the CPU.
+
+    Raises ValueError when the named device is not on this machine, so a command fails before it loads anything.
+    """
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {name!r}: this machine's torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r}: MPS is not available on this machine")
+    return dev

@@ -56,6 +56,8 @@ def _load_model(path: str, args: argparse.Namespace | None = None) -> Any:
         return load(path, **(speed_options(args) if args is not None else {}))
     except CheckpointError as e:
         raise UsageError(f"--checkpoint: {e}") from None
+    except ValueError as e:  # a device this machine lacks, or a precision the device cannot run
+        raise UsageError(f"--device {getattr(args, 'device', 'auto')} / --precision {getattr(args, 'precision', None)}: {e}") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -182,14 +184,14 @@ def _bench_matrix(args: argparse.Namespace) -> None:
 
     steps = _csv(args.steps_list, "--steps-list", int)
     modes = _csv(args.compile_modes, "--compile-modes", lambda t: {"off": False, "on": True}[t])
-    _load_model(args.checkpoint)  # a bad name fails here, before minutes of work
+    _load_model(args.checkpoint, args)  # a bad name or device fails here, before minutes of work
     if args.base_checkpoint:
         _load_model(args.base_checkpoint)
     try:
         res = run_speed_matrix(args.checkpoint, steps_list=steps, precisions=_csv(args.precisions, "--precisions", str),
                                compiles=modes, frames=args.frames, quality_episodes=args.quality_episodes,
                                causality_episodes=args.causality_episodes, base_steps=args.base_steps,
-                               base_checkpoint=args.base_checkpoint, progress=_progress())
+                               base_checkpoint=args.base_checkpoint, progress=_progress(), device=args.device)
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(json.dumps(clean(res.to_json())) if args.json else format_summary([res], {}))
@@ -319,7 +321,7 @@ def _add_sim_args(p: argparse.ArgumentParser) -> None:
     from ..serve.app import add_speed_arguments
 
     add_dataclass_args(p, SimConfig)  # --steps --shift --window --sink --context-noise --seed
-    add_speed_arguments(p)  # --precision --compile
+    add_speed_arguments(p)  # --device --precision --compile
     _preset_defaults(p, SimConfig, "", {}, {f.name: "the checkpoint's" for f in dataclasses.fields(SimConfig)})
     p.add_argument("--threads", type=int, default=0,
                    help="torch intra-op threads (0 = torch default; ws mode: the server worker's, 0 = 1 as in play)")

@@ -29,18 +29,18 @@ OBJECT_COLUMNS = ("ball_permanence_h1_32", "landmark_permanence_h1_32", "ball_co
 
 
 def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, frames: int, quality_episodes: int,
-         causality_episodes: int, horizons: tuple[int, ...]) -> dict[str, Any]:
+         causality_episodes: int, horizons: tuple[int, ...], device: str = "cpu") -> dict[str, Any]:
     from ..runtime.loading import load
     from .causality import run_causality
     from .fidelity import run_fidelity
     from .speed import run_speed
 
-    model = load(checkpoint, precision=precision, compile=compile)
+    model = load(checkpoint, device=device, precision=precision, compile=compile)
     sim = {"steps": steps}
     if compile:  # the first calls compile; keep that out of the timed stream
         run_speed(model, frames=8, sim_overrides=sim)
     sp = run_speed(model, frames=frames, sim_overrides=sim).metrics
-    row: dict[str, Any] = {"steps": steps, "precision": precision, "compile": compile, "fps": sp["fps"],
+    row: dict[str, Any] = {"steps": steps, "device": device, "precision": precision, "compile": compile, "fps": sp["fps"],
                            "latency_p50_ms": sp["latency_p50_ms"], "latency_p95_ms": sp["latency_p95_ms"]}
     if quality_episodes:
         fid = run_fidelity(model, episodes=quality_episodes, horizons=horizons, sim_overrides=sim, videos=0).metrics
@@ -56,10 +56,17 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
                      precisions: tuple[str, ...] = ("fp32", "bf16", "int8"), compiles: tuple[bool, ...] = (False,),
                      frames: int = 300, quality_episodes: int = 2, causality_episodes: int = 4,
                      horizons: tuple[int, ...] = (32, 512), base_steps: int | None = None,
-                     base_checkpoint: str | Path | None = None, progress: bool = False) -> SuiteResult:
+                     base_checkpoint: str | Path | None = None, progress: bool = False,
+                     device: str = "cpu") -> SuiteResult:
     """Measure every combination against the base row (``base_steps``, default the grid's most, fp32, eager,
-    of ``base_checkpoint``, default ``checkpoint``)."""
+    of ``base_checkpoint``, default ``checkpoint``), on ``device`` (cpu, cuda, auto...). int8 is a CPU
+    kernel: on any other device its rows are left out."""
+    from ..hardware import pick_device
     from ..runtime.speed import PRECISIONS
+
+    device = str(pick_device(device))
+    if not device.startswith("cpu"):
+        precisions = tuple(p for p in precisions if p != "int8")
 
     if not steps_list or min(steps_list) < 1:
         raise ValueError(f"steps_list must hold integers >= 1, got {steps_list}")
@@ -78,7 +85,8 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
     for i, (ck, s, p, c) in enumerate(combos):
         if progress:
             print(f"matrix: {i + 1}/{len(combos)} {ck} steps={s} precision={p} compile={c}", flush=True)
-        rows.append({"checkpoint": str(ck), **_row(ck, s, p, c, frames, quality_episodes, causality_episodes, tuple(horizons))})
+        rows.append({"checkpoint": str(ck), **_row(ck, s, p, c, frames, quality_episodes, causality_episodes, tuple(horizons),
+                                                    device)})
     base = rows[0]
     for r in rows:
         r["speedup"] = r["fps"] / base["fps"] if base["fps"] else None

@@ -21,6 +21,7 @@ Key choices:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -43,10 +44,15 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
     """Load a world-model checkpoint from a directory, a bundled name (e.g. ``"arena"``) or a Hugging
     Face Hub id (``"org/name"``, with the ``hub`` extra).
 
+    ``device``: cpu, cuda[:N], mps or ``auto`` (:func:`~worldloom.hardware.pick_device`).
     ``precision`` (fp32 | bf16 | int8) and ``compile`` apply :func:`~worldloom.runtime.speed.accelerate`;
     None takes the checkpoint's ``config.json: speed`` (its measured fastest setting), else fp32 eager.
-    A checkpoint default of bf16 falls back to fp32 on a machine without native bf16.
+    A checkpoint default of bf16 falls back to fp32 on a device without native bf16; a default of int8
+    (a CPU kernel) to bf16 or fp32 on any other device.
     """
+    from ..hardware import pick_device
+
+    device = pick_device(device) if isinstance(device, str) else device
     d, config, tensors = read_checkpoint(name_or_path, kinds=("worldmodel",))
     where = str(d / CONFIG)
     weights = str(d / "model.safetensors")
@@ -87,20 +93,32 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", precision
     return _apply_speed(model, config, where, precision, compile)
 
 
+def default_precision(speed: dict[str, Any], device: torch.device) -> str:
+    """The checkpoint's ``speed`` precision as it runs on ``device``: int8 (a CPU kernel) becomes bf16 off
+    the CPU, and bf16 becomes fp32 where the device has no native bf16."""
+    from ..hardware import bf16_supported
+
+    precision = str(speed.get("precision", "fp32"))
+    if precision == "int8" and device.type != "cpu":  # measured on a CPU; a GPU runs bf16 natively
+        precision = "bf16"
+    if precision == "bf16" and not bf16_supported(device):
+        precision = "fp32"
+    return precision
+
+
 def _apply_speed(model: WorldModel, config: dict, where: str, precision: str | None, compile: bool | None) -> WorldModel:
     from ..hardware import bf16_supported
     from .speed import PRECISIONS, accelerate
 
     speed = dict(config.get("speed") or {})
+    device = next(model.dit.parameters()).device
     if precision is None:
-        precision = speed.get("precision", "fp32")
-        if precision == "bf16" and not bf16_supported():
-            precision = "fp32"
+        precision = default_precision(speed, device)
     if precision not in PRECISIONS:
         raise CheckpointError(f"{where}: speed precision {precision!r} is not one of {PRECISIONS}")
     compile = bool(speed.get("compile", False)) if compile is None else compile
     vae_precision = speed.get("vae_precision") if precision == speed.get("precision", "fp32") else None
-    if vae_precision == "bf16" and not bf16_supported():
+    if vae_precision == "bf16" and not bf16_supported(device):
         vae_precision = "fp32"
     if precision != "fp32" or compile or vae_precision == "bf16":
         model = accelerate(model, precision, compile, vae_precision=vae_precision)

@@ -451,7 +451,9 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
-    """--precision / --compile: inference speed-ups (worldloom.runtime.speed); default: the checkpoint's."""
+    """--device / --precision / --compile: where and how the model runs (worldloom.runtime.speed)."""
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N, mps or auto (default: auto, a GPU where there is one, else the CPU)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
                         help="weights/activations: fp32, bf16, or int8 linear layers (default: the checkpoint's "
                              "'speed' setting, else fp32)")
@@ -460,8 +462,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``load()`` speed options given on the command line (absent = the checkpoint's default)."""
-    return {k: getattr(args, k) for k in ("precision", "compile") if getattr(args, k, None) is not None}
+    """The ``load()`` options given on the command line (absent = the checkpoint's default; device: auto)."""
+    return {k: getattr(args, k) for k in ("device", "precision", "compile") if getattr(args, k, None) is not None}
 
 
 def add_play_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..hardware import bf16_supported, setup_cpu
+from ..hardware import bf16_supported, pick_device, setup_cpu
 
 from . import parallel, state
 from ..checkpoint import CheckpointError, load_strict, save_weights
@@ -81,16 +81,6 @@ class Task(Protocol):
     def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> Any: ...
     def loss(self, model: nn.Module, batch: Any, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]: ...
     def items(self, batch: Any) -> int: ...
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
