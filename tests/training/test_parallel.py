@@ -21,12 +21,13 @@ pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_availa
 STEPS = 4
 
 
-def torchrun(run_dir: Path, mode: str, until: int = STEPS, resume: bool = False) -> None:
+def torchrun(run_dir: Path, mode: str, until: int = STEPS, resume: bool = False, ok: bool = True) -> str:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(HERE / "dist_worker.py"), str(run_dir), mode, str(STEPS), str(until), "1", "1" if resume else "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert (p.returncode == 0) == ok, p.stdout + p.stderr
+    return p.stdout + p.stderr
 
 
 def one_process(run_dir: Path, until: int = STEPS, resume: bool = False):
@@ -100,3 +101,14 @@ def test_a_torn_dcp_state_is_refused(reference, tmp_path) -> None:
     (dcp_dir / DCP_META).unlink()
     with pytest.raises(CheckpointError, match="missing"):
         one_process(d, resume=True)
+
+
+@pytest.mark.timeout(200)
+def test_a_single_file_state_is_not_resumed_under_fsdp(reference, tmp_path) -> None:
+    """A one-process (or DDP) state holds whole tensors; FSDP says how to go on instead of guessing a sharding."""
+    d = tmp_path / "run"
+    shutil.copytree(reference, d)
+    assert json.loads((d / "train_state.json").read_text())["format"] == "safetensors"
+    out = torchrun(d, "fsdp", resume=True, ok=False)
+    assert "a single-file training state" in out and "resume it with --train-parallel ddp" in out
+    assert json.loads((d / "train_state.json").read_text())["format"] == "safetensors"  # nothing lost
