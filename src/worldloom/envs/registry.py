@@ -13,6 +13,8 @@ collect, eval, play and bench never special-case one by name:
   them (:func:`priors`), never imported from the world's module. ``agent_half_px``: the half-size of
   the box at the view's centre that holds an agent the camera follows (left out when the view's motion
   is estimated: the agent stays put while the floor scrolls); -1, the default, for none.
+  ``structure_color``: the RGB colour of the world's static structure (walls), which the eval's wall
+  score looks for (eval/structure.py); None, the default, for none.
 
 Ids are exact names (``arena``, ``phys2d``) or a prefix family (``gym:<Gymnasium id>``). A new env
 is one :func:`register` call; :func:`entry` finds it, and an unknown id is an error listing them.
@@ -65,7 +67,7 @@ def entry(env_id: str) -> EnvEntry:
     raise ValueError(f"unknown env id {env_id!r}; known: {known()}")
 
 
-PRIORS: Kwargs = {"agent_half_px": -1}  # each prior's value for an env that states none
+PRIORS: Kwargs = {"agent_half_px": -1, "structure_color": None}  # each prior's value for an env that states none
 
 
 def priors(env_id: str | None) -> Kwargs:
@@ -109,6 +111,7 @@ def _sized(field_name: str, fill: Callable[[Kwargs], None] | None = None) -> Cal
 # The arena camera follows its agent: the agent's 5 px radius, up to 2 px off centre under the 4 px
 # camera snap, and 2 px of margin.
 ARENA_AGENT_HALF = 9
+ARENA_WALL_COLOR = (40, 40, 48)  # envs.arena.OUTSIDE: the wall band and what lies beyond it
 
 
 def _arena(env_id: str, size: int, kw: Kwargs) -> gymnasium.Env:
@@ -157,7 +160,7 @@ def _setdefault(key: str, value: Any) -> Callable[[Kwargs], Kwargs]:
 
 
 register(EnvEntry("arena", _arena, _sized("view", _arena_control), _setdefault("control", "smooth"),
-                  suites=("causality", "persistence"), priors={"agent_half_px": ARENA_AGENT_HALF},
+                  suites=("causality", "persistence"), priors={"agent_half_px": ARENA_AGENT_HALF, "structure_color": ARENA_WALL_COLOR},
                   doc="the hero world: a top-down agent pushing bouncing balls (worldloom.envs.arena)"))
 register(EnvEntry("phys2d", _phys2d, _sized("frame_size"), suites=("physics",),
                   doc="PhyWorld's 2-D physics scenes (worldloom.envs.phys2d)"))

@@ -55,6 +55,7 @@ from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, 
 from .suite import clean, generate, reconstruct
 from .motion import MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
 from .objects import format_objects, score_objects
+from .structure import format_structure, score_structure
 
 FOLLOW_HORIZONS = (8, 32)
 _ROTATE = {"up": "right", "right": "down", "down": "left", "left": "up"}
@@ -199,6 +200,11 @@ def evaluate_rollouts(
     # Objects the env reports in its state, scored from the truth (None for worlds without them).
     objects = score_objects({"model": gen, "copy_last": copy, "recon": recon[:, 1:]},
                             frames[:, context - 1 :], state) if state else None
+    from ..envs.registry import priors
+
+    wall = priors(ds.env)["structure_color"]  # walls: not objects, so scored by their colour (eval/structure.py)
+    structure = score_structure({"model": gen, "copy_last": copy, "recon": recon[:, 1:]}, truth, wall,
+                                {k: v[:, 1:] for k, v in state.items()}) if wall else None
 
     psnr_curves = {k: per_horizon(v) for k, v in per_frame.items()}
     changed = ~(truth == np.concatenate([last[:, None], truth[:, :-1]], 1)).all(axis=(2, 3, 4))  # (E, N)
@@ -227,6 +233,7 @@ def evaluate_rollouts(
         "exact": exact,
         "action_following": follow,
         "objects": objects,
+        "structure": structure,
         "swap": swap_out,
         "timing": {"ms_per_frame": 1e3 * gen_time / frames_made, "ms_per_step": 1e3 * gen_time / n_steps,
                    "frames_generated": frames_made},
@@ -311,6 +318,8 @@ def format_report(result: dict[str, Any]) -> str:
                     f"{_f(row[k]['rate'], '{:.1%}')} ({row[k]['n']})" for k in TRANSITIONS) + " |")
     if result.get("objects"):
         lines += ["", format_objects(result["objects"]).rstrip()]
+    if result.get("structure"):
+        lines += ["", format_structure(result["structure"]).rstrip()]
     sw = result["swap"]
     check = f"Action-swap check: PSNR mean {_f(result['psnr_mean']['model'])} dB with the true actions vs " \
             f"{_f(sw['psnr_mean'])} dB with wrong ones (gap {_f(sw['psnr_gap'])} dB)"
