@@ -35,10 +35,11 @@ def object_mask(state: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndar
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32) + 0.5  # pixel centres
     out = None
     for o in objects_from_state(state):
-        pv, r = o.pos_view, o.radius  # (E, N, n, 2), (E, N, n)
-        d2 = (xx - pv[..., 0, None, None]) ** 2 + (yy - pv[..., 1, None, None]) ** 2  # (E, N, n, H, W)
-        near = (d2 <= (r[..., None, None] + MARGIN) ** 2).any(2)
-        out = near if out is None else out | near
+        for j in range(o.pos_view.shape[2]):  # one object at a time: (E, N, H, W), not (E, N, n, H, W)
+            pv, r = o.pos_view[:, :, j], o.radius[:, :, j]  # (E, N, 2), (E, N)
+            d2 = (xx - pv[..., 0, None, None]) ** 2 + (yy - pv[..., 1, None, None]) ** 2  # (E, N, H, W)
+            near = d2 <= (r[..., None, None] + MARGIN) ** 2
+            out = near if out is None else out | near
     return out if out is not None else np.zeros((*next(iter(state.values())).shape[:2], H, W), bool)
 
 
