@@ -56,17 +56,15 @@ def pick_device(name: str = "auto") -> Any:
     """
     import torch
 
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try:
         dev = torch.device(name)
     except RuntimeError:
         raise ValueError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
         raise ValueError(f"device {name!r}: this machine's torch sees {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+    if dev.type == "mps" and not mps:
         raise ValueError(f"device {name!r}: MPS is not available on this machine")
     return dev

@@ -57,7 +57,9 @@ def _load_model(path: str, args: argparse.Namespace | None = None) -> Any:
     except CheckpointError as e:
         raise UsageError(f"--checkpoint: {e}") from None
     except ValueError as e:  # a device this machine lacks, or a precision the device cannot run
-        raise UsageError(f"--device {getattr(args, 'device', 'auto')} / --precision {getattr(args, 'precision', None)}: {e}") from None
+        given = speed_options(args) if args is not None else {}
+        said = " / ".join(f"--{k} {given[k]}" for k in ("device", "precision") if k in given) or "--checkpoint"
+        raise UsageError(f"{said}: {e}") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> None:

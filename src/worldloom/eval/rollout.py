@@ -173,7 +173,7 @@ def evaluate_rollouts(
     }
 
     follow: dict[str, Any] | None = None
-    from ..envs.registry import agent_half_px
+    from ..envs.registry import agent_half_px, priors
 
     agent_half = agent_half_px(ds.env)  # the box a following camera keeps its agent in
     if camera is not None:
@@ -198,13 +198,10 @@ def evaluate_rollouts(
                   for k, r in runs.items()}
 
     # Objects the env reports in its state, scored from the truth (None for worlds without them).
-    objects = score_objects({"model": gen, "copy_last": copy, "recon": recon[:, 1:]},
-                            frames[:, context - 1 :], state) if state else None
-    from ..envs.registry import priors
-
+    cands = {"model": gen, "copy_last": copy, "recon": recon[:, 1:]}
+    objects = score_objects(cands, frames[:, context - 1 :], state) if state else None
     wall = priors(ds.env)["structure_color"]  # walls: not objects, so scored by their colour (eval/structure.py)
-    structure = score_structure({"model": gen, "copy_last": copy, "recon": recon[:, 1:]}, truth, wall,
-                                {k: v[:, 1:] for k, v in state.items()}) if wall else None
+    structure = score_structure(cands, truth, wall, {k: v[:, 1:] for k, v in state.items()}) if wall else None
 
     psnr_curves = {k: per_horizon(v) for k, v in per_frame.items()}
     changed = ~(truth == np.concatenate([last[:, None], truth[:, :-1]], 1)).all(axis=(2, 3, 4))  # (E, N)

@@ -125,7 +125,7 @@ class ClipSampler:
         xs, acts, axs = [], [], []
         self.picks: list[tuple[int, int]] = []  # (episode, start) of each clip, for memory frames drawn with it
         focused = iter(self._focused(gen, batch_size)) if self.focus > 0 else None
-        chosen = (torch.rand(batch_size, generator=gen) < self.focus).tolist() if focused else [False] * batch_size
+        chosen = (torch.rand(batch_size, generator=gen) < self.focus).tolist() if focused is not None else [False] * batch_size
         for e, pick in zip(eps, chosen):
             s = int(torch.randint(int(self.n_windows[e]), (1,), generator=gen))
             if pick:
