@@ -38,10 +38,12 @@ def test_result_is_well_formed(tiny_world: WorldModel):
     assert (m["n_episodes"], m["context"], m["horizons"], m["seed"], m["sim"]["steps"]) == (E, CTX, list(HS), SEED, 2)
     assert [t.columns for t in res.tables[: len(names)]] == [["method", "h=1", "h=3", "h=6", "mean 1-6"]] * len(names)
     assert all(len(t.rows) == 3 for t in res.tables[: len(names)])
-    # The arena reports its objects: their table and headline numbers follow (an untrained model draws few).
-    assert res.tables[-1].columns[:2] == ["kind", "frames"] and len(res.tables) == len(names) + 1
+    # The arena reports its objects and states its wall colour: their tables and headline numbers follow.
+    assert res.tables[-2].columns[:2] == ["kind", "frames"] and len(res.tables) == len(names) + 2
     obj = m["objects"]
     assert 0.0 <= obj["ball_permanence_h1_6"] <= 1.0 and 0.0 <= obj["false_objects"] <= 1.0
+    assert res.tables[-1].title.startswith("Walls") and [r[0] for r in res.tables[-1].rows] == ["model", "copy_last", "recon"]
+    assert set(m["structure"]) == {"walls_iou_h1_6"} and 0.0 <= m["structure"]["walls_iou_h1_6"] <= 1.0
     assert len(res.plots) == len(names)
     for p in res.plots:
         assert p.logx and p.x == [1, 2, 3, 4, 5, 6] and all(len(s) == 6 for s in p.series.values())

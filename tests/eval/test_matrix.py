@@ -18,7 +18,8 @@ def test_matrix_rows_and_deltas(tiny_ckpt):
     for r in rows:
         assert r["fps"] > 0 and r["latency_p95_ms"] > 0 and r["psnr_h4"] is not None
         assert r["d_psnr_h4"] == pytest.approx(r["psnr_h4"] - base["psnr_h4"])
-    assert len(res.tables[0].rows) == 4
+        assert "ball_permanence_h1_4" in r and 0.0 <= r["walls_iou_h1_4"] <= 1.0  # the arena's objects (none seen here), walls
+    assert len(res.tables[0].rows) == 4 and "walls iou h1 4 %" in res.tables[0].columns
 
 
 def test_matrix_rejects_bad_grid(tiny_ckpt):

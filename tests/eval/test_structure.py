@@ -4,7 +4,7 @@ import numpy as np
 
 from worldloom.envs.arena import OUTSIDE
 from worldloom.envs.registry import priors
-from worldloom.eval.structure import format_structure, score_structure, structure_iou
+from worldloom.eval.structure import format_structure, score_structure, structure_iou, structure_metrics, structure_table
 
 
 def _frames(wall_rows: list[int]) -> np.ndarray:
@@ -27,6 +27,12 @@ def test_walls_kept_moved_and_lost():
     res = score_structure({"model": left, "copy_last": truth}, truth, OUTSIDE, spans=(2, 8))
     assert res["copy_last"]["iou_h1_2"] == 1.0 and res["model"]["iou_h1_2"] < 1.0 and "iou_h1_8" not in res["model"]
     assert "| model |" in format_structure(res)
+    t = structure_table(res)  # the report's table: one row per candidate, the same numbers
+    assert t.columns == ["", "h1-2", "frames"] and [r[0] for r in t.rows] == ["model", "copy_last"]
+    assert t.rows[0][1] == res["model"]["iou_h1_2"] and t.rows[0][2] == res["model"]["n_frames"] == 3
+    assert structure_metrics(res) == {"walls_iou_h1_2": res["model"]["iou_h1_2"]}
+    spans = score_structure({"model": left}, truth, OUTSIDE)  # default spans: h1-8 capped at the rollout, and all of it
+    assert set(k for k in spans["model"] if k.startswith("iou_")) == {"iou_h1_3"}
 
 
 def test_the_arena_states_its_wall_colour_and_other_worlds_none():

@@ -119,8 +119,9 @@ def test_rollout_suite_wraps_the_heldout_eval(tiny_world, tmp_path: Path):
     m = res.to_json()["metrics"]
     assert m["detail"]["n_episodes"] == 2 and len(m["detail"]["psnr"]["model"]) == 4
     assert m["psnr_mean"] == m["detail"]["psnr_mean"]["model"] and m["follow_ceiling"] >= 0.99
-    assert [len(p["x"]) for p in res.to_json()["plots"]] == [4, 4, 4]  # PSNR, SSIM, object permanence
-    assert res.tables[-1].columns[:2] == ["kind", "frames"] and "landmark_permanence_h1_4" in m
+    assert [len(p["x"]) for p in res.to_json()["plots"]] == [4, 4, 4, 4]  # PSNR, SSIM, object permanence, walls
+    assert res.tables[-2].columns[:2] == ["kind", "frames"] and "landmark_permanence_h1_4" in m
+    assert res.tables[-1].title.startswith("Walls") and m["walls_iou_h1_4"] == m["detail"]["structure"]["model"]["iou_h1_4"]
     with pytest.raises(ValueError, match="--data"):  # a dataset no selected suite uses is a mistake
         run_suites(tiny_world, ["speed"], data=data)
 

@@ -21,7 +21,8 @@ Key choices:
   says so in the notes; ``lpips=True`` makes it an error.
 - **Objects** (:mod:`~worldloom.eval.objects`), where the env reports them in its state: permanence,
   position error and false objects of the first ``OBJECT_HORIZON`` generated frames, the same scores
-  as the held-out eval's, so that ``bench --mode matrix`` keeps them beside PSNR for every row.
+  as the held-out eval's, so that ``bench --mode matrix`` keeps them beside PSNR for every row; and the
+  walls' IoU (:mod:`~worldloom.eval.structure`) where the env's registration states a structure colour.
 - **Budget.** Generation dominates: the arena checkpoint costs ~117 ms of CPU per frame in a batch
   of 4 (172 ms alone); reconstruction + LPIPS add ~8 s per 512-frame episode. Hence the default of
   3 episodes x 512 frames: ~3.7 CPU-minutes on one core, measured next to a training job
@@ -230,6 +231,16 @@ def run_fidelity(
         if obj is not None:
             metrics["objects"] = object_metrics(obj)
             tables.append(object_table(obj))
+        from ..envs.registry import priors
+
+        wall = priors(model.config.get("env"))["structure_color"]  # walls: not objects (eval/structure.py)
+        if wall:
+            from .structure import score_structure, structure_metrics, structure_table
+
+            walls = score_structure({k: c[:, :u] for k, c in cands.items()}, truth[:, :u], wall,
+                                    {k: v[:, 1:] for k, v in stacked.items()})
+            metrics["structure"] = structure_metrics(walls)
+            tables.append(structure_table(walls))
 
     labels = {"model": "model", "copy_last": "copy last frame", "recon": "tokenizer reconstruction"}
     units = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)", "lpips": "LPIPS-AlexNet (lower is better)"}

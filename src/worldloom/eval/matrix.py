@@ -6,7 +6,8 @@ as play and eval:
 
 - speed: :func:`~worldloom.eval.speed.run_speed` (batch-1 stream: FPS, p50/p95 latency);
 - quality: :func:`~worldloom.eval.fidelity.run_fidelity` PSNR at horizons 32 and 512 (fixed seeds) with, in
-  worlds that report objects, ball and landmark permanence over h1-32 and the share of frames with a false object; and
+  worlds that report objects, ball and landmark permanence over h1-32 and the share of frames with a false object, and in
+  worlds with walls (a ``structure_color`` prior) their IoU with the truth's over h1-32 (eval/structure.py); and
   :func:`~worldloom.eval.causality.run_causality` action-following accuracy (fixed contexts),
 
 and reports each against the **base** row: ``base_steps`` (default: the most in the grid), fp32, eager, of
@@ -24,8 +25,17 @@ from typing import Any
 
 from .suite import SuiteResult, Table
 
-# Object scores kept per row (worlds that report objects; eval/objects.py), from the fidelity episodes.
-OBJECT_COLUMNS = ("ball_permanence_h1_32", "landmark_permanence_h1_32", "ball_contrast", "landmark_contrast", "false_objects")
+# Object scores kept per row (worlds that report objects; eval/objects.py) and the walls' IoU (worlds with a
+# structure colour; eval/structure.py), from the fidelity episodes; {u}: the objects' span, h1-32 or the rollout.
+QUALITY_COLUMNS = ("ball_permanence_h1_{u}", "landmark_permanence_h1_{u}", "ball_contrast", "landmark_contrast",
+                   "false_objects", "walls_iou_h1_{u}")
+
+
+def quality_columns(horizons: tuple[int, ...]) -> tuple[str, ...]:
+    """The object and wall keys a row keeps for fidelity rollouts to ``max(horizons)``."""
+    from .fidelity import OBJECT_HORIZON
+
+    return tuple(k.format(u=min(max(horizons), OBJECT_HORIZON)) for k in QUALITY_COLUMNS)
 
 
 def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, frames: int, quality_episodes: int,
@@ -45,8 +55,8 @@ def _row(checkpoint: str | Path, steps: int, precision: str, compile: bool, fram
     if quality_episodes:
         fid = run_fidelity(model, episodes=quality_episodes, horizons=horizons, sim_overrides=sim, videos=0).metrics
         row.update({f"psnr_h{h}": fid["psnr_at"]["model"].get(str(h)) for h in horizons})
-        obj = fid.get("objects") or {}
-        row.update({k: obj.get(k) for k in OBJECT_COLUMNS if k in obj})
+        scores = {**(fid.get("objects") or {}), **(fid.get("structure") or {})}
+        row.update({k: scores[k] for k in quality_columns(horizons) if k in scores})
     if causality_episodes:
         row["action_following"] = run_causality(model, episodes=causality_episodes, sim_overrides=sim).metrics["accuracy"]
     return row
@@ -100,7 +110,7 @@ def run_speed_matrix(checkpoint: str | Path, *, steps_list: tuple[int, ...] = (1
     def f(v: Any, nd: int = 2, sign: bool = False) -> str:
         return "n/a" if v is None else f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
 
-    objs = [k for k in OBJECT_COLUMNS if any(r.get(k) is not None for r in rows)]
+    objs = [k for k in quality_columns(tuple(horizons)) if any(r.get(k) is not None for r in rows)]
     cols = ["checkpoint", "steps", "precision", "compile", "FPS", "x base", "p95 ms"] + [f"PSNR h{h} (Δ)" for h in horizons] + \
         ["follow % (Δ pts)"] + [f"{k.replace('_', ' ')}" + ("" if k.endswith("contrast") else " %") for k in objs]
     table_rows = []

@@ -57,9 +57,11 @@ def structure_iou(frames: np.ndarray, truth: np.ndarray, color: Sequence[float],
 
 
 def score_structure(cands: dict[str, np.ndarray], truth: np.ndarray, color: Sequence[float],
-                    state: dict[str, np.ndarray] | None = None, spans: Sequence[int] = (8, 32)) -> dict[str, Any]:
-    """Per candidate: the IoU curve over horizons (mean over scored frames), its h1-s means and the frames
-    scored. ``state`` (E, N, ...), aligned with ``truth``, names the objects left out."""
+                    state: dict[str, np.ndarray] | None = None, spans: Sequence[int] | None = None) -> dict[str, Any]:
+    """Per candidate: the IoU curve over horizons (mean over scored frames), its h1-s means for each of
+    ``spans`` (default: h1-8 and the whole rollout, as eval/objects) and the frames scored. ``state``
+    (E, N, ...), aligned with ``truth``, names the objects left out."""
+    spans = sorted({min(8, truth.shape[1]), truth.shape[1]}) if spans is None else spans
     out: dict[str, Any] = {"color": [float(x) for x in color], "tau": TAU}
     exclude = object_mask(state, truth.shape[2:4]) if state else None
     for name, frames in cands.items():
@@ -75,14 +77,35 @@ def score_structure(cands: dict[str, np.ndarray], truth: np.ndarray, color: Sequ
     return out
 
 
-def format_structure(res: dict[str, Any]) -> str:
-    """Markdown lines: each candidate's wall IoU over h1-8 and h1-32 (or as far as the rollout went)."""
+def _columns_rows(res: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The wall table's header and rows (candidate, IoU per h1-s span or None, frames scored)."""
     names = [k for k, v in res.items() if isinstance(v, dict)]
     spans = sorted({k for n in names for k in res[n] if k.startswith("iou_h1_")}, key=lambda k: int(k.rsplit("_", 1)[1]))
-    lines = ["Walls (static structure, IoU of its colour's pixels with the truth's; frames with a wall in either):", "",
-             "| | " + " | ".join(s.replace("iou_h1_", "h1-") for s in spans) + " | frames |",
-             "|---" * (len(spans) + 2) + "|"]
-    for n in names:
-        cells = [f"{res[n][s]:.1%}" if res[n][s] is not None else "n/a" for s in spans]
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {res[n]['n_frames']} |")
+    cols = ["", *[s.replace("iou_h1_", "h1-") for s in spans], "frames"]
+    return cols, [[n, *[res[n][s] for s in spans], res[n]["n_frames"]] for n in names]
+
+
+TITLE = "Walls (static structure, IoU of its colour's pixels with the truth's; frames with a wall in either)"
+
+
+def structure_table(res: dict[str, Any]) -> Any:
+    """The wall IoU table of :func:`score_structure` as a report :class:`~worldloom.eval.suite.Table`."""
+    from .suite import Table
+
+    cols, rows = _columns_rows(res)
+    return Table(TITLE, cols, rows)
+
+
+def structure_metrics(res: dict[str, Any], who: str = "model") -> dict[str, float | None]:
+    """``who``'s headline wall scores: ``walls_iou_h1_S`` for each span :func:`score_structure` reached."""
+    return {f"walls_{k}": v for k, v in res[who].items() if k.startswith("iou_h1_")}
+
+
+def format_structure(res: dict[str, Any]) -> str:
+    """Markdown lines: each candidate's wall IoU over h1-8 and h1-32 (or as far as the rollout went)."""
+    cols, rows = _columns_rows(res)
+    lines = [TITLE + ":", "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+    for name, *ious, n in rows:
+        cells = [f"{v:.1%}" if v is not None else "n/a" for v in ious]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} |")
     return "\n".join(lines) + "\n"

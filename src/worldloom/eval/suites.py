@@ -271,6 +271,14 @@ def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: i
         plots.append(Plot("Held-out rollouts: permanence of objects seen in the context", "horizon (frames after the context)",
                           "share drawn", x, {f"{kind}, {who}": obj["scores"][who][kind]["seen"]["permanence"]
                                              for kind in obj["kinds"] for who in ("model", "copy_last", "recon")}))
+    walls = r.get("structure")
+    if walls:
+        from .structure import structure_metrics, structure_table
+
+        metrics.update(structure_metrics(walls))
+        tables.append(structure_table(walls))
+        plots.append(Plot("Held-out rollouts: walls, IoU with the truth", "horizon (frames after the context)", "IoU", x,
+                          {names[k]: walls[k]["iou"] for k in ("model", "copy_last", "recon") if k in walls}))
     notes = [ln for ln in format_report(r).splitlines() if ln and not ln.startswith("|")][:1]
     return SuiteResult("rollout", metrics, tables, plots, notes=notes)
 
