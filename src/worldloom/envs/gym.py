@@ -4,8 +4,9 @@
 worldloom's own envs: the observation is the env's ``render()`` frame fitted into a square uint8
 ``(frame_size, frame_size, 3)``, the actions are ``Discrete(n)`` described by an ``ActionSpec`` (on
 ``env.unwrapped.action_spec``) with the env's own action names where it states them, and
-``render()`` returns the same frame. There is no ground-truth ``info["state"]``: a generic env's
-internal state has no agreed meaning, so physics/persistence metrics do not apply to it.
+``render()`` returns the same frame. A generic env's internal state has no agreed meaning, so it
+reports no ``info["state"]``; Atari games whose object addresses are known (``envs/atari_state.py``:
+Pong) report their objects read from the emulator's RAM, so the eval's object scores apply to them.
 
 Design choices:
 
@@ -397,6 +398,11 @@ class GymFrameEnv(gymnasium.Env):
             "render_fps": float(inner.metadata.get("render_fps") or 15) / self.frame_skip,
         }
         self._frame: np.ndarray | None = None
+        self._state: dict[str, Any] | None = None
+        from .atari_state import game_of
+
+        # Objects from the emulator's RAM where the game's addresses are known (envs/atari_state.py).
+        self._game = game_of(name) if hasattr(getattr(inner.unwrapped, "ale", None), "getRAM") else None
         self._prev: Any = 0  # the last executed action (sticky actions); episodes start from the no-op (or rest axes)
         self._sticky_rng = np.random.default_rng()
 
@@ -405,7 +411,15 @@ class GymFrameEnv(gymnasium.Env):
         if frame is None:
             raise RuntimeError(f"gym:{self.env_id}: render() returned None")
         self._frame = resize_frame(np.asarray(frame), self.frame_size, fit=self.fit)
+        if self._game is not None:
+            from .atari_state import fit_geometry, read_state
+
+            h, w = np.asarray(frame).shape[:2]
+            self._state = read_state(self._game, self.inner.unwrapped.ale.getRAM(), fit_geometry(h, w, self.frame_size, self.fit))
         return self._frame.copy()
+
+    def _info(self, info: Mapping[str, Any]) -> dict[str, Any]:
+        return {**info, "state": self._state} if self._state is not None else dict(info)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
@@ -415,7 +429,7 @@ class GymFrameEnv(gymnasium.Env):
             self._sticky_rng = np.random.default_rng([0x571C, int(seed)])
         self._prev = self.action_spec.rest_axes() if self._box else 0
         _, info = self.inner.reset(seed=seed, options=options)
-        return self._observe(), dict(info)
+        return self._observe(), self._info(info)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._box:
@@ -434,7 +448,7 @@ class GymFrameEnv(gymnasium.Env):
             total += float(reward)
             if terminated or truncated:
                 break
-        return self._observe(), total, bool(terminated), bool(truncated), dict(info)
+        return self._observe(), total, bool(terminated), bool(truncated), self._info(info)
 
     def render(self) -> np.ndarray | None:
         return None if self._frame is None else self._frame.copy()

@@ -44,6 +44,9 @@ Key choices:
   detector; the constant-velocity oracle (every object moved along its last true velocity, the true
   camera) in state space: drawn when its predicted position is within the object's radius of the
   truth, error the distance. It knows no collisions: a model that does should beat it at long horizons.
+- **Motion following**: over the steps where an object moves in the true view (at least ``MOVE_PX``), the
+  share where the drawn one moves at least ``FOLLOW_SHARE`` of the true step the same way: a paddle that
+  follows the keys (Pong, from the emulator's RAM), landmarks that follow the camera's scroll.
 - **Ball motion** (PhyWorld): velocities are finite differences of the drawn centroids in world px
   (the true camera added back) against the same differences of the true-frame centroids, over pairs
   where the ball is drawn at both ends; the same measurement on the reconstruction is the floor.
@@ -59,7 +62,16 @@ import numpy as np
 SLACK = 6  # px beyond an object's radius where its drawn copy is looked for
 FALSE_TAU = 40.0  # RGB distance within which a pixel is clearly an object's colour (the floor stays > 45 away)
 FALSE_PX = 16  # clearly-coloured pixels away from the truth that make a false object (a ball has ~80)
-MIN_PX = 6  # true-frame pixels an object needs to be scored at all
+MIN_PX = 6  # true-frame pixels an object needs to be scored at all (fewer for one smaller than that: min_px)
+MOVE_PX = 0.5  # px: a true step at least this long is a moving step for motion following
+FOLLOW_SHARE = 1 / 3  # a drawn object follows a moving step when it moves this share of the true step along it
+TINY_R = 1.0  # px: the least radius the blob disc and the drawn-centre tolerance use (a 1-2 px Atari ball)
+
+
+def min_px(r: float) -> int:
+    """True-frame pixels an object of radius ``r`` px needs to be scored: ``MIN_PX``, or half its disc's
+    area for an object too small to cover that many (Pong's ball at 64-128 px is 1-4 px)."""
+    return int(min(MIN_PX, max(1, round(0.5 * np.pi * r * r))))
 RING = (2, 6)  # px: the ring (beyond the box) where the local floor colour is taken
 BLOB = 3.0  # a drawn object's colour is this many times denser inside its disc than in the rest of its box
 # The least contrast a drawn object keeps. Nearest-colour counting alone took a faint darkening beside the
@@ -141,6 +153,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                 for j in range(o.pos_view.shape[2]):
                     m = offsets[k] + j
                     (cx, cy), r = P[m], float(R[m])
+                    need, rb = min_px(r), max(r, TINY_R)  # pixels to score it; blob disc and tolerance radius
                     if cx - r < 0 or cy - r < 0 or cx + r > W or cy + r > H:
                         continue  # not fully in view
                     half = r + slack
@@ -168,7 +181,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                         if not hit.any():
                             return 0, np.full(2, np.nan), hit
                         c = np.array([xx[hit].mean() + 0.5, yy[hit].mean() + 0.5])
-                        disc = np.hypot(xx + 0.5 - c[0], yy + 0.5 - c[1]) <= r
+                        disc = np.hypot(xx + 0.5 - c[0], yy + 0.5 - c[1]) <= rb
                         n_in, n_out = int((hit & disc).sum()), int((hit & ~disc).sum())
                         # Scattered pixels (noise) put as many hits outside the disc as inside: no blob there.
                         if n_in == 0 or n_in / max(disc.sum(), 1) < BLOB * n_out / max((~disc).sum(), 1):
@@ -176,8 +189,8 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                         return n_in, np.array([xx[hit & disc].mean() + 0.5, yy[hit & disc].mean() + 0.5]), hit & disc
 
                     n_true, c_true, m_true = centroid(tf)
-                    if n_true < MIN_PX:
-                        continue  # the rule cannot find it in the truth (covered): not scored
+                    if n_true < need or np.hypot(c_true[0] - cx, c_true[1] - cy) > rb + 1:
+                        continue  # the rule cannot find it in the truth (covered, or beside its own colour): not scored
                     visible[o.kind][e, t, j] = True
                     tcent[o.kind][e, t, j] = c_true
                     ys, xs = yy[m_true], xx[m_true]  # the object's true pixels
@@ -186,7 +199,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                     ref = float(np.clip((tf[ys, xs] - floor) @ axis / norm, 0, 1).mean())
                     for name, fr in frames.items():
                         n, c, _ = centroid(fr[e, t])
-                        if n < 0.5 * n_true or np.hypot(*(c - c_true)) > r:
+                        if n < 0.5 * n_true or np.hypot(*(c - c_true)) > rb:
                             continue
                         # Contrast: how far from floor to object colour the drawn pixels go, over the true
                         # object's shape moved to where it is drawn, relative to the truth's own.
@@ -329,9 +342,33 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
             mean = float(e_[ok].mean()) if ok.any() else None
             motion[name] = {"error_px_per_step": mean, "x_floor": mean / floor if mean is not None and floor else None,
                             "tracked_share": float(ok.sum() / both.sum()) if both.any() else None}
-    return {"scores": result, "false_objects": false, "ball_motion": motion, "kinds": [o.kind for o in objs],
+    return {"scores": result, "false_objects": false, "ball_motion": motion, "follow": _follow(objs, det, vis, frames, spans),
+            "kinds": [o.kind for o in objs],
             "settings": {"slack_px": slack, "false_tau": FALSE_TAU, "false_px": FALSE_PX, "spans": spans,
                          "horizons": hs}}
+
+
+def _follow(objs: list[Objects], det: dict[str, Any], vis: dict[str, np.ndarray], frames: dict[str, np.ndarray],
+            spans: list[int]) -> dict[str, Any]:
+    """Motion following per kind: over the steps where the true object, in view at both ends, moves at least
+    ``MOVE_PX`` in the view, the share where the drawn one moves at least ``FOLLOW_SHARE`` of that step along
+    it (lost at either end: not followed). Pong's paddle under the keys, the arena's landmarks under the scroll."""
+    out: dict[str, Any] = {}
+    for o in objs:
+        k = o.kind
+        step = np.diff(o.pos_view, axis=1)  # (E, N, n, 2): the true move into frames 1..N
+        mag = np.linalg.norm(step, axis=-1)  # (E, N, n)
+        moving = (mag >= MOVE_PX) & vis[k][:, 1:] & vis[k][:, :-1]
+        if not moving.any():
+            continue
+        unit = step / np.maximum(mag[..., None], 1e-6)
+        row: dict[str, Any] = {"moving_steps": int(moving.sum())}
+        for name in frames:
+            along = (np.diff(det["centroid"][name][k], axis=1) * unit).sum(-1)  # (E, N, n); NaN: not drawn at an end
+            hit = np.nan_to_num(along, nan=-np.inf) >= FOLLOW_SHARE * mag
+            row[name] = {f"h1_{u}": _share(hit[:, :u] & moving[:, :u], moving[:, :u]) for u in spans}
+        out[k] = row
+    return out
 
 
 NAMES = {"model": "model", "copy_last": "copy last frame", "recon": "tokenizer reconstruction (ceiling)",
@@ -375,6 +412,8 @@ def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float |
         for h in sorted({min(8, st["horizons"][-1]), st["horizons"][-1]}):
             out[f"{kind}_error_px_h{h}"] = r["position_error_median"].get(str(h))
         out[f"{kind}_contrast"] = r.get(f"contrast_median_h1_{st['spans'][-1]}")
+    for kind, f in (obj.get("follow") or {}).items():
+        out[f"{kind}_follow_h1_{st['spans'][-1]}"] = (f.get(who) or {}).get(f"h1_{st['spans'][-1]}")
     out["false_objects"] = obj["false_objects"].get(who)
     m = obj.get("ball_motion") or {}
     out["ball_velocity_x_floor"] = (m.get(who) or {}).get("x_floor")
@@ -397,6 +436,11 @@ def format_objects(obj: dict[str, Any], names: dict[str, str] | None = None) -> 
     lines += ["| " + " | ".join(cell(x, c) for x, c in zip(r, cols)) + " |" for r in rows]
     lines += ["", "False objects (share of generated frames): " +
               ", ".join(f"{names.get(k, k)} {v:.1%}" for k, v in obj["false_objects"].items()) + "."]
+    for kind, f in (obj.get("follow") or {}).items():
+        lines.append(f"{kind.capitalize()} motion followed (of {f['moving_steps']} true moving steps; moved at least "
+                     f"{FOLLOW_SHARE:.2f} of the true step along it): " + ", ".join(
+                         f"{names.get(k, k)} " + " / ".join(pct(v[f'h1_{u}']) for u in st["spans"])
+                         for k, v in f.items() if isinstance(v, dict)) + " (h1-" + " / h1-".join(map(str, st["spans"])) + ").")
     m = obj.get("ball_motion")
     if m:
         lines.append(f"Ball velocity error h1-{m['horizon']} (px/step; {m['pairs']} true pairs; floor = the true frames, "
