@@ -220,7 +220,8 @@ def run_fidelity(
 
     tables: list[Table] = []
     if states and all(len(st) == context + N for st in states):  # objects over the first OBJECT_HORIZON frames
-        from .objects import object_metrics, object_table, score_objects
+        from .object_report import object_metrics, object_table
+        from .objects import score_objects
 
         u = min(N, OBJECT_HORIZON)
         from ..data.collect import stack_state

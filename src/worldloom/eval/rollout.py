@@ -54,7 +54,8 @@ from ..runtime.simulator import WorldModel
 from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import clean, generate, reconstruct
 from .motion import MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
-from .objects import format_objects, score_objects
+from .object_report import format_objects
+from .objects import score_objects
 from .structure import format_structure, score_structure
 
 FOLLOW_HORIZONS = (8, 32)

@@ -264,7 +264,7 @@ def run_rollout(model: WorldModel, *, data: str | Path | None = None, context: i
                             [[k, v[last], v[f"exact_{last}"]] for k, v in follow.items()]))
     obj = r.get("objects")
     if obj:
-        from .objects import object_metrics, object_table
+        from .object_report import object_metrics, object_table
 
         metrics.update(object_metrics(obj))
         tables.append(object_table(obj))
