@@ -1,5 +1,6 @@
 """The generic Gymnasium adapter: frames as observations, discrete actions only, env API checks; ids as users
-spell them (plugin namespaces, pre-1.0 gym), action names and keys, fitting, frame skip and sticky actions."""
+spell them (plugin namespaces, pre-1.0 gym), action names from the env, fitting, frame skip and sticky actions
+(the keys themselves: test_keys.py)."""
 
 from __future__ import annotations
 
@@ -97,43 +98,6 @@ def test_fit_pad_keeps_the_aspect_ratio_and_crop_and_stretch_do_what_they_say() 
     assert (out[:, :3] == 0).all() and (out[:, 6:] == 0).all() and (out[:, 3:6] == 7).all()
     with pytest.raises(ValueError, match="fit must be one of"):
         resize_frame(frame, 8, fit="zoom")
-
-
-# --- action names and keys ---------------------------------------------------------------------------
-
-
-def test_keys_follow_from_action_names() -> None:
-    from worldloom.envs.gym import derive_keys
-
-    atari = ["NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT", "DOWNRIGHT", "DOWNLEFT", "UPFIRE"]
-    keys = dict(zip(atari, derive_keys(atari)))
-    assert keys["NOOP"] == () and keys["FIRE"] == (" ",)
-    assert keys["UP"] == ("ArrowUp", "w") and keys["DOWN"] == ("ArrowDown", "s")
-    assert keys["LEFT"] == ("ArrowLeft", "a") and keys["RIGHT"] == ("ArrowRight", "d")
-    assert (keys["UPLEFT"], keys["UPRIGHT"], keys["DOWNLEFT"], keys["DOWNRIGHT"]) == (("q",), ("e",), ("z",), ("c",))
-    assert keys["UPFIRE"] == ()  # id 10: no digit left, no key (a button still plays it)
-    miniworld = ["turn_left", "turn_right", "move_forward", "move_back", "pickup"]
-    assert derive_keys(miniworld) == (("ArrowLeft", "a"), ("ArrowRight", "d"), ("ArrowUp", "w"), ("ArrowDown", "s"), ("4",))
-    # one key, one action: the second "up" gets nothing rather than a key the player would give to one of them
-    assert derive_keys(["up", "forward"]) == (("ArrowUp", "w"), ())
-
-
-def test_keys_override_parsing_and_errors() -> None:
-    from worldloom.envs.gym import apply_keys, derive_keys, parse_keys
-
-    assert parse_keys("FIRE=space,UP=ArrowUp|W,NOOP=") == {"FIRE": [" "], "UP": ["ArrowUp", "w"], "NOOP": []}
-    assert parse_keys('{"FIRE": [" ", "f"], "UP": "ArrowUp", "COMMA": ","}') == {"FIRE": [" ", "f"], "UP": ["ArrowUp"], "COMMA": [","]}
-    for bad, msg in [("FIRE", "expected NAME=KEY"), ("FIRE=arrowup", "not a DOM KeyboardEvent.key"),
-                     ("FIRE=a,UP=a", "given to both"), ("FIRE=a,FIRE=b", "given twice"), ("{1}", "not valid JSON"),
-                     ('["FIRE"]', "expected NAME=KEY"), ('{"FIRE": 3}', "expected a key or a list")]:
-        with pytest.raises(ValueError, match=msg):
-            parse_keys(bad)
-    names = ("NOOP", "FIRE", "RIGHT", "LEFT")
-    keys = apply_keys(names, derive_keys(names), parse_keys("fire=ArrowRight,NOOP=n"), "gym:X")
-    # names match case-blind when unambiguous; the overriding key is taken from RIGHT
-    assert keys == (("n",), ("ArrowRight",), ("d",), ("ArrowLeft", "a"))
-    with pytest.raises(ValueError, match="gym:X: --keys: no action named 'JUMP'; its actions are NOOP, FIRE"):
-        apply_keys(names, derive_keys(names), {"JUMP": ["j"]}, "gym:X")
 
 
 # --- frame skip and sticky actions, exactly ----------------------------------------------------------

@@ -374,7 +374,7 @@ def test_continuous_axes_in_play(serve, client, tiny_world):
     import torch
 
     from worldloom.data.collect import make_recorded_env, resolve_env_kwargs
-    from worldloom.envs.gym import axis_spec
+    from worldloom.envs.keys import axis_spec
     from worldloom.models.dit import CausalDiT
     from worldloom.runtime.simulator import WorldModel
 

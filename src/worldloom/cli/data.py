@@ -44,7 +44,8 @@ def cmd_collect(args: argparse.Namespace) -> None:
 def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dict | None:
     """--fit/--frame-skip/--sticky-actions/--env-module/--keys into env_kwargs["adapter"] (gym:<id> envs
     only); flags left out keep what --env-kwargs or --like gave, the rest take the wrapper's defaults."""
-    from ..envs.gym import ADAPTER_KEY, adapter_options, parse_keys
+    from ..envs.gym import ADAPTER_KEY, adapter_options
+    from ..envs.keys import parse_keys
 
     given = {"--fit": args.fit, "--frame-skip": args.frame_skip, "--sticky-actions": args.sticky_actions,
              "--env-module": args.env_module, "--keys": args.keys}

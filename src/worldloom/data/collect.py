@@ -76,7 +76,7 @@ def _action_spec(env: gymnasium.Env) -> ActionSpec:
     if isinstance(env.action_space, gymnasium.spaces.Discrete):
         return ActionSpec.discrete(int(env.action_space.n))
     if isinstance(env.action_space, gymnasium.spaces.Box) and len(env.action_space.shape) == 1:
-        from worldloom.envs.gym import axis_spec
+        from worldloom.envs.keys import axis_spec
 
         return axis_spec(env.action_space.low, env.action_space.high)
     raise ValueError(f"env {env} has no ActionSpec and a non-discrete action space {env.action_space}")

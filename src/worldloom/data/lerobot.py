@@ -211,7 +211,7 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
     names = tuple(fid.get("names") or []) if fid is not None else ()
     if fid is not None and not names:
         names = tuple(f"action_{i}" for i in range(int(max(ids.max() for *_, ids in eps)) + 1))
-    from ..envs.gym import axis_spec, derive_keys
+    from ..envs.keys import axis_spec, derive_keys
 
     names = names or ("noop",)
     spec = ActionSpec(names=names, keys=derive_keys(names))  # arrows for up/down/left/right, and the like
