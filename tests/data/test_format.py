@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from worldloom.actions import ActionSpec
-from worldloom.data.format import Dataset, DatasetError, DatasetWriter
+from worldloom.data.format import Dataset, DatasetError
+from worldloom.data.writer import DatasetWriter
 
 H = W = 8
 SPEC = ActionSpec(names=("noop", "left", "right"))

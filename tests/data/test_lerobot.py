@@ -99,7 +99,7 @@ def test_a_fractional_fps_round_trips(tmp_path: Path) -> None:
     """At 2.5 fps the video's frame times must be the data's (i / 2.5 s): a rate rounded to 2 or 3 fps would
     put later frames outside their episode's span, and the import would find none there."""
     from worldloom.actions import ActionSpec
-    from worldloom.data.format import DatasetWriter
+    from worldloom.data.writer import DatasetWriter
 
     rng = np.random.default_rng(0)
     with DatasetWriter(tmp_path / "src", env="x", env_kwargs={}, frame_shape=(16, 16, 3), fps=2.5,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from worldloom.actions import ActionSpec, Axis
-from worldloom.data.format import Dataset, DatasetWriter
+from worldloom.data.format import Dataset
+from worldloom.data.writer import DatasetWriter
 from worldloom.runtime.context import bundled_context, save_context, start_context
 
 SPEC = ActionSpec(names=("none",), axes=(Axis("torque", -2.0, 2.0, "N m"),))

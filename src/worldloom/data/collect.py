@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldloom.actions import ActionSpec
-from worldloom.data.format import DatasetWriter
+from worldloom.data.writer import DatasetWriter
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,8 @@ import numpy as np
 
 from ..actions import ActionSpec
 from ..config import atomic_write_json, read_json
-from .format import Dataset, DatasetWriter, as_fps
+from .format import Dataset, as_fps
+from .writer import DatasetWriter
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"

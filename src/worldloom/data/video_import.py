@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from worldloom.actions import ActionSpec
-from worldloom.data.format import DatasetError, DatasetWriter, as_fps
+from worldloom.data.format import DatasetError, as_fps
+from worldloom.data.writer import DatasetWriter
 
 log = logging.getLogger(__name__)
 
