@@ -42,7 +42,8 @@ def object_table(obj: dict[str, Any], names: dict[str, str] | None = None) -> An
 
 
 def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float | None]:
-    """Headline numbers of ``who``'s frames: seen permanence per kind and span, error at h=8 / last, false share."""
+    """Headline numbers of ``who``'s frames: seen permanence and motion following per kind and span, error at
+    h=8 / last, false share."""
     st, out = obj["settings"], {}
     for kind in obj["kinds"]:
         r = obj["scores"][who][kind]["seen"]
@@ -52,7 +53,8 @@ def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float |
             out[f"{kind}_error_px_h{h}"] = r["position_error_median"].get(str(h))
         out[f"{kind}_contrast"] = r.get(f"contrast_median_h1_{st['spans'][-1]}")
     for kind, f in (obj.get("follow") or {}).items():
-        out[f"{kind}_follow_h1_{st['spans'][-1]}"] = (f.get(who) or {}).get(f"h1_{st['spans'][-1]}")
+        for u in st["spans"]:
+            out[f"{kind}_follow_h1_{u}"] = (f.get(who) or {}).get(f"h1_{u}")
     out["false_objects"] = obj["false_objects"].get(who)
     m = obj.get("ball_motion") or {}
     out["ball_velocity_x_floor"] = (m.get(who) or {}).get("x_floor")

@@ -65,6 +65,7 @@ FALSE_PX = 16  # clearly-coloured pixels away from the truth that make a false o
 MIN_PX = 6  # true-frame pixels an object needs to be scored at all (fewer for one smaller than that: min_px)
 MOVE_PX = 0.5  # px: a true step at least this long is a moving step for motion following
 FOLLOW_SHARE = 1 / 3  # a drawn object follows a moving step when it moves this share of the true step along it
+SPANS = (8, 16)  # frames: the spans h1-S scored besides the whole rollout (the targets are h1-8, h1-16, h1-N)
 TINY_R = 1.0  # px: the least radius the blob disc and the drawn-centre tolerance use (a 1-2 px Atari ball)
 
 
@@ -278,7 +279,7 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
     det = detect({k: np.concatenate([truth[:, :1], v], 1) for k, v in frames.items()}, truth, objs, slack)
     vis = det["visible"]
     hs = [h for h in horizons if h <= N] + ([N] if N not in horizons else [])
-    spans = sorted({min(8, N), N})
+    spans = sorted({min(u, N) for u in SPANS} | {N})
 
     def summary(drawn: dict[str, np.ndarray], err: dict[str, np.ndarray],
                 contrast: dict[str, np.ndarray] | None = None) -> dict[str, Any]:

@@ -59,9 +59,12 @@ def structure_iou(frames: np.ndarray, truth: np.ndarray, color: Sequence[float],
 def score_structure(cands: dict[str, np.ndarray], truth: np.ndarray, color: Sequence[float],
                     state: dict[str, np.ndarray] | None = None, spans: Sequence[int] | None = None) -> dict[str, Any]:
     """Per candidate: the IoU curve over horizons (mean over scored frames), its h1-s means for each of
-    ``spans`` (default: h1-8 and the whole rollout, as eval/objects) and the frames scored. ``state``
+    ``spans`` (default: eval/objects' SPANS and the whole rollout) and the frames scored. ``state``
     (E, N, ...), aligned with ``truth``, names the objects left out."""
-    spans = sorted({min(8, truth.shape[1]), truth.shape[1]}) if spans is None else spans
+    if spans is None:
+        from .objects import SPANS
+
+        spans = sorted({min(u, truth.shape[1]) for u in SPANS} | {truth.shape[1]})
     out: dict[str, Any] = {"color": [float(x) for x in color], "tau": TAU}
     exclude = object_mask(state, truth.shape[2:4]) if state else None
     for name, frames in cands.items():
