@@ -56,6 +56,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
           "--seed", "100000", "--out", "held")
     stage("tokenizer", "train", "tokenizer", "--preset", "tiny", "--data", "train", "--heldout", "held", "--out", "tok",
           "--train-steps", "3")
+    stage("tokenizer_ft", "train", "tokenizer", "--preset", "tiny", "--init", "tok", "--data", "held", "--out", "tok_ft",
+          "--train-steps", "1", "--train-lr", "0", "--vae-detail-weight", "5")  # lr 0: the weights must be tok's
     stage("dynamics", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out", "wm",
           "--train-steps", "3")
     stage("dynamics_place", "train", "dynamics", "--preset", "tiny", "--data", "train", "--tokenizer", "tok", "--out",
@@ -108,6 +110,13 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     assert (d / "wm" / "train_log-dynamics.jsonl").read_bytes() == (d / "wm" / "run" / "log.jsonl").read_bytes()
 
     from safetensors.numpy import load_file
+
+    tok_ft = json.loads((d / "tok_ft" / "config.json").read_text())
+    tok = json.loads((d / "tok" / "config.json").read_text())
+    assert tok_ft["init"] == "tok" and tok_ft["vae"] == {**tok["vae"], "detail_weight": 5.0}
+    a, b = load_file(d / "tok" / "model.safetensors"), load_file(d / "tok_ft" / "model.safetensors")
+    # the latent statistics are measured again on the new data; every trained weight is the init's
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a if "latent_" not in k)
 
     ft = json.loads((d / "ft" / "config.json").read_text())
     assert ft["dynamics"] == wm["dynamics"] and ft["init"]["path"] == "wm_fast" and ft["init"]["trained_steps"] == 3

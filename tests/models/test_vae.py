@@ -1,8 +1,10 @@
-"""VAE tokenizer: shapes, uint8 round trip, standardisation, a few steps of learning."""
+"""VAE tokenizer: shapes, uint8 round trip, standardisation, a few steps of learning, detail weights."""
 
 import torch
 
-from worldloom.models.vae import VAE, VAEConfig
+import torch.nn.functional as F
+
+from worldloom.models.vae import VAE, VAEConfig, detail_weights
 
 
 def test_encode_decode_shapes_and_dtypes():
@@ -48,3 +50,20 @@ def test_learns_a_few_steps():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_detail_weights_single_out_a_two_pixel_ball_and_keep_the_loss_scale():
+    x = torch.full((2, 3, 32, 32), -0.4)
+    x[0, :, 10, 10:12] = 0.9  # a 2 px ball on a flat field, as Pong's at 64 px
+    w = detail_weights(x, 20.0)
+    assert w.shape == (2, 1, 32, 32) and abs(w.mean().item() - 1.0) < 1e-5
+    assert w[0, 0, 10, 10] > 20 * w[1, 0, 5, 5] and torch.allclose(w[1], w[1, 0, 0, 0].expand_as(w[1]))  # flat: alike
+    vae = VAE(VAEConfig(width=16, blocks=1, kl_weight=0.0))
+    torch.manual_seed(0)
+    plain, _ = vae.loss(x, torch.Generator().manual_seed(1))
+    rec = vae.decode_raw(vae.encode_dist(x)[0] + torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(1))
+                         * (0.5 * vae.encode_dist(x)[1]).exp())
+    assert torch.allclose(plain, F.mse_loss(rec, x) + 0.1 * F.l1_loss(rec, x), rtol=1e-5)  # off: MSE + L1 as before
+    vae.cfg.detail_weight = 20.0
+    weighted, m = vae.loss(x, torch.Generator().manual_seed(1))
+    assert not torch.allclose(weighted, plain) and abs(m["mse"] - F.mse_loss(rec, x).item()) < 1e-6  # mse unweighted

@@ -57,6 +57,11 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     bases = config_file_bases(args.config, {"vae": (VAEConfig, vae_base), "train": (TrainConfig, train_base)},
                               kinds={"worldmodel": ("vae",)})  # a world model's `train` is its DiT's
     vae_base, train_base = bases["vae"], bases["train"]
+    if args.init:  # fine-tune: the architecture is the init checkpoint's (a --vae-* shape that differs fails to load)
+        from ..config import from_dict
+
+        init_cfg = _tokenizer_config_of(args.init, "--init")
+        vae_base = from_dict(VAEConfig, init_cfg["vae"], where=f"{args.init}/config.json:vae")
     h, w, _ = ds.frame_shape if ds is not None else (vae_base.frame_size, vae_base.frame_size, 3)
     if h != w:
         raise UsageError(f"--data {args.data}: frames are {h}x{w}; the tokenizer needs square frames")
@@ -69,7 +74,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.print_config:
         return print_config({"vae": vae_cfg, "train": train_cfg})
     res = train_tokenizer(args.data, args.out, vae_cfg, train_cfg, heldout=args.heldout, resume=args.resume,
-                          progress=_progress(), recipe=args.command_line, run_dir=args.run_dir)
+                          progress=_progress(), recipe=args.command_line, run_dir=args.run_dir, init=args.init)
     if _rank() == 0:
         where = "held-out" if args.heldout else "training"
         print(f"tokenizer -> {res.path}: {train_cfg.steps} steps, reconstruction PSNR {res.psnr:.2f} dB "
@@ -89,9 +94,13 @@ def _checkpoint_config(path: str, flag: str, kinds: tuple[str, ...]) -> dict[str
     return config
 
 
-def _tokenizer_config(path: str) -> dict[str, Any]:
+def _tokenizer_config_of(path: str, flag: str) -> dict[str, Any]:
     # A world model holds its tokenizer under the same "vae." keys, so it can serve as one too.
-    return _checkpoint_config(path, "--tokenizer", ("tokenizer", "worldmodel"))
+    return _checkpoint_config(path, flag, ("tokenizer", "worldmodel"))
+
+
+def _tokenizer_config(path: str) -> dict[str, Any]:
+    return _tokenizer_config_of(path, "--tokenizer")
 
 
 def cmd_train_dynamics(args: argparse.Namespace) -> None:
@@ -242,6 +251,8 @@ def _build_train(p: argparse.ArgumentParser) -> None:
     tok.add_argument("--data", default=None, help="training dataset directory (needed but for --print-config)")
     tok.add_argument("--out", default=None, help="tokenizer checkpoint directory to write (needed but for --print-config)")
     tok.add_argument("--heldout", default=None, help="held-out dataset for the reconstruction PSNR (default: training frames)")
+    tok.add_argument("--init", default=None, help="fine-tune: start from this tokenizer's (or world model's) VAE, "
+                                                  "its architecture; --vae-* loss weights may differ")
     _run_options(tok)
     _config_options(tok, {name: tokenizer_preset(name) for name in PRESETS},
                     [(VAEConfig, "vae-", {"frame_size": "the dataset's frame size"}), (TrainConfig, "train-", None)])

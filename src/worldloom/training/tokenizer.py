@@ -87,12 +87,23 @@ class TokenizerResult:
 
 def train_tokenizer(data: str | Path, out: str | Path, vae_cfg: VAEConfig, train_cfg: TrainConfig,
                     *, heldout: str | Path | None = None, resume: bool = False, progress: bool = True,
-                    recipe: str = "", run_dir: str | Path | None = None) -> TokenizerResult:
+                    recipe: str = "", run_dir: str | Path | None = None,
+                    init: str | Path | None = None) -> TokenizerResult:
+    """Train a tokenizer on ``data``'s frames and write it to ``out``; ``init`` (a tokenizer or world model
+    of the same architecture) gives the starting weights (a fine-tune, e.g. with another loss weighting)."""
     ds = Dataset.open(data)
     if tuple(ds.meta["frame_shape"]) != (vae_cfg.frame_size, vae_cfg.frame_size, 3):
         raise ValueError(f"{data}: frames are {ds.meta['frame_shape']}, tokenizer expects {vae_cfg.frame_size}x{vae_cfg.frame_size}x3")
     torch.manual_seed(train_cfg.seed)
-    task = TokenizerTask(VAE(vae_cfg), ds)
+    vae0 = VAE(vae_cfg)
+    if init is not None:
+        from .dynamics import load_tokenizer
+
+        try:
+            vae0.load_state_dict(load_tokenizer(init)[0].state_dict())
+        except RuntimeError as e:  # a --vae-* shape field that differs from the init's
+            raise ValueError(f"--init {init}: its VAE has another architecture than {to_dict(vae_cfg)}: {e}") from None
+    task = TokenizerTask(vae0, ds)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     t0 = time.time()
     trainer.fit(resume)
@@ -105,13 +116,14 @@ def train_tokenizer(data: str | Path, out: str | Path, vae_cfg: VAEConfig, train
         "kind": "tokenizer", "vae": to_dict(vae_cfg), "train": to_dict(train_cfg),
         "action_spec": ds.action_spec.to_dict(), "data": {"path": str(data), "env": ds.env, "n_frames": ds.n_frames},
         "metrics": {"recon_psnr_db": round(psnr, 2), "heldout": str(heldout) if heldout else None},
-        "train_seconds": round(trainer.elapsed, 1), "recipe": recipe,
+        "train_seconds": round(trainer.elapsed, 1), "recipe": recipe, "init": str(init) if init else None,
     }
     card = (f"# Tokenizer\n\nConvolutional VAE, {vae_cfg.frame_size}px -> {vae_cfg.latent_channels}x"
             f"{vae_cfg.latent_size}x{vae_cfg.latent_size}.\n\n- data: `{data}` ({ds.n_frames} frames, env `{ds.env}`)\n"
             f"- steps: {train_cfg.steps}, batch {train_cfg.batch_size}, training time {trainer.elapsed / 60:.1f} min\n"
             f"- reconstruction PSNR: {psnr:.2f} dB ({'held-out' if heldout else 'training'} frames)\n"
-            f"- recipe: `{recipe}`\n")
+            f"- recipe: `{recipe}`\n" + (f"- fine-tuned from `{init}`\n" if init else "")
+            + (f"- detail weight {vae_cfg.detail_weight:g} (models/vae.py: detail_weights)\n" if vae_cfg.detail_weight else ""))
     save_checkpoint(out, config, {"vae": vae}, card)
     carry_train_logs(out, stage=("tokenizer", trainer.log_path))
     return TokenizerResult(Path(out), psnr, time.time() - t0)
