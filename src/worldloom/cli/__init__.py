@@ -34,7 +34,8 @@ from collections.abc import Callable, Sequence
 from . import common
 from .common import EXIT_USAGE, HELP_ALL, UsageError, _command_line
 from .data import _build_collect, _build_doctor, _build_encode, _build_export_lerobot, _build_import_lerobot, _build_import_videos
-from .run import _build_bench, _build_eval, _build_generate, _build_play
+from .evaluate import _build_eval
+from .run import _build_bench, _build_generate, _build_play
 from .train import _build_distill, _build_plot, _build_train
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
