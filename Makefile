@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all gpu-check train-arena train-arena-chain distill-arena train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all gpu-check train-arena train-arena-chain distill-arena train-pong eval-pong train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -96,6 +96,29 @@ distill-arena: $(STAMP)
 	  $(ARENA_FT)
 	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/student --init runs/arena/warp-1 \
 	  --config runs/arena/warp-1/config.json --out checkpoints/arena $(ARENA_FT) --train-steps 1500 --train-seed 1
+
+# Pong end to end (data issue; docs/DATA.md, docs/BENCHMARKS.md "Pong end to end"): collect from the
+# emulator (objects from RAM, --fit crop keeps the 1-2 px ball), tokenizer, a fine-tune of it that weighs
+# up small details (without it the ball is in none of its reconstructions), dynamics with the play
+# model's flow head, then eval on validation (choices) and test (reported once) episodes; `worldloom play
+# --checkpoint runs/pong/wm` plays it. Times with other jobs on the second core: see BENCHMARKS.
+PONG := runs/pong
+PONG_COLLECT := $(BIN)/worldloom collect gym:ALE/Pong-v5 --fit crop --overwrite
+train-pong: $(STAMP)
+	$(PONG_COLLECT) --episodes 100 --steps 300 --seed 0 --out $(PONG)/train
+	$(PONG_COLLECT) --episodes 60 --steps 48 --seed 8000000 --out $(PONG)/val
+	$(BIN)/worldloom train tokenizer --data $(PONG)/train --out $(PONG)/tok --train-steps 1500 --heldout $(PONG)/val --train-threads 1
+	$(BIN)/worldloom train tokenizer --data $(PONG)/train --out $(PONG)/tok-d20 --init $(PONG)/tok --vae-detail-weight 20 \
+	  --train-steps 600 --train-lr 3e-4 --train-warmup 30 --heldout $(PONG)/val --train-threads 1
+	$(BIN)/worldloom train dynamics --data $(PONG)/train --tokenizer $(PONG)/tok-d20 --out $(PONG)/wm --train-steps 1500 \
+	  --train-threads 2 --dyn-pred warp --dyn-head-conv 64 --dyn-prev-frames 2
+
+# The ball is hidden until the serve: rollouts start at frame 20.
+eval-pong: $(STAMP)
+	$(PONG_COLLECT) --episodes 60 --steps 64 --seed 8000000 --out $(PONG)/val64
+	$(PONG_COLLECT) --episodes 100 --steps 64 --seed 9000000 --out $(PONG)/test64
+	$(BIN)/worldloom eval --checkpoint $(PONG)/wm --data $(PONG)/val64 --episodes 60 --horizon 32 --start 20 --out $(PONG)/eval-val.json
+	$(BIN)/worldloom eval --checkpoint $(PONG)/wm --data $(PONG)/test64 --episodes 100 --horizon 32 --start 20 --out $(PONG)/eval-test.json
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
