@@ -151,9 +151,12 @@ class VAE(nn.Module):
         z = mean + eps * (0.5 * logvar).exp()
         rec = self.decode_raw(z)
         err = rec.float() - x.float()  # (B, 3, H, W)
-        mse = err.pow(2).mean()
-        w = detail_weights(x, self.cfg.detail_weight) if self.cfg.detail_weight > 0 else None  # (B, 1, H, W)
-        rec_loss = (mse if w is None else (w * err.pow(2)).mean()) + 0.1 * (err.abs() if w is None else w * err.abs()).mean()
+        sq, ab = err.pow(2), err.abs()
+        mse = sq.mean()  # unweighted: what PSNR reports
+        if self.cfg.detail_weight > 0:
+            w = detail_weights(x, self.cfg.detail_weight)  # (B, 1, H, W)
+            sq, ab = w * sq, w * ab
+        rec_loss = sq.mean() + 0.1 * ab.mean()
         kl = 0.5 * (mean.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean()
         loss = rec_loss + self.cfg.kl_weight * kl
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] -> peak^2 = 4
