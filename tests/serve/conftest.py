@@ -13,7 +13,8 @@ from wsclient import Client
 def serve(tiny_world):
     """``serve(**create_app kwargs)`` -> a started ServerThread (default checkpoints: {"tiny": tiny_world});
     ``request_timeout`` goes to the ServerThread."""
-    from worldloom.serve.app import ServerThread, create_app
+    from worldloom.serve.app import create_app
+    from worldloom.serve.server import ServerThread
 
     started: list[Any] = []
 

@@ -227,7 +227,7 @@ def test_partial_requests_time_out(serve):
 
 
 def test_invalid_utf8_frames_log_one_line(serve, caplog):
-    from worldloom.serve.app import UTF8_FILTER
+    from worldloom.serve.server import UTF8_FILTER
 
     srv = serve()
     seen: list[logging.LogRecord] = []
@@ -274,7 +274,7 @@ def test_run_prints_a_token_url_for_a_public_host(tiny_ckpt, monkeypatch, capsys
 
 
 def test_play_cli_checks_allow_origin(capsys):
-    from worldloom.serve.app import add_play_arguments, play_main
+    from worldloom.cli.play import add_play_arguments, play_main
 
     parser = argparse.ArgumentParser()
     add_play_arguments(parser)

@@ -352,7 +352,7 @@ def test_ws_bench(tiny_world):
 
 
 def test_play_cli_hooks_check_arguments(capsys):
-    from worldloom.serve.app import add_play_arguments, play_main
+    from worldloom.cli.play import add_play_arguments, play_main
 
     parser = argparse.ArgumentParser()
     add_play_arguments(parser)

@@ -35,7 +35,8 @@ from . import common
 from .common import EXIT_USAGE, HELP_ALL, UsageError, _command_line
 from .data import _build_collect, _build_doctor, _build_encode, _build_export_lerobot, _build_import_lerobot, _build_import_videos
 from .evaluate import _build_eval
-from .run import _build_bench, _build_generate, _build_play
+from .play import _build_play
+from .run import _build_bench, _build_generate
 from .train import _build_distill, _build_plot, _build_train
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {

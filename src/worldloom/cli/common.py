@@ -165,3 +165,19 @@ def print_config(configs: dict[str, Any]) -> None:
     from ..config import to_dict
 
     print(json.dumps({name: to_dict(c) for name, c in configs.items()}, indent=2))
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device / --precision / --compile: where and how the model runs (worldloom.runtime.speed)."""
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N, mps or auto (default: auto, a GPU where there is one, else the CPU)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
+                        help="weights/activations: fp32, bf16, or int8 linear layers (default: the checkpoint's "
+                             "'speed' setting, else fp32)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the transformer blocks and the decoder (default: the checkpoint's)")
+
+
+def speed_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``load()`` options given on the command line (absent = the checkpoint's default; device: auto)."""
+    return {k: getattr(args, k) for k in ("device", "precision", "compile") if getattr(args, k, None) is not None}

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import add_dataclass_args
 from ..hardware import setup_cpu
-from .common import (UsageError, _dataset, _fields_given, _preset_defaults, _progress)
+from .common import UsageError, _dataset, _fields_given, _preset_defaults, _progress, add_speed_arguments, speed_options
 
 
 def parse_actions(text: str, spec: Any) -> list[int]:
@@ -51,7 +51,6 @@ def _sim_overrides(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 def _load_model(path: str, args: argparse.Namespace | None = None) -> Any:
     from ..checkpoint import CheckpointError
     from ..runtime.loading import load
-    from ..serve.app import speed_options
 
     try:
         return load(path, **(speed_options(args) if args is not None else {}))
@@ -157,7 +156,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
         _bench_matrix(args)
         return
     if args.mode == "ws":
-        from ..serve.app import speed_options
         from ..serve.bench_ws import format_table, ws_bench
 
         model = _load_model(args.checkpoint)  # validates the name before a server starts
@@ -202,8 +200,6 @@ def _bench_matrix(args: argparse.Namespace) -> None:
 
 def _add_sim_args(p: argparse.ArgumentParser) -> None:
     from ..runtime.simulator import SimConfig
-
-    from ..serve.app import add_speed_arguments
 
     add_dataclass_args(p, SimConfig)  # --steps --shift --window --sink --context-noise --seed
     add_speed_arguments(p)  # --device --precision --compile
@@ -256,21 +252,3 @@ def _build_bench(p: argparse.ArgumentParser) -> None:
                         "of the server's process")
     _add_sim_args(p)
     p.set_defaults(func=cmd_bench)
-
-
-def cmd_play(args: argparse.Namespace) -> None:
-    from ..serve.app import play_main
-
-    rc = play_main(args)
-    if rc:
-        raise SystemExit(rc)
-
-
-def _build_play(p: argparse.ArgumentParser) -> None:
-    from ..serve.app import add_play_arguments
-
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n  worldloom play                      (the bundled arena, http://127.0.0.1:8000/)\n"
-                "  worldloom play --checkpoint runs/arena/wm --checkpoint arena --port 8080")
-    add_play_arguments(p)
-    p.set_defaults(func=cmd_play)

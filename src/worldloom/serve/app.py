@@ -1,6 +1,6 @@
 """The play server: a FastAPI app with one WebSocket per player and one static page.
 
-``worldloom play --checkpoint arena`` -> :func:`play_main` -> :func:`run`. Routes:
+``worldloom play --checkpoint arena`` -> :func:`worldloom.cli.play.play_main` -> :func:`run`. Routes:
 
 - ``GET /`` the page (``static/index.html`` + ``static/app.js``; no build step).
 - ``GET /api/info`` checkpoints, fps, limits, sessions in use.
@@ -15,18 +15,13 @@ Key choices:
   answers every bad message with an ``error`` and keeps going. Anything else it hits is a bug: it
   is logged with its traceback, and the session ends with an ``internal_error`` reply and close
   code 1011, never by a silently dropped socket.
+- Serving under uvicorn (request deadlines, the UTF-8 log filter, a server thread for tests and the
+  bench): :mod:`.server`.
 - Safety: binds 127.0.0.1 unless told otherwise; every request passes :mod:`.guard` first (only
   this server's own Host/Origin names or ``--allow-origin`` ones, else 403; a token for any bind
   that is not loopback; CSP and anti-framing headers); a client can only name checkpoints from the
   configured list (by name, never a path); the only files served are the two fixed static files;
   a recording is reachable only through its session's unguessable id, while the session lives.
-- Timeouts: uvicorn has no deadline for receiving a request (its keep-alive timer is reset by every
-  byte), so a client could hold connections open forever by sending a request slowly or not at all:
-  :func:`_deadline_h11` closes a connection whose request is not complete within
-  :data:`REQUEST_TIMEOUT` s of its first byte (or of connecting). Keep-alive (5 s), WebSocket
-  pings (20 s, 20 s to answer) and the shutdown grace (5 s) are set explicitly (:func:`uvicorn_config`).
-- Log floods: uvicorn logs a traceback for every text frame that is not UTF-8 (then closes with
-  1007); :class:`_InvalidUtf8Filter` turns that into one warning line per 10 s with a count.
 - Extra players beyond ``max_sessions`` get a ``busy`` error and close code 1013; sessions
   without input for ``idle_timeout`` s get an ``idle`` error and close code 4000.
 - Recordings are encoded frame by frame into an anonymous temp file that is streamed back (peak
@@ -35,12 +30,10 @@ Key choices:
   :mod:`.record`.
 """
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 import sys
 import tempfile
 import threading
@@ -52,39 +45,13 @@ from typing import IO, Any
 
 from ..hardware import setup_cpu
 from . import protocol as P
-from .guard import Guard, GuardMiddleware, content_security_policy, is_loopback, is_wildcard, parse_origin, url_host
+from .guard import Guard, GuardMiddleware, content_security_policy, is_loopback
 from .record import CHUNK, MAX_ENCODES, RETRY_AFTER, EncodeSlots, trim_heap, video_zip
+from .server import UTF8_FILTER, play_urls, uvicorn_config
 from .session import Session, Worker
 
 log = logging.getLogger("worldloom.serve")
 MAX_PENDING = 256  # unsent JSON replies per session before its receive loop waits
-REQUEST_TIMEOUT = 10.0  # s to receive a whole HTTP request (or WebSocket handshake), from its first byte
-
-
-class _InvalidUtf8Filter(logging.Filter):
-    """On uvicorn's error logger: its traceback per non-UTF-8 text frame (one per connection, as
-    fast as a client reconnects) becomes one warning line per ``interval`` s, counting the rest."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        super().__init__()
-        self.interval, self.next_at, self.skipped = interval, 0.0, 0
-        self.lock = threading.Lock()  # servers in several threads (tests, the bench) share this filter
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Invalid UTF-8"):
-            return True
-        with self.lock:
-            now = time.monotonic()
-            if now < self.next_at:
-                self.skipped += 1
-                return False
-            skipped, self.skipped, self.next_at = self.skipped, 0, now + self.interval
-        log.warning("a client sent a text frame that is not UTF-8; its connection was closed with 1007%s",
-                    f" ({skipped} more in the last {self.interval:g} s not logged)" if skipped else "")
-        return False
-
-
-UTF8_FILTER = _InvalidUtf8Filter()
 
 
 def _names(checkpoints: dict[str, Any] | list[str]) -> dict[str, Any]:
@@ -325,100 +292,6 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
     return app
 
 
-def _deadline_h11(timeout: float) -> type:
-    """uvicorn's h11 protocol, closing a connection whose request has not fully arrived within
-    ``timeout`` s of its first byte (or of connecting, for the first request). The deadline is
-    disarmed once the request is in (a slow response, e.g. a video zip, is not cut) and when the
-    connection becomes a WebSocket (which has its own pings)."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class DeadlineH11Protocol(H11Protocol):
-        deadline: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            # IDLE after data = a partial request head; SEND_BODY = a body still coming
-            if self.transport.get_protocol() is self and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
-                self._arm()
-            else:
-                self._disarm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            if self.deadline is None:
-                self.deadline = self.loop.call_later(timeout, self._expired)
-
-        def _disarm(self) -> None:
-            if self.deadline is not None:
-                self.deadline.cancel()
-                self.deadline = None
-
-        def _expired(self) -> None:
-            self.deadline = None
-            if self.transport.get_protocol() is self and not self.transport.is_closing():
-                self.transport.close()
-
-    return DeadlineH11Protocol
-
-
-def uvicorn_config(app: Any, request_timeout: float = REQUEST_TIMEOUT, **kw: Any) -> Any:
-    """The uvicorn settings of every play server (limits and timeouts: see the module docstring)."""
-    import uvicorn
-
-    return uvicorn.Config(app, log_level="warning", ws_max_size=P.TRANSPORT_MAX_BYTES, lifespan="on",
-                          http=_deadline_h11(request_timeout), timeout_keep_alive=5, ws_ping_interval=20.0,
-                          ws_ping_timeout=20.0, timeout_graceful_shutdown=5, **kw)
-
-
-class ServerThread:
-    """uvicorn serving ``app`` in a background thread on ``host:port`` (0 = a free port)."""
-
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
-                 request_timeout: float = REQUEST_TIMEOUT) -> None:
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.app, self.host, self.port = app, host, self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn_config(app, request_timeout))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="worldloom-uvicorn", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 120.0) -> "ServerThread":
-        self.thread.start()
-        t0 = time.monotonic()
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() - t0 > timeout:
-                raise RuntimeError("the play server did not start (see the log above)")
-            time.sleep(0.02)
-        return self
-
-    def stop(self, timeout: float = 20.0) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout)
-        self.sock.close()
-
-
-def play_urls(host: str, port: int, token: str | None) -> list[str]:
-    """The page URLs to print for a server on ``host:port``, with ``?token=`` when it has one: the
-    bound address, or for a wildcard bind this machine's hostname, then 127.0.0.1 (the local one last)."""
-    names = [socket.gethostname(), "127.0.0.1"] if is_wildcard(host) else [host]
-    return [f"http://{url_host(n)}:{port}/" + (f"?token={token}" if token is not None else "") for n in names]
-
-
 def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: int = 8000, fps: float = 30.0,
         max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None,
         open_browser: bool = False, speed: dict[str, Any] | None = None, threads: int = 1,
@@ -448,90 +321,3 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
 
         threading.Timer(1.5, lambda: webbrowser.open(urls[-1])).start()
     uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()
-
-
-def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device / --precision / --compile: where and how the model runs (worldloom.runtime.speed)."""
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, cuda:N, mps or auto (default: auto, a GPU where there is one, else the CPU)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
-                        help="weights/activations: fp32, bf16, or int8 linear layers (default: the checkpoint's "
-                             "'speed' setting, else fp32)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the transformer blocks and the decoder (default: the checkpoint's)")
-
-
-def speed_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``load()`` options given on the command line (absent = the checkpoint's default; device: auto)."""
-    return {k: getattr(args, k) for k in ("device", "precision", "compile") if getattr(args, k, None) is not None}
-
-
-def add_play_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``worldloom play`` (see ``worldloom.cli.run``)."""
-    parser.add_argument("--checkpoint", action="append", default=None,
-                        help="bundled name or checkpoint dir; repeat to offer several (first = default; default: arena)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="bind address (default 127.0.0.1: this machine only); any other needs the random token "
-                             "printed in the URL")
-    parser.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
-                        help="also accept pages from ORIGIN (http(s)://host[:port]), and ORIGIN's host:port as the "
-                             "Host (a name or port forward this server is reached by); repeatable. Default: only "
-                             "localhost, 127.0.0.1, [::1] and the bound host, on the server's port")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    parser.add_argument("--fps", type=float, default=30.0, help="target frames/s per player (0 = one frame per action)")
-    parser.add_argument("--max-sessions", type=int, default=4, help="players at once; more get 'busy' (default 4)")
-    parser.add_argument("--idle-timeout", type=float, default=60.0, help="free a session after this many s without input")
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps per frame (default: the checkpoint's)")
-    parser.add_argument("--window", type=int, default=None, help="rolling context window (default: the checkpoint's)")
-    parser.add_argument("--sink", type=int, default=None, help="attention-sink frames (default: the checkpoint's)")
-    parser.add_argument("--memory", default=None, help="context policy beyond the window: window, sink, place or similar "
-                                                       "(default: the checkpoint's; docs/PROTOCOL.md)")
-    parser.add_argument("--memory-slots", type=int, default=None, help="memory frames attended per step (default: the checkpoint's)")
-    add_speed_arguments(parser)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads of the inference worker (default 1; see docs/BENCHMARKS.md)")
-    parser.add_argument("--open", action=argparse.BooleanOptionalAction, default=True,
-                        help="open the page in the default browser, if there is one (default: yes)")
-
-
-def play_main(args: argparse.Namespace) -> int:
-    """Check what a user can get wrong, then serve. Returns an exit code (2 = usage error)."""
-    from ..checkpoint import CheckpointError, resolve
-
-    cks = args.checkpoint or ["arena"]
-    problems = []
-    for c in cks:
-        try:
-            resolve(c)
-        except CheckpointError as e:
-            problems.append(str(e))
-    if not 0 <= args.port <= 65535:
-        problems.append(f"--port must be in 0..65535, got {args.port}")
-    if args.fps < 0 or args.max_sessions < 1 or args.idle_timeout <= 0:
-        problems.append("--fps must be >= 0, --max-sessions >= 1 and --idle-timeout > 0")
-    if args.threads < 1:
-        problems.append(f"--threads must be >= 1, got {args.threads}")
-    for origin in args.allow_origin or []:
-        try:
-            parse_origin(origin)
-        except ValueError as e:
-            problems.append(f"--allow-origin: {e}")
-    for k in ("steps", "window", "sink", "memory_slots"):
-        v = getattr(args, k, None)
-        if v is not None and v < (0 if k == "sink" else 1):
-            problems.append(f"--{k.replace('_', '-')} must be >= {0 if k == 'sink' else 1}, got {v}")
-    from ..memory import MEMORIES
-
-    if args.memory is not None and args.memory not in MEMORIES:
-        problems.append(f"--memory {args.memory!r}: unknown; known: {', '.join(MEMORIES)}")
-    if problems:
-        print("worldloom play: " + "; ".join(problems), file=sys.stderr)
-        return 2
-    overrides = {k: getattr(args, k) for k in ("steps", "window", "sink", "memory", "memory_slots") if getattr(args, k, None) is not None}
-    try:
-        run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
-            idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,
-            speed=speed_options(args), threads=args.threads, allow_origins=args.allow_origin)
-    except KeyboardInterrupt:
-        pass
-    return 0

@@ -143,7 +143,8 @@ def ws_bench(checkpoint: Any, frames: int = 3000, fps: float | None = None, host
 
     import torch
 
-    from .app import ServerThread, create_app
+    from .app import create_app
+    from .server import ServerThread
 
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
