@@ -357,6 +357,36 @@ def test_collect_cli_gym_flags(tmp_path, capsys) -> None:
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
+def test_box_axes_are_named_and_collected_within_the_chosen_ranges(tmp_path, capsys) -> None:
+    """--axis-names names a Box action's axes; --axis-range narrows what the policy drives, not the model's range."""
+    pytest.importorskip("pygame", reason="Pendulum renders with pygame (pip install pygame)")
+    from worldloom.cli import main
+    from worldloom.data import Dataset
+
+    out = tmp_path / "pend"
+    assert main(["collect", "gym:Pendulum-v1", "--episodes", "2", "--steps", "30", "--frame-size", "16",
+                 "--axis-names", "torque", "--axis-range", "torque=0.5:1.5", "--out", str(out)]) == 0
+    ds = Dataset.open(out)
+    assert [(a.name, a.low, a.high) for a in ds.action_spec.axes] == [("torque", -2.0, 2.0)]
+    assert ds.meta["env_kwargs"]["adapter"]["axis_names"] == ["torque"]
+    assert ds.meta["policy"]["draw_low"] == [0.5] and ds.meta["policy"]["draw_high"] == [1.5]
+    for ep in ds:
+        v = ep.axes[1:, 0]
+        assert ep.axes[0, 0] == 0.0 and v.min() >= 0.5 and v.max() <= 1.5 and np.ptp(v) > 0.05
+    capsys.readouterr()
+    bad = [(["gym:Pendulum-v1", "--axis-range", "push=0:1"], "--axis-range: unknown axis name(s) ['push']; this env's axes are ['axis_0']"),
+           (["gym:Pendulum-v1", "--axis-range", "axis_0=1"], "--axis-range 'axis_0=1': expected NAME=LO:HI"),
+           (["gym:Pendulum-v1", "--axis-range", "axis_0=1:0"], "LO must be <= HI"),
+           (["gym:Pendulum-v1", "--axis-range", "axis_0=0:3"], "axis 0's draw range 0.0:3.0 must lie inside its range -2.0:2.0"),
+           (["gym:Pendulum-v1", "--axis-names", "a,b"], "axis_names ['a', 'b'] has 2 names for the 1 axes"),
+           (["gym:CartPole-v1", "--axis-range", "x=0:1"], "--axis-range: gym:CartPole-v1 has no continuous axes"),
+           (["arena", "--axis-names", "x"], "--axis-names: only for gym:<id> envs")]
+    for args, msg in bad:
+        assert main(["collect", *args, "--episodes", "1", "--steps", "3", "--frame-size", "16", "--out", str(tmp_path / "x")]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
 @pytest.mark.filterwarnings("ignore:.*alternative render modes")
 def test_recorded_gym_env_keeps_its_framing() -> None:
     """A dataset rebuilds the env it was made in; records from before the adapter was recorded squeezed frames."""

@@ -81,3 +81,21 @@ def test_make_policy():
     assert isinstance(rnd, RandomPolicy) and set(rnd.act(None, {}) for _ in range(200)) == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="known"):
         make_policy("greedy", 5)
+
+
+def test_axis_walk_draws_within_the_chosen_ranges_and_holds_a_fixed_axis():
+    from worldloom.envs.policies import AxisWalk
+
+    pol = AxisWalk([-1, 0, 0], [1, 1, 1], seed=3, draw=[None, (0.2, 0.6), (0.0, 0.0)])
+    v = np.stack([pol.act(None, {}) for _ in range(400)])
+    assert v[:, 0].min() < -0.5 and v[:, 0].max() > 0.5  # the free axis covers its whole range
+    assert v[:, 1].min() >= 0.2 and v[:, 1].max() <= 0.6 and np.ptp(v[:, 1]) > 0.2
+    assert np.all(v[:, 2] == 0.0)
+    assert pol.to_dict()["draw_low"] == [-1.0, 0.2, 0.0] and pol.to_dict()["low"] == [-1.0, 0.0, 0.0]
+    rnd = AxisWalk([-1], [1], seed=0, name="random", draw=[(0.5, 0.7)])
+    r = np.array([rnd.act(None, {})[0] for _ in range(100)])
+    assert r.min() >= 0.5 and r.max() <= 0.7
+    with pytest.raises(ValueError, match="must lie inside its range"):
+        AxisWalk([-1], [1], draw=[(0.0, 2.0)])
+    with pytest.raises(ValueError, match="draw has 2 entries for 1 axes"):
+        AxisWalk([-1], [1], draw=[None, None])

@@ -35,10 +35,33 @@ def cmd_collect(args: argparse.Namespace) -> None:
     env_kwargs = _gym_adapter_flags(args, env_kwargs)
     t0 = time.time()
     args.frame_size = 64 if args.frame_size is None else args.frame_size
-    out = collect(args.env, args.out, args.episodes, args.steps, policy=args.policy, seed=args.seed,
-                  frame_size=args.frame_size, env_kwargs=env_kwargs, progress=_progress(), overwrite=args.overwrite)
+    try:
+        out = collect(args.env, args.out, args.episodes, args.steps, policy=args.policy, seed=args.seed,
+                      frame_size=args.frame_size, env_kwargs=env_kwargs, progress=_progress(), overwrite=args.overwrite,
+                      axis_ranges=_axis_ranges(args.axis_range))
+    except ValueError as e:
+        if "axis_ranges" not in str(e):
+            raise
+        raise UsageError(str(e).replace("axis_ranges", "--axis-range", 1)) from None
     ds = Dataset.open(out)
     print(f"collected {len(ds)} episodes, {ds.n_frames} frames of {args.env} -> {out} ({time.time() - t0:.1f} s)")
+
+
+def _axis_ranges(specs: list[str] | None) -> dict[str, tuple[float, float]] | None:
+    """``--axis-range NAME=LO:HI`` (repeatable) -> {name: (lo, hi)}."""
+    out: dict[str, tuple[float, float]] = {}
+    for spec in specs or ():
+        name, eq, rng = spec.partition("=")
+        lo, colon, hi = rng.partition(":")
+        try:
+            if not (eq and colon and name):
+                raise ValueError
+            out[name] = (float(lo), float(hi))
+        except ValueError:
+            raise UsageError(f"--axis-range {spec!r}: expected NAME=LO:HI, e.g. gas=0.3:0.8 or brake=0:0") from None
+        if out[name][0] > out[name][1]:
+            raise UsageError(f"--axis-range {spec!r}: LO must be <= HI")
+    return out or None
 
 
 def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dict | None:
@@ -47,8 +70,9 @@ def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dic
     from ..envs.gym import ADAPTER_KEY, adapter_options
     from ..envs.keys import parse_keys
 
+    axis_names = None if args.axis_names is None else [n.strip() for n in args.axis_names.split(",")]
     given = {"--fit": args.fit, "--frame-skip": args.frame_skip, "--sticky-actions": args.sticky_actions,
-             "--env-module": args.env_module, "--keys": args.keys}
+             "--env-module": args.env_module, "--keys": args.keys, "--axis-names": axis_names}
     given = {flag: v for flag, v in given.items() if v is not None}
     if not given:
         return env_kwargs
@@ -70,7 +94,7 @@ def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dic
         raise UsageError(f"--env-kwargs: '{ADAPTER_KEY}' must be an object, got {adapter!r}")
     adapter = dict(adapter)
     for field, value in (("fit", args.fit), ("frame_skip", args.frame_skip), ("sticky_actions", args.sticky_actions),
-                         ("env_module", args.env_module)):
+                         ("env_module", args.env_module), ("axis_names", axis_names)):
         if value is not None:
             adapter[field] = value
     if keys is not None:  # per action on top of --like's / --env-kwargs' override, whose keys it may take over
@@ -247,10 +271,12 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = ("examples:\n  worldloom collect arena --out runs/arena/data-train\n"
                 "  worldloom collect --like arena --out runs/arena/data-val --episodes 60 --steps 64 --seed 8000000\n"
-                "  worldloom collect gym:ALE/Pong-v5 --out runs/pong/data --episodes 40 --frame-skip 4 --fit pad")
+                "  worldloom collect gym:ALE/Pong-v5 --out runs/pong/data --episodes 40 --frame-skip 4 --fit pad\n"
+                "  worldloom collect gym:CarRacing-v3 --out runs/car/data --axis-names steer,gas,brake "
+                "--axis-range gas=0.2:0.6 --axis-range brake=0:0")
     p.add_argument("env", metavar="ENV", nargs="?", default=None,
-                   help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete actions, e.g. gym:CartPole-v1, gym:ALE/Pong-v5, "
-                        "gym:MiniGrid-Empty-5x5-v0); may be left out with --like")
+                   help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete or Box actions, e.g. gym:CartPole-v1, "
+                        "gym:ALE/Pong-v5, gym:MiniGrid-Empty-5x5-v0, gym:CarRacing-v3); may be left out with --like")
     p.add_argument("--like", default=None, metavar="CHECKPOINT",
                    help="collect the world a checkpoint was trained on (its env, env_kwargs and frame size), e.g. fresh "
                         "held-out layouts for `eval --data`; --env-kwargs overrides single fields")
@@ -261,6 +287,9 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i; use a disjoint range for held-out data (default: 0)")
     p.add_argument("--frame-size", type=int, default=None, help="side of the square frames, px (default: 64, or --like's)")
     p.add_argument("--env-kwargs", default=None, help="env config fields as a JSON object, e.g. '{\"n_balls\": 6}'")
+    p.add_argument("--axis-range", action="append", default=None, metavar="NAME=LO:HI",
+                   help="continuous axes: drive axis NAME only within LO:HI while collecting (repeatable; LO = HI holds "
+                        "it); the model's range stays the env's, e.g. --axis-range gas=0.3:0.8 --axis-range brake=0:0")
     g = p.add_argument_group("gym:<id> envs", "how a Gymnasium env is framed and stepped (recorded in meta.json "
                                               "under env_kwargs.adapter)")
     g.add_argument("--fit", default=None, choices=("pad", "crop", "stretch"),
@@ -277,6 +306,9 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keys", default=None, metavar="SPEC",
                    help="play keys per action name, replacing the derived ones: 'FIRE=space,UP=ArrowUp|w,NOOP=' "
                         "or a JSON object '{\"FIRE\": [\" \", \"f\"]}' (DOM KeyboardEvent.key names)")
+    g.add_argument("--axis-names", default=None, metavar="A,B,...",
+                   help="names of a Box action's axes, which Gymnasium spaces do not carry (default: axis_0, axis_1 …), "
+                        "e.g. steer,gas,brake for CarRacing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.set_defaults(func=cmd_collect)
 

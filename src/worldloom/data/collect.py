@@ -82,6 +82,15 @@ def _action_spec(env: gymnasium.Env) -> ActionSpec:
     raise ValueError(f"env {env} has no ActionSpec and a non-discrete action space {env.action_space}")
 
 
+def _axis_draw(spec: ActionSpec, ranges: Mapping[str, tuple[float, float]] | None) -> list[tuple[float, float] | None]:
+    """``ranges`` (axis name -> (lo, hi)) as one entry per axis of ``spec`` (None: its whole range)."""
+    names = [a.name for a in spec.axes]
+    unknown = sorted(set(ranges or {}) - set(names))
+    if unknown:
+        raise ValueError(f"axis_ranges: unknown axis name(s) {unknown}; this env's axes are {names}")
+    return [(ranges or {}).get(n) for n in names]
+
+
 def stack_state(states: list[Any], episode: int) -> dict[str, np.ndarray] | None:
     """Per-step ``info["state"]`` dicts -> one float32 (T, ...) array per key; None if no state."""
     if not states or not isinstance(states[0], dict):
@@ -109,6 +118,7 @@ def collect(
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    axis_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Collect ``episodes`` episodes of up to ``steps`` frames each into the dataset dir ``out``.
 
@@ -125,6 +135,9 @@ def collect(
             options go in its ``"adapter"`` object (e.g. ``{"adapter": {"fit": "crop", "frame_skip": 2}}``).
         progress: show a tqdm bar over frames (only when stderr is a terminal).
         overwrite: replace an existing worldloom dataset at ``out``.
+        axis_ranges: axis name -> (lo, hi) that the collection policy drives it within (inside the
+            axis's range; lo == hi holds it), e.g. ``{"gas": (0.3, 0.8), "brake": (0, 0)}``; the
+            ActionSpec keeps the env's ranges.
 
     Returns:
         The dataset path.
@@ -141,8 +154,11 @@ def collect(
     try:
         spec = _action_spec(env)
         # Continuous axes (a Box env): the policy gives their values; the discrete part stays the no-op.
-        pol = (make_axis_policy(policy, [a.low for a in spec.axes], [a.high for a in spec.axes], seed) if spec.n_axes
+        pol = (make_axis_policy(policy, [a.low for a in spec.axes], [a.high for a in spec.axes], seed,
+                                draw=_axis_draw(spec, axis_ranges)) if spec.n_axes
                else make_policy(policy, spec.n, seed))
+        if axis_ranges and not spec.n_axes:
+            raise ValueError(f"axis_ranges: {env_id} has no continuous axes (its actions are {list(spec.names)})")
         fps = max(1, int(round(float(env.metadata.get("render_fps") or DEFAULT_FPS))))  # gym --frame-skip divides it
         shape = env.observation_space.shape
         frame_shape = tuple(shape) if shape is not None and len(shape) == 3 else (frame_size, frame_size, 3)

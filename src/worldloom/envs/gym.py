@@ -1,4 +1,4 @@
-"""Any Gymnasium env with discrete actions, seen through its rendered frames (env id ``"gym:<id>"``).
+"""Any Gymnasium env with discrete or ``Box`` actions, seen through its rendered frames (env id ``"gym:<id>"``).
 
 :func:`make_gym_env` wraps ``gymnasium.make(id, render_mode="rgb_array")`` so that it looks like
 worldloom's own envs: the observation is the env's ``render()`` frame fitted into a square uint8
@@ -29,6 +29,8 @@ Design choices:
   none for a no-op, the id's digit for the rest), unique per key because the player maps one key to
   one action; ``keys`` overrides them per action. Index 0 stays the env's action 0: reordering would
   make the dataset disagree with the env it names (MiniGrid's action 0 is ``left``, not a no-op).
+- A 1-D ``Box`` action becomes continuous axes with the space's ranges (``axis_spec``); Gymnasium
+  spaces carry no names, so ``axis_names`` gives them (CarRacing: ``steer, gas, brake``), else ``axis_i``.
 - ``frame_skip`` K repeats an action for K env steps (rewards summed, the last frame kept; the env's
   fps is divided by K). ``sticky_actions`` P repeats the previously executed action instead of the
   chosen one with probability P at every env step (Machado et al. 2018); its generator is seeded
@@ -131,13 +133,17 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((w, h), resample=resample))
 
 
+ADAPTER_OPTIONS = ("fit", "frame_skip", "sticky_actions", "env_module", "keys", "axis_names")
+
+
 def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """This wrapper's options with defaults filled in and values checked, as ``meta.json`` records them
-    under ``env_kwargs["adapter"]``: ``fit``, ``frame_skip``, ``sticky_actions``, ``env_module``, ``keys``."""
+    under ``env_kwargs["adapter"]``: ``fit``, ``frame_skip``, ``sticky_actions``, ``env_module``, ``keys``,
+    ``axis_names`` (a ``Box`` action's axis names, for envs that do not state them; None: ``axis_i``)."""
     o = dict(options or {})
-    unknown = sorted(set(o) - {"fit", "frame_skip", "sticky_actions", "env_module", "keys"})
+    unknown = sorted(set(o) - set(ADAPTER_OPTIONS))
     if unknown:
-        raise ValueError(f"env_kwargs.adapter: unknown option(s) {unknown}; known: fit, frame_skip, sticky_actions, env_module, keys")
+        raise ValueError(f"env_kwargs.adapter: unknown option(s) {unknown}; known: {', '.join(ADAPTER_OPTIONS)}")
     fit = o.get("fit", DEFAULT_FIT)
     if fit not in FITS:
         raise ValueError(f"fit must be one of {list(FITS)}, got {fit!r}")
@@ -151,7 +157,12 @@ def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     if module is not None and (not isinstance(module, str) or not module):
         raise ValueError(f"env_module must be a module name, got {module!r}")
     keys = check_keys(o.get("keys") or {})
-    return {"fit": fit, "frame_skip": int(skip), "sticky_actions": float(sticky), "env_module": module, "keys": keys}
+    names = o.get("axis_names")
+    if names is not None and (not isinstance(names, (list, tuple)) or not names
+                              or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):
+        raise ValueError(f"axis_names must be a list of distinct non-empty names, got {names!r}")
+    out = {"fit": fit, "frame_skip": int(skip), "sticky_actions": float(sticky), "env_module": module, "keys": keys}
+    return out if names is None else {**out, "axis_names": list(names)}  # recorded only where given
 
 
 class GymFrameEnv(gymnasium.Env):
@@ -169,11 +180,13 @@ class GymFrameEnv(gymnasium.Env):
         frame_skip: int = 1,
         sticky_actions: float = 0.0,
         keys: Mapping[str, Sequence[str]] | None = None,
+        axis_names: Sequence[str] | None = None,
     ) -> None:
         if frame_size < 1:
             raise ValueError(f"frame_size must be >= 1, got {frame_size}")
         name = env_id or str(getattr(inner.spec, "id", type(inner).__name__))
-        opts = adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions, "keys": keys})
+        opts = adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions, "keys": keys,
+                                "axis_names": axis_names})
         space = inner.action_space
         box = isinstance(space, spaces.Box) and len(space.shape) == 1
         if box and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
@@ -195,7 +208,10 @@ class GymFrameEnv(gymnasium.Env):
         if box:  # continuous: the action is the axis values, passed through as the env's dtype
             self._start = 0
             self.action_space = spaces.Box(space.low, space.high, space.shape, dtype=np.float32)
-            self.action_spec = axis_spec(space.low, space.high)
+            if opts.get("axis_names") is not None and len(opts["axis_names"]) != space.shape[0]:
+                raise ValueError(f"gym:{name}: axis_names {opts['axis_names']} has {len(opts['axis_names'])} names "
+                                 f"for the {space.shape[0]} axes of {space}")
+            self.action_spec = axis_spec(space.low, space.high, names=opts.get("axis_names"))
         else:
             self._start = int(space.start)  # Discrete(n, start): our ids are 0..n-1
             n = int(space.n)
@@ -369,6 +385,7 @@ def make_gym_env(
     sticky_actions: float = 0.0,
     env_module: str | None = None,
     keys: Mapping[str, Sequence[str]] | None = None,
+    axis_names: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> gymnasium.Env:
     """``gymnasium.make(env_id, render_mode="rgb_array", **kwargs)`` seen as frames.
@@ -376,20 +393,20 @@ def make_gym_env(
     ``env_id`` is a Gymnasium id as users spell it (``"CartPole-v1"``, ``"ALE/Pong-v5"``,
     ``"MiniGrid-Empty-5x5-v0"``, ``"ale_py:ALE/Pong-v5"``); a leading ``"gym:"`` is stripped.
     ``env_module`` is imported first (a plugin that registers the id). ``fit``, ``frame_skip``,
-    ``sticky_actions`` and ``keys`` (action name -> keys) are the wrapper's options (module docstring).
+    ``sticky_actions``, ``keys`` (action name -> keys) and ``axis_names`` are the wrapper's options (module docstring).
     Raises ``ValueError`` for an unknown id, a missing plugin (naming what to pip install), a
     non-discrete action space or a bad option.
     """
     if env_id.startswith(GYM_PREFIX):
         env_id = env_id[len(GYM_PREFIX) :]
     adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions,
-                     "env_module": env_module, "keys": keys})  # bad options fail before an env is built
+                     "env_module": env_module, "keys": keys, "axis_names": axis_names})  # bad options fail before an env is built
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     inner = _make_inner(env_id, kwargs, env_module)
     try:
         return GymFrameEnv(inner, frame_size=frame_size, env_id=env_id, fit=fit, frame_skip=frame_skip,
-                           sticky_actions=sticky_actions, keys=keys)
+                           sticky_actions=sticky_actions, keys=keys, axis_names=axis_names)
     except BaseException:
         inner.close()
         raise

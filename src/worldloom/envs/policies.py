@@ -168,41 +168,64 @@ class AxisWalk:
     ``momentum``: each step the values move ``1 - smooth`` of the way to a target, and the target is
     redrawn uniformly in the range with prob ``p_retarget`` (held pushes, so their effect shows; the
     whole range is visited). ``random``: a fresh uniform draw every step.
+
+    ``draw``: per axis, the (lo, hi) the targets are drawn from, inside the axis's range (lo == hi holds
+    the axis at one value). The range itself (the model's normalisation) stays the env's: a driving
+    game is collected with the gas mostly on and the brake off, and its model still takes any pedal.
     """
 
     def __init__(self, lows: Sequence[float], highs: Sequence[float], seed: int | None = None, *,
-                 name: str = "momentum", smooth: float = 0.7, p_retarget: float = 0.1) -> None:
+                 name: str = "momentum", smooth: float = 0.7, p_retarget: float = 0.1,
+                 draw: Sequence[tuple[float, float] | None] | None = None) -> None:
         self.lows, self.highs = np.asarray(lows, np.float64), np.asarray(highs, np.float64)
         if self.lows.shape != self.highs.shape or not np.all(self.lows < self.highs):
             raise ValueError(f"AxisWalk: need low < high per axis, got {self.lows.tolist()}, {self.highs.tolist()}")
         if name not in POLICIES or not 0.0 <= smooth < 1.0 or not 0.0 < p_retarget <= 1.0:
             raise ValueError(f"AxisWalk: name in {POLICIES}, 0 <= smooth < 1, 0 < p_retarget <= 1; got {name!r}, {smooth}, {p_retarget}")
+        draw = list(draw) if draw is not None else [None] * len(self.lows)
+        if len(draw) != len(self.lows):
+            raise ValueError(f"AxisWalk: draw has {len(draw)} entries for {len(self.lows)} axes")
+        self.draw_lows, self.draw_highs = self.lows.copy(), self.highs.copy()
+        for i, r in enumerate(draw):
+            if r is None:
+                continue
+            lo, hi = float(r[0]), float(r[1])
+            if not self.lows[i] <= lo <= hi <= self.highs[i]:
+                raise ValueError(f"AxisWalk: axis {i}'s draw range {lo}:{hi} must lie inside its range "
+                                 f"{self.lows[i]}:{self.highs[i]} with low <= high")
+            self.draw_lows[i], self.draw_highs[i] = lo, hi
         self.name, self.seed, self.smooth, self.p_retarget = name, seed, smooth, p_retarget
         self.reset(seed)
 
+    def _draw(self) -> np.ndarray:
+        return self.rng.uniform(self.draw_lows, self.draw_highs)
+
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(self.seed if seed is None else seed)
-        self.value = np.clip(np.zeros_like(self.lows), self.lows, self.highs)
-        self.target = self.rng.uniform(self.lows, self.highs)
+        self.value = np.clip(np.zeros_like(self.lows), self.draw_lows, self.draw_highs)
+        self.target = self._draw()
 
     def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
         if self.name == "random":
-            return self.rng.uniform(self.lows, self.highs).astype(np.float32)
+            return self._draw().astype(np.float32)
         if self.rng.random() < self.p_retarget:
-            self.target = self.rng.uniform(self.lows, self.highs)
+            self.target = self._draw()
         self.value = self.smooth * self.value + (1 - self.smooth) * self.target
         return np.clip(self.value, self.lows, self.highs).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "axes", "low": self.lows.tolist(), "high": self.highs.tolist(),
+                "draw_low": self.draw_lows.tolist(), "draw_high": self.draw_highs.tolist(),
                 "smooth": self.smooth, "p_retarget": self.p_retarget, "seed": self.seed}
 
 
-def make_axis_policy(name: str, lows: Sequence[float], highs: Sequence[float], seed: int | None = None) -> AxisWalk:
-    """The continuous-axis counterpart of :func:`make_policy`: ``"momentum"`` (smooth walk) | ``"random"``."""
+def make_axis_policy(name: str, lows: Sequence[float], highs: Sequence[float], seed: int | None = None,
+                     draw: Sequence[tuple[float, float] | None] | None = None) -> AxisWalk:
+    """The continuous-axis counterpart of :func:`make_policy`: ``"momentum"`` (smooth walk) | ``"random"``;
+    ``draw`` narrows the values each axis is driven with (:class:`AxisWalk`)."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; known: {list(POLICIES)}")
-    return AxisWalk(lows, highs, seed, name=name)
+    return AxisWalk(lows, highs, seed, name=name, draw=draw)
 
 
 def make_policy(name: str, n_actions: int, seed: int | None = None, **kwargs: Any) -> Policy:
