@@ -131,6 +131,19 @@ def test_swap_actions():
         swap_actions(a, ("noop", "jump"), "rotate")
 
 
+def test_mirror_axes_swaps_within_the_data_range_and_holds_a_still_axis():
+    from worldloom.actions import Axis
+    from worldloom.eval.rollout import mirror_axes
+
+    spec = ActionSpec(names=("noop",), keys=((),), axes=(Axis("steer", -1, 1), Axis("gas", 0, 1), Axis("brake", 0, 1)))
+    seen = [np.array([[-0.8, 0.1, 0.0], [0.8, 0.5, 0.0]]), np.array([[0.2, 0.3, 0.0]])]
+    rollout = np.array([[[0.5, 0.1, 0.0], [-0.8, 0.45, 0.0]]], np.float32)  # (E, N, A)
+    np.testing.assert_allclose(mirror_axes(rollout, seen, spec), [[[-0.5, 0.5, 0.0], [0.8, 0.15, 0.0]]], atol=1e-6)
+    # a range skewed to one end still mirrors inside the axis's own range
+    out = mirror_axes(np.array([[[1.0, 0.0, 0.0]]], np.float32), [np.array([[0.9, 0.0, 0.0], [1.0, 1.0, 0.0]])], spec)
+    assert out.dtype == np.float32 and spec.check_axes(out.reshape(-1, 3), "mirrored").shape == (1, 3)
+
+
 def test_start_takes_the_context_later_in_the_episode(model: WorldModel, data):
     """``start`` moves the whole window: the copy-last baseline is scored on frames start+context..."""
     r = evaluate_rollouts(model, data, context=2, horizon=3, episodes=2, batch=2, start=20, progress=False)

@@ -27,7 +27,8 @@ Key choices:
   reconstruction, copy-last and a constant-velocity oracle. Whole-frame PSNR measures the floor.
 - **Action-swap check.** The same contexts and the same sampling noise, rolled out under wrong
   actions: directions rotated a quarter turn (up->right->down->left->up, noop kept) where the action
-  names allow, else each episode gets the next episode's actions. Scored against the *true* frames
+  names allow, else each episode gets the next episode's actions; continuous axes are mirrored
+  within the range the data drives them (:func:`mirror_axes`). Scored against the *true* frames
   and camera. A model that learned its actions must score clearly worse with wrong ones; two early
   CPU models here did not (DESIGN.md section 4), which plain PSNR alone did not reveal.
 - **One batched loop** (:func:`~worldloom.eval.suite.generate`) for the true and the swapped
@@ -42,9 +43,10 @@ Key choices:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -53,6 +55,9 @@ from ..data.format import Dataset
 from ..runtime.simulator import WorldModel
 from .metrics import HORIZONS, MIN_MSE, at_horizons, horizon_mean, per_horizon, psnr, ssim
 from .suite import clean, generate, reconstruct
+
+if TYPE_CHECKING:
+    from ..actions import ActionSpec
 from .motion import MAX_SHIFT, TRANSITIONS, action_following, central_mask, shift_view
 from .object_report import format_objects
 from .objects import score_objects
@@ -85,6 +90,18 @@ def swap_actions(actions: np.ndarray, names: tuple[str, ...], mode: str = "auto"
 
 
 @torch.inference_mode()
+def mirror_axes(axes: np.ndarray, seen: Sequence[np.ndarray], spec: ActionSpec) -> np.ndarray:
+    """The wrong-action counterpart of continuous ``axes`` (..., A): each value mirrored about the centre of
+    the values the axis takes in ``seen`` (per-episode (T, A) arrays), kept inside the axis's range.
+
+    The data's range, not the axis's: an axis the data holds still (a driving game's brake, collected
+    off) stays still instead of being swapped to a value the model never saw, and a narrowed one (the
+    gas driven within 0.1-0.5) swaps within what it was trained on."""
+    v = np.concatenate([np.asarray(x, np.float32).reshape(-1, spec.n_axes) for x in seen])  # (N, A)
+    lo, hi = np.array([a.low for a in spec.axes], np.float32), np.array([a.high for a in spec.axes], np.float32)
+    return np.clip(v.min(0) + v.max(0) - axes, lo, hi).astype(np.float32)  # float32 rounding may step past an end
+
+
 def evaluate_rollouts(
     model: WorldModel,
     data: str | Path,
@@ -147,11 +164,10 @@ def evaluate_rollouts(
     wrong, swap_mode = swap_actions(actions[:, context:], tuple(model.action_spec.names), swap)
     spec = model.action_spec
     axes = wrong_axes = None
-    if spec.n_axes:  # continuous parts: the true values, and each mirrored about its range's centre for the swap check
+    if spec.n_axes:  # continuous parts: the true values, and each mirrored for the swap check
         axes = np.stack([np.array(e.axes[S : S + L]) for e in eps]).astype(np.float32)  # (E, L, A)
-        lo, hi = np.array([a.low for a in spec.axes], np.float32), np.array([a.high for a in spec.axes], np.float32)
-        wrong_axes = np.clip((lo + hi) - axes[:, context:], lo, hi)  # float32 rounding may step past an end
-        swap_mode += "+mirrored axes"
+        wrong_axes = mirror_axes(axes[:, context:], [np.asarray(e.axes[1:]) for e in eps], spec)
+        swap_mode += "+axes mirrored in the data's range"
 
     overrides = {"seed": seed, **(sim_overrides or {})}
     ctx, ctx_a = frames[:, :context], actions[:, :context]
