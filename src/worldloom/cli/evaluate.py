@@ -50,10 +50,10 @@ def _eval_heldout(args: argparse.Namespace) -> None:
     print(json.dumps(res) if args.json else format_report(res))
 
 
-def _parse_ks(text: str) -> tuple[int, ...]:
-    ks = _csv(text, "--ks", int)
+def _parse_ks(text: str, flag: str = "--ks") -> tuple[int, ...]:
+    ks = _csv(text, flag, int)
     if min(ks) < 2 or len(set(ks)) != len(ks):
-        raise UsageError(f"--ks {text!r}: need distinct integers >= 2")
+        raise UsageError(f"{flag} {text!r}: need distinct integers >= 2")
     return ks
 
 
@@ -82,6 +82,8 @@ def _suite_options(args: argparse.Namespace, names: list[str]) -> dict[str, dict
         "causality": {"episodes": args.causality_episodes, "steps": args.causality_steps},
         "persistence": {"ks": _parse_ks(args.ks), "probes": args.probes, "memories": _parse_memories(args.memories, args.sink or 0)},
         "speed": {"frames": args.speed_frames},
+        "revisits": {"gaps": _parse_ks(args.gaps, "--gaps"), "episodes": args.episodes, "context": args.context,
+                     "batch": args.batch, "memories": _parse_memories(args.memories, args.sink or 0)},
         "rollout": {"context": args.context, "horizon": args.horizon, "episodes": args.episodes, "batch": args.batch,
                     "start": args.start,
                     "swap": args.swap},
@@ -150,29 +152,32 @@ def _build_eval(p: argparse.ArgumentParser) -> None:
                 "  worldloom eval --checkpoint arena --suite all --out runs/eval-arena   (HTML report + results.json)")
     p.add_argument("--checkpoint", required=True, help="world-model checkpoint directory or bundled name (e.g. arena)")
     p.add_argument("--suite", default=None,
-                   help="comma-separated suites: physics, causality, persistence, fidelity, speed (or all), and "
-                        "rollout (held-out rollouts of --data) (default: all five; with --data and no --suite, the "
+                   help="comma-separated suites: physics, causality, persistence, fidelity, speed (or all), "
+                        "rollout (held-out rollouts of --data) and revisits (returns to earlier views in --data) "
+                        "(default: all five; with --data and no --suite, the "
                         "held-out rollout eval and its markdown report as before, or the rollout suite with --report)")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write DIR/index.html (tables, plots, videos) and DIR/results.json")
     p.add_argument("--physics-checkpoint", default=None,
                    help="phys2d checkpoint(s) for the physics suite; '{scene}' in it names one model per scene "
                         "(default: --checkpoint if it is a phys2d one, else the bundled per-scene phys2d-{scene})")
-    p.add_argument("--data", default=None, help="held-out dataset (the rollout eval / rollout suite)")
+    p.add_argument("--data", default=None, help="held-out dataset (the rollout eval / rollout and revisits suites)")
     p.add_argument("--causality-episodes", type=int, default=16, help="causality: arena contexts (default: 16)")
     p.add_argument("--causality-steps", type=int, default=8, help="causality: steps each action is held (default: 8)")
     p.add_argument("--ks", default="16,64,256",
                    help="persistence: frames spent away (and as many coming back) (default: 16,64,256: revisits "
                         "32, 128 and 512 frames later)")
     p.add_argument("--memories", default=None,
-                   help="persistence: context policies compared side by side on this model, e.g. window,place,similar "
-                        "(default: the one --memory or the checkpoint names)")
+                   help="persistence, revisits: context policies compared side by side on this model, e.g. "
+                        "window,place,similar (default: the one --memory or the checkpoint names)")
+    p.add_argument("--gaps", default="32,64",
+                   help="revisits: least frames between a view's last sighting and the return (default: 32,64)")
     p.add_argument("--probes", type=int, default=3, help="persistence: round trips per k (default: 3)")
     p.add_argument("--speed-frames", type=int, default=300, help="speed: frames streamed by the bench (default: 300)")
-    p.add_argument("--episodes", type=int, default=50, help="rollout: episodes to evaluate (default: 50)")
+    p.add_argument("--episodes", type=int, default=50, help="rollout, revisits: episodes to evaluate (default: 50)")
     p.add_argument("--horizon", type=int, default=32, help="rollout: frames generated per episode (default: 32)")
-    p.add_argument("--context", type=int, default=4, help="rollout: context frames from each episode (default: 4)")
-    p.add_argument("--batch", type=int, default=10, help="rollout: episodes rolled out together (default: 10)")
+    p.add_argument("--context", type=int, default=4, help="rollout, revisits: context frames from each episode (default: 4)")
+    p.add_argument("--batch", type=int, default=10, help="rollout, revisits: episodes rolled out together (default: 10)")
     p.add_argument("--start", type=int, default=0,
                    help="rollout: first context frame of each episode (0 = the reset, agent at rest; default: 0)")
     p.add_argument("--swap", default="auto", choices=("auto", "rotate", "roll"),

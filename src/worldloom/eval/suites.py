@@ -1,8 +1,9 @@
 """The suite registry (name -> runner, imported lazily) and the runner behind ``worldloom eval --suite``.
 
 Suites: ``physics`` (phys2d scenes), ``causality``, ``persistence`` (arena), ``fidelity``, ``speed``
-(the default five, in this order), and ``rollout``: the foundation issue's held-out rollout eval
-(:func:`worldloom.eval.rollout.evaluate_rollouts`, needs a dataset) as a suite.
+(the default five, in this order), ``rollout``: the foundation issue's held-out rollout eval
+(:func:`worldloom.eval.rollout.evaluate_rollouts`, needs a dataset) as a suite, and ``revisits``:
+returns to earlier views found in a dataset, per memory (:mod:`worldloom.eval.revisits`, any env).
 
 Key choices:
 
@@ -60,6 +61,9 @@ SUITES: dict[str, SuiteSpec] = {
                              "go-and-return probes on arena: revisit PSNR/SSIM per k"),
     "fidelity": SuiteSpec("worldloom.eval.fidelity", "run_fidelity", "frame fidelity against the simulator"),
     "speed": SuiteSpec("worldloom.eval.speed", "run_speed", "rollout bench: FPS, latency, stages, memory"),
+    "revisits": SuiteSpec("worldloom.eval.revisits", "run_revisits",
+                          "returns to views seen long before, found in a dataset (--data; any env, no pose): PSNR per memory",
+                          needs_data=True),
     "rollout": SuiteSpec("worldloom.eval.suites", "run_rollout",
                          "held-out rollouts of a dataset (--data): PSNR/SSIM per horizon, action swap", needs_data=True),
 }
