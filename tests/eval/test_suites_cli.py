@@ -54,6 +54,8 @@ def test_cli_errors_name_the_suite(tiny_ckpt: Path, capsys: pytest.CaptureFixtur
     assert "'telepathy'" in err and "known:" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", "--checkpoint", str(tiny_ckpt), "--suite", "persistence", "--ks", "1,8"]) == 2
     assert "--ks" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tiny_ckpt), "--suite", "revisits", "--data", str(tiny_ckpt), "--gaps", "1"]) == 2
+    assert "--gaps '1': need distinct integers >= 2" in capsys.readouterr().err
     monkeypatch.setitem(suites_mod.SUITES, "ghost", SuiteSpec("worldloom.eval.no_such_suite", "run_ghost", "x"))
     assert main(["eval", "--checkpoint", str(tiny_ckpt), "--suite", "speed,ghost", "--speed-frames", "2"]) == 2
     err = capsys.readouterr().err
@@ -107,6 +109,10 @@ def test_cli_defaults_match_the_suites():
     assert (a.causality_episodes, a.causality_steps) == (d(run_causality, "episodes"), d(run_causality, "steps"))
     assert tuple(int(k) for k in a.ks.split(",")) == d(run_persistence, "ks") and a.probes == d(run_persistence, "probes")
     assert a.speed_frames == d(run_speed, "frames") and a.suite is None and a.physics_checkpoint is None
+    from worldloom.eval.revisits import run_revisits
+
+    assert tuple(int(g) for g in a.gaps.split(",")) == d(run_revisits, "gaps")
+    assert (a.episodes, a.context, a.batch) == tuple(d(run_revisits, k) for k in ("episodes", "context", "batch"))
 
 
 def test_rollout_suite_wraps_the_heldout_eval(tiny_world, tmp_path: Path):

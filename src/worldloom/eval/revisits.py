@@ -62,7 +62,7 @@ def run_revisits(
     *,
     data: str | Path | None = None,
     gaps: Sequence[int] = GAPS,
-    episodes: int = 100,
+    episodes: int = 50,
     context: int = 4,
     match_db: float = MATCH_DB,
     memories: Sequence[str] | None = None,
