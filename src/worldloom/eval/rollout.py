@@ -28,7 +28,8 @@ Key choices:
 - **Action-swap check.** The same contexts and the same sampling noise, rolled out under wrong
   actions: directions rotated a quarter turn (up->right->down->left->up, noop kept) where the action
   names allow, else each episode gets the next episode's actions; continuous axes are mirrored
-  within the range the data drives them (:func:`mirror_axes`). Scored against the *true* frames
+  within the range the data drives them (:func:`mirror_axes`), and with several axes each is also
+  mirrored alone (``swap.per_axis``: which controls the model follows). Scored against the *true* frames
   and camera. A model that learned its actions must score clearly worse with wrong ones; two early
   CPU models here did not (DESIGN.md section 4), which plain PSNR alone did not reveal.
 - **One batched loop** (:func:`~worldloom.eval.suite.generate`) for the true and the swapped
@@ -235,6 +236,19 @@ def evaluate_rollouts(
     if follow is not None:
         for h in FOLLOW_HORIZONS:
             swap_out[f"follow_gap_h1_{h}"] = follow["model"][f"h1_{h}"] - follow["swapped_actions"][f"h1_{h}"]
+    if axes is not None and wrong_axes is not None and spec.n_axes > 1:
+        # Which controls the model follows: one more rollout per axis the swap changed, only it mirrored.
+        swap_out["per_axis"] = {}
+        for i, ax in enumerate(spec.axes):
+            true_i = axes[:, context:]
+            if np.array_equal(wrong_axes[..., i], true_i[..., i]):
+                continue  # held still by the data: its mirror is itself
+            one = true_i.copy()
+            one[..., i] = wrong_axes[..., i]
+            g = generate(model, ctx, ctx_a, actions[:, context:], batch=batch, overrides=overrides,
+                         desc=f"{ax.name} mirrored", progress=progress, context_axes=ctx_ax, axes=one).frames
+            m = horizon_mean(per_horizon(psnr(g, truth)))
+            swap_out["per_axis"][ax.name] = {"psnr_mean": m, "psnr_gap": horizon_mean(psnr_curves["model"]) - m}
 
     frames_made = E * horizon
     result = {
@@ -339,6 +353,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"{_f(sw['psnr_mean'])} dB with wrong ones (gap {_f(sw['psnr_gap'])} dB)"
     if f"follow_gap_h1_{FOLLOW_HORIZONS[-1]}" in sw:
         check += f"; direction hits h1-{b} gap {_f(sw[f'follow_gap_h1_{FOLLOW_HORIZONS[-1]}'], '{:+.1%}')}"
+    if sw.get("per_axis"):
+        check += "; one axis mirrored at a time: " + ", ".join(f"{k} gap {_f(v['psnr_gap'])} dB" for k, v in sw["per_axis"].items())
     t = result["timing"]
     lines += ["", check + ".",
               f"Speed: {t['ms_per_frame']:.2f} ms per generated frame ({t['ms_per_step']:.1f} ms per step of a batch "
