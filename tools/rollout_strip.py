@@ -42,7 +42,10 @@ def main() -> None:
         ep = ds[e]
         if len(ep) < s + n:
             raise SystemExit(f"{a.data}: episode {e} has {len(ep)} frames; --start {s} needs {s + n}")
-        gen = generate(model, ep.frames[s - 4 : s][None], ep.actions[s - 4 : s][None], ep.actions[s : s + n][None]).frames[0]
+        ax = None if ep.axes is None else np.asarray(ep.axes, np.float32)  # a continuous world's axis values too
+        gen = generate(model, ep.frames[s - 4 : s][None], ep.actions[s - 4 : s][None], ep.actions[s : s + n][None],
+                       context_axes=None if ax is None else ax[None, s - 4 : s],
+                       axes=None if ax is None else ax[None, s : s + n]).frames[0]
         rows.append(np.concatenate([ep.frames[s + h - 1] for h in HORIZONS], 1))  # (H, 6W, 3)
         rows.append(np.concatenate([gen[h - 1] for h in HORIZONS], 1))
     img = np.concatenate(rows, 0)
