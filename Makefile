@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all gpu-check train-arena train-arena-chain distill-arena train-pong eval-pong train-car eval-car train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all gpu-check train-arena train-arena-chain distill-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -138,6 +138,29 @@ eval-car: $(STAMP)
 	$(CAR_COLLECT) --episodes 100 --steps 72 --seed 9000000 --out $(CAR)/test
 	$(BIN)/worldloom eval --checkpoint $(CAR)/wm --data $(CAR)/val --episodes 40 --horizon 32 --start 30 --threads 1 --out $(CAR)/eval-val.json
 	$(BIN)/worldloom eval --checkpoint $(CAR)/wm --data $(CAR)/test --episodes 100 --horizon 32 --start 30 --threads 1 --out $(CAR)/eval-test.json
+
+# The pose-free memory in a gridworld (memory issue; docs/BENCHMARKS.md "Memory", twelfth session): MiniGrid's
+# four rooms seen from the agent (agent_pov), a model trained with the similarity memory in the loop and its
+# control without, scored on the returns the revisits suite finds in validation and test episodes. ~85 min.
+GRID := runs/grid
+GRID_COLLECT := $(BIN)/worldloom collect gym:MiniGrid-FourRooms-v0 --env-kwargs '{"agent_pov": true, "max_steps": 300}' --overwrite
+GRID_DYN := $(BIN)/worldloom train dynamics --data $(GRID)/train --tokenizer $(GRID)/tok --train-steps 1000 --train-threads 1 --dyn-pred delta
+train-gridworld: $(STAMP)
+	$(GRID_COLLECT) --episodes 150 --steps 300 --seed 0 --out $(GRID)/train
+	$(GRID_COLLECT) --episodes 40 --steps 300 --seed 8000000 --out $(GRID)/val
+	$(BIN)/worldloom train tokenizer --data $(GRID)/train --out $(GRID)/tok --train-steps 800 --heldout $(GRID)/val --train-threads 1
+	$(GRID_DYN) --out $(GRID)/wm --recipe-memory similar
+	$(GRID_DYN) --out $(GRID)/wm-window
+
+eval-gridworld: $(STAMP)
+	$(GRID_COLLECT) --episodes 100 --steps 300 --seed 9000000 --out $(GRID)/test
+	for m in wm wm-window; do for s in val test; do n=$$([ $$s = test ] && echo 100 || echo 40); \
+	  $(BIN)/worldloom eval --checkpoint $(GRID)/$$m --suite revisits --data $(GRID)/$$s --episodes $$n --gaps 32,64 \
+	    --memories window,similar --threads 1 --out $(GRID)/$$m/revisits-$$s.json && \
+	  $(BIN)/worldloom eval --checkpoint $(GRID)/$$m --data $(GRID)/$$s --episodes $$n --horizon 32 --threads 1 \
+	    --out $(GRID)/$$m/eval-$$s.json && \
+	  $(BIN)/worldloom eval --checkpoint $(GRID)/$$m --data $(GRID)/$$s --episodes $$n --horizon 32 --threads 1 \
+	    --memory window --out $(GRID)/$$m/eval-$$s-window.json || exit 1; done; done
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
