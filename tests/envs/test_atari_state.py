@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from worldloom.envs.atari_state import OFF_VIEW, fit_geometry, game_of, read_state
-from worldloom.envs.gym import resize_frame
+from worldloom.envs.framing import resize_frame
 
 
 def test_game_names_from_ids_as_users_spell_them():

@@ -130,7 +130,7 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
                    action_key: str = "action", episodes: list[int] | None = None, frame_size: int = 64,
                    fit: str = "pad", every: int = 1, overwrite: bool = False) -> Path:
     """Read a local LeRobot v3 dataset into a worldloom dataset at ``out``; returns its path."""
-    from ..envs.gym import resize_frame
+    from ..envs.framing import resize_frame
 
     pq, av = _need()
     src = Path(src)
