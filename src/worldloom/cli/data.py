@@ -273,7 +273,7 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
                 "  worldloom collect --like arena --out runs/arena/data-val --episodes 60 --steps 64 --seed 8000000\n"
                 "  worldloom collect gym:ALE/Pong-v5 --out runs/pong/data --episodes 40 --frame-skip 4 --fit pad\n"
                 "  worldloom collect gym:CarRacing-v3 --out runs/car/data --axis-names steer,gas,brake "
-                "--axis-range gas=0.2:0.6 --axis-range brake=0:0")
+                "--axis-range gas=0.1:0.5 --axis-range brake=0:0")
     p.add_argument("env", metavar="ENV", nargs="?", default=None,
                    help="'arena', 'phys2d' or 'gym:<Gymnasium id>' (discrete or Box actions, e.g. gym:CartPole-v1, "
                         "gym:ALE/Pong-v5, gym:MiniGrid-Empty-5x5-v0, gym:CarRacing-v3); may be left out with --like")
