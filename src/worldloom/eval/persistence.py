@@ -247,7 +247,7 @@ def run_persistence(
         for mem in mems:
             over = base if mem is None else {**base, "memory": mem}
             gen, cfg = _generate(model, got, over, progress, k)  # (P, 2k + revisit, H, W, 3)
-            name = cfg.memory if not cfg.sink else "sink"
+            name = cfg.resolved_memory()[0]
             cfgs[name] = cfg
             rev_m = gen[:, -revisit:]
             r = {

@@ -34,27 +34,37 @@ import numpy as np
 
 from ..data.format import Dataset
 from ..runtime.simulator import WorldModel
-from .metrics import psnr, ssim
+from .metrics import PEAK, psnr, ssim
 from .suite import SuiteResult, Table, generate, reconstruct
 
 GAPS = (32, 64)  # frames between the last sighting and the return: 4x and 8x an 8-frame window
 MATCH_DB = 35.0  # two true frames at least this alike (PSNR) show the same view
 
 
-def find_revisits(frames: np.ndarray, gap: int, context: int = 4, match_db: float = MATCH_DB) -> tuple[int, int] | None:
+def last_sightings(frames: np.ndarray, match_db: float = MATCH_DB) -> np.ndarray:
+    """Per frame of ``frames`` (T, H, W, 3) uint8, the latest earlier frame showing its view (PSNR >=
+    ``match_db``), or -1: (T,) int, computed once per episode for every gap."""
+    f = np.asarray(frames, np.float32).reshape(len(frames), -1)  # (T, D), converted once
+    most = PEAK**2 / 10 ** (match_db / 10)  # PSNR >= match_db <=> MSE <= this
+    last = np.full(len(f), -1, np.int64)
+    for t in range(1, len(f)):
+        hits = np.flatnonzero(((f[:t] - f[t]) ** 2).mean(1) <= most)
+        if len(hits):
+            last[t] = hits[-1]
+    return last
+
+
+def find_revisits(frames: np.ndarray, gap: int, context: int = 4, match_db: float = MATCH_DB,
+                  last: np.ndarray | None = None) -> tuple[int, int] | None:
     """The first return of ``frames`` (T, H, W, 3) uint8 to a view last seen ``>= gap`` frames before.
 
     Returns ``(t1, t2)``: frame ``t2`` matches frame ``t1`` (PSNR >= ``match_db``), no frame strictly
     between them matches ``t2``, ``t2 - t1 >= gap`` and ``t1 >= context - 1`` (a full context ends at
-    ``t1``); None when the episode has none.
+    ``t1``); None when the episode has none. ``last``: the episode's :func:`last_sightings`, if known.
     """
-    f = np.asarray(frames, np.float32).reshape(len(frames), -1)  # (T, D)
-    for t2 in range(context - 1 + gap, len(f)):
-        mse = ((f[:t2] - f[t2]) ** 2).mean(1)  # (t2,)
-        hits = np.flatnonzero(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10)) >= match_db)
-        if len(hits) and t2 - hits[-1] >= gap and hits[-1] >= context - 1:
-            return int(hits[-1]), t2
-    return None
+    last = last_sightings(frames, match_db) if last is None else last
+    t2 = np.flatnonzero((last >= context - 1) & (np.arange(len(last)) - last >= gap))
+    return (int(last[t2[0]]), int(t2[0])) if len(t2) else None
 
 
 def run_revisits(
@@ -88,13 +98,16 @@ def run_revisits(
     base = {"seed": seed, **(sim_overrides or {})}
     mems: list[str | None] = [None] if not memories else list(dict.fromkeys(memories))
     rows, per_gap, notes = [], {}, []
-    for gap in gaps:
-        probes = []
-        for i in range(min(episodes, len(ds))):
-            ep = ds[i]
-            hit = find_revisits(np.asarray(ep.frames), gap, context, match_db)
+    found: dict[int, list[tuple[int, int, int]]] = {g: [] for g in gaps}  # gap -> (episode, t1, t2)
+    for i in range(min(episodes, len(ds))):
+        frames = np.asarray(ds[i].frames)
+        last = last_sightings(frames, match_db)
+        for gap in gaps:
+            hit = find_revisits(frames, gap, context, match_db, last=last)
             if hit is not None:
-                probes.append((i, *hit))
+                found[gap].append((i, *hit))
+    for gap in gaps:
+        probes = found[gap]
         if not probes:
             notes.append(f"gap {gap}: no episode of {data} returns to a view after {gap} frames away")
             continue
@@ -150,11 +163,11 @@ def _returns(model: WorldModel, ds: Dataset, probes: list[tuple[int, int, int]],
             ax = np.stack([np.asarray(e.axes[s + context : s + context + n]) for e, s in zip(eps, starts)]).astype(np.float32)
         run = generate(model, ctx, ctx_a, acts, batch=batch, overrides=overrides, desc=f"revisits, {n} frames",
                        progress=progress, context_axes=ctx_ax, axes=ax)
-        cfg = run.sim_cfg
-        name = "sink" if cfg is not None and cfg.sink else (cfg.memory if cfg is not None else name)
+        if run.sim_cfg is not None:
+            name = run.sim_cfg.resolved_memory()[0]
         for k, j in enumerate(js):
             out[j] = run.frames[k, -1]
     return np.stack(out), name  # type: ignore[arg-type]
 
 
-__all__ = ["GAPS", "MATCH_DB", "find_revisits", "run_revisits"]
+__all__ = ["GAPS", "MATCH_DB", "find_revisits", "last_sightings", "run_revisits"]

@@ -239,11 +239,11 @@ def evaluate_rollouts(
     if axes is not None and wrong_axes is not None and spec.n_axes > 1:
         # Which controls the model follows: one more rollout per axis the swap changed, only it mirrored.
         swap_out["per_axis"] = {}
+        true_ax = axes[:, context:]
         for i, ax in enumerate(spec.axes):
-            true_i = axes[:, context:]
-            if np.array_equal(wrong_axes[..., i], true_i[..., i]):
+            if np.array_equal(wrong_axes[..., i], true_ax[..., i]):
                 continue  # held still by the data: its mirror is itself
-            one = true_i.copy()
+            one = true_ax.copy()
             one[..., i] = wrong_axes[..., i]
             g = generate(model, ctx, ctx_a, actions[:, context:], batch=batch, overrides=overrides,
                          desc=f"{ax.name} mirrored", progress=progress, context_axes=ctx_ax, axes=one).frames
