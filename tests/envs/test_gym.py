@@ -329,6 +329,16 @@ def test_pre_1_0_gym_ids_go_through_shimmy_or_say_to_install_it(monkeypatch) -> 
 # --- the CLI and recorded datasets -------------------------------------------------------------------
 
 
+def _collect_refuses(bad: list[tuple[list[str], str]], tmp_path, capsys, *extra: str) -> None:
+    """Each ``(args, message)``: `worldloom collect ARGS` exits 2 with the message, and writes nothing."""
+    from worldloom.cli import main
+
+    for args, msg in bad:
+        assert main(["collect", *args, "--episodes", "1", "--steps", "3", *extra, "--out", str(tmp_path / "x")]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
 def test_collect_cli_gym_flags(tmp_path, capsys) -> None:
     _need("ale_py", "ale-py")
     import json
@@ -351,10 +361,7 @@ def test_collect_cli_gym_flags(tmp_path, capsys) -> None:
            (["gym:ALE/Pong-v5", "--sticky-actions", "1"], "--sticky-actions 1.0: must be a probability"),
            (["gym:ALE/Pong-v5", "--frame-skip", "0"], "--frame-skip 0: must be >= 1"),
            (["gym:ALE/Pong-v5", "--keys", "JUMP=j"], "gym:ALE/Pong-v5: --keys: no action named 'JUMP'")]
-    for args, msg in bad:
-        assert main(["collect", *args, "--episodes", "1", "--steps", "3", "--out", str(tmp_path / "x")]) == 2
-        assert msg in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()  # refused before anything was written
+    _collect_refuses(bad, tmp_path, capsys)
 
 
 def test_box_axes_are_named_and_collected_within_the_chosen_ranges(tmp_path, capsys) -> None:
@@ -381,10 +388,7 @@ def test_box_axes_are_named_and_collected_within_the_chosen_ranges(tmp_path, cap
            (["gym:Pendulum-v1", "--axis-names", "a,b"], "axis_names ['a', 'b'] has 2 names for the 1 axes"),
            (["gym:CartPole-v1", "--axis-range", "x=0:1"], "--axis-range: gym:CartPole-v1 has no continuous axes"),
            (["arena", "--axis-names", "x"], "--axis-names: only for gym:<id> envs")]
-    for args, msg in bad:
-        assert main(["collect", *args, "--episodes", "1", "--steps", "3", "--frame-size", "16", "--out", str(tmp_path / "x")]) == 2
-        assert msg in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()  # refused before anything was written
+    _collect_refuses(bad, tmp_path, capsys, "--frame-size", "16")
 
 
 @pytest.mark.filterwarnings("ignore:.*alternative render modes")
