@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import math
 import os
@@ -351,4 +352,9 @@ class Trainer:
             self.ema = parallel.full_module(self.ema, self._vessel) or self.ema
         if self.world > 1 and dist.is_initialized():
             dist.barrier()
+            # DDP's reducer holds the group: freed here rather than at interpreter exit, where a gloo group
+            # torn down under a finalising interpreter can abort a rank after its work is saved
+            self.net = self.model
+            self.ddp = None
+            gc.collect()
             dist.destroy_process_group()
