@@ -35,7 +35,7 @@ def write(kind: str, data: str, tok: str, n: int, d: Path) -> None:
     import numpy as np
 
     if kind == "cache":
-        from worldloom.training.dynamics import load_tokenizer
+        from worldloom.training.init import load_tokenizer
         from worldloom.training.latents import encode_to_cache
 
         encode_to_cache(load_tokenizer(tok)[0], data, out=d)
@@ -60,7 +60,7 @@ def case(kind: str, data: str, tok: str, d: Path) -> dict:
     before = status()
     if kind == "memory":
         from worldloom.data.format import Dataset
-        from worldloom.training.dynamics import load_tokenizer
+        from worldloom.training.init import load_tokenizer
         from worldloom.training.latents import encode_dataset
 
         lat, act, _ = encode_dataset(load_tokenizer(tok)[0], Dataset.open(data))

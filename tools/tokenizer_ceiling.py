@@ -32,7 +32,7 @@ def main() -> None:
     from worldloom.data.format import Dataset
     from worldloom.eval.objects import score_objects
     from worldloom.eval.suite import reconstruct
-    from worldloom.training.dynamics import load_tokenizer
+    from worldloom.training.init import load_tokenizer
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)

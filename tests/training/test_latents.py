@@ -12,7 +12,8 @@ import torch
 
 from worldloom.cli import main
 from worldloom.data.format import Dataset
-from worldloom.training.dynamics import ClipSampler, load_tokenizer
+from worldloom.training.dynamics import ClipSampler
+from worldloom.training.init import load_tokenizer
 from worldloom.training.latents import (INDEX, cache_dir, dataset_latents, encode_dataset, encode_to_cache, open_cache,
                                         tokenizer_hash)
 

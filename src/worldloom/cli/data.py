@@ -191,7 +191,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     import time
 
     from ..hardware import setup_cpu
-    from ..training.dynamics import load_tokenizer
+    from ..training.init import load_tokenizer
     from ..training.latents import INDEX, cache_dir, encode_to_cache
 
     _dataset(args.data, "--data")  # a missing or broken dataset fails before the tokenizer loads

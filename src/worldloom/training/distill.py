@@ -46,7 +46,8 @@ from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT, MemoryFrames
-from .dynamics import ClipSampler, init_from, object_weights
+from .dynamics import ClipSampler, object_weights
+from .init import init_from
 from .latents import dataset_latents
 from .loop import TrainConfig, Trainer
 
@@ -65,7 +66,7 @@ class DistillRecipe:
     object_weight: float = doc(0.0, "extra weight on latent cells the true previous frame, moved, does not explain "
                                     "(training.dynamics.object_weights); 0 = whole-frame losses")
     object_tau: float = doc(0.5, "residual at which a cell gets the whole extra weight (as DynamicsRecipe)")
-    memory: str = doc("none", choices=("none", "sink", "place", "similar"), text="the student's long-term memory: its "
+    memory: str = doc("none", choices=("none", "sink", "place", "similar", "successor"), text="the student's long-term memory: its "
                       "rollouts run with this context policy, and the graded frames see what it chose for the last one "
                       "(none: the teacher's policy)")
     memory_slots: int = doc(2, "memory frames per step (with memory)")

@@ -34,14 +34,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..actions import ActionSpec
-from ..checkpoint import carry_train_logs, load_strict, read_checkpoint, resolve, save_checkpoint, split_prefix
+from ..checkpoint import carry_train_logs, resolve, save_checkpoint
 from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
 from ..models.dit import CausalDiT, DynamicsConfig, MemoryFrames
-from ..models.vae import VAE, VAEConfig
 from ..hardware import setup_cpu
+from .init import init_from, load_tokenizer
 from .latents import Episodes, clip, dataset_latents
 from .loop import Trainer, TrainConfig
 from .memory import MemorySampler
@@ -67,7 +66,7 @@ class DynamicsRecipe:
     object_tau: float = doc(0.5, "residual (mean square over channels of standardised latents) at which a cell "
                                  "gets the whole extra weight; smaller residuals get a linear share")
     object_shift: int = doc(2, "largest whole-cell shift tried when explaining a frame by the one before it")
-    memory: str = doc("none", choices=("none", "place", "similar"), text="long-term memory frames in every clip, drawn as "
+    memory: str = doc("none", choices=("none", "place", "similar", "successor"), text="long-term memory frames in every clip, drawn as "
                       "the run-time policy of that name draws them (training/memory.py); none = the window alone")
     memory_frames: int = doc(2, "memory frames per clip (with memory)")
     memory_drop: float = doc(0.25, "chance each memory slot is left empty (the model must also work without)")
@@ -243,85 +242,6 @@ class DynamicsTask:
         return batch[1].numel()
 
 
-def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
-    """The (frozen) VAE of a tokenizer or world-model checkpoint, and that checkpoint's config."""
-    from ..checkpoint import CheckpointError
-    from ..config import from_dict
-
-    d, config, tensors = read_checkpoint(path, kinds=("tokenizer", "worldmodel"))
-    if "vae" not in config:
-        raise CheckpointError(f"{d / 'config.json'}: has no 'vae' config, so it holds no tokenizer")
-    vae = VAE(from_dict(VAEConfig, config["vae"], where=str(d / "config.json")))
-    load_strict(vae, split_prefix(tensors, "vae."), where=str(d / "model.safetensors"))
-    return vae.eval(), config
-
-
-# Config fields an --init checkpoint may lack (0 there): each adds a module that starts as the identity
-# (its name prefix), so a trained model can grow it and begin exactly where it was.
-GROWABLE = {"head_conv": "refine."}
-# Head changes an --init may grow, (its pred, this run's): the flow rows a 'warp' head adds after the
-# latent's come in at zero (no flow), so the grown model predicts what the 'delta' init did.
-GROWABLE_PRED = {("delta", "warp")}
-
-
-def _grows(k: str, theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
-    if k == "pred":
-        return (theirs.get(k), mine.get(k)) in GROWABLE_PRED
-    if k == "prev_frames":  # more stacked frames: their input columns come in at zero (the init ignores them)
-        return bool(mine.get("prev_frame")) and int(theirs.get(k) or 1) < int(mine[k])
-    return k in GROWABLE and not theirs.get(k)
-
-
-def _grow_rows_or_columns(weights: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], names: tuple[str, ...], dim: int) -> None:
-    """Zero-padded copies of ``names`` at their fresh shapes: the init's rows (dim 0) or columns (dim 1) come first."""
-    for n in names:
-        if n in weights:
-            w = torch.zeros_like(fresh[n])
-            w.narrow(dim, 0, weights[n].shape[dim]).copy_(weights[n].to(w.dtype))
-            weights[n] = w
-
-
-def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = None, actions_from: str = "the data") -> dict[str, Any]:
-    """Load a world model's DiT weights into ``dit`` (same config, strict; the same action names as ``actions``
-    if given, which came from ``actions_from``); returns what the new card records."""
-    from ..checkpoint import CheckpointError
-
-    d, config, tensors = read_checkpoint(path, kinds=("worldmodel",))
-    where = str(d / "config.json")
-    if "dynamics" not in config:
-        raise CheckpointError(f"{where}: init needs a world model's 'dynamics' config, and this one has none")
-    from ..config import from_dict
-
-    # Fields added since that checkpoint was written take their defaults, as loading it for play does.
-    mine, theirs = to_dict(dit.cfg), to_dict(from_dict(DynamicsConfig, config["dynamics"], where=f"{where}: dynamics"))
-    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    grown = [k for k in diff if _grows(k, theirs, mine)]  # a module or head rows the init lacks, added here
-    diff = [k for k in diff if k not in grown]
-    if diff:
-        raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
-                              f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
-    weights = split_prefix(tensors, "dit.")
-    fresh = dit.state_dict()
-    for k in grown:  # the new part keeps its own start (no correction, no flow): the model begins as the init
-        if k == "pred":  # head rows are (C latent + 2 flow) x p x p, channel-major: the init's rows come first
-            _grow_rows_or_columns(weights, fresh, ("out.weight", "out.bias"), 0)
-        elif k == "prev_frames":  # x_in's columns: the patch, then the stack newest first, channel-major
-            _grow_rows_or_columns(weights, fresh, ("x_in.weight",), 1)
-        else:
-            weights.update({n: v for n, v in fresh.items() if n.startswith(GROWABLE[k])})
-    load_strict(dit, weights, where=str(d / "model.safetensors") + " (dit)")
-    if actions is not None and "action_spec" in config:
-        ActionSpec.from_dict(config["action_spec"], where=f"{where}: action_spec").require_same(
-            actions, mine=f"--init {where}", theirs=actions_from)
-    out = {"path": str(path), "trained_steps": config.get("trained_steps"), "data": (config.get("data") or {}).get("path"),
-           "recipe_cmd": config.get("recipe_cmd"), **({"grown": {k: mine[k] for k in grown}} if grown else {})}
-    if "distill" in config:  # a student: its own fine-tune on top of its teacher's trained_steps
-        out["distill_steps"] = config["distill"].get("trained_steps")
-    if config.get("speed"):  # serving defaults (precision, compile): a fine-tune keeps the model's
-        out["speed"] = config["speed"]
-    return out
-
-
 @dataclass
 class DynamicsResult:
     path: Path
@@ -371,7 +291,8 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         geometry = Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid, agent_half_px(ds.env))
         memory = MemorySampler(recipe.memory, [clip(z, 0, len(z)) for z in latents], geometry,  # in memory: drawn anywhere
                                frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
-                               poses=dataset_poses(ds, data) if recipe.memory == "place" else None, drop=recipe.memory_drop)
+                               poses=dataset_poses(ds, data) if recipe.memory == "place" else None,
+                               actions=actions if recipe.memory == "successor" else None, drop=recipe.memory_drop)
     focus = None
     if recipe.clip_focus > 0:
         from .focus import dataset_focus

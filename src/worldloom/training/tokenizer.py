@@ -97,7 +97,7 @@ def train_tokenizer(data: str | Path, out: str | Path, vae_cfg: VAEConfig, train
     torch.manual_seed(train_cfg.seed)
     vae0 = VAE(vae_cfg)
     if init is not None:
-        from .dynamics import load_tokenizer
+        from .init import load_tokenizer
 
         try:
             vae0.load_state_dict(load_tokenizer(init)[0].state_dict())
