@@ -154,6 +154,22 @@ def test_warm_start_from_previous_frame(tiny_world):
         Simulator(tiny_world, init="bogus")
 
 
+def test_reencode_puts_the_shown_frame_back_into_the_context(tiny_world):
+    """With reencode the context holds encode(decode(x)) of the frame the DiT drew, and the next frame
+    follows from that context, not from the raw latent."""
+    frames, acts = _context()
+    sims = {}
+    for re in (False, True):
+        sims[re] = Simulator(tiny_world, seed=3, reencode=re)
+        sims[re].reset(frames, acts)
+        sims[re].step_latent(1)
+    vae = tiny_world.vae
+    with torch.inference_mode():
+        want = vae.encode(vae.decode(sims[False].latent)).float()
+    assert torch.equal(sims[True].latent, want) and not torch.equal(sims[True].latent, sims[False].latent)
+    assert not torch.equal(sims[True].step_latent(2), sims[False].step_latent(2))
+
+
 @pytest.mark.parametrize("steps,context_noise,dit_kw", [(1, 0.0, None), (2, 0.1, None),
                                                         (1, 0.0, {"pred": "delta", "prev_halo": 1, "conv": 3}),
                                                         (2, 0.1, {"pred": "delta", "prev_halo": 1, "prev_frames": 2})])

@@ -48,6 +48,8 @@ class SimConfig:
     init: str = doc("noise", choices=("noise", "prev"), text="start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
     seed: int = doc(0, "seed of the sampling noise")
     fuse: bool = doc(True, "commit each frame in the next frame's first pass (same numbers, fewer passes)")
+    reencode: bool = doc(False, "each generated frame enters the context as the tokenizer's encoding of its decoded "
+                         "uint8 frame, as a true frame would, instead of as the latent the DiT produced")
 
     def resolved_memory(self) -> tuple[str, int]:
         """The policy these settings name and its slots: the legacy ``sink`` field is the 'sink' memory."""
@@ -274,6 +276,8 @@ class Simulator:
             else:
                 v = dit.step(x, t, a, self.cache, prev=self.prev, axes=ax)
             x = s.step(v, i, x)
+        if self.cfg.reencode:  # (B, C, h, w): back through pixels, onto the latents the DiT was trained on
+            x = self.model.vae.encode(self.model.vae.decode(x)).float()
         t1 = time.perf_counter()
         if self.fused:
             self.pending = (x, a, ax)
