@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldloom.memory import Geometry, PlaceMemory, SimilarMemory, SinkMemory, make_memory
+from worldloom.memory import Geometry, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, make_memory
 from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 
 GEOM = Geometry(frame_size=64, latent_size=16, grid=8)  # 4 px latent cells, 8 px tokens (patch 2)
@@ -81,6 +81,28 @@ def test_similar_memory_finds_the_same_place_without_a_pose():
     assert pol.select(4, window=2).frames() == [[]]  # nothing like place 3 outside the window
 
 
+def test_successor_memory_recalls_what_followed_the_same_view_under_the_same_action():
+    places = [torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(s)) for s in range(6)]
+    pol = SuccessorMemory(slots=1, bank=5)
+    pol.reset(1, GEOM)
+    seq, acts = [0, 1, 2, 3, 4, 0], [0, 2, 1, 1, 1, 1]  # place 0 --action 2--> place 1; later place 0 again
+    for i, (p, a) in enumerate(zip(seq, acts)):
+        pol.observe(i, places[p][None], None if i == 0 else torch.tensor([a]))
+    assert pol.select(6, window=2, action=torch.tensor([2])).frames() == [[1]]  # what followed place 0 under 2
+    assert pol.select(6, window=2, action=torch.tensor([3])).frames() == [[]]  # never taken from place 0
+    assert pol.select(6, window=5, action=torch.tensor([2])).frames() == [[1]]
+    assert pol.select(6, window=6, action=torch.tensor([2])).frames() == [[]]  # frame 1 still in the window
+    pol.observe(6, places[5][None], torch.tensor([1]))
+    assert pol.bank_size() == 5 and sorted(e.index for e in pol.banks[0].values()) == [2, 3, 4, 5, 6]  # bounded
+    assert len(pol.keys[0]) == 5
+    pol.reset(1, GEOM)
+    for i in range(6):  # the same transition again and again: one entry, its first outcome
+        pol.observe(i, places[i % 2][None], torch.tensor([2]))
+    assert sorted(e.index for e in pol.banks[0].values()) == [1, 2]
+    pol.observe(6, places[5][None], None)  # an unknown action makes no entry
+    assert pol.bank_size() == 2 and len(pol.keys[0]) == 2
+
+
 def test_sink_memory_keeps_the_first_frames_before_the_window():
     pol = SinkMemory(2)
     pol.reset(1, GEOM)
@@ -114,7 +136,7 @@ def world16():
     return WorldModel(vae, dit, {"kind": "worldmodel"}, ARENA_ACTIONS, sim=SimConfig(steps=1, window=3))
 
 
-@pytest.mark.parametrize("memory", ["sink", "place", "similar"])
+@pytest.mark.parametrize("memory", ["sink", "place", "similar", "successor"])
 @pytest.mark.parametrize("fuse", [True, False])
 def test_cached_equals_uncached_for_every_policy(memory, fuse):
     """Each step's output equals an uncached pass over the whole rollout (rolling-window mask) with that
@@ -124,11 +146,11 @@ def test_cached_equals_uncached_for_every_policy(memory, fuse):
     m = world16()
     overrides = {"sink": 2} if memory == "sink" else {"memory": memory, "memory_slots": 2, "memory_bank": 16}
     sim = Simulator(m, fuse=fuse, **overrides)
-    sim.memory.__dict__.update({"stride": 1, "min_sim": -1.0} if memory == "similar" else {})
+    sim.memory.__dict__.update({"stride": 1, "min_sim": -1.0} if memory == "similar" else {"min_sim": -1.0})
     world = canvas(2, channels=8)
     T0, n = 4, 12
     ctx = torch.stack([view(world, 4 + 2 * i, 8) for i in range(T0)])[None]  # (1, T0, 4, 16, 16): a panning camera
-    acts = torch.randint(0, 5, (n,), generator=torch.Generator().manual_seed(3))
+    acts = torch.randint(0, 2 if memory == "successor" else 5, (n,), generator=torch.Generator().manual_seed(3))
     sim.reset_latents(ctx, acts[:T0])
     lat, seen = [ctx[0, i] for i in range(T0)], 0
     sim.record_step = 0

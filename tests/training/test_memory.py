@@ -48,6 +48,22 @@ def test_a_short_window_never_draws_from_inside_the_clip():
             assert int(round(float(mem.z[b, j].mean()))) < s  # before the clip: no target sees itself or its future
 
 
+def test_successor_memory_frames_followed_a_like_frame_under_the_targets_action():
+    z, _ = episode()
+    acts = torch.tensor([i % 3 for i in range(40)])
+    with pytest.raises(ValueError, match="actions"):
+        MemorySampler("successor", [z], GEOM, frames=2, window=8)
+    ms = MemorySampler("successor", [z], GEOM, frames=2, window=8, actions=[acts], pool=3, drop=0.0)
+    picks = [(0, s) for s in range(12, 32)]
+    mem = ms(picks, 8, torch.Generator().manual_seed(4), torch.device("cpu"))
+    assert mem.valid.float().mean() > 0.3 and torch.all(mem.offset == 0)
+    for b, (_, s) in enumerate(picks):
+        for j in torch.nonzero(mem.valid[b]).flatten().tolist():
+            c = int(round(float(mem.z[b, j].mean())))  # the memory frame's index, from its mark
+            assert torch.equal(mem.z[b, j], z[c]) and 1 <= c <= s - 1  # a successor, from before the clip
+            assert acts[c] == acts[s + 7]  # made by the action that makes the clip's last target
+
+
 def test_no_history_no_memory_and_drop_empties_slots():
     z, cam = episode()
     ms = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], drop=0.0)

@@ -3,11 +3,12 @@
 One interface (:class:`MemoryPolicy`: ``observe`` each finished frame, ``select`` before each new
 one) and one loader of its choice into the KV cache (:class:`MemoryKV`) serve play, eval, bench and
 agents through the same :class:`~worldloom.runtime.simulator.Simulator` (``SimConfig.memory``).
-The policies are in :mod:`worldloom.memory.policies`: ``window``, ``sink``, ``place``, ``similar``.
+The policies are in :mod:`worldloom.memory.policies`: ``window``, ``sink``, ``place``, ``similar``,
+``successor``.
 """
 
 from .base import Entry, Geometry, MemoryKV, MemoryPolicy, Selection
-from .policies import MEMORIES, PlaceMemory, SimilarMemory, SinkMemory, WindowMemory, make_memory
+from .policies import MEMORIES, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, WindowMemory, make_memory
 
 __all__ = ["Entry", "Geometry", "MEMORIES", "MemoryKV", "MemoryPolicy", "PlaceMemory", "Selection", "SimilarMemory",
-           "SinkMemory", "WindowMemory", "make_memory"]
+           "SinkMemory", "SuccessorMemory", "WindowMemory", "make_memory"]

@@ -96,11 +96,13 @@ class MemoryPolicy:
         """Forget everything: a new rollout of ``batch`` worlds starts."""
         self.batch, self.geometry, self._uid = batch, geometry, 0
 
-    def observe(self, index: int, z: torch.Tensor) -> None:
-        """Frame ``index`` is final: latents z (B, C, h, w)."""
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
+        """Frame ``index`` is final: latents z (B, C, h, w), made from frame ``index - 1`` by ``action`` (B,)
+        (None: not known, e.g. a context frame without actions)."""
 
-    def select(self, index: int, window: int) -> Selection:
-        """The memory frames that frame ``index`` attends to, given a rolling ``window``."""
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
+        """The memory frames that frame ``index`` attends to, given a rolling ``window`` and the ``action``
+        (B,) that will make it (None: not known)."""
         return self.empty()
 
     def state(self) -> dict[str, Any]:

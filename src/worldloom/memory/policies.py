@@ -16,6 +16,11 @@
   recently seen goes when the bank is full); each step the entries most like the newest frame
   (cosine of 4x4-pooled latents) are attended, unshifted. Unlike ``place``, which keeps each place's
   newest view, a revisit is found by looking like the place, so the first view is the one kept.
+- ``successor``: pose-free as well, and for worlds whose view can change all at once (a turn in a
+  first-person gridworld): the bank holds transitions, each frame keyed by the frame before it and the
+  action between them. Each step it attends to the frames that followed the past frames most like the
+  newest one under the action now taken: what happened last time here, after this action. No model
+  trained with it has been scored yet (docs/BENCHMARKS.md, "Memory").
 
 Every memory frame is placed ``window`` frames before the frame being generated (the sinks one
 further back each, oldest first), so the time distance a memory frame shows is constant however
@@ -49,12 +54,12 @@ class SinkMemory(MemoryPolicy):
         super().reset(batch, geometry)
         self.kept: list[list[Entry]] = [[] for _ in range(batch)]
 
-    def observe(self, index: int, z: torch.Tensor) -> None:
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
         if index < self.slots:
             for b in range(self.batch):
                 self.kept[b].append(self._entry(z[b], index))
 
-    def select(self, index: int, window: int) -> Selection:
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
         sel = self.empty()
         for b, row in enumerate(self.kept):
             for j, e in enumerate(row):
@@ -110,7 +115,7 @@ class PlaceMemory(_Bank):
         self.pose = torch.zeros((batch, 2), dtype=torch.float64)  # camera (x, y) px, 0 at the first frame
         self.last: torch.Tensor | None = None
 
-    def observe(self, index: int, z: torch.Tensor) -> None:
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
         if self.last is not None:  # content moved by -d cells: the camera moved by +d
             g = self.geometry  # a centred agent stays put while the view scrolls: it does not vote
             ignore = max(1, round(g.agent_half_px / g.cell_px)) if g.agent_half_px >= 0 else 0
@@ -121,7 +126,7 @@ class PlaceMemory(_Bank):
             x, y = float(self.pose[b, 0]), float(self.pose[b, 1])
             self._store(b, (round(x / cell), round(y / cell)), self._entry(z[b], index, (x, y)))
 
-    def select(self, index: int, window: int) -> Selection:
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
         sel = self.empty()
         tok = self.geometry.token_px
         for b, bank in enumerate(self.banks):
@@ -164,7 +169,7 @@ class SimilarMemory(_Bank):
         self.query: torch.Tensor | None = None
         self.desc: list[dict[int, torch.Tensor]] = [{} for _ in range(batch)]  # uid -> descriptor
 
-    def observe(self, index: int, z: torch.Tensor) -> None:
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
         d = descriptor(z).cpu()
         self.query = d
         if index % self.stride:
@@ -182,7 +187,7 @@ class SimilarMemory(_Bank):
             for uid in [u for u in desc if u not in live]:
                 del desc[uid]  # evicted by the bound
 
-    def select(self, index: int, window: int) -> Selection:
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
         sel = self.empty()
         if self.query is not None:
             for b, bank in enumerate(self.banks):
@@ -195,7 +200,55 @@ class SimilarMemory(_Bank):
 
 
 
-MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, SinkMemory, PlaceMemory, SimilarMemory)}
+class SuccessorMemory(_Bank):
+    name = "successor"
+
+    def __init__(self, slots: int = 2, bank: int = 256, min_sim: float = 0.5, twin: float = 0.97) -> None:
+        super().__init__(slots, bank)
+        self.min_sim, self.twin = min_sim, twin
+
+    def reset(self, batch: int, geometry: Geometry) -> None:
+        super().reset(batch, geometry)
+        self.query: torch.Tensor | None = None  # (B, D) descriptor of the newest frame
+        self.keys: list[dict[int, tuple[torch.Tensor, int]]] = [{} for _ in range(batch)]  # uid -> (key descriptor, action)
+
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
+        d = descriptor(z).cpu()  # (B, D)
+        before, self.query = self.query, d
+        if before is None or action is None:
+            return  # the first frame, or no action known: no transition to remember
+        acts = action.reshape(-1).tolist()
+        for b in range(self.batch):
+            bank, keys, a = self.banks[b], self.keys[b], int(acts[b])
+            twin = max(((u, float(k @ before[b])) for u, (k, ka) in keys.items() if ka == a), key=lambda s: s[1], default=None)
+            if twin is not None and twin[1] >= self.twin:
+                bank.move_to_end(twin[0])  # this transition is known: its first outcome stays, kept fresh
+                continue
+            e = self._entry(z[b], index)
+            keys[e.uid] = (before[b], a)
+            self._store(b, e.uid, e)
+            if len(keys) > len(bank):
+                live = set(bank)
+                for uid in [u for u in keys if u not in live]:
+                    del keys[uid]  # evicted by the bound
+
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
+        sel = self.empty()
+        if self.query is not None:
+            acts = None if action is None else action.reshape(-1).tolist()
+            for b, bank in enumerate(self.banks):
+                keys = self.keys[b]
+                scored = sorted(((float(keys[e.uid][0] @ self.query[b]), e.index, e) for e in bank.values()
+                                 if index - e.index >= window and (acts is None or keys[e.uid][1] == int(acts[b]))),
+                                key=lambda s: (-s[0], -s[1]))
+                for j, (_, _, e) in enumerate([s for s in scored if s[0] >= self.min_sim][: self.slots]):
+                    sel.entries[b][j] = e
+        sel.time[:] = index - window
+        return sel
+
+
+MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, SinkMemory, PlaceMemory, SimilarMemory,
+                                                                SuccessorMemory)}
 
 
 def make_memory(name: str, slots: int = 2, bank: int = 256) -> MemoryPolicy:

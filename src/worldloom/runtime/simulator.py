@@ -8,7 +8,7 @@ with the last shown frame in view: models/temporal_decoder.py). With ``fuse`` (d
 frame is committed in the same forward pass as the next frame's first denoising step (one pass over
 two frames costs far less than two passes over one at this size), so each step is ``steps`` passes.
 The cache is a rolling window plus the memory frames a context policy (``worldloom.memory``:
-window, sink, place, similar) chose for this step, so memory and time per frame stay flat for
+window, sink, place, similar, successor) chose for this step, so memory and time per frame stay flat for
 unbounded rollouts. Batched: B independent worlds step together.
 """
 
@@ -40,8 +40,9 @@ class SimConfig:
     window: int = doc(11, "rolling window: cached past frames + the current one")
     sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout): the 'sink' memory")
     memory: str = doc("window", choices=tuple(MEMORIES), text="context policy beyond the window: window (none) | sink | place "
-                      "(retrieval by the camera pose the model's own frames integrate) | similar (retrieval by latent similarity)")
-    memory_slots: int = doc(2, "memory frames attended per step (place, similar; sink: its frames)")
+                      "(retrieval by the camera pose the model's own frames integrate) | similar (retrieval by latent similarity) | successor (the frame that followed the most similar past frame "
+                      "under the action now taken)")
+    memory_slots: int = doc(2, "memory frames attended per step (place, similar, successor; sink: its frames)")
     memory_bank: int = doc(256, "most frames a memory bank keeps (place: one per visited place cell)")
     context_noise: float = doc(0.0, "noise level at which finished frames enter the cache")
     t_max: float = doc(1.0, "noise level sampling starts from (1 = pure noise)")
@@ -240,8 +241,9 @@ class Simulator:
         if cax is not None and cax.shape[:2] != (self.batch, T):
             raise ValueError(f"context axes must be ({T}, n_axes) or ({self.batch}, {T}, n_axes), got {tuple(cax.shape)}")
         for i in range(T):
-            self._commit(z[:, i], self._actions(acts[:, i]), self._axes(None if cax is None else cax[:, i], "context axes"))
-            self.memory.observe(i, z[:, i])
+            a = self._actions(acts[:, i])
+            self._commit(z[:, i], a, self._axes(None if cax is None else cax[:, i], "context axes"))
+            self.memory.observe(i, z[:, i], None if context_actions is None or i == 0 else a)
         self.t = T
         self.latent = z[:, -1]
         if self.model.tdec is not None:
@@ -258,7 +260,7 @@ class Simulator:
         dit, s = self.model.dit, self.sampler
         t0 = time.perf_counter()
         if self.memory.slots:  # this step's memory frames, fixed for all its passes
-            self.selection = self.memory.select(self.t, self.cfg.window)
+            self.selection = self.memory.select(self.t, self.cfg.window, a)
             self.memkv.load(self.cache, self.selection)
         # The pending frame's context noise is drawn first: the same random stream as unfused stepping.
         pend = None if self.pending is None else (self._context_noised(self.pending[0]), *self.pending[1:])
@@ -285,7 +287,7 @@ class Simulator:
             self._commit(x, a, ax)
         t2 = time.perf_counter()
         self.latent = x
-        self.memory.observe(self.t, x)
+        self.memory.observe(self.t, x, a)
         self.t += 1
         self.timings = {"denoise_ms": (t1 - t0) * 1e3, "cache_write_ms": (t2 - t1) * 1e3}
         return x

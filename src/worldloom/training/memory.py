@@ -8,7 +8,9 @@ before the clip. Each clip gets ``frames`` memory frames:
 - ``place``: the candidates whose camera view overlaps the query frame's view most (the true camera
   from the dataset's ``state.camera``, which training may use; at run time the policy integrates the
   pose from its own frames), placed at their offset from it in tokens;
-- ``similar``: the candidates whose 4x4-pooled latents are most like the query frame's, unshifted.
+- ``similar``: the candidates whose 4x4-pooled latents are most like the query frame's, unshifted;
+- ``successor``: the frames that followed the candidates most like the query frame under the action
+  that makes the last target (the dataset's actions), unshifted.
 
 Each slot takes one of the ``pool`` best candidates at random (so the model sees more than one view
 of a place), and is left empty with probability ``drop`` (so the model also works with no memory,
@@ -25,30 +27,42 @@ from ..memory.base import Geometry
 from ..memory.policies import descriptor
 from ..models.dit import MemoryFrames
 
-KINDS = ("place", "similar")
+KINDS = ("place", "similar", "successor")
 
 
 class MemorySampler:
     """Draws each training clip's memory frames from the frames before it in its episode."""
 
     def __init__(self, kind: str, latents: list[torch.Tensor], geometry: Geometry, *, frames: int = 2, window: int = 8,
-                 poses: list[torch.Tensor] | None = None, pool: int = 4, drop: float = 0.25, min_overlap: float = 0.25) -> None:
+                 poses: list[torch.Tensor] | None = None, actions: list[torch.Tensor] | None = None, pool: int = 4,
+                 drop: float = 0.25, min_overlap: float = 0.25) -> None:
         if kind not in KINDS:
             raise ValueError(f"training memory must be one of {', '.join(KINDS)}, got {kind!r}")
         if kind == "place" and poses is None:
             raise ValueError("place memory needs each frame's camera pose (the dataset's state.camera)")
+        if kind == "successor" and actions is None:
+            raise ValueError("successor memory needs each episode's actions")
         if frames < 1 or window < 1 or pool < 1 or not 0 <= drop < 1:
             raise ValueError(f"memory sampler: need frames, window, pool >= 1 and 0 <= drop < 1, got {frames}, {window}, {pool}, {drop}")
         self.kind, self.latents, self.geometry = kind, latents, geometry
         self.frames, self.window, self.pool, self.drop, self.min_overlap = frames, window, pool, drop, min_overlap
         self.poses = None if poses is None else [p.double() for p in poses]  # (T, 2) camera x, y px per episode
-        self.desc = [descriptor(z) for z in latents] if kind == "similar" else None  # (T, D) per episode
+        self.desc = [descriptor(z) for z in latents] if kind != "place" else None  # (T, D) per episode
+        self.actions = actions  # (T,) per episode: actions[t] made frame t
 
     def _scores(self, e: int, query: int, n: int) -> torch.Tensor:
         """Scores (n,) of frames 0..n-1 of episode ``e`` against frame ``query`` (higher = better; < 0: never)."""
         if self.kind == "place":
             ov = self.geometry.view_overlap(self.poses[e][:n] - self.poses[e][query])  # (n,)
             return torch.where(ov >= self.min_overlap, ov, torch.full_like(ov, -1.0))
+        if self.kind == "successor":  # candidate c stands for its successor c + 1, made by the last target's action
+            sc = torch.full((n,), -1.0)
+            if n > 1:
+                acts = self.actions[e]
+                key = self.desc[e][: n - 1] @ self.desc[e][query]  # (n - 1,)
+                same = acts[1:n] == acts[query + 1]
+                sc[: n - 1] = torch.where(same & (key >= 0), key, torch.full_like(key, -1.0))
+            return sc
         return self.desc[e][:n] @ self.desc[e][query]
 
     def __call__(self, picks: list[tuple[int, int]], clip_len: int, gen: torch.Generator, device: torch.device,
@@ -67,11 +81,12 @@ class MemorySampler:
                 continue
             sc = self._scores(e, query, n)
             order = torch.argsort(sc, descending=True)[: self.pool]
-            order = order[sc[order] >= 0] if self.kind == "place" else order
+            order = order[sc[order] >= 0] if self.kind != "similar" else order
             for j in range(M):
                 if len(order) == 0 or float(torch.rand((), generator=gen)) < self.drop:
                     continue
                 c = int(order[int(torch.randint(len(order), (1,), generator=gen))])
+                c += self.kind == "successor"  # the frame that followed the candidate
                 z[b, j], valid[b, j] = self.latents[e][c], True
                 if self.poses is not None:
                     dx, dy = (self.poses[e][c] - self.poses[e][query]).tolist()
