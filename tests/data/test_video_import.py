@@ -104,6 +104,32 @@ def test_missing_log_and_names_without_action_names(src: Path, tmp_path: Path) -
         import_videos(src, tmp_path / "ds3", frame_size=8, action_names=NAMES)
 
 
+def test_a_failed_import_writes_nothing_and_keeps_the_old_dataset(src: Path, tmp_path: Path) -> None:
+    """The second video's log runs past its end: found after the first episode is written, yet no partial
+    dataset is left, and with --overwrite the dataset already at the path survives whole."""
+    out = tmp_path / "out" / "ds"
+    import_videos(src, out, frame_size=8, action_names=NAMES)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (src / "b.jsonl").write_text('{"frame": 1, "action": 1}\n{"frame": 9, "action": 2}\n')  # b.gif has 4 frames
+    with pytest.raises(DatasetError, match=r"b\.jsonl:2: frame 9 is past the end of the video"):
+        import_videos(src, out, frame_size=8, action_names=NAMES, overwrite=True)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ds"]  # no staging directory left behind
+    fresh = tmp_path / "out" / "fresh"
+    with pytest.raises(DatasetError, match="past the end"):
+        import_videos(src, fresh, frame_size=8, action_names=NAMES)
+    assert not fresh.exists() and sorted(p.name for p in out.parent.iterdir()) == ["ds"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a worldloom dataset"):
+        import_videos(src, mine, frame_size=8, action_names=NAMES, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    (src / "b.jsonl").write_text('{"frame": 1, "action": 1}\n')
+    ds = Dataset.open(import_videos(src, out, frame_size=8, action_names=NAMES, overwrite=True))  # a good import replaces it
+    assert len(ds) == 2 and ds[1].actions.tolist() == [0, 1, 0, 0]
+
+
 def _mp4(path: Path, T: int, fps: int) -> np.ndarray:
     """A 40x24 mp4 whose frame t is one flat grey level (10 + 8 t): where a resampled frame came from shows."""
     levels = (10 + 8 * np.arange(T)).astype(np.uint8)

@@ -20,6 +20,9 @@ Design choices:
   frame ``i`` is the video at ``i / fps`` and its action is the one in effect just before (the last
   entry with ``time < i / fps``: an action is held until the next entry). A log entry past the
   video's end is an error (a log longer than its video).
+- **All or nothing:** the dataset is written into a staging directory beside ``out`` and moved into
+  place only when every video and log has passed (``writer.staged_dataset``): a log found longer than
+  its video in the last file leaves no partial dataset, and an earlier one at ``out`` survives.
 - **Crop, scale and resampling inside ffmpeg** (``crop``, ``scale`` with area filtering and ``fps``
   filters): a long full-resolution video is never decoded into Python frame by frame. The dataset fps
   is the videos' (they must agree) unless ``fps`` is given; with ``fps`` a video is resampled to it
@@ -40,7 +43,7 @@ import numpy as np
 
 from worldloom.actions import ActionSpec
 from worldloom.data.format import DatasetError, as_fps
-from worldloom.data.writer import DatasetWriter
+from worldloom.data.writer import DatasetWriter, staged_dataset
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +311,8 @@ def import_videos(
     else:
         fps = as_fps(fps)
 
-    writer = DatasetWriter(
-        out,
+    with staged_dataset(out, overwrite) as stage, DatasetWriter(
+        stage,
         env="video",
         env_kwargs={},
         frame_shape=(frame_size, frame_size, 3),
@@ -317,9 +320,7 @@ def import_videos(
         action_spec=spec,
         policy={"name": "video", "src_dir": str(Path(src_dir).resolve())},
         seed=0,
-        overwrite=overwrite,
-    )
-    with writer:
+    ) as writer:
         for video, log_path, entries in parsed:
             timed = bool(entries) and isinstance(entries[0][1], float)
             frames, duration = _read_video(video, frame_size, fps if (resample or timed) else None)

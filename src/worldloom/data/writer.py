@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,20 +84,7 @@ class DatasetWriter:
 
     def _prepare_dir(self, overwrite: bool) -> None:
         p = self.path
-        if p.exists() and not p.is_dir():
-            raise FileExistsError(f"{p}: exists and is not a directory")
-        if p.is_dir() and any(p.iterdir()):
-            if not overwrite:
-                raise FileExistsError(
-                    f"{p}: directory exists and is not empty; pass overwrite=True (--overwrite) "
-                    "to replace the dataset in it, or choose another output directory"
-                )
-            if not _looks_like_dataset(p):
-                # Guard against `--out ~ --overwrite`: only ever delete what we wrote.
-                raise FileExistsError(
-                    f"{p}: not empty and not a worldloom dataset (no {META} with format {FORMAT!r}); "
-                    "refusing to delete it even with overwrite=True"
-                )
+        if check_replaceable(p, overwrite):
             shutil.rmtree(p / EPISODES, ignore_errors=True)
             (p / META).unlink(missing_ok=True)
         (p / EPISODES).mkdir(parents=True, exist_ok=True)
@@ -218,6 +206,51 @@ class DatasetWriter:
         self.close()
 
 
+def check_replaceable(p: Path, overwrite: bool) -> bool:
+    """Whether ``p`` holds a dataset to replace (True) or is absent or empty (False); otherwise a
+    FileExistsError that says why nothing will be written there."""
+    if p.exists() and not p.is_dir():
+        raise FileExistsError(f"{p}: exists and is not a directory")
+    if not (p.is_dir() and any(p.iterdir())):
+        return False
+    if not overwrite:
+        raise FileExistsError(
+            f"{p}: directory exists and is not empty; pass overwrite=True (--overwrite) "
+            "to replace the dataset in it, or choose another output directory"
+        )
+    if not _looks_like_dataset(p):
+        # Guard against `--out ~ --overwrite`: only ever delete what we wrote.
+        raise FileExistsError(
+            f"{p}: not empty and not a worldloom dataset (no {META} with format {FORMAT!r}); "
+            "refusing to delete it even with overwrite=True"
+        )
+    return True
+
+
+@contextmanager
+def staged_dataset(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """All or nothing: yields an empty sibling directory of ``out`` to write a whole dataset into; it
+    replaces ``out`` only when the block ends without an error. On an error it is deleted and ``out``,
+    an earlier dataset included, is left as it was (``overwrite`` checked up front, as DatasetWriter
+    does). For imports, where a bad file found late must not cost the user an earlier dataset."""
+    out = Path(out)
+    check_replaceable(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():  # an empty directory or (overwrite) a dataset: moved aside, then deleted
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.replaced-"))
+        os.replace(out, old / "d")
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.save(f, arr, allow_pickle=False)
@@ -241,4 +274,4 @@ def _describe(x: Any) -> str:
     return type(x).__name__
 
 
-__all__ = ["DatasetWriter"]
+__all__ = ["DatasetWriter", "check_replaceable", "staged_dataset"]
