@@ -61,11 +61,14 @@ ARENA_NAMES = ("noop", "up", "down", "left", "right")
 
 
 def make_truth_env(model: WorldModel, suite: str) -> Any:
-    """The arena env the checkpoint was trained on (``config["env"]``, ``env_kwargs``), at its frame size."""
-    env_id = model.config.get("env")
-    if env_id != "arena":
-        raise ValueError(f"{suite}: needs a checkpoint trained on the arena (config['env'] is {env_id!r}): "
-                         f"truth comes from the arena's camera state")
+    """The env the checkpoint was trained on (``config["env"]``, ``env_kwargs``), at its frame size; its
+    registration must list ``suite`` (the suite's truth is that env's camera state)."""
+    from ..envs.registry import envs_for_suite
+
+    env_id, need = model.config.get("env"), envs_for_suite(suite)
+    if env_id not in need:
+        raise ValueError(f"{suite}: needs a checkpoint trained on {' or '.join(map(repr, need))} (config['env'] is "
+                         f"{env_id!r}): truth comes from the camera state that env registers for this suite")
     missing = [n for n in ARENA_NAMES if n not in model.action_spec.names]
     if missing:
         raise ValueError(f"{suite}: the checkpoint's action_spec {list(model.action_spec.names)} lacks {missing}")
