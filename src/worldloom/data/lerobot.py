@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,10 @@ def _action_extremes(pq: Any, src: Path, template: str, key: str, n: int) -> tup
     return lo, hi
 
 
-def _decode(av: Any, path: Path, start: float, n: int, fps: float) -> list[np.ndarray | None]:
-    """The n frames of one episode from ``path``, placed by timestamp from ``start`` (s)."""
+def _decode(av: Any, path: Path, start: float, n: int, fps: float,
+            fit: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray | None]:
+    """The n frames of one episode from ``path``, placed by timestamp from ``start`` (s), each passed
+    through ``fit`` as it is decoded (so only the small frames are held, never a full-resolution episode)."""
     out: list[np.ndarray | None] = [None] * n
     try:
         with av.open(str(path)) as c:
@@ -120,7 +123,7 @@ def _decode(av: Any, path: Path, start: float, n: int, fps: float) -> list[np.nd
                 if i >= n:
                     break
                 if i >= 0:
-                    out[i] = fr.to_ndarray(format="rgb24")
+                    out[i] = fit(fr.to_ndarray(format="rgb24"))
     except (OSError, av.error.FFmpegError) as e:
         raise LeRobotError(f"{path}: cannot decode ({e})") from None
     return out
@@ -188,12 +191,13 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
                                                 file_index=r[f"videos/{camera}/file_index"])
         if not vfile.is_file():
             raise LeRobotError(f"{vfile}: missing (episode {e}, camera {camera})")
-        frames = _decode(av, vfile, float(r[f"videos/{camera}/from_timestamp"]), n, fps)
+        frames = _decode(av, vfile, float(r[f"videos/{camera}/from_timestamp"]), n, fps,
+                         lambda f: resize_frame(f, frame_size, fit=fit))
         gaps = [i for i, f in enumerate(frames) if f is None]
         if gaps:
             raise LeRobotError(f"{vfile}: episode {e} has no video frame for frame_index {gaps[:5]} "
                                f"({len(gaps)} of {n} missing)")
-        eps.append((e, np.stack([resize_frame(f, frame_size, fit=fit) for f in frames]), acts, ids))  # type: ignore[misc]
+        eps.append((e, np.stack(frames), acts, ids))  # type: ignore[arg-type]
 
     lo_hi: tuple[np.ndarray, np.ndarray] | None = None
     axis_names: list[str] = []
