@@ -19,8 +19,10 @@
 - ``successor``: pose-free as well, and for worlds whose view can change all at once (a turn in a
   first-person gridworld): the bank holds transitions, each frame keyed by the frame before it and the
   action between them. Each step it attends to the frames that followed the past frames most like the
-  newest one under the action now taken: what happened last time here, after this action. No model
-  trained with it has been scored yet (docs/BENCHMARKS.md, "Memory").
+  newest one under the action now taken: what happened last time here, after this action. A gridworld
+  model trained with it gains 0.17 dB from it on returns 60 frames away and does not beat a control
+  trained with the window alone (docs/BENCHMARKS.md, "Memory": at 14-17 dB returns the base model,
+  not the retrieval, is the limit).
 
 Every memory frame is placed ``window`` frames before the frame being generated (the sinks one
 further back each, oldest first), so the time distance a memory frame shows is constant however
