@@ -1,6 +1,6 @@
 """docs/DATA.md's worked examples run as written, at tiny size: every `worldloom ...` command of its bash
-blocks (episodes and steps cut down, outputs moved to a temporary directory) and its collect example in
-Python. The adding-an-env block's registration is run by tests/envs/test_registry.py's toy env."""
+blocks (episodes and steps cut down, outputs moved to a temporary directory) and its collect and import_videos
+examples in Python. The adding-an-env block's registration is run by tests/envs/test_registry.py's toy env."""
 
 from __future__ import annotations
 
@@ -84,3 +84,24 @@ def test_python_collect_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(DOC), "exec"), {})
     assert len(Dataset.open(tmp_path / "data/arena")) == 1 and Dataset.open(tmp_path / "data/cartpole").n_frames == 6
+
+
+def test_python_import_videos_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import example as written, on a recordings/ folder holding one GIF and the page's own CSV log."""
+    iio = pytest.importorskip("imageio.v3")
+    import numpy as np
+
+    from worldloom.data import Dataset
+
+    block = next(b for b in _blocks("python") if "import_videos(" in b)
+    log = re.search(r"```\n\s*(frame,action\n.*?)```", DOC.read_text(), flags=re.S).group(1)  # the CSV example
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    frames = np.stack([np.full((24, 32, 3), 20 * i, np.uint8) for i in range(8)])
+    iio.imwrite(rec / "run.gif", frames, duration=100, loop=0)
+    (rec / "run.csv").write_text("\n".join(line.strip() for line in log.strip().splitlines()) + "\n")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, str(DOC), "exec"), {})
+    ds = Dataset.open(tmp_path / "data/recordings")
+    assert ds.meta["frame_shape"] == [64, 64, 3] and ds[0].len == 8
+    assert ds[0].actions.tolist() == [0, 4, 4, 0, 0, 0, 0, 0]  # the log's 1,right / 2,right / 7,0 under the page's names
