@@ -146,7 +146,7 @@ def test_cached_equals_uncached_for_every_policy(memory, fuse):
     m = world16()
     overrides = {"sink": 2} if memory == "sink" else {"memory": memory, "memory_slots": 2, "memory_bank": 16}
     sim = Simulator(m, fuse=fuse, **overrides)
-    sim.memory.__dict__.update({"stride": 1, "min_sim": -1.0} if memory == "similar" else {"min_sim": -1.0})
+    sim.memory.__dict__.update({"similar": {"stride": 1, "min_sim": -1.0}, "successor": {"min_sim": -1.0}}.get(memory, {}))
     world = canvas(2, channels=8)
     T0, n = 4, 12
     ctx = torch.stack([view(world, 4 + 2 * i, 8) for i in range(T0)])[None]  # (1, T0, 4, 16, 16): a panning camera

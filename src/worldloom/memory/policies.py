@@ -157,96 +157,81 @@ def descriptor(z: torch.Tensor) -> torch.Tensor:
     return d / d.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
-class SimilarMemory(_Bank):
-    name = "similar"
+class _KeyedBank(_Bank):
+    """A bank whose entries are found by a key descriptor (cosine with the newest frame's) and a tag
+    (an action, or None for any): the pose-free policies. A new entry whose key is a near twin
+    (>= ``twin``) of one with the same tag is not stored; the remembered one is kept fresh instead."""
 
-    def __init__(self, slots: int = 2, bank: int = 64, stride: int = 4, min_sim: float = 0.5, twin: float = 0.97) -> None:
-        super().__init__(slots, bank)
-        if stride < 1:
-            raise ValueError(f"similar memory needs stride >= 1, got {stride}")
-        self.stride, self.min_sim, self.twin = stride, min_sim, twin
-
-    def reset(self, batch: int, geometry: Geometry) -> None:
-        super().reset(batch, geometry)
-        self.query: torch.Tensor | None = None
-        self.desc: list[dict[int, torch.Tensor]] = [{} for _ in range(batch)]  # uid -> descriptor
-
-    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
-        d = descriptor(z).cpu()
-        self.query = d
-        if index % self.stride:
-            return
-        for b in range(self.batch):
-            bank, desc = self.banks[b], self.desc[b]
-            twin = max(bank.items(), key=lambda kv: float(desc[kv[1].uid] @ d[b]), default=None)
-            if twin is not None and float(desc[twin[1].uid] @ d[b]) >= self.twin:
-                bank.move_to_end(twin[0])  # seen again: the remembered view stays (it is what a revisit copies), kept fresh
-                continue
-            e = self._entry(z[b], index)
-            desc[e.uid] = d[b]
-            self._store(b, e.uid, e)
-            live = {x.uid for x in bank.values()}
-            for uid in [u for u in desc if u not in live]:
-                del desc[uid]  # evicted by the bound
-
-    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
-        sel = self.empty()
-        if self.query is not None:
-            for b, bank in enumerate(self.banks):
-                scored = sorted(((float(self.desc[b][e.uid] @ self.query[b]), e.index, e) for e in bank.values()
-                                 if index - e.index >= window), key=lambda s: (-s[0], -s[1]))
-                for j, (_, _, e) in enumerate([s for s in scored if s[0] >= self.min_sim][: self.slots]):
-                    sel.entries[b][j] = e
-        sel.time[:] = index - window
-        return sel
-
-
-
-class SuccessorMemory(_Bank):
-    name = "successor"
-
-    def __init__(self, slots: int = 2, bank: int = 256, min_sim: float = 0.5, twin: float = 0.97) -> None:
+    def __init__(self, slots: int, bank: int, min_sim: float, twin: float) -> None:
         super().__init__(slots, bank)
         self.min_sim, self.twin = min_sim, twin
 
     def reset(self, batch: int, geometry: Geometry) -> None:
         super().reset(batch, geometry)
         self.query: torch.Tensor | None = None  # (B, D) descriptor of the newest frame
-        self.keys: list[dict[int, tuple[torch.Tensor, int]]] = [{} for _ in range(batch)]  # uid -> (key descriptor, action)
+        self.keys: list[dict[int, tuple[torch.Tensor, int | None]]] = [{} for _ in range(batch)]  # uid -> (key, tag)
 
-    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
-        d = descriptor(z).cpu()  # (B, D)
-        before, self.query = self.query, d
-        if before is None or action is None:
-            return  # the first frame, or no action known: no transition to remember
-        acts = action.reshape(-1).tolist()
-        for b in range(self.batch):
-            bank, keys, a = self.banks[b], self.keys[b], int(acts[b])
-            twin = max(((u, float(k @ before[b])) for u, (k, ka) in keys.items() if ka == a), key=lambda s: s[1], default=None)
-            if twin is not None and twin[1] >= self.twin:
-                bank.move_to_end(twin[0])  # this transition is known: its first outcome stays, kept fresh
-                continue
-            e = self._entry(z[b], index)
-            keys[e.uid] = (before[b], a)
-            self._store(b, e.uid, e)
-            if len(keys) > len(bank):
-                live = set(bank)
-                for uid in [u for u in keys if u not in live]:
-                    del keys[uid]  # evicted by the bound
+    def _remember(self, b: int, key: torch.Tensor, tag: int | None, z: torch.Tensor, index: int) -> None:
+        bank, keys = self.banks[b], self.keys[b]
+        twin = max(((u, float(k @ key)) for u, (k, t) in keys.items() if t == tag), key=lambda s: s[1], default=None)
+        if twin is not None and twin[1] >= self.twin:
+            bank.move_to_end(twin[0])  # known: the first view stays (it is what a revisit copies), kept fresh
+            return
+        e = self._entry(z, index)
+        keys[e.uid] = (key, tag)
+        self._store(b, e.uid, e)
+        for uid in [u for u in keys if u not in bank]:
+            del keys[uid]  # evicted by the bound
 
-    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
+    def _pick(self, index: int, window: int, tags: list[int] | None) -> Selection:
+        """The entries outside the window whose keys are most like the newest frame (tag = ``tags[b]``)."""
         sel = self.empty()
         if self.query is not None:
-            acts = None if action is None else action.reshape(-1).tolist()
             for b, bank in enumerate(self.banks):
                 keys = self.keys[b]
                 scored = sorted(((float(keys[e.uid][0] @ self.query[b]), e.index, e) for e in bank.values()
-                                 if index - e.index >= window and (acts is None or keys[e.uid][1] == int(acts[b]))),
+                                 if index - e.index >= window and (tags is None or keys[e.uid][1] == tags[b])),
                                 key=lambda s: (-s[0], -s[1]))
                 for j, (_, _, e) in enumerate([s for s in scored if s[0] >= self.min_sim][: self.slots]):
                     sel.entries[b][j] = e
         sel.time[:] = index - window
         return sel
+
+
+class SimilarMemory(_KeyedBank):
+    name = "similar"
+
+    def __init__(self, slots: int = 2, bank: int = 64, stride: int = 4, min_sim: float = 0.5, twin: float = 0.97) -> None:
+        super().__init__(slots, bank, min_sim, twin)
+        if stride < 1:
+            raise ValueError(f"similar memory needs stride >= 1, got {stride}")
+        self.stride = stride
+
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
+        self.query = d = descriptor(z).cpu()  # (B, D)
+        if index % self.stride == 0:
+            for b in range(self.batch):
+                self._remember(b, d[b], None, z[b], index)
+
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
+        return self._pick(index, window, None)
+
+
+class SuccessorMemory(_KeyedBank):
+    name = "successor"
+
+    def __init__(self, slots: int = 2, bank: int = 256, min_sim: float = 0.5, twin: float = 0.97) -> None:
+        super().__init__(slots, bank, min_sim, twin)
+
+    def observe(self, index: int, z: torch.Tensor, action: torch.Tensor | None = None) -> None:
+        before, self.query = self.query, descriptor(z).cpu()  # (B, D)
+        if before is None or action is None:
+            return  # the first frame, or no action known: no transition to remember
+        for b, a in enumerate(action.reshape(-1).tolist()):
+            self._remember(b, before[b], int(a), z[b], index)  # keyed by the frame before, tagged by the action
+
+    def select(self, index: int, window: int, action: torch.Tensor | None = None) -> Selection:
+        return self._pick(index, window, None if action is None else [int(a) for a in action.reshape(-1).tolist()])
 
 
 MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, SinkMemory, PlaceMemory, SimilarMemory,
