@@ -155,3 +155,34 @@ def test_spans_reach_h1_16_and_motion_following_tells_truth_from_a_frozen_view()
     assert m["ball_permanence_h1_16"] == 1.0 and m["ball_follow_h1_16"] == follow["truth"]["h1_16"]
     assert m["ball_follow_h1_8"] > 0.85 and m["ball_follow_h1_20"] > 0.9
     assert object_metrics(res, "frozen")["ball_follow_h1_16"] == follow["frozen"]["h1_16"]
+
+
+def test_a_subpixel_ball_is_scored_by_the_colour_the_truth_shows_it_in():
+    """Pong's ball at 64 px is 0.8 x 1.6 px: the truth only ever shows it blended with the floor, its peak pixel
+    near the midpoint to the full colour. A copy with the tokenizer's few levels of noise must count as drawn
+    in every frame (by the full colour's midpoint, noise decided it: about half), a quarter-strength or
+    shifted one must not, and a ball too faint in the truth to tell from the floor is not scored."""
+    floor, ball = np.array([144.0, 72.0, 17.0]), np.array([236.0, 236.0, 236.0])
+    N, S = 24, 32
+    rng = np.random.default_rng(0)
+    truth = np.tile(floor, (1, N, S, S, 1))
+    pos = np.zeros((1, N, 2), np.float32)
+    for t in range(N):
+        x, y = 6 + t, 10 + (t % 5)
+        truth[0, t, y, x] = floor + 0.5 * (ball - floor)  # the peak pixel, at the midpoint
+        truth[0, t, y + 1, x] = floor + 0.35 * (ball - floor)
+        pos[0, t] = (x + 0.5, y + 1.0)
+    state = {"ball_pos_view": pos, "ball_radius": np.full((1, N), 0.8, np.float32),
+             "ball_color": np.tile(ball.astype(np.float32), (1, N, 1))}
+    noisy = np.clip(truth + rng.normal(0, 3, truth.shape), 0, 255)
+    weak = floor + 0.25 * (truth - floor)
+    shifted = np.roll(truth, 3, axis=3)
+    frames = {k: v.round().astype(np.uint8) for k, v in
+              {"noisy": noisy, "weak": weak, "shifted": shifted, "painted": np.tile(floor, (1, N, S, S, 1))}.items()}
+    det = detect(frames, truth.round().astype(np.uint8), objects_from_state(state))
+    assert det["visible"]["ball"].all()
+    drawn = {k: np.isfinite(det["centroid"][k]["ball"][..., 0]).mean() for k in frames}
+    assert drawn == {"noisy": 1.0, "weak": 0.0, "shifted": 0.0, "painted": 0.0}
+    # Below MIN_PEAK of its colour step the truth's own ball is indistinguishable from floor noise: not scored.
+    dim = floor + 0.2 * (truth - floor)
+    assert not detect({}, dim.round().astype(np.uint8), objects_from_state(state))["visible"]["ball"].any()
