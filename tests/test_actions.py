@@ -65,3 +65,21 @@ def test_float32_rounding_at_a_wide_ranges_end_is_inside() -> None:
     assert s.check_axes(np.array([[mirrored]]), "here").shape == (1, 1)
     with pytest.raises(ValueError, match="outside"):
         s.check_axes(np.array([[511.8]]), "here")
+
+
+def test_a_pointer_axis_round_trips_and_a_step_takes_the_envs_form() -> None:
+    ax = Axis("yaw", -1.0, 1.0, "rad", (("q", -1.0),), mouse="x")
+    assert ax.gain == pytest.approx(0.01)  # the span per 200 px by default
+    d = ax.to_dict()
+    assert d["mouse"] == "x" and d["mouse_gain"] == pytest.approx(0.01)
+    assert Axis.from_dict(d, "a") == Axis("yaw", -1.0, 1.0, "rad", (("q", -1.0),), "x", 0.01)
+    assert "mouse" not in Axis("plain").to_dict()  # unchanged files for axes without a pointer
+    with pytest.raises(ValueError, match="axis 'yaw': mouse must be 'x', 'y' or ''"):
+        Axis("yaw", mouse="z")
+    keys_only = ActionSpec(names=("noop", "fire"))
+    box = ActionSpec(names=("noop",), axes=(Axis("steer"),))
+    both = ActionSpec(names=("noop", "fire"), axes=(Axis("steer"),))
+    assert keys_only.env_action(1) == 1
+    assert np.array_equal(box.env_action(0, [0.5]), [0.5]) and np.array_equal(box.env_action(0), [0.0])
+    a, v = both.env_action(1, [-0.5])
+    assert a == 1 and np.array_equal(v, [-0.5])

@@ -12,7 +12,9 @@ Key choices:
   maps values to [-1, 1] with them, in training and at run time alike, so the checkpoint that stores the
   spec stores its normalisation too and a user always passes raw values (radians, metres, N).
 - **Keys drive axes in play** (:attr:`Axis.keys`): a held key sets its axis to the key's value, an
-  axis with no key held rests at ``rest`` (0 clipped into the range). docs/PROTOCOL.md has the mapping.
+  axis with no key held rests at ``rest`` (0 clipped into the range). An axis may also follow the
+  pointer (:attr:`Axis.mouse`): its movement within a frame, times a gain, is the axis's value for that
+  frame (a mouse delta). docs/PROTOCOL.md has the mapping.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class Axis:
     unit: str = ""
     keys: tuple[tuple[str, float], ...] = ()
     """(DOM key name, axis value while held) pairs, e.g. (("ArrowLeft", -1.0), ("ArrowRight", 1.0))."""
+    mouse: str = ""
+    """The pointer movement that drives it in play: ``"x"`` (rightwards = up the range), ``"y"`` (downwards), ``""`` none."""
+    mouse_gain: float = 0.0
+    """Axis units per px the pointer moves within one frame (negative inverts); 0 = the range's span per 200 px."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
@@ -42,6 +48,14 @@ class Axis:
         for k, v in self.keys:
             if not self.low <= v <= self.high:
                 raise ValueError(f"axis {self.name!r}: key {k!r} sets {v}, outside [{self.low}, {self.high}]")
+        if self.mouse not in ("", "x", "y") or not math.isfinite(self.mouse_gain):
+            raise ValueError(f"axis {self.name!r}: mouse must be 'x', 'y' or '' with a finite gain, got "
+                             f"{self.mouse!r}, {self.mouse_gain}")
+
+    @property
+    def gain(self) -> float:
+        """Axis units per px of pointer movement within a frame (``mouse_gain``, or the span per 200 px)."""
+        return self.mouse_gain or (self.high - self.low) / 200.0
 
     @property
     def rest(self) -> float:
@@ -49,8 +63,8 @@ class Axis:
         return min(max(0.0, self.low), self.high)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "low": self.low, "high": self.high, "unit": self.unit,
-                "keys": [[k, v] for k, v in self.keys]}
+        d = {"name": self.name, "low": self.low, "high": self.high, "unit": self.unit, "keys": [[k, v] for k, v in self.keys]}
+        return d | ({"mouse": self.mouse, "mouse_gain": self.gain} if self.mouse else {})
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> "Axis":
@@ -58,7 +72,8 @@ class Axis:
             raise ValueError(f"{where}: expected an object with a 'name', got {d!r}")
         try:
             keys = tuple((str(k), float(v)) for k, v in d.get("keys", []))
-            return cls(d["name"], float(d.get("low", -1.0)), float(d.get("high", 1.0)), str(d.get("unit", "")), keys)
+            return cls(d["name"], float(d.get("low", -1.0)), float(d.get("high", 1.0)), str(d.get("unit", "")), keys,
+                       str(d.get("mouse", "")), float(d.get("mouse_gain", 0.0)))
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from None
 
@@ -136,6 +151,15 @@ class ActionSpec:
         if torch is not None and torch.is_tensor(values):
             return (values - torch.from_numpy(mid).to(values.device)) / torch.from_numpy(half).to(values.device)
         return (np.asarray(values, np.float32) - mid) / half
+
+    def env_action(self, action: int, axes: Any = None) -> Any:
+        """One step's action as an env of this spec takes it: the id (no axes), the axis values (a ``Box``
+        env, whose only id is the no-op), or the pair (id, values) for a composite env; ``axes`` None =
+        every axis at rest."""
+        if not self.n_axes:
+            return int(action)
+        v = self.rest_axes() if axes is None else np.asarray(axes, np.float32)
+        return v if self.n == 1 else (int(action), v)
 
     def rest_axes(self) -> np.ndarray:
         """Each axis at rest (no key held): float32 (n_axes,)."""

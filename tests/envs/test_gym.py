@@ -53,7 +53,7 @@ def test_unsupported_action_spaces_and_unknown_ids_are_clear_errors() -> None:
         def __init__(self, space):
             self.action_space, self.observation_space = space, spaces.Box(0, 255, (8, 8, 3), np.uint8)
 
-    with pytest.raises(ValueError, match="neither Discrete nor a 1-D Box"):
+    with pytest.raises(ValueError, match="not Discrete, a 1-D Box, or one of each in a Tuple or Dict"):
         GymFrameEnv(Inner(spaces.MultiDiscrete([2, 3])), env_id="multi")
     with pytest.raises(ValueError, match="unbounded axis"):
         GymFrameEnv(Inner(spaces.Box(-np.inf, np.inf, (2,))), env_id="free")

@@ -73,3 +73,20 @@ def test_axis_spec_keys_drive_the_first_two_axes_to_their_ends() -> None:
     assert spec.axes[2].keys == ()  # AXIS_KEYS has keys for two axes only
     assert (spec.axes[0].low, spec.axes[0].high) == (-2.0, 2.0)
 
+
+
+def test_axis_entries_rebind_keys_and_the_pointer() -> None:
+    from worldloom.envs.keys import apply_spec_keys
+
+    assert parse_keys("steer=ArrowLeft:-1|ArrowRight:1.5,FIRE=f") == {"steer": ["ArrowLeft:-1.0", "ArrowRight:1.5"],
+                                                                       "FIRE": ["f"]}
+    assert parse_keys('{"steer": [["a", -1], ["d", 1]]}') == {"steer": ["a:-1.0", "d:1.0"]}
+    spec = axis_spec([-2.0, 0.0], [2.0, 1.0], names=["steer", "gas"])
+    out = apply_spec_keys(spec, parse_keys("steer=MouseX:0.02|j:-2,gas=ArrowLeft:1"), "gym:Car")
+    assert out.axes[0].keys == (("j", -2.0),) and (out.axes[0].mouse, out.axes[0].mouse_gain) == ("x", 0.02)
+    assert out.axes[1].keys == (("ArrowLeft", 1.0),)  # ArrowLeft moved from steer to gas: one key, one binding
+    assert out.axes[1].mouse == "" and out.names == spec.names
+    with pytest.raises(ValueError, match="gym:Car: --keys: axis 'steer' follows both MouseX and MouseY"):
+        apply_spec_keys(spec, parse_keys("steer=MouseX:1|MouseY:1"), "gym:Car")
+    with pytest.raises(ValueError, match="'steer': give keys .* not both"):
+        parse_keys("steer=a:1|b")

@@ -111,3 +111,40 @@ def test_page_plays_with_a_token_under_its_csp(page, serve):
     page.wait_for_function("() => worldloom.frames >= 1", timeout=60_000)
     errors = [e for e in page.errors if "403" not in e]  # the first, refused load logs its 403
     assert errors == [], errors  # no CSP violation (Chromium reports them as console errors)
+
+
+def test_dragging_across_the_view_drives_a_mouse_axis(page, serve, tiny_world):
+    """An axis bound to the pointer (``steer=MouseX:0.05``): a drag across the model view sends the
+    movement times the gain as that axis's value, the frames are made with it, and it rests again after."""
+    pytest.importorskip("pygame", reason="Pendulum renders with pygame")
+    import dataclasses
+
+    from worldloom.actions import ActionSpec, Axis
+    from worldloom.data.collect import resolve_env_kwargs
+    from worldloom.models.dit import CausalDiT
+    from worldloom.runtime.simulator import WorldModel
+
+    dit = CausalDiT(dataclasses.replace(tiny_world.dit.cfg, n_actions=1, n_axes=1)).eval()
+    config = {"kind": "worldmodel", "env": "gym:Pendulum-v1", "env_kwargs": resolve_env_kwargs("gym:Pendulum-v1", 64, None)}
+    spec = ActionSpec(names=("noop",), keys=((),), axes=(Axis("steer", -2.0, 2.0, mouse="x", mouse_gain=0.05),))
+    srv = serve(checkpoints={"pend": WorldModel(tiny_world.vae, dit, config, spec, sim=tiny_world.sim)}, fps=10.0)
+    page.goto(srv.url + "/")
+    page.wait_for_function("() => worldloom.frames >= 2", timeout=60_000)
+    assert "steer with the mouse" in page.inner_text("#hint")
+    box = page.locator("#model").bounding_box()
+    x, y = box["x"] + 20, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    moved = []
+    for _ in range(12):  # keep dragging rightwards until a frame is made with the pushed value
+        x += 10
+        page.mouse.move(x, y)
+        page.wait_for_timeout(40)
+        h = page.evaluate("worldloom.lastHeader")
+        if h.get("axes") and h["axes"][0] > 0:
+            moved.append(h["axes"][0])
+            break
+    page.mouse.up()
+    assert moved and 0 < moved[0] <= 2.0  # 10 px or so a frame, times 0.05, clipped to the range
+    page.wait_for_function("() => worldloom.lastHeader.axes && worldloom.lastHeader.axes[0] === 0", timeout=10_000)
+    assert page.errors == []

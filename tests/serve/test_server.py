@@ -364,6 +364,13 @@ def test_play_cli_hooks_check_arguments(capsys):
                                         "--threads", "0"])) == 2
     err = capsys.readouterr().err
     assert "--port" in err and "--fps" in err and "--threads" in err
+    # --keys is tried on each checkpoint's spec before anything loads: a name it lacks is one usage line
+    assert play_main(parser.parse_args(["--checkpoint", "arena", "--keys", "jump=j"])) == 2
+    assert "arena: --keys: no action named 'jump'; its actions are noop, up, down, left, right" in capsys.readouterr().err
+    assert play_main(parser.parse_args(["--checkpoint", "arena", "--keys", "up=j:1"])) == 2
+    assert "'up' has KEY:VALUE entries but is no axis" in capsys.readouterr().err
+    assert play_main(parser.parse_args(["--checkpoint", "arena", "--keys", "up=not a key"])) == 2
+    assert "--keys:" in capsys.readouterr().err
 
 
 def test_continuous_axes_in_play(serve, client, tiny_world):

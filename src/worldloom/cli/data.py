@@ -68,7 +68,7 @@ def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dic
     """--fit/--frame-skip/--sticky-actions/--env-module/--keys into env_kwargs["adapter"] (gym:<id> envs
     only); flags left out keep what --env-kwargs or --like gave, the rest take the wrapper's defaults."""
     from ..envs.gym import ADAPTER_KEY, adapter_options
-    from ..envs.keys import parse_keys
+    from ..envs.keys import check_keys, parse_keys, split_binding
 
     axis_names = None if args.axis_names is None else [n.strip() for n in args.axis_names.split(",")]
     given = {"--fit": args.fit, "--frame-skip": args.frame_skip, "--sticky-actions": args.sticky_actions,
@@ -98,12 +98,15 @@ def _gym_adapter_flags(args: argparse.Namespace, env_kwargs: dict | None) -> dic
         if value is not None:
             adapter[field] = value
     if keys is not None:  # per action on top of --like's / --env-kwargs' override, whose keys it may take over
-        claimed = {k for ks in keys.values() for k in ks}
+        claimed = {split_binding(k)[0] for ks in keys.values() for k in ks}
         prior = adapter.get("keys") or {}
         if not isinstance(prior, dict):
             raise UsageError(f"--env-kwargs: '{ADAPTER_KEY}.keys' must be an object, got {prior!r}")
-        prior = {n: [k for k in ([ks] if isinstance(ks, str) else ks) if k not in claimed]
-                 for n, ks in prior.items() if n not in keys}
+        try:
+            prior = check_keys(prior)
+        except ValueError as e:
+            raise UsageError(f"--env-kwargs: '{ADAPTER_KEY}.keys': {e}") from None
+        prior = {n: [k for k in ks if split_binding(k)[0] not in claimed] for n, ks in prior.items() if n not in keys}
         adapter["keys"] = {**prior, **keys}
     try:
         kwargs[ADAPTER_KEY] = adapter_options(adapter)

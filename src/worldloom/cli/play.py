@@ -31,6 +31,9 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
                                                        "successor (default: the checkpoint's; docs/PROTOCOL.md)")
     parser.add_argument("--memory-slots", type=int, default=None, help="memory frames attended per step (default: the checkpoint's)")
     add_speed_arguments(parser)
+    parser.add_argument("--keys", default=None, metavar="SPEC",
+                        help="rebind play keys: 'FIRE=space,UP=ArrowUp|w' for actions, 'steer=ArrowLeft:-1|ArrowRight:1' "
+                             "or 'steer=MouseX:0.01' (units per px moved in a frame) for axes; docs/PROTOCOL.md")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads of the inference worker (default 1; see docs/BENCHMARKS.md)")
     parser.add_argument("--open", action=argparse.BooleanOptionalAction, default=True,
@@ -69,6 +72,9 @@ def play_main(args: argparse.Namespace) -> int:
 
     if args.memory is not None and args.memory not in MEMORIES:
         problems.append(f"--memory {args.memory!r}: unknown; known: {', '.join(MEMORIES)}")
+    keys = None
+    if args.keys is not None:
+        keys = _check_play_keys(args.keys, cks, problems)
     if problems:
         print("worldloom play: " + "; ".join(problems), file=sys.stderr)
         return 2
@@ -76,10 +82,33 @@ def play_main(args: argparse.Namespace) -> int:
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
             idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,
-            speed=speed_options(args), threads=args.threads, allow_origins=args.allow_origin)
+            speed=speed_options(args), threads=args.threads, allow_origins=args.allow_origin, keys=keys)
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _check_play_keys(text: str, checkpoints: list[str], problems: list[str]) -> dict[str, list[str]] | None:
+    """``--keys`` parsed and tried on each checkpoint's ActionSpec (read from its config, no weights
+    loaded), so a name no checkpoint has is one usage line, not a traceback after loading."""
+    from ..actions import ActionSpec
+    from ..checkpoint import CheckpointError, read_config, resolve
+    from ..envs.keys import apply_spec_keys, parse_keys
+
+    try:
+        keys = parse_keys(text)
+    except ValueError as e:
+        problems.append(f"--keys: {e}")
+        return None
+    for c in checkpoints:
+        try:
+            _, cfg = read_config(resolve(c))
+            apply_spec_keys(ActionSpec.from_dict(cfg["action_spec"], f"{c}: action_spec"), keys, c)
+        except (CheckpointError, KeyError):
+            continue  # reported above, or a checkpoint without a spec: load() says so
+        except ValueError as e:
+            problems.append(str(e))
+    return keys
 
 
 def cmd_play(args: argparse.Namespace) -> None:

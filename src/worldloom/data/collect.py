@@ -146,17 +146,21 @@ def collect(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if steps < 2:
         raise ValueError(f"steps must be >= 2 (an episode needs a transition), got {steps}")
-    from worldloom.envs.policies import make_axis_policy, make_policy
+    from worldloom.envs.policies import CompositePolicy, make_axis_policy, make_policy
 
     out = Path(out)
     env_kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
     env = make_env(env_id, frame_size=frame_size, env_kwargs=env_kwargs)
     try:
         spec = _action_spec(env)
-        # Continuous axes (a Box env): the policy gives their values; the discrete part stays the no-op.
-        pol = (make_axis_policy(policy, [a.low for a in spec.axes], [a.high for a in spec.axes], seed,
-                                draw=_axis_draw(spec, axis_ranges)) if spec.n_axes
-               else make_policy(policy, spec.n, seed))
+        # Continuous axes (a Box env): the policy gives their values; the discrete part stays the no-op,
+        # unless the env has one too (composite: a Tuple or Dict of both), then the pair.
+        composite = spec.n_axes > 0 and spec.n > 1
+        pol: Any = (make_axis_policy(policy, [a.low for a in spec.axes], [a.high for a in spec.axes], seed,
+                                     draw=_axis_draw(spec, axis_ranges)) if spec.n_axes
+                    else make_policy(policy, spec.n, seed))
+        if composite:
+            pol = CompositePolicy(make_policy(policy, spec.n, seed), pol)
         if axis_ranges and not spec.n_axes:
             raise ValueError(f"axis_ranges: {env_id} has no continuous axes (its actions are {list(spec.names)})")
         fps = max(1, int(round(float(env.metadata.get("render_fps") or DEFAULT_FPS))))  # gym --frame-skip divides it
@@ -188,14 +192,11 @@ def collect(
                 frames, actions, states, axes = [obs], [0], [info.get("state")], [spec.rest_axes()]
                 bar.update(1)
                 for _ in range(steps - 1):
+                    act = pol.act(obs, info)
+                    a, v = (act if composite else (0, act) if spec.n_axes else (int(act), None))
+                    obs, _, terminated, truncated, info = env.step(spec.env_action(a, v))
                     if spec.n_axes:
-                        v = np.asarray(pol.act(obs, info), np.float32)
-                        obs, _, terminated, truncated, info = env.step(v)
-                        a = 0
-                        axes.append(v)
-                    else:
-                        a = int(pol.act(obs, info))
-                        obs, _, terminated, truncated, info = env.step(a)
+                        axes.append(np.asarray(v, np.float32))
                     frames.append(obs)
                     actions.append(a)
                     states.append(info.get("state"))

@@ -56,7 +56,7 @@ from gymnasium import spaces
 from worldloom.actions import ActionSpec
 
 from .framing import DEFAULT_FIT, FITS, Fit, resize_frame
-from .keys import action_names, apply_keys, axis_spec, check_keys, derive_keys
+from .keys import action_names, apply_spec_keys, axis_spec, check_keys, derive_keys
 
 GYM_PREFIX = "gym:"
 ADAPTER_KEY = "adapter"
@@ -132,14 +132,7 @@ class GymFrameEnv(gymnasium.Env):
         opts = adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions, "keys": keys,
                                 "axis_names": axis_names})
         space = inner.action_space
-        box = isinstance(space, spaces.Box) and len(space.shape) == 1
-        if box and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-            raise ValueError(f"gym:{name}: Box action space {space} has an unbounded axis; worldloom needs a range per axis")
-        if not (isinstance(space, spaces.Discrete) or box):
-            raise ValueError(
-                f"gym:{name}: action space {space} is neither Discrete nor a 1-D Box; worldloom supports those two "
-                "(wrap multi-discrete or dict controls into one of them first)"
-            )
+        disc, box, self._layout, self._order = _action_parts(space, name)
         if inner.render_mode != "rgb_array":
             raise ValueError(f"gym:{name}: cannot render to an array (render_mode={inner.render_mode!r})")
         self.inner = inner
@@ -149,20 +142,25 @@ class GymFrameEnv(gymnasium.Env):
         self.frame_skip: int = opts["frame_skip"]
         self.sticky_actions: float = opts["sticky_actions"]
         self.observation_space = spaces.Box(0, 255, (self.frame_size, self.frame_size, 3), dtype=np.uint8)
-        if box:  # continuous: the action is the axis values, passed through as the env's dtype
-            self._start = 0
-            self.action_space = spaces.Box(space.low, space.high, space.shape, dtype=np.float32)
-            if opts.get("axis_names") is not None and len(opts["axis_names"]) != space.shape[0]:
+        self._start = 0 if disc is None else int(disc.start)  # Discrete(n, start): our ids are 0..n-1
+        spec = None
+        if disc is not None:
+            names = action_names(inner, int(disc.n), self._start)
+            spec = ActionSpec(names=names, keys=derive_keys(names))
+        if box is not None:
+            if opts.get("axis_names") is not None and len(opts["axis_names"]) != box.shape[0]:
                 raise ValueError(f"gym:{name}: axis_names {opts['axis_names']} has {len(opts['axis_names'])} names "
-                                 f"for the {space.shape[0]} axes of {space}")
-            self.action_spec = axis_spec(space.low, space.high, names=opts.get("axis_names"))
-        else:
-            self._start = int(space.start)  # Discrete(n, start): our ids are 0..n-1
-            n = int(space.n)
-            self.action_space = spaces.Discrete(n)
-            names = action_names(inner, n, self._start)
-            self.action_spec = ActionSpec(names=names, keys=apply_keys(names, derive_keys(names), opts["keys"], f"gym:{name}"))
-        self._box = box
+                                 f"for the {box.shape[0]} axes of {box}")
+            spec = axis_spec(box.low, box.high, names=opts.get("axis_names"), discrete=spec)
+        assert spec is not None
+        self.action_spec = apply_spec_keys(spec, opts["keys"], f"gym:{name}")
+        if self._layout == "discrete":
+            self.action_space: spaces.Space = spaces.Discrete(int(disc.n))  # type: ignore[union-attr]
+        elif self._layout == "box":  # continuous: the action is the axis values, passed through as the env's dtype
+            self.action_space = spaces.Box(box.low, box.high, box.shape, dtype=np.float32)  # type: ignore[union-attr]
+        else:  # composite: (id, axis values)
+            self.action_space = spaces.Tuple((spaces.Discrete(int(disc.n)),  # type: ignore[union-attr]
+                                              spaces.Box(box.low, box.high, box.shape, dtype=np.float32)))  # type: ignore[union-attr]
         self.render_mode = "rgb_array"
         self.metadata = {
             "render_modes": ["rgb_array"],
@@ -198,24 +196,53 @@ class GymFrameEnv(gymnasium.Env):
             # Its own stream: the collection policy seeds default_rng(seed) too, and sharing that
             # stream would tie the policy's choices to when the env sticks.
             self._sticky_rng = np.random.default_rng([0x571C, int(seed)])
-        self._prev = self.action_spec.rest_axes() if self._box else 0
+        self._prev = self._rest()
         _, info = self.inner.reset(seed=seed, options=options)
         return self._observe(), self._info(info)
 
+    def _rest(self) -> Any:
+        """The action an episode starts from (sticky actions repeat it): the no-op, axes at rest."""
+        rest = self.action_spec.rest_axes()
+        return {"discrete": 0, "box": rest}.get(self._layout, (0, rest))
+
+    def _check(self, action: Any) -> Any:
+        """``action`` as this wrapper's own form (id, axis values or both), or a ``ValueError`` naming it."""
+        where = f"gym:{self.env_id}: action"
+        if self._layout == "box":
+            return self.action_spec.check_axes(np.asarray(action, np.float32).reshape(-1), where)
+        if self._layout == "discrete":
+            return self._check_id(action)
+        if not (isinstance(action, (tuple, list)) and len(action) == 2):
+            raise ValueError(f"{where} {action!r}: this env's action is a pair (action id, [axis values])")
+        a = self._check_id(action[0])
+        return a, self.action_spec.check_axes(np.asarray(action[1], np.float32).reshape(-1), where)
+
+    def _check_id(self, value: Any) -> int:
+        a = int(value)
+        if not 0 <= a < self.action_spec.n:
+            raise ValueError(f"gym:{self.env_id}: action id {value!r} outside 0..{self.action_spec.n - 1}")
+        return a
+
+    def _inner_action(self, a: Any) -> Any:
+        """This wrapper's action as the inner env takes it (its Discrete's start, its Tuple or Dict layout)."""
+        if self._layout == "discrete":
+            return self._start + a
+        if self._layout == "box":
+            return a
+        parts = {"d": self._start + a[0], "b": a[1]}
+        if self._layout == "tuple":
+            return tuple(parts[k] for k, _ in self._order)
+        return {key: parts[k] for k, key in self._order}
+
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._box:
-            a = self.action_spec.check_axes(np.asarray(action, np.float32).reshape(-1), f"gym:{self.env_id}: action")
-        else:
-            a = int(action)
-            if not 0 <= a < self.action_space.n:
-                raise ValueError(f"gym:{self.env_id}: action {action!r} outside 0..{self.action_space.n - 1}")
+        a = self._check(action)
         total = 0.0
         terminated = truncated = False
         info: dict[str, Any] = {}
         for _ in range(self.frame_skip):
             executed = self._prev if self.sticky_actions and self._sticky_rng.random() < self.sticky_actions else a
             self._prev = executed
-            _, reward, terminated, truncated, info = self.inner.step(executed if self._box else self._start + executed)
+            _, reward, terminated, truncated, info = self.inner.step(self._inner_action(executed))
             total += float(reward)
             if terminated or truncated:
                 break
@@ -226,6 +253,40 @@ class GymFrameEnv(gymnasium.Env):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _action_parts(space: spaces.Space, name: str) -> tuple[Any, Any, str, list[tuple[str, str]]]:
+    """The discrete and continuous parts of an env's action space (``Discrete`` / 1-D ``Box`` or None), its
+    layout (``"discrete"``, ``"box"``, ``"tuple"``, ``"dict"``) and, for the last two, the parts in order as
+    (``"d"`` or ``"b"``, Dict key). A composite action is one ``Discrete`` and one 1-D ``Box`` in a Tuple or
+    Dict (keys plus a mouse delta, a gripper plus joint targets); any other space is an error naming it."""
+
+    def bounded(box: spaces.Box) -> spaces.Box:
+        if not (np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))):
+            raise ValueError(f"gym:{name}: Box action space {box} has an unbounded axis; worldloom needs a range per axis")
+        return box
+
+    def is_box(x: spaces.Space) -> bool:
+        return isinstance(x, spaces.Box) and len(x.shape) == 1
+
+    if isinstance(space, spaces.Discrete):
+        return space, None, "discrete", []
+    if is_box(space):
+        return None, bounded(space), "box", []  # type: ignore[arg-type]
+    parts: list[tuple[str, spaces.Space]] = []
+    if isinstance(space, spaces.Tuple):
+        parts = [(str(i), x) for i, x in enumerate(space.spaces)]
+    elif isinstance(space, spaces.Dict):
+        parts = list(space.spaces.items())
+    kinds = ["d" if isinstance(x, spaces.Discrete) else "b" if is_box(x) else "?" for _, x in parts]
+    if sorted(kinds) != ["b", "d"]:
+        raise ValueError(
+            f"gym:{name}: action space {space} is not Discrete, a 1-D Box, or one of each in a Tuple or Dict; "
+            "worldloom supports those (wrap multi-discrete controls into one of them first)"
+        )
+    disc = next(x for (_, x), k in zip(parts, kinds) if k == "d")
+    box = bounded(next(x for (_, x), k in zip(parts, kinds) if k == "b"))  # type: ignore[arg-type]
+    return disc, box, "tuple" if isinstance(space, spaces.Tuple) else "dict", [(k, key) for (key, _), k in zip(parts, kinds)]
 
 
 # --- making the inner env ----------------------------------------------------------------------------

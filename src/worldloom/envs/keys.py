@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -148,9 +149,24 @@ def parse_keys(text: str) -> dict[str, list[str]]:
     return check_keys(raw_pairs)
 
 
+def split_binding(entry: str) -> tuple[str, float | None]:
+    """A keys-override entry as (key, axis value): ``"ArrowLeft:-1"`` binds a key to an axis value, a plain
+    ``"ArrowLeft"`` (value None) to an action."""
+    key, sep, val = entry.rpartition(":")
+    if not sep or not key:
+        return entry, None
+    try:
+        v = float(val)
+    except ValueError:
+        return entry, None
+    if not math.isfinite(v):
+        raise ValueError(f"key {key!r}: axis value {val!r} is not a finite number")
+    return key, v
+
+
 def check_keys(keys: Mapping[str, Any]) -> dict[str, list[str]]:
-    """A keys override (action name -> key or list of keys) with its key names normalised; a key
-    given to two actions is an error."""
+    """A keys override (action name -> key or list of keys; axis name -> ``KEY:VALUE`` entries or
+    ``[key, value]`` pairs) with its key names normalised; a key given twice is an error."""
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
     for name, ks in keys.items():
@@ -158,16 +174,25 @@ def check_keys(keys: Mapping[str, Any]) -> dict[str, list[str]]:
         if not isinstance(ks, (list, tuple)):
             raise ValueError(f"action {name!r}: expected a key or a list of keys, got {ks!r}")
         norm: list[str] = []
+        valued: set[bool] = set()
         for k in ks:
             try:
-                k = normalize_key(k)
-            except ValueError as e:
-                raise ValueError(f"action {name!r}: {e}") from None
-            if k in owner and owner[k] != name:
-                raise ValueError(f"key {k!r} is given to both {owner[k]!r} and {name!r}")
-            owner[k] = str(name)
-            if k not in norm:
-                norm.append(k)
+                if isinstance(k, (list, tuple)) and len(k) == 2:  # JSON's [key, value]
+                    key, val = k[0], float(k[1])
+                else:
+                    key, val = split_binding(k) if isinstance(k, str) else (k, None)
+                key = normalize_key(key)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"action or axis {name!r}: {e}") from None
+            if key in owner and owner[key] != name:
+                raise ValueError(f"key {key!r} is given to both {owner[key]!r} and {name!r}")
+            owner[key] = str(name)
+            valued.add(val is not None)
+            entry = key if val is None else f"{key}:{val!r}"
+            if entry not in norm:
+                norm.append(entry)
+        if len(valued) > 1:
+            raise ValueError(f"{name!r}: give keys (an action) or KEY:VALUE entries (an axis), not both")
         out[str(name)] = norm
     return out
 
@@ -195,6 +220,63 @@ def apply_keys(names: Sequence[str], keys: Sequence[Sequence[str]], override: Ma
     return tuple(tuple(k) for k in out)
 
 
+MOUSE = {"MouseX": "x", "MouseY": "y"}
+"""Pseudo-keys an axis entry may bind to the pointer: ``steer=MouseX:0.01`` (axis units per px moved in a frame)."""
+
+
+def apply_spec_keys(spec: ActionSpec, override: Mapping[str, Sequence[str]], where: str) -> ActionSpec:
+    """``spec`` with a checked keys override (:func:`check_keys`) applied to its actions and its axes: an
+    action's entry replaces its keys, an axis's ``KEY:VALUE`` entries its bindings (``MouseX:GAIN`` /
+    ``MouseY:GAIN`` its pointer binding); every key given is taken away from all the others (one key, one
+    binding). Unknown names and values outside an axis's range are errors naming ``where``."""
+    axis_index = {a.name: i for i, a in enumerate(spec.axes)}
+    lower: dict[str, list[str]] = {}
+    for n in axis_index:
+        lower.setdefault(n.lower(), []).append(n)
+    actions: dict[str, Sequence[str]] = {}
+    axes: dict[int, list[tuple[str, float]]] = {}
+    for name, entries in override.items():
+        pairs = [split_binding(e) for e in entries]
+        axis = name if name in axis_index else (lower[name.lower()][0] if len(lower.get(name.lower(), [])) == 1 else None)
+        if axis is not None and name not in spec.names:
+            if any(v is None for _, v in pairs):
+                a = spec.axes[axis_index[axis]]
+                raise ValueError(f"{where}: --keys: {axis!r} is an axis: give KEY:VALUE entries, e.g. "
+                                 f"'{axis}=ArrowLeft:{a.low:g}|ArrowRight:{a.high:g}'")
+            axes[axis_index[axis]] = [(k, float(v)) for k, v in pairs]  # type: ignore[arg-type]
+        elif any(v is not None for _, v in pairs):
+            known = ", ".join(a.name for a in spec.axes) or "none"
+            raise ValueError(f"{where}: --keys: {name!r} has KEY:VALUE entries but is no axis; its axes are {known}")
+        else:
+            actions[name] = entries
+    names_lower = {m.lower() for m in spec.names}
+    for n in actions:
+        if n not in spec.names and n.lower() not in names_lower:
+            axes_part = f"; its axes are {', '.join(a.name for a in spec.axes)}" if spec.axes else ""
+            raise ValueError(f"{where}: --keys: no action named {n!r}; its actions are {', '.join(spec.names)}{axes_part}")
+    claimed = {k for ps in axes.values() for k, _ in ps}
+    keys = apply_keys(spec.names, spec.keys or tuple(() for _ in spec.names), actions, where)
+    keys = tuple(tuple(k for k in ks if k not in claimed) for ks in keys)
+    claimed |= {k for ks in actions.values() for k in ks}
+    new_axes = []
+    for i, a in enumerate(spec.axes):
+        if i in axes:  # this axis's bindings replaced: keys, and the pointer if a MOUSE entry names it
+            bound = tuple((k, v) for k, v in axes[i] if k not in MOUSE)
+            mouse = [(MOUSE[k], v) for k, v in axes[i] if k in MOUSE]
+            if len(mouse) > 1:
+                raise ValueError(f"{where}: --keys: axis {a.name!r} follows both MouseX and MouseY; give it one")
+            how, gain = mouse[0] if mouse else ("", 0.0)
+        else:
+            bound = tuple((k, v) for k, v in a.keys if k not in claimed)
+            taken = {MOUSE[k] for k in claimed if k in MOUSE}
+            how, gain = ("", 0.0) if a.mouse in taken else (a.mouse, a.mouse_gain)
+        try:
+            new_axes.append(Axis(a.name, a.low, a.high, a.unit, bound, how, gain))
+        except ValueError as e:
+            raise ValueError(f"{where}: --keys: {e}") from None
+    return ActionSpec(names=spec.names, keys=keys, axes=tuple(new_axes))
+
+
 # Play keys for the first two axes of a Box env: left/right drive axis 0, down/up axis 1 (to each end of the range).
 AXIS_KEYS = ((("ArrowLeft", 0), ("ArrowRight", 1)), (("ArrowDown", 0), ("ArrowUp", 1)))
 
@@ -202,14 +284,17 @@ AXIS_KEYS = ((("ArrowLeft", 0), ("ArrowRight", 1)), (("ArrowDown", 0), ("ArrowUp
 def axis_spec(lows: Any, highs: Any, names: Sequence[str] | None = None,
               discrete: ActionSpec | None = None) -> ActionSpec:
     """The ActionSpec of a 1-D ``Box`` action space: ``noop`` (or ``discrete``'s actions) plus one axis
-    per dimension (``names``, default ``axis_i``), play keys per :data:`AXIS_KEYS`."""
+    per dimension (``names``, default ``axis_i``), play keys per :data:`AXIS_KEYS` except those the
+    discrete actions already use (one key, one binding)."""
     lows, highs = np.asarray(lows, np.float64).reshape(-1), np.asarray(highs, np.float64).reshape(-1)
+    base = discrete or ActionSpec(names=("noop",), keys=((),))
+    taken = {k for ks in base.keys for k in ks}
     axes = []
     for i, (lo, hi) in enumerate(zip(lows, highs)):
-        keys = tuple((k, float((lo, hi)[end])) for k, end in AXIS_KEYS[i]) if i < len(AXIS_KEYS) else ()
+        keys = tuple((k, float((lo, hi)[end])) for k, end in AXIS_KEYS[i] if k not in taken) if i < len(AXIS_KEYS) else ()
         axes.append(Axis(names[i] if names else f"axis_{i}", float(lo), float(hi), keys=keys))
-    base = discrete or ActionSpec(names=("noop",), keys=((),))
     return ActionSpec(names=base.names, keys=base.keys, axes=tuple(axes))
 
 
-__all__ = ["AXIS_KEYS", "action_names", "apply_keys", "axis_spec", "check_keys", "derive_keys", "normalize_key", "parse_keys"]
+__all__ = ["AXIS_KEYS", "action_names", "apply_keys", "apply_spec_keys", "axis_spec", "check_keys", "derive_keys", "normalize_key",
+           "parse_keys", "split_binding", "MOUSE"]

@@ -3,7 +3,7 @@
 A policy is anything with ``name``, ``reset(seed)``, ``act(obs, info) -> int`` and ``to_dict()``
 (saved into the dataset's ``meta.json``). Action 0 is the no-op by convention. For an env with
 continuous axes (a Gymnasium ``Box``), :class:`AxisWalk` returns the axis values instead
-(:func:`make_axis_policy`).
+(:func:`make_axis_policy`); for one with both, :class:`CompositePolicy` returns the pair.
 
 The default, :class:`MomentumWalk`, is chosen for what a world model must learn: actions are held
 for a while (so motion is visible and the action's effect is not drowned in jitter), with no-ops
@@ -217,6 +217,26 @@ class AxisWalk:
         return {"name": self.name, "kind": "axes", "low": self.lows.tolist(), "high": self.highs.tolist(),
                 "draw_low": self.draw_lows.tolist(), "draw_high": self.draw_highs.tolist(),
                 "smooth": self.smooth, "p_retarget": self.p_retarget, "seed": self.seed}
+
+
+class CompositePolicy:
+    """Composite actions (a discrete id and axis values, e.g. keys plus a mouse delta): a discrete policy
+    and an :class:`AxisWalk` side by side, each on its own random stream; ``act`` returns ``(id, values)``."""
+
+    def __init__(self, discrete: Policy, axes: AxisWalk) -> None:
+        self.discrete, self.axes = discrete, axes
+        self.name = discrete.name
+
+    def reset(self, seed: int | None = None) -> None:
+        # Apart streams: seeding both with one seed would tie which key is held to where the axes walk.
+        self.discrete.reset(None if seed is None else int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0]))
+        self.axes.reset(seed)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> tuple[int, np.ndarray]:
+        return int(self.discrete.act(obs, info)), self.axes.act(obs, info)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "composite", "discrete": self.discrete.to_dict(), "axes": self.axes.to_dict()}
 
 
 def make_axis_policy(name: str, lows: Sequence[float], highs: Sequence[float], seed: int | None = None,

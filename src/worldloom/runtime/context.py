@@ -107,7 +107,7 @@ def start_context(model: Any, seed: int, actions: np.ndarray, keep_env: bool = F
         env = make_recorded_env(model.config, frame_size=size)
         obs, _ = env.reset(seed=seed)
         spec = model.action_spec  # a Box world's context steps hold every axis at rest
-        clip = np.stack([obs] + [env.step(spec.rest_axes() if spec.n_axes else int(a))[0] for a in actions[1:]]).astype(np.uint8)
+        clip = np.stack([obs] + [env.step(spec.env_action(a))[0] for a in actions[1:]]).astype(np.uint8)
         if clip.shape[1:] == (size, size, 3):
             if not keep_env:
                 env.close()

@@ -295,9 +295,11 @@ def create_app(checkpoints: dict[str, Any] | list[str], default: str | None = No
 def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: int = 8000, fps: float = 30.0,
         max_sessions: int = 4, idle_timeout: float = 60.0, sim_overrides: dict[str, Any] | None = None,
         open_browser: bool = False, speed: dict[str, Any] | None = None, threads: int = 1,
-        allow_origins: list[str] | None = None) -> None:
+        allow_origins: list[str] | None = None, keys: dict[str, list[str]] | None = None) -> None:
     """Serve until interrupted (``worldloom play``); the first checkpoint is the default. A bind
-    that is not loopback gets a fresh random token, printed in the URL (see :mod:`.guard`)."""
+    that is not loopback gets a fresh random token, printed in the URL (see :mod:`.guard`). ``keys``:
+    a checked keys override (``envs.keys.check_keys``) rebinding play keys and pointer axes of every
+    checkpoint (keys are play's, not the model's: the actions and axes stay)."""
     import uvicorn
 
     setup_cpu(1)  # this thread serves the event loop; the worker sets its own
@@ -306,6 +308,11 @@ def run(checkpoint: str | list[str] = "arena", host: str = "127.0.0.1", port: in
     cks = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
     # Loaded before anything is served, so a broken checkpoint is one error line, not a URL and then a traceback.
     models = {name: load(src, **(speed or {})) for name, src in _names(cks).items()}
+    if keys:
+        from ..envs.keys import apply_spec_keys
+
+        for name, m in models.items():
+            m.action_spec = apply_spec_keys(m.action_spec, keys, name)
     token = None if is_loopback(host) else secrets.token_urlsafe(24)
     app = create_app(models, max_sessions=max_sessions, idle_timeout=idle_timeout, fps=fps, sim_overrides=sim_overrides,
                      speed=speed, threads=threads, host=host, allow_origins=allow_origins or (), token=token)

@@ -332,7 +332,7 @@ class Worker:
     def _env_step(self, s: Session, action: int, frame: np.ndarray | None,
                   axes: np.ndarray | None = None) -> tuple[np.ndarray | None, float | None]:
         """Step the truth env in lockstep; with ``frame`` (truth view on) return its frame and the PSNR."""
-        obs, _, terminated, _, _ = s.env.step(axes if axes is not None else action)
+        obs, _, terminated, _, _ = s.env.step(s.spec.env_action(action, axes) if s.spec is not None else action)
         out = (np.asarray(obs, np.uint8), float(psnr(frame, obs))) if frame is not None else (None, None)
         if terminated:
             s.env.close()

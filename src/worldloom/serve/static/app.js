@@ -9,6 +9,8 @@ const state = {
   seq: 0, sentAt: new Map(), frames: 0, arrivals: [], lastHeader: null, seed: 0, ready: false,
   // continuous axes: key -> [axis index, value]; held axis keys in press order; the values last sent
   axes: [], axisKeyMap: new Map(), axisPressed: new Map(), currentAxes: "",
+  // pointer-driven axes (a mouse delta): axis index -> pointer movement times gain since the last frame
+  mouseAxes: [], mouseMoved: new Map(),
 };
 window.worldloom = state; // for tests and curious users
 
@@ -103,6 +105,12 @@ function onReady(m) {
       box.appendChild(b);
     }
   });
+  state.mouseAxes = state.axes.map((ax, i) => i).filter((i) => state.axes[i].mouse);
+  state.mouseMoved.clear();
+  if (state.mouseAxes.length) {
+    $("hint").textContent = "Click the view to steer " + state.mouseAxes.map((i) => state.axes[i].name).join(", ") +
+      " with the mouse (Esc releases it), or drag across it. " + $("hint").dataset.keysHint;
+  } else $("hint").textContent = $("hint").dataset.keysHint;
   state.currentAxes = JSON.stringify(axisValues());
   state.pressed.clear();
   state.current = 0;
@@ -110,9 +118,14 @@ function onReady(m) {
 }
 
 // --- input: the held action = the most recently pressed key/button still held ----------------------
-// Each axis: the value of its most recently pressed key still held, else its rest value.
+// Each axis: the value of its most recently pressed key still held, else the pointer's movement since
+// the last frame times its gain (a mouse axis), else its rest value.
 function axisValues() {
   const v = state.axes.map((ax) => ax.rest);
+  for (const [i, moved] of state.mouseMoved) {
+    const ax = state.axes[i];
+    v[i] = Math.min(ax.high, Math.max(ax.low, ax.rest + moved));
+  }
   for (const [i, val] of state.axisPressed.values()) v[i] = val;
   return v;
 }
@@ -152,8 +165,26 @@ window.addEventListener("keydown", (e) => {
   e.preventDefault();
   if (!e.repeat) press(`key:${keyName(e)}`, id);
 });
+// Mouse axes: with the pointer locked to the view (click it), or while dragging across it, each move adds
+// its px times the axis's gain; every frame that arrives starts the next delta from rest (the server
+// latches each axis's newest value off rest, so a move between two frames drives the next one).
+$("model").addEventListener("click", () => {
+  const c = $("model");
+  if (state.mouseAxes.length && document.pointerLockElement !== c && c.requestPointerLock) c.requestPointerLock();
+});
+window.addEventListener("pointermove", (e) => {
+  if (!state.mouseAxes.length) return;
+  if (document.pointerLockElement !== $("model") && !(e.buttons && e.target === $("model"))) return;
+  for (const i of state.mouseAxes) {
+    const ax = state.axes[i];
+    const d = ax.mouse === "x" ? e.movementX : e.movementY;
+    if (d) state.mouseMoved.set(i, (state.mouseMoved.get(i) || 0) + d * ax.mouse_gain);
+  }
+  update();
+});
+function mouseFrame() { if (state.mouseMoved.size) { state.mouseMoved.clear(); update(); } }
 window.addEventListener("keyup", (e) => { release(`key:${keyName(e)}`); axisRelease(`key:${keyName(e)}`); });
-window.addEventListener("blur", () => { state.pressed.clear(); state.axisPressed.clear(); update(); });
+window.addEventListener("blur", () => { state.pressed.clear(); state.axisPressed.clear(); state.mouseMoved.clear(); update(); });
 document.addEventListener("visibilitychange", () => send({ type: "pause", on: document.hidden }));
 
 // --- frames ---------------------------------------------------------------------------------------
@@ -182,6 +213,7 @@ function onFrame(buf) {
   const now = performance.now();
   state.frames += 1;
   state.lastHeader = h;
+  mouseFrame();
   state.arrivals.push(now);
   while (state.arrivals.length && now - state.arrivals[0] > 1000) state.arrivals.shift();
   if (h.seq != null && state.sentAt.has(h.seq)) {
