@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ def test_axes_round_trip_through_lerobot(pendulum: Path, tmp_path: Path) -> None
     half = Dataset.open(import_lerobot(lr, tmp_path / "half", every=2))
     assert half.fps == src.fps // 2 and half[0].len == 7
     assert np.allclose(half[0].axes[1:], (src[0].axes[1:-1:2] + src[0].axes[2::2]) / 2, atol=1e-6)
+    # Any lower rate: 2/3 of the fps keeps the last frame shown at each output time (0, 1, 3, 4, 6, ...),
+    # each with the mean of the commands since the kept frame before.
+    two3 = Dataset.open(import_lerobot(lr, tmp_path / "two3", target_fps=src.fps * 2 / 3))
+    keep = [0, 1, 3, 4, 6, 7, 9, 10, 12]  # output time 9 / 20 s is past the 14th frame (13 / 30 s)
+    assert two3.fps == pytest.approx(src.fps * 2 / 3) and two3.meta["env_kwargs"]["fps"] == two3.fps
+    assert np.array_equal(np.array(two3[0].frames), np.array(back[0].frames)[keep])
+    assert np.allclose(two3[0].axes[1:], [src[0].axes[a + 1 : b + 1].mean(0) for a, b in zip(keep, keep[1:])], atol=1e-6)
+    for kw, msg in [({"target_fps": src.fps * 2}, "must be in (0, "), ({"target_fps": 5.0, "every": 2}, "not both")]:
+        with pytest.raises(LeRobotError, match=re.escape(msg)):
+            import_lerobot(lr, tmp_path / "bad", **kw)
+    assert not (tmp_path / "bad").exists()
     one = Dataset.open(import_lerobot(lr, tmp_path / "one", episodes=[1]))
     assert len(one) == 1 and np.allclose(one[0].axes, src[1].axes, atol=1e-6)
     # Without meta/stats.json the ranges are every episode's, so imports of different episodes agree.

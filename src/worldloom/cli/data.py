@@ -170,7 +170,7 @@ def cmd_import_lerobot(args: argparse.Namespace) -> None:
     try:
         out = import_lerobot(args.src, args.out, camera=args.camera, action_key=args.action_key,
                              episodes=_episode_list(args.episodes), frame_size=args.frame_size, fit=args.fit,
-                             every=args.every, overwrite=args.overwrite)
+                             every=args.every, target_fps=args.fps, overwrite=args.overwrite)
     except LeRobotError as e:
         raise UsageError(str(e)) from None
     ds = Dataset.open(out)
@@ -337,6 +337,9 @@ def _build_import_lerobot(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-size", type=int, default=64, help="side of the square frames (default: 64)")
     p.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="how frames become square (default: pad)")
     p.add_argument("--every", type=int, default=1, help="keep every k-th frame: fps / k (default: 1)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="resample to this frame rate, at most the dataset's (the last frame shown at each output "
+                        "time; axes averaged over the commands between kept frames); instead of --every")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.epilog = ("Reads with pyarrow and PyAV: pip install 'worldloom[lerobot]'. LeRobot's action[t] leads from\n"
                 "frame t to t+1, so the dataset's axes[t] = action[t-1] (docs/DATA.md).\n\nexample:\n"

@@ -19,8 +19,10 @@ extra). Key choices:
   so a held-out import of other episodes gets the same ranges and plays with the same model.
 - **Frames by timestamp.** Each decoded video frame is placed at ``round((pts - from_timestamp) * fps)``
   within its episode, and an episode whose video does not cover every frame is an error naming the file.
-- **Resampling.** ``every=k`` keeps every k-th frame (fps / k); the axes of a kept frame are the mean
-  of the k commands between it and the kept frame before.
+- **Resampling.** ``every=k`` keeps every k-th frame (fps / k); ``target_fps`` any rate up to the
+  dataset's, keeping at each output time ``j / target_fps`` the last frame shown by then (a 30 fps
+  dataset at 20 fps keeps frames 0, 1, 3, 4, 6, ...). The axes of a kept frame are the mean of the
+  commands between it and the kept frame before; a discrete id is the one sent at the kept frame before.
 - Discrete actions travel as the int64 feature ``action.id`` (names = the ActionSpec's), alongside
   a float ``action`` for the axes, so a worldloom dataset of either kind exports and imports back.
 """
@@ -28,6 +30,7 @@ extra). Key choices:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -131,8 +134,9 @@ def _decode(av: Any, path: Path, start: float, n: int, fps: float,
 
 def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: str | None = None,
                    action_key: str = "action", episodes: list[int] | None = None, frame_size: int = 64,
-                   fit: str = "pad", every: int = 1, overwrite: bool = False) -> Path:
-    """Read a local LeRobot v3 dataset into a worldloom dataset at ``out``; returns its path."""
+                   fit: str = "pad", every: int = 1, target_fps: float | None = None, overwrite: bool = False) -> Path:
+    """Read a local LeRobot v3 dataset into a worldloom dataset at ``out``; returns its path. ``every`` or
+    ``target_fps`` (not both) resample it (module docstring)."""
     from ..envs.framing import resize_frame
 
     pq, av = _need()
@@ -156,6 +160,13 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
     if every < 1:
         raise LeRobotError(f"every must be >= 1, got {every}")
     fps = float(info["fps"])
+    if target_fps is not None:
+        if every != 1:
+            raise LeRobotError("give every or target_fps, not both")
+        if not (math.isfinite(target_fps) and 0 < target_fps <= fps):
+            raise LeRobotError(f"target fps {target_fps} must be in (0, {fps:g}], {src}/meta/info.json's fps "
+                               "(frames are kept or dropped, never made up)")
+    out_fps = fps / every if target_fps is None else float(target_fps)
 
     ep_files = sorted((src / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
     if not ep_files:
@@ -225,13 +236,15 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
     axes = spec.axes
 
     kw = {"source": str(src), "camera": camera, "action_key": action_key, "every": every, "fit": fit}
+    if target_fps is not None:
+        kw["fps"] = as_fps(target_fps)
     if has_axes:
         kw["axis_ranges_from"] = ranges_from
     with DatasetWriter(out, env=f"lerobot:{src.name}", env_kwargs=kw, frame_shape=(frame_size, frame_size, 3),
-                       fps=as_fps(fps / every), action_spec=spec, policy={"name": "lerobot", "src": str(src)},
+                       fps=as_fps(out_fps), action_spec=spec, policy={"name": "lerobot", "src": str(src)},
                        seed=0, overwrite=overwrite) as w:
         for e, frames, acts, ids in eps:
-            keep = np.arange(0, len(frames), every)
+            keep = kept_frames(len(frames), fps, out_fps)
             ax = None
             if acts is not None:  # axes[j] = mean of the commands sent between kept frames j-1 and j
                 ax = np.stack([spec.rest_axes()] + [acts[keep[j - 1]: keep[j]].mean(0) for j in range(1, len(keep))])
@@ -241,6 +254,14 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
                 a[1:] = ids[keep[:-1]]  # the command at the kept frame before led here
             w.add_episode(frames[keep], a, seed=e, source=f"{src.name} episode {e}", axes=ax)
     return Path(out)
+
+
+def kept_frames(n: int, fps: float, out_fps: float) -> np.ndarray:
+    """Indices of the frames of an ``n``-frame episode at ``fps`` shown at ``out_fps`` (<= fps): at each
+    output time ``j / out_fps`` the last frame shown by then (to a microsecond, so 2 fps of 4 keeps 0, 2, 4)."""
+    step = fps / out_fps  # >= 1
+    idx = np.floor(np.arange(int(np.floor((n - 1) / step + 1e-6)) + 1) * step + 1e-6).astype(np.int64)
+    return np.unique(idx[idx < n])
 
 
 def export_lerobot(data: str | os.PathLike, out: str | os.PathLike, *, camera: str = "observation.images.main",
