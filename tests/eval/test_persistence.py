@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from worldloom.data.collect import make_env
+from worldloom.envs.registry import agent_half_px
 from worldloom.eval.persistence import (
     SEED,
     _probe,
@@ -42,7 +43,7 @@ def test_plan_path_reverses_and_stays_inside(k: int):
 def test_truth_returns_to_the_departure_view():
     env = make_env("arena", frame_size=64)
     for k in (8, 128):
-        probes = [_probe(env, SEED + i, k, 4, 4, _IDS) for i in range(6)]
+        probes = [_probe(env, SEED + i, k, 4, 4, _IDS, agent_half_px("arena")) for i in range(6)]
         ok = [p for p in probes if p is not None]
         assert len(ok) >= 4, f"k={k}: only {len(ok)} of 6 true round trips came back"
         for p in ok:

@@ -102,8 +102,10 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(PEAK**2 / np.maximum(mse, MIN_MSE))
 
 
-def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[str | None, int]) -> dict[str, Any] | None:
-    """One round trip in the true env; None if the truth does not come back to the departure camera."""
+def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[str | None, int],
+           agent_half: int) -> dict[str, Any] | None:
+    """One round trip in the true env; None if the truth does not come back to the departure camera.
+    ``agent_half``: the env's agent box prior (envs.registry), left out of the static-scene score."""
     cfg = env.unwrapped.cfg
     lo, hi = WALL_PX + cfg.agent_radius + 6, cfg.world_size - WALL_PX - cfg.agent_radius - 6
     rng = np.random.default_rng(seed)
@@ -134,7 +136,7 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
     near = np.concatenate([np.stack(balls[-revisit:]), np.broadcast_to(balls0, (revisit, *balls0.shape)),
                            np.broadcast_to(balls[k - 1], (revisit, *balls0.shape))], 1)  # (R, 3 n_balls, 2)
     mask = box_mask((cfg.view, cfg.view), near, half=int(np.ceil(cfg.ball_radius)) + 2,
-                    base=central_mask((cfg.view, cfg.view), agent_half_px("arena")))
+                    base=central_mask((cfg.view, cfg.view), agent_half))
     landmarks = {k: np.stack([m[k] for m in marks[-revisit:]]) for k in marks[-1]}  # (R, n, ...) at the revisit
     return {"seed": seed, "context": np.stack(frames), "actions": actions, "truth": np.stack(truth), "mask": mask,
             "landmarks": landmarks,
@@ -225,7 +227,7 @@ def run_persistence(
             if tried >= tries * probes:
                 raise RuntimeError(f"persistence: k={k}: only {len(got)} of {probes} round trips came back to the "
                                    f"departure view in {tried} seeds from {seed}; raise tries or lower probes")
-            p = _probe(env, seed + tried, k, context, revisit, ids)
+            p = _probe(env, seed + tried, k, context, revisit, ids, agent_half_px(model.config.get("env")))
             tried += 1
             if p is not None:
                 got.append(p)
