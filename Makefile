@@ -106,7 +106,9 @@ distill-arena: $(STAMP)
 # they are off, so the paddle answers the key pressed: following 65 -> 78 % of moving steps, and 86 % at
 # 2 sampler steps, the checkpoint's default (validation; BENCHMARKS, fourteenth session).
 PONG := runs/pong
-PONG_COLLECT := $(BIN)/worldloom collect gym:ALE/Pong-v5 --fit crop --env-kwargs '{"repeat_action_probability": 0.0}' --overwrite
+# Pong's RIGHT moves the player's paddle up and LEFT down: the keys say so (keys are play's, not the model's).
+PONG_COLLECT := $(BIN)/worldloom collect gym:ALE/Pong-v5 --fit crop --env-kwargs '{"repeat_action_probability": 0.0}' \
+  --keys 'RIGHT=ArrowUp|w,LEFT=ArrowDown|s' --overwrite
 train-pong: $(STAMP)
 	$(PONG_COLLECT) --episodes 100 --steps 300 --seed 0 --out $(PONG)/train
 	$(PONG_COLLECT) --episodes 60 --steps 48 --seed 8000000 --out $(PONG)/val
