@@ -53,8 +53,11 @@ def test_unsupported_action_spaces_and_unknown_ids_are_clear_errors() -> None:
         def __init__(self, space):
             self.action_space, self.observation_space = space, spaces.Box(0, 255, (8, 8, 3), np.uint8)
 
-    with pytest.raises(ValueError, match="not Discrete, a 1-D Box, or one of each in a Tuple or Dict"):
-        GymFrameEnv(Inner(spaces.MultiDiscrete([2, 3])), env_id="multi")
+    for space in (spaces.MultiDiscrete([2, 3]), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3))),
+                  spaces.Dict({"a": spaces.Box(-1, 1, (1,)), "b": spaces.Box(-1, 1, (1,))}),
+                  spaces.Tuple((spaces.Discrete(2), spaces.Box(-1, 1, (2, 2))))):  # composite = one Discrete + one 1-D Box
+        with pytest.raises(ValueError, match="not Discrete, a 1-D Box, or one of each in a Tuple or Dict"):
+            GymFrameEnv(Inner(space), env_id="odd")
     with pytest.raises(ValueError, match="unbounded axis"):
         GymFrameEnv(Inner(spaces.Box(-np.inf, np.inf, (2,))), env_id="free")
     assert make_gym_env("Pendulum-v1").action_spec.n_axes == 1  # a bounded Box is continuous axes

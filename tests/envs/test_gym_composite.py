@@ -129,18 +129,3 @@ def test_box_env_keys_override_its_axes() -> None:
     finally:
         env.close()
 
-
-def test_other_action_spaces_stay_clear_errors() -> None:
-    from worldloom.envs.gym import GymFrameEnv
-
-    class Inner(gymnasium.Env):
-        render_mode = "rgb_array"
-
-        def __init__(self, space):
-            self.action_space, self.observation_space = space, spaces.Box(0, 255, (8, 8, 3), np.uint8)
-
-    for space in (spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3))),
-                  spaces.Dict({"a": spaces.Box(-1, 1, (1,)), "b": spaces.Box(-1, 1, (1,))}),
-                  spaces.Tuple((spaces.Discrete(2), spaces.Box(-1, 1, (2, 2))))):
-        with pytest.raises(ValueError, match="not Discrete, a 1-D Box, or one of each in a Tuple or Dict"):
-            GymFrameEnv(Inner(space), env_id="odd")
