@@ -64,7 +64,7 @@ class Axis:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "low": self.low, "high": self.high, "unit": self.unit, "keys": [[k, v] for k, v in self.keys]}
-        return d | ({"mouse": self.mouse, "mouse_gain": self.gain} if self.mouse else {})
+        return d | ({"mouse": self.mouse, "mouse_gain": self.mouse_gain} if self.mouse else {})
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> "Axis":

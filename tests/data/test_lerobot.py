@@ -47,7 +47,8 @@ def test_axes_round_trip_through_lerobot(pendulum: Path, tmp_path: Path) -> None
     assert two3.fps == pytest.approx(src.fps * 2 / 3) and two3.meta["env_kwargs"]["fps"] == two3.fps
     assert np.array_equal(np.array(two3[0].frames), np.array(back[0].frames)[keep])
     assert np.allclose(two3[0].axes[1:], [src[0].axes[a + 1 : b + 1].mean(0) for a, b in zip(keep, keep[1:])], atol=1e-6)
-    for kw, msg in [({"target_fps": src.fps * 2}, "must be in (0, "), ({"target_fps": 5.0, "every": 2}, "not both")]:
+    for kw, msg in [({"target_fps": src.fps * 2}, "must be in (0, "), ({"target_fps": 5.0, "every": 2}, "not both"),
+                    ({"target_fps": src.fps / 14}, "every episode keeps fewer than 2 frames")]:
         with pytest.raises(LeRobotError, match=re.escape(msg)):
             import_lerobot(lr, tmp_path / "bad", **kw)
     assert not (tmp_path / "bad").exists()

@@ -78,6 +78,25 @@ def test_a_discrete_and_a_box_make_one_composite_action(registered, layout) -> N
         env.close()
 
 
+def test_a_single_id_beside_a_box_takes_the_axis_values_alone() -> None:
+    from worldloom.envs.gym import GymFrameEnv
+
+    class One(Pointer):
+        action_names = ["none"]
+
+        def __init__(self):
+            super().__init__("rgb_array")
+            self.action_space = spaces.Tuple((spaces.Box(-2.0, 2.0, (2,), np.float32), spaces.Discrete(1)))
+
+    env = GymFrameEnv(One(), frame_size=16, env_id="one")
+    spec = env.action_spec
+    assert spec.n == 1 and spec.n_axes == 2 and isinstance(env.action_space, spaces.Box)
+    env.reset(seed=0)
+    env.step(spec.env_action(0, [1.0, 0.5]))  # what collect and play build for it: the values alone
+    move, button = env.inner.received[-1]
+    assert int(button) == 0 and np.allclose(move, [1.0, 0.5])
+
+
 def test_sticky_actions_repeat_the_whole_pair(registered) -> None:
     env = make_gym_env("gym:WorldloomPointerTuple-v0", frame_size=16, sticky_actions=0.5)
     try:

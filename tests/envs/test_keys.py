@@ -90,3 +90,5 @@ def test_axis_entries_rebind_keys_and_the_pointer() -> None:
         apply_spec_keys(spec, parse_keys("steer=MouseX:1|MouseY:1"), "gym:Car")
     with pytest.raises(ValueError, match="'steer': give keys .* not both"):
         parse_keys("steer=a:1|b")
+    with pytest.raises(ValueError, match="'steer': key 'a' is given twice, with different values"):
+        parse_keys("steer=a:-1|a:1")

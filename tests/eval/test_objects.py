@@ -204,6 +204,21 @@ def test_a_subpixel_ball_is_scored_by_the_colour_the_truth_shows_it_in():
     assert det["visible"]["ball"].all()
     drawn = {k: np.isfinite(det["centroid"][k]["ball"][..., 0]).mean() for k in frames}
     assert drawn == {"noisy": 1.0, "weak": 0.0, "shifted": 0.0, "painted": 0.0}
+    # A fainter ball (0.3 of its step) 2 px from a paddle's blended edge: painted out, the edge is not the ball.
+    green = np.array([92.0, 186.0, 92.0])
+    t2 = np.tile(floor, (1, 1, S, S, 1))
+    t2[0, 0, 10, 10] = floor + 0.3 * (ball - floor)
+    t2[0, 0, 4:18, 13] = floor + 0.5 * (green - floor)  # the paddle's half-covered column
+    t2[0, 0, 4:18, 14:16] = green
+    st2 = {"ball_pos_view": np.array([[[10.5, 10.5]]], np.float32), "ball_radius": np.full((1, 1), 0.8, np.float32),
+           "ball_color": ball[None, None].astype(np.float32), "agent_pos_view": np.array([[[14.5, 11.0]]], np.float32),
+           "agent_radius": np.full((1, 1), 7.0, np.float32), "agent_color": green[None, None].astype(np.float32)}
+    gone = t2.copy()
+    gone[0, 0, 10, 10] = floor
+    d2 = detect({"truth": t2.round().astype(np.uint8), "gone": gone.round().astype(np.uint8)}, t2.round().astype(np.uint8),
+                objects_from_state(st2))
+    assert d2["visible"]["ball"].all() and np.isfinite(d2["centroid"]["truth"]["ball"][..., 0]).all()
+    assert not np.isfinite(d2["centroid"]["gone"]["ball"][..., 0]).any()
     # Below MIN_PEAK of its colour step the truth's own ball is indistinguishable from floor noise: not scored.
     dim = floor + 0.2 * (truth - floor)
     assert not detect({}, dim.round().astype(np.uint8), objects_from_state(state))["visible"]["ball"].any()

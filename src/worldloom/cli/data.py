@@ -308,7 +308,8 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
                         "found without it)")
     g.add_argument("--keys", default=None, metavar="SPEC",
                    help="play keys per action name, replacing the derived ones: 'FIRE=space,UP=ArrowUp|w,NOOP=' "
-                        "or a JSON object '{\"FIRE\": [\" \", \"f\"]}' (DOM KeyboardEvent.key names)")
+                        "or a JSON object '{\"FIRE\": [\" \", \"f\"]}' (DOM KeyboardEvent.key names); per axis "
+                        "'steer=ArrowLeft:-1|ArrowRight:1' (value while held) or 'steer=MouseX:0.01' (the pointer)")
     g.add_argument("--axis-names", default=None, metavar="A,B,...",
                    help="names of a Box action's axes, which Gymnasium spaces do not carry (default: axis_0, axis_1 …), "
                         "e.g. steer,gas,brake for CarRacing")

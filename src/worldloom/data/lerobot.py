@@ -30,6 +30,7 @@ extra). Key choices:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -44,6 +45,8 @@ from ..actions import ActionSpec
 from ..config import atomic_write_json, read_json
 from .format import Dataset, as_fps
 from .writer import DatasetWriter
+
+log = logging.getLogger(__name__)
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -240,11 +243,17 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
         kw["fps"] = as_fps(target_fps)
     if has_axes:
         kw["axis_ranges_from"] = ranges_from
+    if all(len(kept_frames(len(f), fps, out_fps)) < 2 for _, f, _, _ in eps):  # before anything is written
+        raise LeRobotError(f"{src}: every episode keeps fewer than 2 frames at {out_fps:g} fps; choose a higher rate")
     with DatasetWriter(out, env=f"lerobot:{src.name}", env_kwargs=kw, frame_shape=(frame_size, frame_size, 3),
                        fps=as_fps(out_fps), action_spec=spec, policy={"name": "lerobot", "src": str(src)},
                        seed=0, overwrite=overwrite) as w:
+        dropped: list[int] = []
         for e, frames, acts, ids in eps:
             keep = kept_frames(len(frames), fps, out_fps)
+            if len(keep) < 2:  # no transition left to learn from at this rate
+                dropped.append(e)
+                continue
             ax = None
             if acts is not None:  # axes[j] = mean of the commands sent between kept frames j-1 and j
                 ax = np.stack([spec.rest_axes()] + [acts[keep[j - 1]: keep[j]].mean(0) for j in range(1, len(keep))])
@@ -253,6 +262,8 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
             if ids is not None:
                 a[1:] = ids[keep[:-1]]  # the command at the kept frame before led here
             w.add_episode(frames[keep], a, seed=e, source=f"{src.name} episode {e}", axes=ax)
+        if dropped:
+            log.warning("%s: episode(s) %s keep fewer than 2 frames at %g fps; skipped", src, dropped, out_fps)
     return Path(out)
 
 

@@ -1,9 +1,9 @@
-"""Any Gymnasium env with discrete or ``Box`` actions, seen through its rendered frames (env id ``"gym:<id>"``).
+"""Any Gymnasium env with discrete, ``Box`` or composite actions, seen through its rendered frames (``"gym:<id>"``).
 
 :func:`make_gym_env` wraps ``gymnasium.make(id, render_mode="rgb_array")`` so that it looks like
 worldloom's own envs: the observation is the env's ``render()`` frame fitted into a square uint8
-``(frame_size, frame_size, 3)``, the actions are ``Discrete(n)`` described by an ``ActionSpec`` (on
-``env.unwrapped.action_spec``) with the env's own action names where it states them, and
+``(frame_size, frame_size, 3)``, the actions are ids, axis values or both (``ActionSpec.env_action``)
+described by an ``ActionSpec`` (on ``env.unwrapped.action_spec``) with the env's own names where it states them, and
 ``render()`` returns the same frame. A generic env's internal state has no agreed meaning, so it
 reports no ``info["state"]``; Atari games whose object addresses are known (``envs/atari_state.py``:
 Pong) report their objects read from the emulator's RAM, so the eval's object scores apply to them.
@@ -110,7 +110,7 @@ def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 class GymFrameEnv(gymnasium.Env):
-    """A Gymnasium env with discrete actions whose observation is its fitted rendered frame."""
+    """A Gymnasium env (discrete, Box or composite actions) whose observation is its fitted rendered frame."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 15}
 
@@ -158,6 +158,8 @@ class GymFrameEnv(gymnasium.Env):
             self.action_space: spaces.Space = spaces.Discrete(int(disc.n))  # type: ignore[union-attr]
         elif self._layout == "box":  # continuous: the action is the axis values, passed through as the env's dtype
             self.action_space = spaces.Box(box.low, box.high, box.shape, dtype=np.float32)  # type: ignore[union-attr]
+        elif self.action_spec.n == 1:  # composite with a single id: the axis values alone, as a Box env's
+            self.action_space = spaces.Box(box.low, box.high, box.shape, dtype=np.float32)  # type: ignore[union-attr]
         else:  # composite: (id, axis values)
             self.action_space = spaces.Tuple((spaces.Discrete(int(disc.n)),  # type: ignore[union-attr]
                                               spaces.Box(box.low, box.high, box.shape, dtype=np.float32)))  # type: ignore[union-attr]
@@ -203,13 +205,14 @@ class GymFrameEnv(gymnasium.Env):
     def _rest(self) -> Any:
         """The action an episode starts from (sticky actions repeat it): the no-op, axes at rest."""
         rest = self.action_spec.rest_axes()
-        return {"discrete": 0, "box": rest}.get(self._layout, (0, rest))
+        return {"discrete": 0, "box": rest}.get(self._layout, (0, rest))  # a composite env's _check form
 
     def _check(self, action: Any) -> Any:
         """``action`` as this wrapper's own form (id, axis values or both), or a ``ValueError`` naming it."""
         where = f"gym:{self.env_id}: action"
-        if self._layout == "box":
-            return self.action_spec.check_axes(np.asarray(action, np.float32).reshape(-1), where)
+        if self._layout == "box" or self.action_spec.n == 1:  # a one-action Discrete beside a Box: only the axes vary
+            v = self.action_spec.check_axes(np.asarray(action, np.float32).reshape(-1), where)
+            return v if self._layout == "box" else (0, v)
         if self._layout == "discrete":
             return self._check_id(action)
         if not (isinstance(action, (tuple, list)) and len(action) == 2):
@@ -398,9 +401,10 @@ def make_gym_env(
     ``env_id`` is a Gymnasium id as users spell it (``"CartPole-v1"``, ``"ALE/Pong-v5"``,
     ``"MiniGrid-Empty-5x5-v0"``, ``"ale_py:ALE/Pong-v5"``); a leading ``"gym:"`` is stripped.
     ``env_module`` is imported first (a plugin that registers the id). ``fit``, ``frame_skip``,
-    ``sticky_actions``, ``keys`` (action name -> keys) and ``axis_names`` are the wrapper's options (module docstring).
+    ``sticky_actions``, ``keys`` (action name -> keys, axis name -> ``KEY:VALUE`` entries: ``envs.keys.check_keys``)
+    and ``axis_names`` are the wrapper's options (module docstring).
     Raises ``ValueError`` for an unknown id, a missing plugin (naming what to pip install), a
-    non-discrete action space or a bad option.
+    an action space other than those above, or a bad option.
     """
     if env_id.startswith(GYM_PREFIX):
         env_id = env_id[len(GYM_PREFIX) :]

@@ -9,8 +9,10 @@ that turns names into keys, whichever kind of data the names came from.
 
 Key choices:
 
-- **One key, one action.** The player maps a key to one action, so a key goes to the first action
-  that claims it, and an override takes its keys away from every other action.
+- **One key, one binding.** The player maps a key to one action or one axis value, so a key goes to the
+  first action that claims it, and an override takes its keys away from every other action and axis.
+  Axes are rebound with ``KEY:VALUE`` entries (the value while held) and ``MouseX:GAIN`` / ``MouseY:GAIN``
+  (the pointer, in play).
 - **Keys are DOM ``KeyboardEvent.key`` names** (``a``, ``ArrowUp``, ``Enter``), letters stored
   lowercase, ``space`` spelled ``" "``: what the browser sends, with no translation table in play.
 - **Names are trusted whole or not at all**: a source that does not name exactly the ``n`` actions
@@ -121,8 +123,9 @@ def parse_keys(text: str) -> dict[str, list[str]]:
     """A keys override as the CLI takes it: ``'FIRE=space,UP=ArrowUp|w,NOOP='`` or a JSON object
     (``'{"FIRE": [" ", "f"], "UP": "ArrowUp"}'``, needed for the keys ``,`` and ``|``).
 
-    Each entry replaces that action's keys (empty = no key). Raises ``ValueError`` on bad syntax or
-    key names; the action names are checked against the env when it is made.
+    Each entry replaces that action's keys (empty = no key), or an axis's bindings given as
+    ``KEY:VALUE`` (``'steer=ArrowLeft:-1|ArrowRight:1'``, ``'steer=MouseX:0.01'``). Raises ``ValueError`` on
+    bad syntax or key names; the names are checked against the env when it is made.
     """
     text = text.strip()
     if text.startswith("{"):
@@ -186,6 +189,8 @@ def check_keys(keys: Mapping[str, Any]) -> dict[str, list[str]]:
                 raise ValueError(f"action or axis {name!r}: {e}") from None
             if key in owner and owner[key] != name:
                 raise ValueError(f"key {key!r} is given to both {owner[key]!r} and {name!r}")
+            if val is not None and any(split_binding(e)[0] == key and e != f"{key}:{val!r}" for e in norm):
+                raise ValueError(f"{name!r}: key {key!r} is given twice, with different values")
             owner[key] = str(name)
             valued.add(val is not None)
             entry = key if val is None else f"{key}:{val!r}"

@@ -88,6 +88,7 @@ MIN_CONTRAST = 0.5
 # The least share of its colour step an object's most covered true pixel shows for it to be scored. At 64 px
 # Pong's ball (0.8 x 1.6 px) peaks at 0.3-0.8 of its step; fainter than a quarter, noise decides.
 MIN_PEAK = 0.25
+BLENDS = np.array([0.25, 0.5, 0.75], np.float32)  # a neighbour's edge blends set beside a faint object's colour
 
 
 @dataclass
@@ -191,6 +192,9 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                         continue  # too faint in the truth to tell from the floor: not scored
                     shown = floor + peak * axis  # (3,)
                     palette = np.concatenate([shown[None], floor[None], C[near]], 0)  # (k, 3); 0 = this object
+                    if peak < 1.0 and near:  # a faint object: a neighbour's blended edge must not pass for it
+                        blends = floor + BLENDS[:, None, None] * (C[near] - floor)  # (3, len(near), 3)
+                        palette = np.concatenate([palette, blends.reshape(-1, 3)], 0)
                     yy, xx = np.mgrid[y0:y1, x0:x1]
 
                     def centroid(img: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

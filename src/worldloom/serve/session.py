@@ -307,7 +307,7 @@ class Worker:
         meta = {"checkpoint": name, "seed": seed, "context_source": source, "context_actions": actions.tolist(),
                 "actions": [{"id": i, "name": n, "keys": list(spec.keys[i]) if spec.keys else []}
                             for i, n in enumerate(spec.names)],
-                "axes": [a.to_dict() | {"rest": a.rest} for a in spec.axes],
+                "axes": [a.to_dict() | {"rest": a.rest} | ({"mouse_gain": a.gain} if a.mouse else {}) for a in spec.axes],
                 "fps": 1.0 / self.period if self.period else 0.0, "frame_size": model.frame_size,
                 "sim": {"steps": cfg.steps, "window": cfg.window, "sink": cfg.sink, "memory": sim.memory.name,
                         "memory_slots": sim.memory.slots, "shift": cfg.shift,

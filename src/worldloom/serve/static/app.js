@@ -9,7 +9,7 @@ const state = {
   seq: 0, sentAt: new Map(), frames: 0, arrivals: [], lastHeader: null, seed: 0, ready: false,
   // continuous axes: key -> [axis index, value]; held axis keys in press order; the values last sent
   axes: [], axisKeyMap: new Map(), axisPressed: new Map(), currentAxes: "",
-  // pointer-driven axes (a mouse delta): axis index -> pointer movement times gain since the last frame
+  // pointer-driven axes (a mouse delta): axis index -> pointer movement times gain not yet sent
   mouseAxes: [], mouseMoved: new Map(),
 };
 window.worldloom = state; // for tests and curious users
@@ -118,13 +118,13 @@ function onReady(m) {
 }
 
 // --- input: the held action = the most recently pressed key/button still held ----------------------
-// Each axis: the value of its most recently pressed key still held, else the pointer's movement since
-// the last frame times its gain (a mouse axis), else its rest value.
-function axisValues() {
+// Each axis: the value of its most recently pressed key still held, else ``moved`` (a mouse axis's
+// pointer movement times its gain), else its rest value.
+function axisValues(moved = new Map()) {
   const v = state.axes.map((ax) => ax.rest);
-  for (const [i, moved] of state.mouseMoved) {
+  for (const [i, d] of moved) {
     const ax = state.axes[i];
-    v[i] = Math.min(ax.high, Math.max(ax.low, ax.rest + moved));
+    v[i] = Math.min(ax.high, Math.max(ax.low, ax.rest + d));
   }
   for (const [i, val] of state.axisPressed.values()) v[i] = val;
   return v;
@@ -142,9 +142,12 @@ function update() {
   if ((next === state.current && axesText === state.currentAxes) || !state.ready) return;
   state.current = next;
   state.currentAxes = axesText;
+  sendAction(next, axes);
+}
+function sendAction(action, axes) {
   state.seq += 1;
   state.sentAt.set(state.seq, performance.now());
-  send(state.axes.length ? { type: "action", action: next, seq: state.seq, axes } : { type: "action", action: next, seq: state.seq });
+  send(state.axes.length ? { type: "action", action, seq: state.seq, axes } : { type: "action", action, seq: state.seq });
 }
 function axisPress(key, i, v) { state.axisPressed.delete(key); state.axisPressed.set(key, [i, v]); update(); }
 function axisRelease(key) { if (state.axisPressed.delete(key)) update(); }
@@ -166,8 +169,9 @@ window.addEventListener("keydown", (e) => {
   if (!e.repeat) press(`key:${keyName(e)}`, id);
 });
 // Mouse axes: with the pointer locked to the view (click it), or while dragging across it, each move adds
-// its px times the axis's gain; every frame that arrives starts the next delta from rest (the server
-// latches each axis's newest value off rest, so a move between two frames drives the next one).
+// its px times the axis's gain. When a frame arrives, what gathered since the last one is sent as a tap:
+// the pushed value, then rest at once. The server latches an axis's newest value off rest for its next
+// tick and holds rest after it, so every movement drives exactly one frame, whatever the latency.
 $("model").addEventListener("click", () => {
   const c = $("model");
   if (state.mouseAxes.length && document.pointerLockElement !== c && c.requestPointerLock) c.requestPointerLock();
@@ -180,9 +184,14 @@ window.addEventListener("pointermove", (e) => {
     const d = ax.mouse === "x" ? e.movementX : e.movementY;
     if (d) state.mouseMoved.set(i, (state.mouseMoved.get(i) || 0) + d * ax.mouse_gain);
   }
-  update();
 });
-function mouseFrame() { if (state.mouseMoved.size) { state.mouseMoved.clear(); update(); } }
+function mouseFrame() {
+  if (!state.mouseMoved.size || !state.ready) return;
+  const pushed = axisValues(state.mouseMoved);
+  state.mouseMoved = new Map();
+  sendAction(state.current, pushed);
+  sendAction(state.current, axisValues());
+}
 window.addEventListener("keyup", (e) => { release(`key:${keyName(e)}`); axisRelease(`key:${keyName(e)}`); });
 window.addEventListener("blur", () => { state.pressed.clear(); state.axisPressed.clear(); state.mouseMoved.clear(); update(); });
 document.addEventListener("visibilitychange", () => send({ type: "pause", on: document.hidden }));
