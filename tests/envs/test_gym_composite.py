@@ -97,6 +97,27 @@ def test_a_single_id_beside_a_box_takes_the_axis_values_alone() -> None:
     assert int(button) == 0 and np.allclose(move, [1.0, 0.5])
 
 
+def test_a_single_action_discrete_env_steps_by_its_id() -> None:
+    """Discrete(1) and no axes: the id form, not the axis form a one-action composite takes."""
+    from worldloom.envs.gym import GymFrameEnv
+
+    class Still(Pointer):
+        action_names = ["wait"]
+
+        def __init__(self):
+            super().__init__("rgb_array")
+            self.action_space = spaces.Discrete(1)
+
+        def step(self, action):
+            self.received.append(action)
+            return self.pos.astype(np.float32), 0.0, False, False, {}
+
+    env = GymFrameEnv(Still(), frame_size=16, env_id="still")
+    env.reset(seed=0)
+    env.step(env.action_spec.env_action(0))
+    assert env.inner.received == [0] and isinstance(env.action_space, spaces.Discrete)
+
+
 def test_sticky_actions_repeat_the_whole_pair(registered) -> None:
     env = make_gym_env("gym:WorldloomPointerTuple-v0", frame_size=16, sticky_actions=0.5)
     try:

@@ -243,14 +243,14 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, camera: st
         kw["fps"] = as_fps(target_fps)
     if has_axes:
         kw["axis_ranges_from"] = ranges_from
-    if all(len(kept_frames(len(f), fps, out_fps)) < 2 for _, f, _, _ in eps):  # before anything is written
+    keeps = [kept_frames(len(f), fps, out_fps) for _, f, _, _ in eps]
+    if all(len(k) < 2 for k in keeps):  # before anything is written
         raise LeRobotError(f"{src}: every episode keeps fewer than 2 frames at {out_fps:g} fps; choose a higher rate")
     with DatasetWriter(out, env=f"lerobot:{src.name}", env_kwargs=kw, frame_shape=(frame_size, frame_size, 3),
                        fps=as_fps(out_fps), action_spec=spec, policy={"name": "lerobot", "src": str(src)},
                        seed=0, overwrite=overwrite) as w:
         dropped: list[int] = []
-        for e, frames, acts, ids in eps:
-            keep = kept_frames(len(frames), fps, out_fps)
+        for (e, frames, acts, ids), keep in zip(eps, keeps):
             if len(keep) < 2:  # no transition left to learn from at this rate
                 dropped.append(e)
                 continue

@@ -154,15 +154,12 @@ class GymFrameEnv(gymnasium.Env):
             spec = axis_spec(box.low, box.high, names=opts.get("axis_names"), discrete=spec)
         assert spec is not None
         self.action_spec = apply_spec_keys(spec, opts["keys"], f"gym:{name}")
-        if self._layout == "discrete":
-            self.action_space: spaces.Space = spaces.Discrete(int(disc.n))  # type: ignore[union-attr]
-        elif self._layout == "box":  # continuous: the action is the axis values, passed through as the env's dtype
-            self.action_space = spaces.Box(box.low, box.high, box.shape, dtype=np.float32)  # type: ignore[union-attr]
-        elif self.action_spec.n == 1:  # composite with a single id: the axis values alone, as a Box env's
-            self.action_space = spaces.Box(box.low, box.high, box.shape, dtype=np.float32)  # type: ignore[union-attr]
-        else:  # composite: (id, axis values)
-            self.action_space = spaces.Tuple((spaces.Discrete(int(disc.n)),  # type: ignore[union-attr]
-                                              spaces.Box(box.low, box.high, box.shape, dtype=np.float32)))  # type: ignore[union-attr]
+        # The action takes the form ActionSpec.env_action gives: the id, the axis values (a Box, or a one-action
+        # Discrete beside one: only the axes vary), or the pair.
+        ids = None if box is not None and self.action_spec.n == 1 else spaces.Discrete(self.action_spec.n)
+        values = None if box is None else spaces.Box(box.low, box.high, box.shape, dtype=np.float32)
+        self.action_space: spaces.Space = (spaces.Tuple((ids, values)) if ids is not None and values is not None
+                                           else ids if ids is not None else values)  # type: ignore[assignment]
         self.render_mode = "rgb_array"
         self.metadata = {
             "render_modes": ["rgb_array"],
@@ -202,23 +199,21 @@ class GymFrameEnv(gymnasium.Env):
         _, info = self.inner.reset(seed=seed, options=options)
         return self._observe(), self._info(info)
 
-    def _rest(self) -> Any:
-        """The action an episode starts from (sticky actions repeat it): the no-op, axes at rest."""
-        rest = self.action_spec.rest_axes()
-        return {"discrete": 0, "box": rest}.get(self._layout, (0, rest))  # a composite env's _check form
+    def _rest(self) -> tuple[int, np.ndarray | None]:
+        """The action an episode starts from (sticky actions repeat it), as :meth:`_check` gives it."""
+        return 0, (self.action_spec.rest_axes() if self.action_spec.n_axes else None)
 
-    def _check(self, action: Any) -> Any:
-        """``action`` as this wrapper's own form (id, axis values or both), or a ``ValueError`` naming it."""
-        where = f"gym:{self.env_id}: action"
-        if self._layout == "box" or self.action_spec.n == 1:  # a one-action Discrete beside a Box: only the axes vary
-            v = self.action_spec.check_axes(np.asarray(action, np.float32).reshape(-1), where)
-            return v if self._layout == "box" else (0, v)
-        if self._layout == "discrete":
-            return self._check_id(action)
+    def _check(self, action: Any) -> tuple[int, np.ndarray | None]:
+        """``action`` in the form ``ActionSpec.env_action`` gives for this spec, as (id, axis values or None);
+        else a ``ValueError`` naming it."""
+        spec, where = self.action_spec, f"gym:{self.env_id}: action"
+        if not spec.n_axes:
+            return self._check_id(action), None
+        if spec.n == 1:
+            return 0, spec.check_axes(np.asarray(action, np.float32).reshape(-1), where)
         if not (isinstance(action, (tuple, list)) and len(action) == 2):
             raise ValueError(f"{where} {action!r}: this env's action is a pair (action id, [axis values])")
-        a = self._check_id(action[0])
-        return a, self.action_spec.check_axes(np.asarray(action[1], np.float32).reshape(-1), where)
+        return self._check_id(action[0]), spec.check_axes(np.asarray(action[1], np.float32).reshape(-1), where)
 
     def _check_id(self, value: Any) -> int:
         a = int(value)
@@ -226,12 +221,12 @@ class GymFrameEnv(gymnasium.Env):
             raise ValueError(f"gym:{self.env_id}: action id {value!r} outside 0..{self.action_spec.n - 1}")
         return a
 
-    def _inner_action(self, a: Any) -> Any:
-        """This wrapper's action as the inner env takes it (its Discrete's start, its Tuple or Dict layout)."""
+    def _inner_action(self, a: tuple[int, np.ndarray | None]) -> Any:
+        """(id, axis values) as the inner env takes them (its Discrete's start, its Tuple or Dict layout)."""
         if self._layout == "discrete":
-            return self._start + a
+            return self._start + a[0]
         if self._layout == "box":
-            return a
+            return a[1]
         parts = {"d": self._start + a[0], "b": a[1]}
         if self._layout == "tuple":
             return tuple(parts[k] for k, _ in self._order)

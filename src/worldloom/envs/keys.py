@@ -254,15 +254,14 @@ def apply_spec_keys(spec: ActionSpec, override: Mapping[str, Sequence[str]], whe
             raise ValueError(f"{where}: --keys: {name!r} has KEY:VALUE entries but is no axis; its axes are {known}")
         else:
             actions[name] = entries
-    names_lower = {m.lower() for m in spec.names}
-    for n in actions:
-        if n not in spec.names and n.lower() not in names_lower:
-            axes_part = f"; its axes are {', '.join(a.name for a in spec.axes)}" if spec.axes else ""
-            raise ValueError(f"{where}: --keys: no action named {n!r}; its actions are {', '.join(spec.names)}{axes_part}")
     claimed = {k for ps in axes.values() for k, _ in ps}
-    keys = apply_keys(spec.names, spec.keys or tuple(() for _ in spec.names), actions, where)
+    try:
+        keys = apply_keys(spec.names, spec.keys or tuple(() for _ in spec.names), actions, where)
+    except ValueError as e:  # an unknown name: say what the axes are too
+        raise ValueError(f"{e}; its axes are {', '.join(a.name for a in spec.axes)}" if spec.axes else str(e)) from None
     keys = tuple(tuple(k for k in ks if k not in claimed) for ks in keys)
     claimed |= {k for ks in actions.values() for k in ks}
+    taken = {MOUSE[k] for k in claimed if k in MOUSE}  # pointer directions an override gave away
     new_axes = []
     for i, a in enumerate(spec.axes):
         if i in axes:  # this axis's bindings replaced: keys, and the pointer if a MOUSE entry names it
@@ -273,7 +272,6 @@ def apply_spec_keys(spec: ActionSpec, override: Mapping[str, Sequence[str]], whe
             how, gain = mouse[0] if mouse else ("", 0.0)
         else:
             bound = tuple((k, v) for k, v in a.keys if k not in claimed)
-            taken = {MOUSE[k] for k in claimed if k in MOUSE}
             how, gain = ("", 0.0) if a.mouse in taken else (a.mouse, a.mouse_gain)
         try:
             new_axes.append(Axis(a.name, a.low, a.high, a.unit, bound, how, gain))

@@ -38,7 +38,9 @@ Key choices:
   whole pixel). An object smaller than a pixel (Pong's ball at 64 px, 0.8 x 1.6 px) is only ever a blend,
   and by the full colour's midpoint its peak pixel sat on the threshold: a reconstruction with the same
   pixel to 1 level out of 92 was "not drawn" in 35 % of frames (tokenizer ceiling 63 %; 98 % by this rule,
-  on 30 validation episodes, BENCHMARKS). Fainter than ``MIN_PEAK`` in the truth, it is not scored. The same rule on the true frame sets the reference count (an object the
+  on 30 validation episodes, BENCHMARKS). Fainter than ``MIN_PEAK`` in the truth, it is not scored; a
+  faint one's palette also holds its neighbours' edge blends (``BLENDS``), so a neighbour's soft edge is
+  not taken for it. The same rule on the true frame sets the reference count (an object the
   rule cannot find in the truth is not scored), so true frames score 100 % by construction and a
   frame with the object painted out scores 0 % (tests/eval/test_objects.py).
 - **A blob, not a colour count.** The counted pixels are those inside a disc of the object's radius

@@ -13,6 +13,7 @@ const state = {
   mouseAxes: [], mouseMoved: new Map(),
 };
 window.worldloom = state; // for tests and curious users
+const KEYS_HINT = $("hint").textContent; // the page's own hint, which a world with mouse axes extends
 
 function setStatus(text, isError = false) {
   const el = $("status");
@@ -109,8 +110,8 @@ function onReady(m) {
   state.mouseMoved.clear();
   if (state.mouseAxes.length) {
     $("hint").textContent = "Click the view to steer " + state.mouseAxes.map((i) => state.axes[i].name).join(", ") +
-      " with the mouse (Esc releases it), or drag across it. " + $("hint").dataset.keysHint;
-  } else $("hint").textContent = $("hint").dataset.keysHint;
+      " with the mouse (Esc releases it), or drag across it. " + KEYS_HINT;
+  } else $("hint").textContent = KEYS_HINT;
   state.currentAxes = JSON.stringify(axisValues());
   state.pressed.clear();
   state.current = 0;
