@@ -34,7 +34,6 @@ def cmd_collect(args: argparse.Namespace) -> None:
         raise UsageError(f"ENV {args.env!r}: expected one of {known()} (e.g. gym:CartPole-v1)") from None
     env_kwargs = _gym_adapter_flags(args, env_kwargs)
     t0 = time.time()
-    args.frame_size = 64 if args.frame_size is None else args.frame_size
     try:
         out = collect(args.env, args.out, args.episodes, args.steps, policy=args.policy, seed=args.seed,
                       frame_size=args.frame_size, env_kwargs=env_kwargs, progress=_progress(), overwrite=args.overwrite,
@@ -284,11 +283,13 @@ def _build_collect(p: argparse.ArgumentParser) -> None:
                    help="collect the world a checkpoint was trained on (its env, env_kwargs and frame size), e.g. fresh "
                         "held-out layouts for `eval --data`; --env-kwargs overrides single fields")
     p.add_argument("--out", required=True, help="dataset directory to create")
-    p.add_argument("--episodes", type=int, default=20, help="episodes to record (default: 20)")
-    p.add_argument("--steps", type=int, default=300, help="max frames per episode, counting the reset frame (default: 300)")
-    p.add_argument("--policy", default="momentum", choices=("momentum", "random"), help="collection policy (default: momentum)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes to record (default: the env registration's, else 20)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="max frames per episode, counting the reset frame (default: the env registration's, else 300)")
+    p.add_argument("--policy", default=None, choices=("momentum", "random"),
+                   help="collection policy (default: the env registration's, else momentum)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i; use a disjoint range for held-out data (default: 0)")
-    p.add_argument("--frame-size", type=int, default=None, help="side of the square frames, px (default: 64, or --like's)")
+    p.add_argument("--frame-size", type=int, default=None, help="side of the square frames, px (default: --like's, else the env registration's, else 64)")
     p.add_argument("--env-kwargs", default=None, help="env config fields as a JSON object, e.g. '{\"n_balls\": 6}'")
     p.add_argument("--axis-range", action="append", default=None, metavar="NAME=LO:HI",
                    help="continuous axes: drive axis NAME only within LO:HI while collecting (repeatable; LO = HI holds "

@@ -69,19 +69,6 @@ def resolve_env_kwargs(env_id: str, frame_size: int, env_kwargs: dict[str, Any] 
     return entry(env_id).record(env_id, frame_size, dict(env_kwargs or {}))
 
 
-def _action_spec(env: gymnasium.Env) -> ActionSpec:
-    spec = getattr(env.unwrapped, "action_spec", None)
-    if isinstance(spec, ActionSpec):
-        return spec
-    if isinstance(env.action_space, gymnasium.spaces.Discrete):
-        return ActionSpec.discrete(int(env.action_space.n))
-    if isinstance(env.action_space, gymnasium.spaces.Box) and len(env.action_space.shape) == 1:
-        from worldloom.envs.keys import axis_spec
-
-        return axis_spec(env.action_space.low, env.action_space.high)
-    raise ValueError(f"env {env} has no ActionSpec and a non-discrete action space {env.action_space}")
-
-
 def _axis_draw(spec: ActionSpec, ranges: Mapping[str, tuple[float, float]] | None) -> list[tuple[float, float] | None]:
     """``ranges`` (axis name -> (lo, hi)) as one entry per axis of ``spec`` (None: its whole range)."""
     names = [a.name for a in spec.axes]
@@ -109,18 +96,22 @@ def stack_state(states: list[Any], episode: int) -> dict[str, np.ndarray] | None
 def collect(
     env_id: str,
     out: str | Path,
-    episodes: int,
-    steps: int,
+    episodes: int | None = None,
+    steps: int | None = None,
     *,
-    policy: str = "momentum",
+    policy: str | None = None,
     seed: int = 0,
-    frame_size: int = 64,
+    frame_size: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
     overwrite: bool = False,
     axis_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Collect ``episodes`` episodes of up to ``steps`` frames each into the dataset dir ``out``.
+
+    An argument left None takes the env registration's collection default, else
+    :data:`worldloom.envs.registry.COLLECT_DEFAULTS`'s (20 episodes of 300 frames, ``momentum``, 64 px);
+    the env's ActionSpec is its registration's, or the one it states (:func:`worldloom.envs.registry.action_spec`).
 
     Args:
         env_id: ``"arena"`` or ``"gym:<Gymnasium id>"`` (discrete actions, e.g. ``"gym:CartPole-v1"``,
@@ -142,6 +133,11 @@ def collect(
     Returns:
         The dataset path.
     """
+    from worldloom.envs.registry import action_spec, collect_defaults
+
+    d = collect_defaults(env_id, {"episodes": episodes, "steps": steps, "policy": policy, "frame_size": frame_size,
+                                  "env_kwargs": env_kwargs})
+    episodes, steps, policy, frame_size, env_kwargs = (d[k] for k in ("episodes", "steps", "policy", "frame_size", "env_kwargs"))
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if steps < 2:
@@ -152,7 +148,7 @@ def collect(
     env_kwargs = resolve_env_kwargs(env_id, frame_size, env_kwargs)
     env = make_env(env_id, frame_size=frame_size, env_kwargs=env_kwargs)
     try:
-        spec = _action_spec(env)
+        spec = action_spec(env_id, env)
         # Continuous axes (a Box env): the policy gives their values; the discrete part stays the no-op,
         # unless the env has one too (composite: a Tuple or Dict of both), then the pair.
         composite = spec.n_axes > 0 and spec.n > 1

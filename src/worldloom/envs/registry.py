@@ -8,6 +8,11 @@ collect, eval, play and bench never special-case one by name:
   that decides what the frames look like filled in (the frame-size field, a control law, a wrapper's
   options), so the data says how to rebuild its env;
 - ``legacy(kwargs)``: what a record from before such a field existed was made with;
+- ``actions``: its ActionSpec (action names, play keys, continuous axes), fixed or computed from the
+  built env; left out, the env states it (``env.unwrapped.action_spec``, as the built-in worlds and the
+  ``gym:`` wrapper do) or it follows from a ``Discrete`` or 1-D ``Box`` space (:func:`action_spec`);
+- ``defaults``: collection defaults, each a :func:`worldloom.data.collect` argument that the user left
+  out (:data:`COLLECT_DEFAULTS` names them; ``env_kwargs`` is merged under the user's);
 - ``suites``: the eval suites that need this env's ground truth (the physics suite needs ``phys2d``);
 - ``priors``: what models and metrics may assume about its frames, passed to them by whoever builds
   them (:func:`priors`), never imported from the world's module. ``agent_half_px``: the half-size of
@@ -28,7 +33,13 @@ from typing import Any
 
 import gymnasium
 
+from ..actions import ActionSpec
+
 Kwargs = dict[str, Any]
+
+PRIORS: Kwargs = {"agent_half_px": -1, "structure_color": None}  # each prior's value for an env that states none
+# What `collect` uses for an argument that neither the user nor the env's registration gives.
+COLLECT_DEFAULTS: Kwargs = {"episodes": 20, "steps": 300, "policy": "momentum", "frame_size": 64, "env_kwargs": {}}
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,10 @@ class EnvEntry:
     """Eval suites whose ground truth this env provides."""
     priors: Mapping[str, Any] = field(default_factory=dict)
     """What models and metrics may assume about the frames (see the module docstring)."""
+    actions: ActionSpec | Callable[[gymnasium.Env], ActionSpec] | None = None
+    """The env's ActionSpec, or built env -> its spec; None: the env states it or its space implies it."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Collection defaults (keys of COLLECT_DEFAULTS) for the arguments a user leaves out."""
     doc: str = ""
 
 
@@ -52,7 +67,13 @@ _ENTRIES: dict[str, EnvEntry] = {}
 
 
 def register(e: EnvEntry) -> EnvEntry:
-    """Add (or replace) an env entry; returns it."""
+    """Add (or replace) an env entry; returns it. Unknown ``priors`` or ``defaults`` keys are an error."""
+    for what, given, known_keys in (("priors", e.priors, PRIORS), ("defaults", e.defaults, COLLECT_DEFAULTS)):
+        unknown = sorted(set(given) - set(known_keys))
+        if unknown:
+            raise ValueError(f"env {e.name!r}: unknown {what} key(s) {unknown}; known: {sorted(known_keys)}")
+    if not isinstance(e.defaults.get("env_kwargs", {}), Mapping):
+        raise ValueError(f"env {e.name!r}: defaults.env_kwargs must be an object, got {e.defaults['env_kwargs']!r}")
     _ENTRIES[e.name] = e
     return e
 
@@ -65,9 +86,6 @@ def entry(env_id: str) -> EnvEntry:
     if families:
         return _ENTRIES[max(families, key=len)]
     raise ValueError(f"unknown env id {env_id!r}; known: {known()}")
-
-
-PRIORS: Kwargs = {"agent_half_px": -1, "structure_color": None}  # each prior's value for an env that states none
 
 
 def priors(env_id: str | None) -> Kwargs:
@@ -83,6 +101,49 @@ def agent_half_px(env_id: str | None) -> int:
     """``env_id``'s ``agent_half_px`` prior: the half-size of the view-centre box holding an agent the camera
     follows, -1 for none (what every view-shift estimate of its frames leaves out)."""
     return int(priors(env_id)["agent_half_px"])
+
+
+def collect_defaults(env_id: str, given: Mapping[str, Any]) -> Kwargs:
+    """Every collection argument for ``env_id``: ``given``'s where not None, else its registration's
+    default, else :data:`COLLECT_DEFAULTS`'s. ``env_kwargs`` objects merge (the user's fields win, one
+    level deep, so a default ``adapter`` object keeps the options the user does not set)."""
+    own = entry(env_id).defaults
+    out = {k: given[k] if given.get(k) is not None else own.get(k, v) for k, v in COLLECT_DEFAULTS.items() if k != "env_kwargs"}
+    kw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in own.get("env_kwargs", {}).items()}
+    for k, v in (given.get("env_kwargs") or {}).items():
+        kw[k] = {**kw[k], **v} if isinstance(kw.get(k), dict) and isinstance(v, Mapping) else v
+    out["env_kwargs"] = kw
+    return out
+
+
+def action_spec(env_id: str, env: gymnasium.Env) -> ActionSpec:
+    """The ActionSpec of ``env`` (built for ``env_id``): its registration's ``actions``, else the one the
+    env states (``env.unwrapped.action_spec``), else a ``Discrete`` space's ids or a 1-D ``Box``'s axes.
+    A spec that a ``Discrete`` or 1-D ``Box`` space contradicts is an error naming both."""
+    given = entry(env_id).actions
+    spec = given(env) if callable(given) else given
+    if spec is None:
+        spec = getattr(env.unwrapped, "action_spec", None)
+    space = env.action_space
+    box = isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1
+    if spec is None:
+        if isinstance(space, gymnasium.spaces.Discrete):
+            return ActionSpec.discrete(int(space.n))
+        if not box:
+            raise ValueError(f"env {env_id!r}: no ActionSpec (give its registration's actions or an action_spec "
+                             f"attribute) and its action space {space} is not Discrete or a 1-D Box")
+        from .keys import axis_spec
+
+        return axis_spec(space.low, space.high)
+    if not isinstance(spec, ActionSpec):
+        raise ValueError(f"env {env_id!r}: its actions must be an ActionSpec, got {type(spec).__name__}")
+    if isinstance(space, gymnasium.spaces.Discrete) and not spec.n_axes and spec.n != int(space.n):
+        raise ValueError(f"env {env_id!r}: its ActionSpec names {spec.n} actions {list(spec.names)}, "
+                         f"but its action space is Discrete({int(space.n)})")
+    if box and spec.n_axes != space.shape[0]:
+        raise ValueError(f"env {env_id!r}: its ActionSpec has {spec.n_axes} axes, but its action space is a Box of "
+                         f"{space.shape[0]}")
+    return spec
 
 
 def envs_for_suite(suite: str) -> list[str]:
