@@ -1,6 +1,6 @@
 """docs/DATA.md's worked examples run as written, at tiny size: every `worldloom ...` command of its bash
 blocks (episodes and steps cut down, outputs moved to a temporary directory) and its collect and import_videos
-examples in Python. The adding-an-env block's registration is run by tests/envs/test_registry.py's toy env."""
+examples in Python, and the adding-an-env block's registration with a toy `MyGameEnv`."""
 
 from __future__ import annotations
 
@@ -105,3 +105,40 @@ def test_python_import_videos_example_runs(tmp_path: Path, monkeypatch: pytest.M
     ds = Dataset.open(tmp_path / "data/recordings")
     assert ds.meta["frame_shape"] == [64, 64, 3] and ds[0].len == 8
     assert ds[0].actions.tolist() == [0, 4, 4, 0, 0, 0, 0, 0]  # the log's 1,right / 2,right / 7,0 under the page's names
+
+
+def test_python_registration_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adding-an-env block as written (its defaults cut to 1 episode of 6 frames), with a toy MyGameEnv
+    that states no actions of its own: the registration's names, keys and env kwargs reach the dataset."""
+    import gymnasium
+    import numpy as np
+
+    from worldloom.data import Dataset
+    from worldloom.envs.registry import _ENTRIES
+
+    class MyGameEnv(gymnasium.Env):
+        metadata = {"render_fps": 10}
+
+        def __init__(self, frame_size: int = 64, level: int = 1) -> None:
+            self.size, self.level = frame_size, level
+            self.action_space = gymnasium.spaces.Discrete(3)
+            self.observation_space = gymnasium.spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.full((self.size, self.size, 3), self.level, np.uint8), {}
+
+        def step(self, action):
+            return np.full((self.size, self.size, 3), self.level * int(action), np.uint8), 0.0, False, False, {}
+
+    block = next(b for b in _blocks("python") if "register(EnvEntry(" in b)
+    code = block.replace('"steps": 200', '"steps": 6').replace('"episodes": 50', '"episodes": 1')
+    assert code != block, "the example's defaults moved: update this test's shrinking"
+    monkeypatch.chdir(tmp_path)
+    try:
+        exec(compile(code, str(DOC), "exec"), {"MyGameEnv": MyGameEnv})
+    finally:
+        _ENTRIES.pop("mygame", None)
+    ds = Dataset.open(tmp_path / "data/mygame")
+    assert ds.lengths.tolist() == [6] and ds.meta["env_kwargs"] == {"frame_size": 64, "level": 3}
+    assert ds.action_spec.names == ("noop", "jump", "duck") and ds.action_spec.keys[1] == (" ", "ArrowUp")
