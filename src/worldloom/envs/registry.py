@@ -108,7 +108,8 @@ def collect_defaults(env_id: str, given: Mapping[str, Any]) -> Kwargs:
     default, else :data:`COLLECT_DEFAULTS`'s. ``env_kwargs`` objects merge (the user's fields win, one
     level deep, so a default ``adapter`` object keeps the options the user does not set)."""
     own = entry(env_id).defaults
-    out = {k: given[k] if given.get(k) is not None else own.get(k, v) for k, v in COLLECT_DEFAULTS.items() if k != "env_kwargs"}
+    out = {k: given[k] if given.get(k) is not None else own.get(k, v)
+           for k, v in COLLECT_DEFAULTS.items() if k != "env_kwargs"}
     kw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in own.get("env_kwargs", {}).items()}
     for k, v in (given.get("env_kwargs") or {}).items():
         kw[k] = {**kw[k], **v} if isinstance(kw.get(k), dict) and isinstance(v, Mapping) else v
