@@ -51,7 +51,8 @@ gpu-check: $(STAMP)
 	$(BIN)/python tools/gpu_check.py --out runs/gpu-check.json --work runs/gpu-check
 
 # One declarative recipe rebuilds an arena world model from nothing (collect -> tokenizer -> dynamics ->
-# 1-step student; worldloom.recipes.arena; 112 min of stages on 2 cores in its first whole run). Its
+# 1-step student; worldloom.recipes.arena): the play world, Pong's dynamics head, 2,500 + 200 steps. Its
+# dynamics and student stages took 46 min on 2 cores on the shipped tokenizer; not yet run whole. Its
 # output goes to runs/arena-recipe/checkpoint: it replaces checkpoints/arena only once a full run has been
 # measured against the shipped one (docs/BENCHMARKS.md, "Objects").
 train-arena: $(STAMP)
