@@ -398,7 +398,7 @@ def make_gym_env(
     ``env_module`` is imported first (a plugin that registers the id). ``fit``, ``frame_skip``,
     ``sticky_actions``, ``keys`` (action name -> keys, axis name -> ``KEY:VALUE`` entries: ``envs.keys.check_keys``)
     and ``axis_names`` are the wrapper's options (module docstring).
-    Raises ``ValueError`` for an unknown id, a missing plugin (naming what to pip install), a
+    Raises ``ValueError`` for an unknown id, a missing plugin (naming what to pip install),
     an action space other than those above, or a bad option.
     """
     if env_id.startswith(GYM_PREFIX):
