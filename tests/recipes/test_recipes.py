@@ -2,7 +2,9 @@
 
 import json
 
-from worldloom.recipes import arena
+import pytest
+
+from worldloom.recipes import arena, phys2d
 
 
 def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
@@ -10,15 +12,49 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     base = ["--out", str(out), "--work", str(work), "--scale", "0.001", "--threads", "1"]
     arena.main(base)
     cfg = json.loads((out / "config.json").read_text())
-    stages = cfg["recipe"]["stages"]
-    assert cfg["recipe"]["order"] == ["collect", "tokenizer", "dynamics", "student"] == list(stages)
+    stages = cfg["rebuild"]["stages"]
+    assert cfg["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "student"] == list(stages)
     assert stages["dynamics"]["command"].endswith("--only dynamics") and stages["student"]["data"]["teacher"] == str(work / "dynamics")
-    assert all(s["seconds"] > 0 for s in stages.values())
+    assert all(s["seconds"] > 0 for s in stages.values()) and "temporal_decoder" not in cfg
     assert cfg["distill"]["recipe"]["object_weight"] == arena.OBJECT_WEIGHT and cfg["sim"]["steps"] == 1
+    assert cfg["recipe"]["loss"] == arena.DYN_RECIPE.loss  # the training recipe stays what --config repeats
     card = (out / "README.md").read_text()
     assert card.count("## Recipe") == 1 and "--only tokenizer" in card
-    # Rerun the last stage alone: its record is replaced, the others kept, the card still has one section.
+    # With --decoder the student moves into the work dir and the decoder, trained on its rollouts, writes --out;
+    # a stage rerun alone replaces its own record and keeps the others, and the card keeps one section.
     before = stages["tokenizer"]
-    arena.main(base + ["--only", "student"])
+    for stage in ("student", "decoder"):
+        arena.main(base + ["--decoder", "--only", stage])
     cfg2 = json.loads((out / "config.json").read_text())
-    assert cfg2["recipe"]["stages"]["tokenizer"] == before and (out / "README.md").read_text().count("## Recipe") == 1
+    stages2 = cfg2["rebuild"]["stages"]
+    assert cfg2["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "student", "decoder"] == list(stages2)
+    assert stages2["tokenizer"] == before and stages2["decoder"]["command"].endswith("--decoder --only decoder")
+    assert stages2["decoder"]["data"]["world model"] == str(work / "student") and "temporal_decoder" in cfg2
+    assert "temporal_decoder" not in json.loads((work / "student" / "config.json").read_text())
+    assert (out / "README.md").read_text().count("## Recipe") == 1
+
+
+def test_a_recipe_without_a_decoder_refuses_the_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="declares no temporal decoder stage"):
+        phys2d.main(["--out", str(tmp_path / "o"), "--work", str(tmp_path / "w"), "--decoder"])
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_shipped_arena_is_what_make_train_arena_runs():
+    """The card, config.json and the Makefile agree: one command, and the configs the recipe declares today."""
+    from pathlib import Path
+
+    from worldloom.checkpoint import resolve
+    from worldloom.config import to_dict
+
+    d = resolve("arena")
+    cfg = json.loads((d / "config.json").read_text())
+    cmd = cfg["rebuild"]["command"]
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert f"train-arena: $(STAMP)\n\t$(BIN)/{cmd}\n" in makefile
+    assert f"`{cmd}`" in (d / "README.md").read_text() and cfg["rebuild"]["order"] == arena.STAGES.names()
+    for section, declared in (("vae", arena.VAE_CFG), ("dynamics", arena.DYN_CFG), ("recipe", arena.DYN_RECIPE)):
+        saved = cfg[section]
+        assert {k: saved[k] for k in to_dict(declared)} == to_dict(declared), section
+    assert cfg["train"]["steps"] == arena.DYN_TRAIN.steps and cfg["distill"]["train"]["steps"] == arena.STUDENT.train.steps
+    assert cfg["env_kwargs"]["control"] == arena.ENV_KWARGS["control"] and cfg["sim"]["steps"] == arena.STAGES.sim_defaults["steps"]

@@ -1,14 +1,14 @@
 """What every recipe shares: the command line, step scaling, and the collect -> tokenizer -> dynamics
-(-> student) stages.
+(-> student) (-> decoder) stages.
 
 A recipe module (``arena``, ``phys2d``) only declares its :class:`Stages`: which data to collect and
 which configs to train. :func:`run_recipe` runs them the same way for all of them, from nothing:
 
 - **One command per stage.** ``--only STAGE`` runs one stage against the work dir the earlier ones
   filled, so the card can name, for every stage, the exact command that rebuilds it, its data and its
-  wall time (``config.json: recipe``; a "Recipe" section in the card).
-- **No chain through other checkpoints.** The tokenizer, the dynamics model and the student are all
-  trained inside ``--work``; the checkpoint written to ``--out`` is the last stage's.
+  wall time (``config.json: rebuild``; a "Recipe" section in the card).
+- **No chain through other checkpoints.** The tokenizer, the dynamics model, the student and the
+  temporal decoder are all trained inside ``--work``; the checkpoint written to ``--out`` is the last stage's.
 - ``--scale`` multiplies training episodes and steps (``0.01``: a smoke run; > 1: a GPU).
 """
 
@@ -56,6 +56,16 @@ class Student:
 
 
 @dataclass
+class Decoder:
+    """The temporal decoder stage: :func:`worldloom.training.temporal_decoder.train_temporal_decoder` trained on the
+    rollouts of the stage before it (the student, else the dynamics model)."""
+
+    cfg: Any  # TemporalDecoderConfig
+    recipe: Any  # TemporalDecoderRecipe
+    train: TrainConfig
+
+
+@dataclass
 class Stages:
     """A recipe: its datasets, its training stages and the sampler defaults written into its checkpoint.
 
@@ -70,9 +80,18 @@ class Stages:
     speed: dict[str, Any] = field(default_factory=dict)  # load()'s default speed-ups (runtime/speed.py)
     collect: tuple[Collect, ...] = ()
     student: Student | None = None
+    decoder: Decoder | None = None  # run only with --decoder: the recipe's measured, optional last stage
 
-    def names(self) -> list[str]:
-        return ["collect", "tokenizer", "dynamics"] + (["student"] if self.student else [])
+    def names(self, decoder: bool = False) -> list[str]:
+        """The stages in order; ``decoder``: with the temporal decoder stage (the recipe must declare one)."""
+        if decoder and self.decoder is None:
+            raise ValueError("--decoder: this recipe declares no temporal decoder stage")
+        return ["collect", "tokenizer", "dynamics"] + (["student"] if self.student else []) + (["decoder"] if decoder else [])
+
+    def outputs(self, out: Path, work: Path, decoder: bool = False) -> dict[str, Path]:
+        """Where each model stage writes: the last one to ``out``, the others inside ``work``."""
+        model_stages = [n for n in self.names(decoder) if n in ("dynamics", "student", "decoder")]
+        return {n: out if n == model_stages[-1] else work / n for n in model_stages}
 
 
 def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
@@ -82,8 +101,11 @@ def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply episodes and steps (smoke runs: 0.01)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --work (reuses its data)")
-    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, student) against "
+    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, student, decoder) against "
                    "the work dir the earlier stages filled (default: all, in order)")
+    p.add_argument("--decoder", action="store_true",
+                   help="also train the recipe's temporal decoder as the last stage (writes --out; the student then "
+                        "stays in --work/student)")
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop the dynamics run after this step of the same schedule and export the EMA there "
                         "(default: 0 = the full schedule)")
@@ -111,19 +133,23 @@ def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
     opts += [f"--scale {args.scale:g}"] if args.scale != 1 else []
     opts += [f"--threads {args.threads}"] if args.threads else []
     opts += [f"--stop-at {args.stop_at}"] if args.stop_at and stage == "dynamics" else []
+    opts += ["--decoder"] if args.decoder else []  # where the stages before it write depends on it
     return f"python -m {module} " + " ".join(opts + [f"--only {stage}"])
 
 
 def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) -> dict[str, Any]:
     """Run the recipe's stages (all, or ``args.only``) into ``args.work`` and ``args.out``; returns the record.
 
-    Every stage that runs adds ``{"command", "data", "seconds"}`` under its name to ``config.json: recipe.stages``
+    Every stage that runs adds ``{"command", "data", "seconds"}`` under its name to ``config.json: rebuild.stages``
     of the final checkpoint and the card's "Recipe" section; ``--only`` keeps the other stages' entries, and
     ``--resume`` adds a stage's new wall time to what its earlier sittings took.
     """
     from ..data.collect import collect
 
-    names = stages.names()
+    try:
+        names = stages.names(args.decoder)
+    except ValueError as e:
+        raise SystemExit(f"{module}: {e}") from None
     if args.only is not None and args.only not in names:
         raise SystemExit(f"--only {args.only!r}: this recipe's stages are {', '.join(names)}")
     todo = names if args.only is None else [args.only]
@@ -131,7 +157,8 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     data = {c.name: work / f"data-{c.name}" for c in stages.collect}
     if "train" not in data or "heldout" not in data:
         raise ValueError(f"{module}: a recipe must collect a 'train' and a 'heldout' dataset, got {sorted(data)}")
-    dyn_out = Path(args.out) if stages.student is None else work / "dynamics"
+    outs = stages.outputs(Path(args.out), work, args.decoder)
+    dyn_out = outs["dynamics"]
     record_path = work / "recipe.json"
     # A fresh full run starts a new record; --only and --resume add to the one in the work dir.
     keep = record_path.exists() and (args.only is not None or args.resume)
@@ -157,14 +184,25 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
                            resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
                            extra_config={"speed": stages.speed} if stages.speed else None, until=args.stop_at or None)
             used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer")}
-        else:
+        elif stage == "student":
             from ..training.distill import distill
 
             st = stages.student
             assert st is not None
-            distill(dyn_out, data["train"], args.out, st.recipe, scaled(st.train, args.scale, args.threads),
+            distill(dyn_out, data["train"], outs["student"], st.recipe, scaled(st.train, args.scale, args.threads),
                     resume=args.resume, recipe_cmd=cmd, run_dir=work / "student-run", sim_steps=st.sim_steps)
             used = {"train": str(data["train"]), "teacher": str(dyn_out)}
+        else:
+            from ..training.temporal_decoder import train_temporal_decoder
+
+            dec = stages.decoder
+            assert dec is not None
+            base = outs.get("student", dyn_out)
+            td_recipe = dataclasses.replace(dec.recipe, rollouts=max(2, int(dec.recipe.rollouts * args.scale)))
+            train_temporal_decoder(base, data["train"], outs["decoder"], dec.cfg, td_recipe,
+                                   scaled(dec.train, args.scale, args.threads), resume=args.resume,
+                                   recipe_cmd=cmd, run_dir=work / "decoder-run")
+            used = {"train": str(data["train"]), "world model": str(base)}
         seconds = time.time() - t
         if args.resume and stage in record["stages"]:  # a resumed stage's wall time is the sum of its sittings
             seconds += record["stages"][stage]["seconds"]
@@ -185,8 +223,11 @@ def write_recipe_record(out: Path, record: dict[str, Any], names: list[str], spe
     from ..checkpoint import CARD, CONFIG, drop_sections
 
     config = read_json(out / CONFIG)
+    # Only the stages that made this checkpoint (a --decoder run's record may hold one more).
+    record = {**record, "stages": {k: record["stages"][k] for k in names if k in record["stages"]}}
     total = sum(v["seconds"] for v in record["stages"].values())
-    config["recipe"] = {**record, "total_seconds": round(total, 1), "order": names}
+    # Under its own key: "recipe" is the training recipe that --config CHECKPOINT repeats.
+    config["rebuild"] = {**record, "total_seconds": round(total, 1), "order": names}
     config["stage_seconds"] = {k: v["seconds"] for k, v in record["stages"].items()}
     if speed:
         config["speed"] = dict(speed)
