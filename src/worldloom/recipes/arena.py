@@ -1,25 +1,24 @@
-"""An arena world model from nothing in one command: collect, tokenizer, dynamics, few-step student.
+"""The shipped arena world model from nothing in one command: collect, tokenizer, dynamics, few-step student.
 
     python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe   (= make train-arena)
 
 Every stage trains inside ``--work`` from what the earlier stages made there; no earlier checkpoint
 or world is used. ``--only STAGE`` reruns one stage (the card lists each stage's exact command, data
 and wall time). ``--scale`` multiplies the data and step counts (``--scale 0.01`` for a smoke run, > 1
-on a GPU).
+on a GPU). ``--decoder`` adds a temporal decoder as a last stage (below). Run whole on the 2-core
+Xeon: 73 min (collect 0.2, tokenizer 16.0, dynamics 42.8, student 14.2); ``checkpoints/arena`` is its output.
 
 Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
 
-- **The play world** (256 px, 4 balls, 14 landmarks, the 'accel' control law): the world
-  ``checkpoints/arena`` plays. A ball-dense 128 px world (6 balls at 2-4 px/step) scored its balls below
-  copy-last all the same: density bought nothing, and its model played a world that is not the bundled one.
+- **The play world** (256 px, 4 balls, 14 landmarks, the 'accel' control law). A ball-dense 128 px world
+  (6 balls at 2-4 px/step) scored its balls below copy-last all the same: density bought nothing.
 - **Pong's dynamics head**: a flow head (``pred="warp"``: per latent cell, where to resample the previous
   latent from, plus a residual) and a conv refiner that sees the two last latent frames (``head_conv=64``,
   ``prev_frames=2``). The same DiT trained by ``make train-pong``'s command draws Pong's sub-pixel ball in
-  88 % of test frames; on the play world, 2,500 steps of it from nothing plus the 200-step student below
-  (45.6 min of dynamics on 2 threads, on the shipped tokenizer) match or beat the shipped ``arena``, whose
-  chain ran through earlier worlds for hours, on every validation score but false objects (PSNR h1-32
-  21.92 against 21.57 dB, balls h1-8 38.5 against 31.9 %, following h1-8 97.0 against 95.8 %). The balls
-  still do not move (their motion followed on 16 % of moving steps): no recipe tried on this CPU moves them.
+  88 % of test frames. On the arena the whole recipe matches the earlier model, whose chain ran through
+  earlier worlds for hours, on validation (PSNR h1-32 21.82 against 21.57 dB, balls h1-8 39.2 against
+  31.9 %, following h1-8 96.8 against 95.8 %, landmarks h1-32 36.6 against 40.8 %). The balls still do
+  not move (their motion followed on 16 % of moving steps): no recipe tried on this CPU moves them.
 - **16 tokens/frame** (patch 4 on the 16x16 latent): 4.5x the training throughput of patch 2 on this CPU
   and the budget real-time play needs. Frame stacking with a one-cell halo puts a camera step inside
   every token's input, and a depthwise conv in the MLPs mixes neighbours.
@@ -27,28 +26,33 @@ Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
   comes next; x0 weighs every noise level alike, as few-step sampling needs.
 - **Student**: 1 sampler step, trained 200 steps on its own KV-cached rollouts against the truth and the
   teacher's 4-step sample (:mod:`worldloom.training.distill`). It is what holds long rollouts: the teacher
-  alone draws false objects in 13 % of frames by h = 32, the student in 1.2 %. Play, eval and bench
-  default to 1 step, int8 linear layers and a bf16 decoder: the fastest setting measured over a WebSocket.
-- **Not yet run whole**: its own tokenizer takes 15.7 min (3,200 steps, 38.2 dB held-out), and the stages
-  above were measured on the shipped tokenizer. Its output replaces ``checkpoints/arena`` only once a whole
-  run is scored on validation and test.
+  alone draws false objects in 13 % of frames by h = 32, the student in 1.8 %. Play, eval and bench
+  default to 1 step, int8 linear layers and a bf16 decoder: 33.7 FPS, p95 48 ms over a WebSocket.
+- **No temporal decoder by default.** ``--decoder`` trains one (width 24, 1 block, 3,000 steps: 11.7 min) on
+  the student's rollouts: PSNR h1-32 24.46 dB (copy-last + 3.5) and landmarks h1-32 59.5 %, but the
+  frames it copies leave trails of the agent and of landmarks (false objects in 6.6 % of frames), and play
+  falls to 26.9 FPS, p95 58 ms: past the real-time and false-object targets, so it does not ship.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..models.dit import DynamicsConfig
+from ..models.temporal_decoder import TemporalDecoderConfig
 from ..models.vae import VAEConfig
 from ..training.distill import DistillRecipe
 from ..training.dynamics import DynamicsRecipe
 from ..training.loop import TrainConfig
-from .common import Collect, Stages, Student, parse, recipe_parser, run_recipe
+from ..training.temporal_decoder import TD_TRAIN, TemporalDecoderRecipe
+from .common import Collect, Decoder, Stages, Student, parse, recipe_parser, run_recipe
 
 TRAIN_SEED, HELDOUT_SEED = 0, 100_000  # held-out episodes never share a layout seed with training
 # Validation (every choice is made on it) and test (reported once) layouts: see the Makefile.
 VAL_SEED, TEST_SEED = 8_000_000, 9_000_000
 # The world (see the module docstring): the play world, every other field at ArenaConfig's default.
 ENV_KWARGS: dict = {"control": "accel"}
-OBJECT_WEIGHT = 0.0  # see the module docstring
+OBJECT_WEIGHT = 0.0  # no extra loss on moving cells: weight 10 kept fewer balls (docs/BENCHMARKS.md, "Objects", first session, arm B)
 
 VAE_CFG = VAEConfig(frame_size=64, latent_channels=8, downsample=4, width=48, blocks=2)
 VAE_TRAIN = TrainConfig(steps=3200, batch_size=32, lr=1e-3, warmup=100, ema_decay=0.998, ckpt_every=500, seed=0)
@@ -60,12 +64,14 @@ DYN_TRAIN = TrainConfig(steps=2500, batch_size=16, lr=1e-3, warmup=100, ema_deca
 STUDENT = Student(DistillRecipe(student_steps=1, w_true=0.5, object_weight=OBJECT_WEIGHT),
                   TrainConfig(steps=200, batch_size=16, lr=2e-4, warmup=15, ema_decay=0.98, ckpt_every=25, log_every=10),
                   sim_steps=1)
+# The optional last stage (--decoder; see the docstring): the narrow, motion-compensated shape.
+DECODER = Decoder(TemporalDecoderConfig(width=24, blocks=1), TemporalDecoderRecipe(), dataclasses.replace(TD_TRAIN, steps=3000))
 STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
                 sim_defaults={"steps": 1, "window": 8, "sink": 0, "context_noise": 0.0},
                 speed={"precision": "int8", "vae_precision": "bf16", "compile": False},
                 collect=(Collect("train", "arena", 120, 300, TRAIN_SEED, ENV_KWARGS),
                          Collect("heldout", "arena", 50, 64, HELDOUT_SEED, ENV_KWARGS, scaled=False)),
-                student=STUDENT)
+                student=STUDENT, decoder=DECODER)
 
 
 def main(argv: list[str] | None = None) -> None:
