@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all gpu-check train-arena train-arena-chain distill-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all gpu-check train-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -50,53 +50,12 @@ test-all: $(STAMP) $(LPIPS) browser
 gpu-check: $(STAMP)
 	$(BIN)/python tools/gpu_check.py --out runs/gpu-check.json --work runs/gpu-check
 
-# One declarative recipe rebuilds an arena world model from nothing (collect -> tokenizer -> dynamics ->
-# 1-step student; worldloom.recipes.arena): the play world, Pong's dynamics head, 2,500 + 200 steps. Its
-# dynamics and student stages took 46 min on 2 cores on the shipped tokenizer; not yet run whole. Its
-# output goes to runs/arena-recipe/checkpoint: it replaces checkpoints/arena only once a full run has been
-# measured against the shipped one (docs/BENCHMARKS.md, "Objects").
+# checkpoints/arena, rebuilt from nothing by one declarative recipe (worldloom.recipes.arena): collect ->
+# tokenizer -> dynamics -> 1-step student, the play world, Pong's dynamics head, 2,500 + 200 steps. Run
+# whole in 73 min on 2 cores (docs/BENCHMARKS.md, "Objects"). It writes runs/arena-recipe/checkpoint, not
+# the shipped copy: checkpoints/arena is that output, copied once it was scored against the model it replaced.
 train-arena: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe
-
-# The chain that made the shipped checkpoints/arena and arena-td (about four hours on this CPU):
-# checkpoints/arena-base (~80 min; see its README.md; the first worlds' 'smooth' control law), then distill-arena.
-train-arena-chain: $(STAMP)
-	$(BIN)/python -m worldloom.recipes.arena_base --out checkpoints/arena-base --work runs/arena-smooth
-	$(MAKE) distill-arena
-
-# The shipped checkpoints/arena, from checkpoints/arena-base (times with the threads given; step 4 last):
-# 1. its student by self-rollout training in the smooth world (~60 + ~25 min with 1 thread): a 1-step
-#    student, then trained on for 2 steps from there (the shipped student until the sixth session);
-# 2. moved to the current 'accel' world: data collected there, a supervised fine-tune (~40 min with 2
-#    threads), then a self-rollout stage with the fine-tune as its teacher (~13 min with 2 threads);
-# 3. checkpoints/arena-td: that student plus a temporal decoder trained on its own rollouts (~3 + ~18 min
-#    with 2 threads; seventh session, 3,000 steps since the eighth, motion-compensated and narrow since the ninth).
-#    Better PSNR, slower: play keeps checkpoints/arena.
-SMOOTH := runs/arena-smooth
-# 4. checkpoints/arena: that student grown a flow head, a conv refiner and a second previous frame (objects
-#    issue), fine-tuned 1,000 + 1,500 steps (~25 + ~34 min with 1 thread each).
-ARENA_FT := --train-steps 1000 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 --train-batch-size 16 \
-  --sim-steps 1 --sim-window 8 --train-threads 1 --train-ckpt-every 100
-distill-arena: $(STAMP)
-	$(BIN)/worldloom distill --teacher checkpoints/arena-base --data $(SMOOTH)/data-train --out $(SMOOTH)/student-1step --train-threads 1
-	$(BIN)/worldloom distill --teacher checkpoints/arena-base --init $(SMOOTH)/student-1step --data $(SMOOTH)/data-train \
-	  --out $(SMOOTH)/student --recipe-student-steps 2 --sim-steps 1 --train-steps 150 --train-warmup 15 --train-lr 2e-4 \
-	  --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 1
-	$(BIN)/worldloom collect arena --episodes 120 --steps 300 --seed 0 --out runs/arena/data-train --overwrite
-	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
-	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer checkpoints/arena-base --init $(SMOOTH)/student \
-	  --out runs/arena/finetune --recipe-object-weight 0 --train-steps 1800 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.995 \
-	  --train-ckpt-every 200 --train-threads 2 --train-batch-size 16 --sim-steps 1 --sim-window 8
-	$(BIN)/worldloom distill --teacher runs/arena/finetune --init runs/arena/finetune --data runs/arena/data-train \
-	  --out runs/arena/student --recipe-student-steps 1 --sim-steps 1 --recipe-w-true 0.5 --train-steps 200 \
-	  --train-warmup 15 --train-lr 2e-4 --train-ema-decay 0.98 --train-ckpt-every 25 --train-threads 2
-	$(BIN)/worldloom train temporal-decoder --checkpoint runs/arena/student --data runs/arena/data-train \
-	  --out checkpoints/arena-td --train-threads 2 --train-steps 3000 --td-width 24 --td-blocks 1
-	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/student --init runs/arena/student \
-	  --config runs/arena/student/config.json --out runs/arena/warp-1 --dyn-pred warp --dyn-head-conv 64 --dyn-prev-frames 2 \
-	  $(ARENA_FT)
-	$(BIN)/worldloom train dynamics --data runs/arena/data-train --tokenizer runs/arena/student --init runs/arena/warp-1 \
-	  --config runs/arena/warp-1/config.json --out checkpoints/arena $(ARENA_FT) --train-steps 1500 --train-seed 1
 
 # Pong end to end (data issue; docs/DATA.md, docs/BENCHMARKS.md "Pong end to end"): collect from the
 # emulator (objects from RAM, --fit crop keeps the 1-2 px ball), tokenizer, a fine-tune of it that weighs
@@ -205,8 +164,6 @@ eval-objects-test: $(STAMP) $(TEST)/meta.json
 bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena.json
 	$(BIN)/worldloom eval --checkpoint arena --data $(HELDOUT) --episodes 50 --horizon 32 --start 16 --out runs/eval-arena-s16.json
-	$(BIN)/worldloom eval --checkpoint arena-td --data $(HELDOUT) --episodes 50 --horizon 32 --out runs/eval-arena-td.json
-	$(BIN)/worldloom eval --checkpoint arena-td --data $(HELDOUT) --episodes 50 --horizon 32 --start 16 --out runs/eval-arena-td-s16.json
 	$(BIN)/worldloom bench --checkpoint arena --frames 2000
 	$(BIN)/worldloom bench --checkpoint arena --mode ws --frames 3000
 
@@ -215,9 +172,9 @@ eval-arena: $(STAMP) $(LPIPS)
 	$(BIN)/worldloom eval --checkpoint arena --report runs/eval-report --out runs/eval-suites.json
 
 # One row per sampler steps x precision (x compile) of the shipped student, quality kept against the
-# 16-step fp32 base (its teacher).
+# 16-step fp32 base: its teacher, the recipe's dynamics stage (make train-arena leaves it in runs/arena-recipe).
 bench-matrix: $(STAMP) $(LPIPS)
-	$(BIN)/worldloom bench --checkpoint arena --base-checkpoint arena-base --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 16 --quality-episodes 4 --causality-episodes 8 --threads 1
+	$(BIN)/worldloom bench --checkpoint arena --base-checkpoint runs/arena-recipe/dynamics --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 16 --quality-episodes 4 --causality-episodes 8 --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -73,7 +73,7 @@ def test_bad_config_files_name_the_file_and_field(data, tiny_ckpt, tmp_path, cap
     assert not (data.parent / "out").exists()
 
 
-@pytest.mark.parametrize("name", ["arena-base", "arena", "phys2d"])
+@pytest.mark.parametrize("name", ["arena", "phys2d"])
 def test_a_shipped_checkpoints_config_reproduces_its_run(name, data, tmp_path, capsys) -> None:
     """--config CHECKPOINT resolves to exactly the sections its config.json holds (paths aside)."""
     from worldloom.checkpoint import read_config

@@ -37,7 +37,9 @@ def test_the_wheel_installs_and_plays_outside_the_tree(tmp_path):
     (wheel,) = dist.glob("worldloom-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "worldloom/checkpoints/arena/model.safetensors" in names
-    assert not any(n.startswith("worldloom/checkpoints/arena-td/") for n in names)  # only what play and eval load
+    # Every checkpoint in the tree is one that play, the tests or the eval suites load, and all of them ship.
+    shipped = {n.split("/")[2] for n in names if n.startswith("worldloom/checkpoints/") and n.endswith("/model.safetensors")}
+    assert shipped == {d.name for d in (ROOT / "src" / "worldloom" / "checkpoints").iterdir() if d.is_dir()}
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

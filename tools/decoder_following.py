@@ -1,6 +1,8 @@
 """Does a temporal decoder show the motion its dynamics drew? Following of its frames vs its base decodes.
 
-    .venv/bin/python tools/decoder_following.py checkpoints/arena-td runs/arena/data-heldout [--start 16]
+    .venv/bin/python tools/decoder_following.py runs/arena-recipe/checkpoint runs/arena/data-heldout [--start 16]
+
+(a checkpoint with a temporal decoder: `python -m worldloom.recipes.arena --decoder` writes one there)
 
 A temporal decoder never feeds back into the dynamics, so every generated latent can be drawn two
 ways: by the base VAE decoder alone, and through the temporal decoder as the model plays. This rolls
