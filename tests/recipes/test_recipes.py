@@ -20,6 +20,14 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     assert cfg["recipe"]["loss"] == arena.DYN_RECIPE.loss  # the training recipe stays what --config repeats
     card = (out / "README.md").read_text()
     assert card.count("## Recipe") == 1 and "--only tokenizer" in card
+    # A stage interrupted before it finished has no record; --resume counts its earlier sittings' training time.
+    record = json.loads((work / "recipe.json").read_text())
+    del record["stages"]["dynamics"]
+    (work / "recipe.json").write_text(json.dumps(record))
+    state = json.loads((work / "dynamics-run" / "train_state.json").read_text())
+    (work / "dynamics-run" / "train_state.json").write_text(json.dumps({**state, "elapsed_s": 1000.0}))
+    arena.main(base + ["--resume", "--only", "dynamics"])
+    assert 1000 < json.loads((work / "recipe.json").read_text())["stages"]["dynamics"]["seconds"] < 1000 + stages["dynamics"]["seconds"] + 120
     # With --decoder the student moves into the work dir and the decoder, trained on its rollouts, writes --out;
     # a stage rerun alone replaces its own record and keeps the others, and the card keeps one section.
     before = stages["tokenizer"]

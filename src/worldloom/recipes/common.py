@@ -137,12 +137,20 @@ def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
     return f"python -m {module} " + " ".join(opts + [f"--only {stage}"])
 
 
+def _earlier_training_s(run_dir: Path) -> float:
+    """Training seconds a stage interrupted mid-run spent before this sitting, from its saved training state
+    (0 when it has none); what those sittings spent outside training (e.g. encoding) is not counted."""
+    f = run_dir / "train_state.json"
+    return float(read_json(f).get("elapsed_s", 0.0)) if f.exists() else 0.0
+
+
 def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) -> dict[str, Any]:
     """Run the recipe's stages (all, or ``args.only``) into ``args.work`` and ``args.out``; returns the record.
 
     Every stage that runs adds ``{"command", "data", "seconds"}`` under its name to ``config.json: rebuild.stages``
     of the final checkpoint and the card's "Recipe" section; ``--only`` keeps the other stages' entries, and
-    ``--resume`` adds a stage's new wall time to what its earlier sittings took.
+    ``--resume`` adds a stage's new wall time to what its earlier sittings took (for a stage interrupted
+    before it finished, the training time its saved state holds).
     """
     from ..data.collect import collect
 
@@ -165,6 +173,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     record = read_json(record_path) if keep else {"command": cmd, "stages": {}}
     for stage in todo:
         t = time.time()
+        earlier = _earlier_training_s(work / f"{stage}-run") if args.resume and stage not in record["stages"] else 0.0
         if stage == "collect":
             for c in stages.collect:
                 if args.resume and (data[c.name] / "meta.json").exists():
@@ -203,7 +212,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
                                    scaled(dec.train, args.scale, args.threads), resume=args.resume,
                                    recipe_cmd=cmd, run_dir=work / "decoder-run")
             used = {"train": str(data["train"]), "world model": str(base)}
-        seconds = time.time() - t
+        seconds = time.time() - t + earlier  # an interrupted stage's earlier sittings: their training time
         if args.resume and stage in record["stages"]:  # a resumed stage's wall time is the sum of its sittings
             seconds += record["stages"][stage]["seconds"]
         record["stages"][stage] = {"command": _stage_cmd(module, args, stage), "data": used, "seconds": round(seconds, 1)}
