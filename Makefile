@@ -171,10 +171,11 @@ bench-arena: $(STAMP) $(LPIPS) $(HELDOUT)/meta.json
 eval-arena: $(STAMP) $(LPIPS)
 	$(BIN)/worldloom eval --checkpoint arena --report runs/eval-report --out runs/eval-suites.json
 
-# One row per sampler steps x precision (x compile) of the shipped student, quality kept against the
-# 16-step fp32 base: its teacher, the recipe's dynamics stage (make train-arena leaves it in runs/arena-recipe).
+# One row per sampler steps x precision (x compile) of the shipped student, quality kept against its
+# teacher, the recipe's dynamics stage (make train-arena leaves it in runs/arena-recipe), at 2 fp32 steps:
+# its best setting (at 4 and 16 steps its long rollouts fall further; docs/BENCHMARKS.md, "Objects").
 bench-matrix: $(STAMP) $(LPIPS)
-	$(BIN)/worldloom bench --checkpoint arena --base-checkpoint runs/arena-recipe/dynamics --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 16 --quality-episodes 4 --causality-episodes 8 --threads 1
+	$(BIN)/worldloom bench --checkpoint arena --base-checkpoint runs/arena-recipe/dynamics --mode matrix --steps-list 1,2 --precisions fp32,bf16,int8 --base-steps 2 --quality-episodes 4 --causality-episodes 8 --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
