@@ -1,5 +1,6 @@
 """Context policies: what each attends to, bounded banks, cached == uncached, windows play as before."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -186,7 +187,6 @@ MEMORY_FIELDS = ("memory", "memory_slots", "memory_bank")  # the sim fields memo
 
 def _pre_memory_arena(tmp_path: Path) -> Path:
     """The shipped ``arena`` as a checkpoint written before memory existed: its config without memory's fields."""
-    import json
     import shutil
 
     from worldloom.checkpoint import resolve
@@ -219,8 +219,6 @@ def test_a_window_checkpoint_plays_exactly_as_before_memory(tmp_path):
     Across machines the frames are close, not equal: the int8 and bf16 kernels round differently on a CPU
     without AMX (48.5 dB against an earlier gold there). A window of 4 instead of 8 scored 41.8 dB, hence
     the 45 dB floor."""
-    import json
-
     import worldloom
 
     gold = np.load(GOLD)

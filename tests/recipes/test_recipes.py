@@ -42,7 +42,7 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     assert (out / "README.md").read_text().count("## Recipe") == 1
 
 
-def test_a_recipe_without_a_decoder_refuses_the_flag(tmp_path, capsys):
+def test_a_recipe_without_a_decoder_refuses_the_flag(tmp_path):
     with pytest.raises(SystemExit, match="declares no temporal decoder stage"):
         phys2d.main(["--out", str(tmp_path / "o"), "--work", str(tmp_path / "w"), "--decoder"])
     assert not (tmp_path / "w").exists()

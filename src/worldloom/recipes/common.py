@@ -28,6 +28,7 @@ from ..models.dit import DynamicsConfig
 from ..models.vae import VAEConfig
 from ..training.dynamics import DynamicsRecipe, train_dynamics
 from ..training.loop import TrainConfig
+from ..training.state import META
 from ..training.tokenizer import train_tokenizer
 from ..config import atomic_write_bytes, atomic_write_json, read_json
 
@@ -140,7 +141,7 @@ def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
 def _earlier_training_s(run_dir: Path) -> float:
     """Training seconds a stage interrupted mid-run spent before this sitting, from its saved training state
     (0 when it has none); what those sittings spent outside training (e.g. encoding) is not counted."""
-    f = run_dir / "train_state.json"
+    f = run_dir / META
     return float(read_json(f).get("elapsed_s", 0.0)) if f.exists() else 0.0
 
 
