@@ -214,6 +214,25 @@ def test_finetune_grows_a_refiner_a_flow_head_or_a_stacked_frame_and_starts_wher
         assert torch.allclose(base.dit(x, t, a), grown.dit(x, t, a), atol=1e-6)
 
 
+def test_flow_snap_is_set_by_a_finetune_or_a_student_and_recorded(pipeline: dict[str, Any]) -> None:
+    """flow_snap changes how a 'warp' head uses its flow, not its weights: a fine-tune may set it anew (the card
+    records the change), and a student may take its own while its teacher's targets keep theirs."""
+    import worldloom
+
+    d: Path = pipeline["dir"]
+    assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "wm"), "--tokenizer", str(d / "wm"), "--data",
+                 str(d / "held"), "--out", str(d / "ft-warp"), "--dyn-pred", "warp", "--train-steps", "1", "--train-lr", "0"]) == 0
+    assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "ft-warp"), "--tokenizer", str(d / "wm"), "--data",
+                 str(d / "held"), "--out", str(d / "ft-snap"), "--dyn-pred", "warp", "--dyn-flow-snap", "0.5",
+                 "--train-steps", "1", "--train-lr", "0"]) == 0
+    snap = worldloom.load(d / "ft-snap")
+    assert snap.dit.cfg.flow_snap == 0.5 and snap.config["init"]["changed"] == {"flow_snap": [0.0, 0.5]}
+    assert main(["distill", "--teacher", str(d / "ft-warp"), "--data", str(d / "train"), "--out", str(d / "st-snap"),
+                 "--train-steps", "1", "--train-batch-size", "2", "--recipe-context", "2", "--recipe-rollout-min", "8",
+                 "--recipe-rollout-max", "8", "--recipe-flow-snap", "0.25"]) == 0
+    assert worldloom.load(d / "st-snap").dit.cfg.flow_snap == 0.25 and worldloom.load(d / "ft-warp").dit.cfg.flow_snap == 0.0
+
+
 def test_generate_with_named_actions_and_bad_names(pipeline: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     import imageio.v3 as iio
 

@@ -15,7 +15,8 @@ VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": 
             "two_prev": {"prev_halo": 1, "pred": "delta", "prev_frames": 2},
             "conv_head": {"prev_halo": 1, "pred": "delta", "head_conv": 8},
             "warp": {"prev_halo": 1, "conv": 3, "pred": "warp"},
-            "warp_refined": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2}}
+            "warp_refined": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2},
+            "warp_snapped": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2, "flow_snap": 0.5}}
 
 
 def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:
@@ -243,6 +244,29 @@ def test_warp_head_starts_as_copy_last_frame_and_its_flow_moves_the_previous_fra
     assert torch.allclose(x0(0.5)[..., :-1], (prev[..., :-1] + prev[..., 1:]) / 2, atol=1e-5)
 
 
+def test_snapped_flow_scrolls_whole_cells_exactly_where_bilinear_blurs_frame_by_frame():
+    """Eight frames of a scroll estimated a tenth of a cell off a whole cell: bilinear resampling fades a one-cell
+    landmark to under half its contrast, the snapped flow carries it bit for bit. Flows farther than the tolerance
+    from a whole cell (a ball's sub-cell step) are left alone, and the gradient passes straight through."""
+    from worldloom.models.layers import flow_warp, snap_flow
+
+    x = torch.zeros(1, 2, 16, 16)
+    x[0, :, 8, 8] = 1.0  # a one-cell landmark on an even floor
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0] = 1.1  # the camera moved one cell right; the estimate is 0.1 off
+    blurred, sharp = x, x
+    for _ in range(8):
+        blurred, sharp = flow_warp(blurred, flow), flow_warp(sharp, snap_flow(flow, 0.2))
+    assert blurred.max() < 0.5
+    assert torch.equal(sharp[0, :, 8, 0], x[0, :, 8, 8])  # moved 8 whole cells left, exactly
+    f = torch.tensor([0.1, 0.3, -0.9, 1.45, -2.15], requires_grad=True)
+    snapped = snap_flow(f, 0.2)
+    assert snapped.tolist() == pytest.approx([0.0, 0.3, -1.0, 1.45, -2.0])
+    snapped.sum().backward()
+    assert torch.equal(f.grad, torch.ones(5))
+    assert snap_flow(f, 0.0) is f and snap_flow(f, 0.5).tolist() == [0.0, 0.0, -1.0, 1.0, -2.0]
+
+
 def test_flow_warp_matches_the_global_shift_and_checks_shapes():
     """A uniform whole-cell flow is shift.warp's camera move; a flow of the wrong shape is an error naming it."""
     from worldloom.models.layers import flow_warp
@@ -295,6 +319,10 @@ def test_bad_head_or_conv_is_an_error():
         CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, conv=2))
     with pytest.raises(ValueError, match="head_conv"):
         CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, head_conv=-1))
+    with pytest.raises(ValueError, match="flow_snap"):
+        CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, pred="warp", flow_snap=0.6))
+    with pytest.raises(ValueError, match="flow_snap.*pred 'delta'"):  # no flow to snap
+        CausalDiT(DynamicsConfig(dim=32, heads=2, depth=1, pred="delta", flow_snap=0.2))
 
 
 def test_cache_too_big_for_model_is_an_error():

@@ -68,6 +68,10 @@ def test_bad_recipes_are_clear_errors(tiny_world):
         DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, window=4, rollout_min=3))
     with pytest.raises(ValueError, match="sim window"):
         DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, window=7, rollout_min=7))
+    with pytest.raises(ValueError, match="flow_snap.*'v' teacher's head predicts no flow"):
+        DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, flow_snap=0.3))
+    with pytest.raises(ValueError, match=r"flow_snap must be in \[0, 0.5\]"):
+        DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, flow_snap=0.7))
     noisy = dataclasses.replace(tiny_world, sim=dataclasses.replace(tiny_world.sim, context_noise=0.1))
     with pytest.raises(ValueError, match="context_noise"):
         DistillTask(noisy, lat, act, RECIPE)

@@ -37,7 +37,7 @@ from ..config import doc
 from .attention import block_mask, frame_layout, use_flex, visibility_mask
 from .block import Block
 from .kv_cache import KVCache
-from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, flow_warp, modulate
+from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, flow_warp, modulate, snap_flow
 
 T_MIN = 1e-3  # 'delta' models divide by t to return a velocity; no sampler or training step goes below
 
@@ -62,6 +62,9 @@ class DynamicsConfig:
     prev_halo: int = doc(0, "latent cells of border around each token's patch of the stacked previous frame")
     prev_frames: int = doc(1, "how many previous latent frames frame stacking feeds, newest first (2 puts a velocity in every token's input)")
     head_conv: int = doc(0, "width of a 3-layer 3x3 conv refiner at latent-cell resolution after the head (0 = none; layers.ConvRefiner)")
+    flow_snap: float = doc(0.0, "a 'warp' flow within this many cells of a whole cell moves by that whole cell (straight-through "
+                                "gradient): a whole-cell scroll then copies exactly instead of blurring a little every frame; "
+                                "0.5 rounds every flow, 0 = off (layers.snap_flow)")
 
     @property
     def grid(self) -> int:
@@ -98,6 +101,9 @@ class CausalDiT(nn.Module):
             raise ValueError(f"DynamicsConfig.prev_frames must be >= 1, got {cfg.prev_frames}")
         if cfg.head_conv < 0:
             raise ValueError(f"DynamicsConfig.head_conv must be >= 0, got {cfg.head_conv}")
+        if not 0.0 <= cfg.flow_snap <= 0.5 or (cfg.flow_snap and cfg.pred != "warp"):
+            raise ValueError(f"DynamicsConfig.flow_snap must be in [0, 0.5] cells, and 0 unless pred is 'warp'; got "
+                             f"{cfg.flow_snap} with pred {cfg.pred!r}")
         if cfg.conv < 0 or (cfg.conv and cfg.conv % 2 == 0):
             raise ValueError(f"DynamicsConfig.conv must be 0 or an odd kernel size, got {cfg.conv}")
         k = p + 2 * cfg.prev_halo  # side of the previous-frame window each token sees
@@ -256,6 +262,7 @@ class CausalDiT(nn.Module):
         else:
             base = prev[:, :, :C].float()
             if self.cfg.pred == "warp":
+                flow = snap_flow(flow, self.cfg.flow_snap)
                 base = flow_warp(base.flatten(0, 1), flow.flatten(0, 1)).view_as(base)
             x0 = out + base
         return (x.float() - x0) / t.float().clamp_min(T_MIN)[..., None, None, None]

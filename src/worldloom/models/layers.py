@@ -174,3 +174,19 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     ax, ay = ax[:, None], ay[:, None]
     return ((1 - ax) * (1 - ay) * at(0, 0) + ax * (1 - ay) * at(1, 0)
             + (1 - ax) * ay * at(0, 1) + ax * ay * at(1, 1))
+
+
+def snap_flow(flow: torch.Tensor, tol: float) -> torch.Tensor:
+    """``flow`` with every value within ``tol`` cells of a whole cell replaced by that whole cell (forward), and
+    the identity's gradient (straight-through), so a snapped flow still learns which way to move.
+
+    Why: ``flow_warp`` resamples the previous frame bilinearly, so a flow a tenth of a cell off a whole-cell
+    scroll mixes 10 % of the neighbour into every cell. Once per frame in a rollout, those blurs add up, and
+    small things that only the previous frame carries (landmarks, walls) fade into the floor. The shipped arena
+    model blends 41 % of its cells on steps where the camera moves (docs/BENCHMARKS.md, "Objects").
+    """
+    if tol <= 0:
+        return flow
+    whole = torch.round(flow)
+    snapped = torch.where((flow - whole).abs() <= tol, whole, flow)
+    return flow + (snapped - flow).detach()

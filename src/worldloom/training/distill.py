@@ -70,6 +70,8 @@ class DistillRecipe:
                       "rollouts run with this context policy, and the graded frames see what it chose for the last one "
                       "(none: the teacher's policy)")
     memory_slots: int = doc(2, "memory frames per step (with memory)")
+    flow_snap: float | None = doc(None, "the student's DynamicsConfig.flow_snap, in its rollouts and its gradient pass "
+                                        "(None: the teacher's)")
 
 
 class DistillTask:
@@ -92,11 +94,17 @@ class DistillTask:
             raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
         if r.memory != "none" and r.memory_slots < 1:
             raise ValueError(f"memory_slots must be >= 1 with memory {r.memory!r}, got {r.memory_slots}")
+        if r.flow_snap is not None and not 0.0 <= r.flow_snap <= 0.5:
+            raise ValueError(f"flow_snap must be in [0, 0.5] cells, got {r.flow_snap}")
+        if r.flow_snap and teacher.dit.cfg.pred != "warp":
+            raise ValueError(f"flow_snap {r.flow_snap}: a {teacher.dit.cfg.pred!r} teacher's head predicts no flow to snap")
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe
         self.teacher = teacher.dit.requires_grad_(False).eval()
         self.model: CausalDiT = copy.deepcopy(self.teacher).requires_grad_(True).train()
+        if r.flow_snap is not None:  # how the student's head uses its flow; the teacher's targets keep their own
+            self.model.cfg = replace(self.model.cfg, flow_snap=r.flow_snap)
         # The student rolls out through the run-time Simulator, sharing the teacher's tokenizer.
         self.world = WorldModel(teacher.vae, self.model, teacher.config, teacher.action_spec, sim=teacher.sim)
         # The student plays with the recipe's memory, else with the teacher's (its sinks too); the teacher's own
@@ -240,6 +248,7 @@ def distill(teacher_path: str | Path, data: str | Path, out: str | Path, recipe:
         # A teacher's temporal decoder was trained on the teacher's latents, not the student's: it stays behind.
         config = {k: v for k, v in teacher.config.items()
                   if k not in ("metrics", "speed_applied", "temporal_decoder", "temporal_decoder_train")}
+        config["dynamics"] = to_dict(task.model.cfg)  # the student's head use (flow_snap) may differ from the teacher's
         config["sim"] = to_dict(replace(task.sim_cfg, steps=sim_steps or recipe.student_steps))  # with the memory it trained with
         config["distill"] = {"teacher": str(teacher_path), "teacher_recipe_cmd": teacher.config.get("recipe_cmd", ""),
                              "recipe": to_dict(recipe), "train": to_dict(train_cfg), "data": str(data),

@@ -39,6 +39,8 @@ GROWABLE = {"head_conv": "refine."}
 # Head changes an --init may grow, (its pred, this run's): the flow rows a 'warp' head adds after the
 # latent's come in at zero (no flow), so the grown model predicts what the 'delta' init did.
 GROWABLE_PRED = {("delta", "warp")}
+# Fields that change how the head uses its outputs, not which weights it has: a fine-tune may set them anew.
+HEAD_USE = ("flow_snap",)
 
 
 def _grows(k: str, theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
@@ -73,7 +75,8 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
     mine, theirs = to_dict(dit.cfg), to_dict(from_dict(DynamicsConfig, config["dynamics"], where=f"{where}: dynamics"))
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     grown = [k for k in diff if _grows(k, theirs, mine)]  # a module or head rows the init lacks, added here
-    diff = [k for k in diff if k not in grown]
+    changed = [k for k in diff if k in HEAD_USE]
+    diff = [k for k in diff if k not in grown and k not in changed]
     if diff:
         raise CheckpointError(f"{where}: dynamics config differs from this run's in {', '.join(diff)} "
                               f"({', '.join(f'{k}: {theirs.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
@@ -91,7 +94,8 @@ def init_from(dit: CausalDiT, path: str | Path, actions: ActionSpec | None = Non
         ActionSpec.from_dict(config["action_spec"], where=f"{where}: action_spec").require_same(
             actions, mine=f"--init {where}", theirs=actions_from)
     out = {"path": str(path), "trained_steps": config.get("trained_steps"), "data": (config.get("data") or {}).get("path"),
-           "recipe_cmd": config.get("recipe_cmd"), **({"grown": {k: mine[k] for k in grown}} if grown else {})}
+           "recipe_cmd": config.get("recipe_cmd"), **({"grown": {k: mine[k] for k in grown}} if grown else {}),
+           **({"changed": {k: [theirs.get(k), mine[k]] for k in changed}} if changed else {})}
     if "distill" in config:  # a student: its own fine-tune on top of its teacher's trained_steps
         out["distill_steps"] = config["distill"].get("trained_steps")
     if config.get("speed"):  # serving defaults (precision, compile): a fine-tune keeps the model's
