@@ -8,6 +8,11 @@ under the true action (as ``tools/teacher_forced_ball_probe.py`` does); forward 
 part at s and moved more than 0.5 px, the flow at the latent cell it lands in is compared with the flow
 that would move it exactly: minus its step, in latent cells (``flow_warp`` samples ``prev[y + dy, x + dx]``).
 Prints, per kind, the correlation per axis and the least-squares slope (1 = the flow moves it all the way).
+
+With a camera in the state (the arena), it also scores the flow against the view's own scroll, over every
+latent cell, on steps where the camera stood and where it moved: the mean distance from the true scroll, the
+share of cells more than 0.2 cells off a whole cell (a bilinear blend of two cells: each such frame blurs
+what the previous frame carried), and the share whose nearest whole cell is not the true scroll.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ def main() -> None:
         hooks.append(model.dit.refine.register_forward_hook(lambda m, i, o: refined.append(o.detach())))
     C = 4
     got: dict[str, tuple[list, list]] = {"ball": ([], []), "agent": ([], [])}
+    scroll: tuple[list, list] = ([], [])  # per start: flows (E, 2, h, w) and the true scroll (E, 2), in cells
     for s in map(int, a.starts.split(",")):
         fr = np.stack([np.array(e.frames[s - C: s + 1]) for e in eps])  # (E, C + 1, H, W, 3)
         ac = np.stack([np.array(e.actions[s - C: s + 1]) for e in eps])
@@ -57,6 +63,10 @@ def main() -> None:
         if refined:
             flow = flow + refined[-1].float()[:, -1, -2:]
         flow = flow.numpy()
+        if "camera" in eps[0].state:
+            cam = np.stack([np.array(e.state["camera"][s - 1: s + 1]) for e in eps]).astype(np.float32)  # (E, 2, 2) px
+            scroll[0].append(flow)
+            scroll[1].append((cam[:, 1] - cam[:, 0]) / cell)
         for kind in got:
             pos = np.stack([np.array(e.state[f"{kind}_pos_view"][s - 1: s + 1]) for e in eps])  # (E, 2, [n,] 2) px (x, y)
             if pos.ndim == 3:
@@ -80,6 +90,16 @@ def main() -> None:
         out[kind] = {"n": len(pr), "true_abs_cells": round(float(np.abs(tr).mean()), 3), "flow_abs_cells": round(float(np.abs(pr).mean()), 3),
                      "corr_xy": [round(float(np.corrcoef(pr[:, i], tr[:, i])[0, 1]), 3) for i in (0, 1)],
                      "slope": round(float((pr * tr).sum() / (tr ** 2).sum()), 3)}
+    if scroll[0]:
+        fl, tr = np.concatenate(scroll[0]), np.concatenate(scroll[1])
+        moved = ~(tr == 0).all(1)
+        out["scroll"] = {}
+        for name, m in (("still", ~moved), ("moving", moved)):
+            if m.sum():
+                f, t = fl[m], tr[m][:, :, None, None]
+                out["scroll"][name] = {"n": int(m.sum()), "mean_abs_err_cells": round(float(np.abs(f - t).mean()), 3),
+                                       "blend_share": round(float((np.abs(f - np.round(f)) > 0.2).mean()), 3),
+                                       "wrong_cell_share": round(float((np.round(f) != t).mean()), 3)}
     print(json.dumps(out))
 
 

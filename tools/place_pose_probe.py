@@ -26,6 +26,7 @@ def main() -> None:
 
     import worldloom
     from worldloom.eval.causality import make_truth_env
+    from worldloom.envs.registry import agent_half_px
     from worldloom.eval.persistence import _DIRS, SEED, _probe
     from worldloom.runtime.simulator import Simulator
 
@@ -36,7 +37,7 @@ def main() -> None:
     ids = {None: spec.index("noop"), **{d: spec.index(d) for d in _DIRS}}
     got, seed = [], SEED
     while len(got) < a.probes:
-        p = _probe(env, seed, a.k, 4, 4, ids)
+        p = _probe(env, seed, a.k, 4, 4, ids, agent_half_px(model.config.get("env")))
         seed += 1
         if p is not None:
             got.append(p)
