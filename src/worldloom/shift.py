@@ -158,6 +158,11 @@ def cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore
     return _best_cell_shift(prev, cur, max_shift, ignore)[0]
 
 
+def best_cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cell_shift` (N, 2) and the residuals it leaves per cell (N, h, w) at once, as :func:`unexplained` reads them."""
+    return _best_cell_shift(prev, cur, max_shift, ignore)
+
+
 def unexplained(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
     """What the previous frame, moved by its best whole-cell shift, does not explain: (N, h, w) residuals.
 

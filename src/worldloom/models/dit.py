@@ -126,6 +126,8 @@ class CausalDiT(nn.Module):
         self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
         self._masks: dict[tuple[Any, ...], Any] = {}
         self._checkpointing, self._attention = False, "auto"
+        # Training's flow_pin reads the flow of the last pass's targets (B, T, 2, h, w) here; off at run time.
+        self.keep_flow, self.flow = False, None
         self.reset_parameters()
 
     def set_checkpointing(self, on: bool) -> None:
@@ -262,6 +264,8 @@ class CausalDiT(nn.Module):
         else:
             base = prev[:, :, :C].float()
             if self.cfg.pred == "warp":
+                if self.keep_flow:
+                    self.flow = flow
                 flow = snap_flow(flow, self.cfg.flow_snap)
                 base = flow_warp(base.flatten(0, 1), flow.flatten(0, 1)).view_as(base)
             x0 = out + base

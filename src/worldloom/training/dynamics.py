@@ -66,6 +66,11 @@ class DynamicsRecipe:
     object_tau: float = doc(0.5, "residual (mean square over channels of standardised latents) at which a cell "
                                  "gets the whole extra weight; smaller residuals get a linear share")
     object_shift: int = doc(2, "largest whole-cell shift tried when explaining a frame by the one before it")
+    flow_pin: float = doc(0.0, "weight of an L1 loss pulling a 'warp' head's flow to the whole-cell shift that explains "
+                               "the true frame by the one before it, on the cells that shift explains (residual below "
+                               "object_tau); 0 = off")
+    flow_pin_ignore: int = doc(0, "half-side in cells of a central square left out of that shift's vote (a camera-following "
+                                  "world's agent stays put while the view scrolls: 2 for the arena)")
     memory: str = doc("none", choices=("none", "place", "similar", "successor"), text="long-term memory frames in every clip, drawn as "
                       "the run-time policy of that name draws them (training/memory.py); none = the window alone")
     memory_frames: int = doc(2, "memory frames per clip (with memory)")
@@ -154,6 +159,24 @@ def object_weights(x0: torch.Tensor, weight: float, tau: float, max_shift: int) 
     return out
 
 
+def flow_pin_loss(flow: torch.Tensor, x0: torch.Tensor, tau: float, max_shift: int, ignore: int = 0) -> torch.Tensor:
+    """Mean L1 distance of a 'warp' head's flow (B, T, 2, h, w) from the whole-cell shift that explains each clean
+    latent frame of x0 (B, T, C, h, w) by the one before it, over the cells that shift explains (residual < tau);
+    ``ignore`` as :func:`worldloom.shift.cell_shift`'s.
+
+    Why: the x0 loss barely feels a fifth of a cell of shift over a smooth floor, so the flow settles between
+    cells on moving steps, and each bilinear blend blurs what the previous frame carried (layers.snap_flow).
+    """
+    from ..shift import best_cell_shift
+
+    B, T, C, h, w = x0.shape
+    prev, cur = x0[:, :-1].reshape(-1, C, h, w).float(), x0[:, 1:].reshape(-1, C, h, w).float()
+    shift, res = best_cell_shift(prev, cur, max_shift, ignore)
+    target = shift.view(B, T - 1, 2, 1, 1).to(flow.dtype)  # (dx, dy) cells, flow_warp's convention
+    keep = (res.view(B, T - 1, 1, h, w) < tau).to(flow.dtype)  # (B, T - 1, 1, h, w)
+    return ((flow[:, 1:] - target).abs() * keep).sum() / (2 * keep.sum()).clamp_min(1.0)
+
+
 class DynamicsTask:
     items_name = "frames"
 
@@ -169,7 +192,11 @@ class DynamicsTask:
         if recipe.object_weight < 0 or recipe.object_tau <= 0 or recipe.object_shift < 0:
             raise ValueError(f"object_weight must be >= 0, object_tau > 0 and object_shift >= 0, got "
                              f"{recipe.object_weight}, {recipe.object_tau}, {recipe.object_shift}")
+        if recipe.flow_pin < 0 or recipe.flow_pin_ignore < 0 or (recipe.flow_pin and dit.cfg.pred != "warp"):
+            raise ValueError(f"flow_pin and flow_pin_ignore must be >= 0, and flow_pin 0 unless the head is 'warp'; got "
+                             f"{recipe.flow_pin}, {recipe.flow_pin_ignore} with pred {dit.cfg.pred!r}")
         self.model, self.recipe = dit, recipe
+        dit.keep_flow = recipe.flow_pin > 0
         if (axes is not None) != bool(dit.cfg.n_axes):
             raise ValueError(f"the DiT has n_axes={dit.cfg.n_axes} but the data has {'no' if axes is None else axes[0].shape[-1]} axes")
         if (memory is not None) != (recipe.memory != "none") or (memory is not None and recipe.context != "clean"):
@@ -236,6 +263,10 @@ class DynamicsTask:
             logs["object_share"] = float(obj.float().mean())
         else:
             loss = per_frame.mean()
+        if r.flow_pin > 0 and T > 1:
+            pin = flow_pin_loss(dit.flow, x0, r.object_tau, r.object_shift, r.flow_pin_ignore)
+            logs["loss_flow_pin"] = float(pin.detach())
+            loss = loss + r.flow_pin * pin
         return loss, logs
 
     def items(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
