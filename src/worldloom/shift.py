@@ -122,9 +122,9 @@ def warp(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _best_cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int, ignore: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The best whole-cell shift (N, 2) int64 (dx, dy) of prev, cur (N, C, h, w) and its residuals (N, h, w);
-    the central ``2 * ignore`` cells square does not vote."""
+def best_cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best whole-cell shift (N, 2) int64 (dx, dy) of prev, cur (N, C, h, w) and its residuals (N, h, w),
+    as :func:`cell_shift` and :func:`unexplained` read them; the central ``2 * ignore`` cells square does not vote."""
     if prev.shape != cur.shape or prev.ndim != 4:
         raise ValueError(f"prev and cur must both be (N, C, h, w), got {tuple(prev.shape)} and {tuple(cur.shape)}")
     N, _, h, w = prev.shape
@@ -155,12 +155,7 @@ def cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore
     ``ignore``: half-side in cells of a central square left out of the vote (a camera-following world's
     agent stays put while the view scrolls, and would vote for no motion, as in :func:`estimate_shift_float`).
     """
-    return _best_cell_shift(prev, cur, max_shift, ignore)[0]
-
-
-def best_cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`cell_shift` (N, 2) and the residuals it leaves per cell (N, h, w) at once, as :func:`unexplained` reads them."""
-    return _best_cell_shift(prev, cur, max_shift, ignore)
+    return best_cell_shift(prev, cur, max_shift, ignore)[0]
 
 
 def unexplained(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
@@ -173,4 +168,4 @@ def unexplained(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2) -> to
     In a camera-following world the residual is the objects that move against the view; with a
     still camera it is the plain frame difference.
     """
-    return _best_cell_shift(prev, cur, max_shift)[1]
+    return best_cell_shift(prev, cur, max_shift)[1]

@@ -68,7 +68,7 @@ def test_bad_recipes_are_clear_errors(tiny_world):
         DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, window=4, rollout_min=3))
     with pytest.raises(ValueError, match="sim window"):
         DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, window=7, rollout_min=7))
-    with pytest.raises(ValueError, match="flow_snap.*'v' teacher's head predicts no flow"):
+    with pytest.raises(ValueError, match="flow_snap.*pred 'v'"):
         DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, flow_snap=0.3))
     with pytest.raises(ValueError, match=r"flow_snap must be in \[0, 0.5\]"):
         DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, flow_snap=0.7))

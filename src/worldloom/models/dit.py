@@ -75,6 +75,13 @@ class DynamicsConfig:
         return self.grid * self.grid
 
 
+def check_flow_snap(flow_snap: float, pred: str) -> None:
+    """DynamicsConfig.flow_snap's rule: in [0, 0.5] cells, and 0 for a head that predicts no flow."""
+    if not 0.0 <= flow_snap <= 0.5 or (flow_snap and pred != "warp"):
+        raise ValueError(f"DynamicsConfig.flow_snap must be in [0, 0.5] cells, and 0 unless pred is 'warp'; got "
+                         f"{flow_snap} with pred {pred!r}")
+
+
 @dataclass
 class MemoryFrames:
     """Long-term memory frames in front of a clip (uncached pass): what its targets see besides the window."""
@@ -101,9 +108,7 @@ class CausalDiT(nn.Module):
             raise ValueError(f"DynamicsConfig.prev_frames must be >= 1, got {cfg.prev_frames}")
         if cfg.head_conv < 0:
             raise ValueError(f"DynamicsConfig.head_conv must be >= 0, got {cfg.head_conv}")
-        if not 0.0 <= cfg.flow_snap <= 0.5 or (cfg.flow_snap and cfg.pred != "warp"):
-            raise ValueError(f"DynamicsConfig.flow_snap must be in [0, 0.5] cells, and 0 unless pred is 'warp'; got "
-                             f"{cfg.flow_snap} with pred {cfg.pred!r}")
+        check_flow_snap(cfg.flow_snap, cfg.pred)
         if cfg.conv < 0 or (cfg.conv and cfg.conv % 2 == 0):
             raise ValueError(f"DynamicsConfig.conv must be 0 or an odd kernel size, got {cfg.conv}")
         k = p + 2 * cfg.prev_halo  # side of the previous-frame window each token sees

@@ -45,7 +45,7 @@ from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
-from ..models.dit import CausalDiT, MemoryFrames
+from ..models.dit import CausalDiT, MemoryFrames, check_flow_snap
 from .dynamics import ClipSampler, object_weights
 from .init import init_from
 from .latents import dataset_latents
@@ -94,10 +94,8 @@ class DistillTask:
             raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
         if r.memory != "none" and r.memory_slots < 1:
             raise ValueError(f"memory_slots must be >= 1 with memory {r.memory!r}, got {r.memory_slots}")
-        if r.flow_snap is not None and not 0.0 <= r.flow_snap <= 0.5:
-            raise ValueError(f"flow_snap must be in [0, 0.5] cells, got {r.flow_snap}")
-        if r.flow_snap and teacher.dit.cfg.pred != "warp":
-            raise ValueError(f"flow_snap {r.flow_snap}: a {teacher.dit.cfg.pred!r} teacher's head predicts no flow to snap")
+        if r.flow_snap is not None:
+            check_flow_snap(r.flow_snap, teacher.dit.cfg.pred)
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe
