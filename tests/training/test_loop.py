@@ -165,6 +165,20 @@ def test_resume_without_a_state_drops_the_killed_sessions_log(tmp_path):
     assert steps == [10, 20]
 
 
+def test_a_fresh_run_in_an_old_run_dir_replaces_it(tmp_path, capsys):
+    """Without --resume, the earlier run's log and state go before the first step: the log holds the new
+    run's steps alone, and a --resume after a crash before its first save cannot pick up the old state."""
+    Trainer(LinearTask(), cfg(), tmp_path, progress=False).fit()  # the earlier run: state at 40, log 10..40
+    fresh = Trainer(LinearTask(), cfg(steps=15, ckpt_every=100), tmp_path, progress=False)
+    fresh.fit(until=15)  # stops at 15, its one save (ckpt_every 100)
+    assert "fresh run replaces" in capsys.readouterr().err
+    steps = [json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [10, 15]
+    assert [p.name for p in tmp_path.glob("train_state-*")] == ["train_state-00000015.safetensors"]
+    again = Trainer(LinearTask(), cfg(steps=15), tmp_path, progress=False)
+    assert again.load_state() and again.step == 15  # the fresh run's, not the earlier run's 40
+
+
 def test_accumulation_sums_the_micro_batches_gradients(tmp_path):
     """accum=2: the step's gradient is the mean of its two micro-batches' gradients (each drawn as the loop
     documents), and the logged loss their mean loss."""

@@ -331,6 +331,8 @@ class Trainer:
     def fit(self, resume: bool = False, until: int | None = None) -> dict[str, float]:
         """Resume from ``run_dir`` if asked, train (to ``until``), and leave the process group."""
         try:
+            if not resume and self.rank == 0:
+                state.start_afresh(self.run_dir, self.log_path)
             if resume and not self.load_state() and self.rank == 0:
                 print(f"--resume: no training state in {self.run_dir}; starting at step 1", file=sys.stderr)
                 state.trim_log(self.log_path, self.step)  # a session killed before its first save may have logged steps

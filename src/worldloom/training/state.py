@@ -8,6 +8,7 @@ Key choices:
 - ``read_committed`` refuses a manifest whose state is missing, differs from its hash or holds another
   step, with a message that says what to do.
 - A resumed run trims ``log.jsonl`` to its step: the steps a killed session logged are trained again.
+  A fresh run in a dir an earlier run left starts with none of its log or states (``start_afresh``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,20 @@ def clean(run_dir: Path, keep: str) -> None:
         (run_dir / LEGACY_STATE).unlink(missing_ok=True)
     for p in run_dir.glob(".train_state*.tmp"):
         p.unlink(missing_ok=True)
+
+def start_afresh(run_dir: Path, log_path: Path) -> None:
+    """A run started without --resume in a dir an earlier run left: its manifest, states and log go first,
+    so a later --resume never picks up the earlier run's state, and the log holds this run's steps alone."""
+    meta = run_dir / META
+    if not (meta.exists() or log_path.exists() or any(run_dir.glob("train_state-*"))):
+        return
+    step = read_json(meta).get("step") if meta.exists() else None
+    print(f"{run_dir}: a fresh run replaces the earlier one here" + (f" (saved at step {step})" if step is not None else "")
+          + "; --resume continues a run instead", file=sys.stderr)
+    meta.unlink(missing_ok=True)  # first: with no manifest, nothing below is a committed state
+    clean(run_dir, keep="")
+    log_path.unlink(missing_ok=True)
+
 
 def read_committed(run_dir: Path) -> tuple[dict[str, Any], Path, dict[str, torch.Tensor] | None] | None:
     """The committed state (manifest, tensor file or DCP directory, tensors: None for DCP), its parts
