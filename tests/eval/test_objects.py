@@ -222,3 +222,30 @@ def test_a_subpixel_ball_is_scored_by_the_colour_the_truth_shows_it_in():
     # Below MIN_PEAK of its colour step the truth's own ball is indistinguishable from floor noise: not scored.
     dim = floor + 0.2 * (truth - floor)
     assert not detect({}, dim.round().astype(np.uint8), objects_from_state(state))["visible"]["ball"].any()
+
+
+def test_a_cross_drawn_as_a_blob_is_drawn_but_loses_its_shape():
+    """A landmark cross redrawn as a disc of its colour passes permanence (colour, place, contrast): the
+    shape IoU is what tells the two apart. The truth scores 1, the blob about the cross's share of the disc."""
+    from worldloom.envs.arena import _shape_mask
+
+    H = W = 64
+    size, col, floor = 14, np.array([40.0, 170.0, 160.0]), np.array([200.0, 200.0, 190.0])
+    cross, disc = _shape_mask("cross", size), _shape_mask("disc", size)
+
+    def frame(mask: np.ndarray) -> np.ndarray:
+        f = np.broadcast_to(floor, (H, W, 3)).copy()
+        f[25:25 + size, 25:25 + size][mask] = col
+        return f.astype(np.uint8)
+
+    truth = np.stack([frame(cross)] * 5)[None]  # (1, 5, H, W, 3)
+    blob = np.stack([frame(disc)] * 4)[None]
+    st = {"landmark_pos_view": np.full((1, 5, 1, 2), 25 + size / 2, np.float32),
+          "landmark_radius": np.full((1, 5, 1), size / 2, np.float32),
+          "landmark_color": np.broadcast_to(col.astype(np.float32), (1, 5, 1, 3)).copy()}
+    res = score_objects({"truth": truth[:, 1:], "blob": blob}, truth, st, horizons=(1, 2, 4))
+    t, b = res["scores"]["truth"]["landmark"]["seen"], res["scores"]["blob"]["landmark"]["seen"]
+    assert t["permanence_h1_4"] == 1.0 and b["permanence_h1_4"] == 1.0  # both "drawn"
+    assert t["shape_iou_median_h1_4"] == 1.0
+    share = cross.sum() / disc.sum()
+    assert b["shape_iou_median_h1_4"] == pytest.approx(share, abs=0.1) and b["shape_iou_median_h1_4"] < 0.7

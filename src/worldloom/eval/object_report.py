@@ -20,7 +20,7 @@ def _columns_rows(obj: dict[str, Any], names: dict[str, str]) -> tuple[list[str]
     spans, hs = st["spans"], st["horizons"]
     err_hs = [h for h in hs if h in (8, 32) or h == hs[-1]]
     cols = ["kind", "frames"] + [f"seen h1-{u}" for u in spans] + [f"entered h1-{spans[-1]}"] + \
-        [f"err px h={h}" for h in err_hs] + [f"contrast h1-{spans[-1]}"]
+        [f"err px h={h}" for h in err_hs] + [f"contrast h1-{spans[-1]}", f"shape IoU h1-{spans[-1]}"]
     rows = []
     for kind in obj["kinds"]:
         for key, label in names.items():
@@ -29,7 +29,7 @@ def _columns_rows(obj: dict[str, Any], names: dict[str, str]) -> tuple[list[str]
                 rows.append([kind, label] + [r["seen"][f"permanence_h1_{u}"] for u in spans] +
                             [r["entered"][f"permanence_h1_{spans[-1]}"]] +
                             [r["seen"]["position_error_median"].get(str(h)) for h in err_hs] +
-                            [r["seen"].get(f"contrast_median_h1_{spans[-1]}", "")])
+                            [r["seen"].get(f"{what}_median_h1_{spans[-1]}", "") for what in ("contrast", "shape_iou")])
     return cols, rows
 
 
@@ -52,6 +52,7 @@ def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float |
         for h in sorted({min(8, st["horizons"][-1]), st["horizons"][-1]}):
             out[f"{kind}_error_px_h{h}"] = r["position_error_median"].get(str(h))
         out[f"{kind}_contrast"] = r.get(f"contrast_median_h1_{st['spans'][-1]}")
+        out[f"{kind}_shape_iou"] = r.get(f"shape_iou_median_h1_{st['spans'][-1]}")
     for kind, f in (obj.get("follow") or {}).items():
         for u in st["spans"]:
             out[f"{kind}_follow_h1_{u}"] = (f.get(who) or {}).get(f"h1_{u}")
@@ -66,13 +67,14 @@ def format_objects(obj: dict[str, Any], names: dict[str, str] | None = None) -> 
     names = names or NAMES
     st = obj["settings"]
     cols, rows = _columns_rows(obj, names)
-    cell = lambda x, c: "n/a" if x is None else x if isinstance(x, str) else f"{x:.2f}" if "err" in c or "contrast" in c \
+    cell = lambda x, c: "n/a" if x is None else x if isinstance(x, str) else f"{x:.2f}" if "err" in c or "contrast" in c or "IoU" in c \
         else f"{x:.1%}"  # noqa: E731
     pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
     px = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     lines = [f"Objects from ground truth (seen: fully in view in the last context frame; drawn: found within "
              f"{st['slack_px']} px of the truth by nearest colour; error: drawn centroid vs true centroid, px; "
-             f"contrast: median share of the truth's floor-to-object colour step the drawn objects keep, 1 = as sharp).", "",
+             f"contrast: median share of the truth's floor-to-object colour step the drawn objects keep, 1 = as sharp; "
+             f"shape IoU: median overlap of the drawn object's pixels with the true ones, centroids aligned, 1 = same outline).", "",
              "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     lines += ["| " + " | ".join(cell(x, c) for x, c in zip(r, cols)) + " |" for r in rows]
     lines += ["", "False objects (share of generated frames): " +

@@ -17,6 +17,10 @@ frame, against the true frames:
   3x3 box blur leaves a ball ~0.86; on 60 validation layouts the arena tokenizer's reconstruction keeps
   ~0.91 of balls' and ~0.90 of landmarks' step. Permanence counts a soft blob of the right colour in the
   right place down to ``MIN_CONTRAST``; this says how soft;
+- **shape**: whether a drawn object keeps its outline. The intersection over union of the true object's
+  counted pixels and the drawn ones, moved onto each other by their centroids' difference, both taken by
+  the same rule. A cross drawn as a round blob of its colour passes permanence and contrast, and scores
+  well under a cross's own (the truth scores 1); reported, never gating permanence;
 - **false objects**: a frame has one when at least ``FALSE_PX`` of its pixels are clearly one of the
   objects' colours (within ``FALSE_TAU`` in RGB) farther than ``slack`` px from every true pixel of any
   object colour: a ball drawn where the truth has none, or left behind where it was.
@@ -146,7 +150,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
     """Find every fully-in-view object of ``objs`` in each of ``frames`` (name -> (E, N, H, W, 3) uint8).
 
     Returns ``{"visible": {kind: (E, N, n) bool}, "centroid": {name: {kind: (E, N, n, 2)}}`` (NaN where not
-    drawn), ``"contrast"`` ({name: {kind: (E, N, n)}}, NaN where not drawn) and ``"truth_centroid"``;
+    drawn), ``"contrast"`` and ``"shape"`` ({name: {kind: (E, N, n)}}, NaN where not drawn) and ``"truth_centroid"``;
     ``truth`` (E, N, H, W, 3) uint8 is the reference.
     """
     E, N, H, W, _ = truth.shape
@@ -158,6 +162,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
     tcent = {o.kind: np.full((E, N, o.pos_view.shape[2], 2), np.nan, np.float32) for o in objs}
     cent = {name: {o.kind: np.full_like(tcent[o.kind], np.nan) for o in objs} for name in frames}
     contrast = {name: {o.kind: np.full(tcent[o.kind].shape[:3], np.nan, np.float32) for o in objs} for name in frames}
+    shape = {name: {o.kind: np.full(tcent[o.kind].shape[:3], np.nan, np.float32) for o in objs} for name in frames}
     for e in range(E):
         for t in range(N):
             tf = truth[e, t].astype(np.float32)
@@ -221,7 +226,7 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                     ys, xs = yy[m_true], xx[m_true]  # the object's true pixels
                     ref = float(np.clip((tf[ys, xs] - floor) @ axis / norm, 0, 1).mean())
                     for name, fr in frames.items():
-                        n, c, _ = centroid(fr[e, t])
+                        n, c, m_drawn = centroid(fr[e, t])
                         if n < 0.5 * n_true or np.hypot(*(c - c_true)) > rb:
                             continue
                         # Contrast: how far from floor to object colour the drawn pixels go, over the true
@@ -232,7 +237,14 @@ def detect(frames: dict[str, np.ndarray], truth: np.ndarray, objs: list[Objects]
                         kept = min(float(a) / max(ref, 1e-6), 1.0)
                         if kept >= MIN_CONTRAST:
                             cent[name][o.kind][e, t, j], contrast[name][o.kind][e, t, j] = c, kept
-    return {"visible": visible, "centroid": cent, "truth_centroid": tcent, "contrast": contrast}
+                            shape[name][o.kind][e, t, j] = _iou(ys, xs, yy[m_drawn] - dy, xx[m_drawn] - dx)
+    return {"visible": visible, "centroid": cent, "truth_centroid": tcent, "contrast": contrast, "shape": shape}
+
+
+def _iou(ya: np.ndarray, xa: np.ndarray, yb: np.ndarray, xb: np.ndarray) -> float:
+    """Intersection over union of two pixel sets given as row and column arrays (any integers)."""
+    a, b = set(zip(ya.tolist(), xa.tolist())), set(zip(yb.tolist(), xb.tolist()))
+    return len(a & b) / max(len(a | b), 1)
 
 
 def false_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slack: int = SLACK,
@@ -304,11 +316,10 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
     spans = sorted({min(u, N) for u in SPANS} | {N})
 
     def summary(drawn: dict[str, np.ndarray], err: dict[str, np.ndarray],
-                contrast: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                looks: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for o in objs:
             v, d, er = vis[o.kind][:, 1:], drawn[o.kind][:, 1:], err[o.kind][:, 1:]  # (E, N, n)
-            ct = None if contrast is None else contrast[o.kind][:, 1:]
             seen = np.broadcast_to(vis[o.kind][:, :1], v.shape)
             row: dict[str, Any] = {}
             for split, sel in (("seen", v & seen), ("entered", v & ~seen)):
@@ -319,8 +330,9 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
                     "position_error_median": {str(h): _median(np.where(sel[:, h - 1] & d[:, h - 1], er[:, h - 1], np.nan))
                                               for h in hs},
                 }
-                if ct is not None:  # how sharp the drawn ones are: 1 = the truth's own contrast
-                    row[split]["contrast_median_h1_%d" % N] = _median(np.where(sel & d, ct, np.nan))
+                # How sharp the drawn ones are and how well they keep their outline: 1 = as the truth.
+                for what, per in (looks or {}).items():
+                    row[split][f"{what}_median_h1_{N}"] = _median(np.where(sel & d, per[o.kind][:, 1:], np.nan))
             out[o.kind] = row
         return out
 
@@ -329,7 +341,7 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
         c, tc = det["centroid"][name], det["truth_centroid"]
         drawn = {k: ~np.isnan(c[k][..., 0]) & vis[k] for k in vis}
         err = {k: np.linalg.norm(c[k] - tc[k], axis=-1) for k in vis}
-        result[name] = summary(drawn, err, det["contrast"][name])
+        result[name] = summary(drawn, err, {"contrast": det["contrast"][name], "shape_iou": det["shape"][name]})
     # The oracle, in state space: drawn when within the object's radius of the true position.
     drawn, err = {}, {}
     for o in objs:
