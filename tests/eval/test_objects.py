@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from worldloom.envs import make
-from worldloom.eval.objects import detect, false_objects, objects_from_state, score_objects
+from worldloom.eval.objects import detect, false_objects, haze_objects, objects_from_state, score_objects
 
 
 def _episode(seed: int = 3, steps: int = 12, n_balls: int = 4):
@@ -249,3 +249,28 @@ def test_a_cross_drawn_as_a_blob_is_drawn_but_loses_its_shape():
     assert t["shape_iou_median_h1_4"] == 1.0
     share = cross.sum() / disc.sum()
     assert b["shape_iou_median_h1_4"] == pytest.approx(share, abs=0.1) and b["shape_iou_median_h1_4"] < 0.7
+
+
+def test_a_half_tone_streak_is_haze_not_a_false_object():
+    """A streak of a landmark's colour blended 55 % into the floor, far from the landmark, is more than 40 RGB
+    from that colour: no false object, but haze. A 20 % tint, a 1 px line, a wall left out and the truth itself
+    are none."""
+    H = W = 64
+    col, floor = np.array([40.0, 170.0, 160.0]), np.array([200.0, 200.0, 190.0])
+    truth = np.broadcast_to(floor, (1, 3, H, W, 3)).copy()
+    truth[:, :, 8:16, 8:16] = col  # the landmark, top left
+
+    def streak(a: float, rows: slice = slice(40, 43)) -> np.ndarray:
+        f = truth.copy()
+        f[:, :, rows, 20:50] = (1 - a) * floor + a * col  # 90 px, far from the landmark
+        return f.round().astype(np.uint8)
+
+    colors = col[None, None].astype(np.float32)  # (E, k, 3)
+    t = truth.round().astype(np.uint8)
+    assert not false_objects(streak(0.55), t, colors).any() and haze_objects(streak(0.55), t, colors).all()
+    assert not haze_objects(streak(0.2), t, colors).any() and not haze_objects(t, t, colors).any()
+    assert not haze_objects(streak(0.55, slice(40, 41)), t, colors).any()  # a 1 px line: a grid line's width
+    walled = truth.copy()
+    walled[:, :, 30:40, 20:60] = (255.0, 210.0, 200.0)  # a light wall in the truth, which the model leaves out:
+    assert not haze_objects(t, walled.astype(np.uint8), colors).any()  # floor drawn there moves 0.34 towards col
+    assert haze_objects(streak(1.0), t, colors).all() and false_objects(streak(1.0), t, colors).all()

@@ -57,6 +57,7 @@ def object_metrics(obj: dict[str, Any], who: str = "model") -> dict[str, float |
         for u in st["spans"]:
             out[f"{kind}_follow_h1_{u}"] = (f.get(who) or {}).get(f"h1_{u}")
     out["false_objects"] = obj["false_objects"].get(who)
+    out["haze_objects"] = (obj.get("haze_objects") or {}).get(who)
     m = obj.get("ball_motion") or {}
     out["ball_velocity_x_floor"] = (m.get(who) or {}).get("x_floor")
     return out
@@ -79,6 +80,9 @@ def format_objects(obj: dict[str, Any], names: dict[str, str] | None = None) -> 
     lines += ["| " + " | ".join(cell(x, c) for x, c in zip(r, cols)) + " |" for r in rows]
     lines += ["", "False objects (share of generated frames): " +
               ", ".join(f"{names.get(k, k)} {v:.1%}" for k, v in obj["false_objects"].items()) + "."]
+    if "haze_objects" in obj:
+        lines += [f"Object haze (share of generated frames with an object's colour smeared on the floor, {obj['settings'].get('haze_share', 0.3):.0%} "
+                  "of the way or more, where the truth has none): " + ", ".join(f"{names.get(k, k)} {v:.1%}" for k, v in obj["haze_objects"].items()) + "."]
     for kind, f in (obj.get("follow") or {}).items():
         lines.append(f"{kind.capitalize()} motion followed (of {f['moving_steps']} true moving steps; moved at least "
                      f"{FOLLOW_SHARE:.2f} of the true step along it): " + ", ".join(

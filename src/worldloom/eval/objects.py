@@ -23,7 +23,11 @@ frame, against the true frames:
   well under a cross's own (the truth scores 1); reported, never gating permanence;
 - **false objects**: a frame has one when at least ``FALSE_PX`` of its pixels are clearly one of the
   objects' colours (within ``FALSE_TAU`` in RGB) farther than ``slack`` px from every true pixel of any
-  object colour: a ball drawn where the truth has none, or left behind where it was.
+  object colour: a ball drawn where the truth has none, or left behind where it was;
+- **haze**: the same, counting also floor pixels tinted ``HAZE_SHARE`` of the way towards an object's
+  colour, in patches at least 3 px wide: the half-tone smear a ball or landmark leaves along the agent's
+  path, too far from any object's colour to be a false object. A wall or grid line the model leaves out
+  is not haze (the truth there is not floor).
 
 Objects are split into those **seen** in the context (fully in view in its last frame: knowable) and
 those that **entered** the view later (unknowable without memory: reported, never targeted).
@@ -74,6 +78,10 @@ import numpy as np
 SLACK = 6  # px beyond an object's radius where its drawn copy is looked for
 FALSE_TAU = 40.0  # RGB distance within which a pixel is clearly an object's colour (the floor stays > 45 away)
 FALSE_PX = 16  # clearly-coloured pixels away from the truth that make a false object (a ball has ~80)
+# Haze: a floor pixel tinted this share of the way to an object's colour (the smears in look.py's pictures
+# are 0.3-0.6; a 0.5 threshold missed most of them), where the truth is within HAZE_FLOOR RGB of its floor.
+HAZE_SHARE = 0.3
+HAZE_FLOOR = 50.0
 MIN_PX = 6  # true-frame pixels an object needs to be scored at all (fewer for one smaller than that: min_px)
 MOVE_PX = 0.5  # px: a true step at least this long is a moving step for motion following
 FOLLOW_SHARE = 1 / 3  # a drawn object follows a moving step when it moves this share of the true step along it
@@ -255,16 +263,49 @@ def false_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, sla
     false when no true pixel within ``tau`` of any of them lies within ``slack`` px (a box dilation of the
     truth): colours confused next to a true object are a matter for permanence, not a false object.
     """
+    return _away_from_truth(frames, truth, colors, slack, tau, min_px)
+
+
+def haze_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slack: int = SLACK,
+                 tau: float = FALSE_TAU, min_px: int = FALSE_PX, share: float = HAZE_SHARE) -> np.ndarray:
+    """Frames (E, N, H, W, 3) with an object's colour smeared where the truth has none: (E, N) bool.
+
+    As :func:`false_objects`, but a generated pixel counts when, where the truth shows floor, it has moved
+    from the true pixel at least ``share`` of the floor-to-object colour step towards one of the object
+    colours (and not past 1.25 of it, nor farther than ``share`` off that line), inside a 3x3 patch that all
+    does: the half-tone smear a ball or landmark leaves along the agent's path, which is too far from its
+    colour to be a false object. The floor is the true frame's median colour; a true pixel more than
+    ``HAZE_FLOOR`` from it (a wall, a grid line, an object) is not floor, so a wall or grid line the model
+    does not draw is not haze. The true frames and the tokenizer score 0.
+    """
+    return _away_from_truth(frames, truth, colors, slack, tau, min_px, haze=share)
+
+
+def _away_from_truth(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slack: int, tau: float,
+                     min_px: int, haze: float | None = None) -> np.ndarray:
+    """(E, N) bool: at least ``min_px`` object-coloured (or, with a ``haze`` share, object-tinted) generated
+    pixels lie farther than ``slack`` px from every true pixel of an object colour."""
     E, N, H, W, _ = frames.shape
     out = np.zeros((E, N), bool)
     k = 2 * slack + 1
     for e in range(E):
         cols = np.unique(colors[e].astype(np.int32), axis=0)  # (k, 3)
+        f, t = frames[e].astype(np.float32), truth[e].astype(np.float32)  # (N, H, W, 3)
         gen = np.zeros((N, H, W), bool)
         tru = np.zeros((N, H, W), bool)
+        floor = np.median(t.reshape(N, -1, 3), 1)[:, None, None]  # (N, 1, 1, 3)
+        on_floor = ((t - floor) ** 2).sum(-1) < HAZE_FLOOR**2  # (N, H, W)
         for c in cols:
-            gen |= ((frames[e].astype(np.int32) - c) ** 2).sum(-1) < tau**2
-            tru |= ((truth[e].astype(np.int32) - c) ** 2).sum(-1) < tau**2
+            gen |= ((f - c) ** 2).sum(-1) < tau**2
+            tru |= ((t - c) ** 2).sum(-1) < tau**2
+            if haze is not None:
+                step = c - floor  # (N, 1, 1, 3): floor -> this colour
+                norm = np.maximum((step**2).sum(-1), 1.0)
+                proj = ((f - t) * step).sum(-1) / norm  # (N, H, W): 0 = as the truth, 1 = a whole step to c
+                off = (((f - t) - proj[..., None] * step) ** 2).sum(-1) / norm
+                tint = (proj >= haze) & (proj <= 1.25) & (off <= haze**2) & on_floor
+                p = np.pad(tint, ((0, 0), (1, 1), (1, 1)))  # 3x3 erosion: a patch, not a lost 1 px grid line
+                gen |= np.logical_and.reduce([p[:, dy : dy + H, dx : dx + W] for dy in range(3) for dx in range(3)])
         # Box dilation of the truth by slack px via a 2-D prefix sum.
         s = np.pad(tru.astype(np.int32), ((0, 0), (slack + 1, slack), (slack + 1, slack))).cumsum(1).cumsum(2)
         near = (s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]) > 0  # (N, H, W)
@@ -354,6 +395,7 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
     # False objects: any of the episode's object colours drawn away from where the truth has it.
     colors = np.concatenate([o.color[:, 0] for o in objs], 1)  # (E, k, 3)
     false = {name: float(false_objects(f, truth[:, 1:], colors, slack).mean()) for name, f in frames.items()}
+    haze = {name: float(haze_objects(f, truth[:, 1:], colors, slack).mean()) for name, f in frames.items()}
 
     # Ball motion: velocities of the drawn centroids in world px against the state's finite differences.
     motion = None
@@ -377,9 +419,9 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
             mean = float(e_[ok].mean()) if ok.any() else None
             motion[name] = {"error_px_per_step": mean, "x_floor": mean / floor if mean is not None and floor else None,
                             "tracked_share": float(ok.sum() / both.sum()) if both.any() else None}
-    return {"scores": result, "false_objects": false, "ball_motion": motion, "follow": _follow(objs, det, vis, frames, spans),
+    return {"scores": result, "false_objects": false, "haze_objects": haze, "ball_motion": motion, "follow": _follow(objs, det, vis, frames, spans),
             "kinds": [o.kind for o in objs],
-            "settings": {"slack_px": slack, "false_tau": FALSE_TAU, "false_px": FALSE_PX, "spans": spans,
+            "settings": {"slack_px": slack, "false_tau": FALSE_TAU, "false_px": FALSE_PX, "haze_share": HAZE_SHARE, "spans": spans,
                          "horizons": hs}}
 
 
@@ -409,4 +451,4 @@ def _follow(objs: list[Objects], det: dict[str, Any], vis: dict[str, np.ndarray]
     return out
 
 
-__all__ = ["Objects", "objects_from_state", "detect", "false_objects", "cv_oracle", "score_objects", "min_px", "SLACK"]
+__all__ = ["Objects", "objects_from_state", "detect", "false_objects", "haze_objects", "cv_oracle", "score_objects", "min_px", "SLACK"]
