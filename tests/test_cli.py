@@ -105,8 +105,10 @@ def test_smoke_pipeline(pipeline: dict[str, Any]) -> None:
     from worldloom.checkpoint import train_logs
 
     assert set(train_logs(d / "tok")) == {"tokenizer"} and set(train_logs(d / "wm")) == {"tokenizer", "dynamics"}
-    assert set(train_logs(d / "student")) == {"tokenizer", "dynamics", "distill"}
-    assert set(train_logs(d / "student_td")) == {"tokenizer", "dynamics", "distill", "temporal_decoder"}
+    # a fine-tune's own log sits beside the one of the run it started from; the student started from the fine-tune
+    assert set(train_logs(d / "ft")) == {"tokenizer", "dynamics", "dynamics-finetune"}
+    assert set(train_logs(d / "student")) == {"tokenizer", "dynamics", "dynamics-finetune", "distill"}
+    assert set(train_logs(d / "student_td")) == {"tokenizer", "dynamics", "dynamics-finetune", "distill", "temporal_decoder"}
     assert (d / "wm" / "train_log-dynamics.jsonl").read_bytes() == (d / "wm" / "run" / "log.jsonl").read_bytes()
 
     from safetensors.numpy import load_file

@@ -360,7 +360,9 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                 + (f"- fine-tuned from `{init}` ({init_info['trained_steps']} steps)\n" if init_info else ""))
         # fp16 storage halves the file (loaded back as fp32); the bundled checkpoint must stay small.
         save_checkpoint(out, config, {"vae": vae, "dit": trainer.ema.cpu().float()}, card, dtype=torch.float16)
-        carry_train_logs(out, (resolve(tokenizer), None if init is None else resolve(init)), ("dynamics", trainer.log_path))
+        # A fine-tune's own log sits beside the one of the run it started from, not over it.
+        carry_train_logs(out, (resolve(tokenizer), None if init is None else resolve(init)),
+                         ("dynamics" if init is None else "dynamics-finetune", trainer.log_path))
         from ..runtime.context import save_context
 
         save_context(out, ds, context_episode)  # play starts from a real frame even where the env cannot be built
