@@ -51,8 +51,9 @@ gpu-check: $(STAMP)
 	$(BIN)/python tools/gpu_check.py --out runs/gpu-check.json --work runs/gpu-check
 
 # checkpoints/arena, rebuilt from nothing by one declarative recipe (worldloom.recipes.arena): collect ->
-# tokenizer -> dynamics -> 1-step student, the play world, Pong's dynamics head, 2,500 + 200 steps. Run
-# whole in 73 min on 2 cores (docs/BENCHMARKS.md, "Objects"). It writes runs/arena-recipe/checkpoint, not
+# tokenizer -> dynamics -> refine (the flow head pinned to the scroll) -> 1-step student, the play world,
+# Pong's dynamics head, 2,500 + 300 + 200 steps. Run whole in 78 min on 2 cores (docs/BENCHMARKS.md,
+# "Objects"). It writes runs/arena-recipe/checkpoint, not
 # the shipped copy: checkpoints/arena is that output, copied once it was scored against the model it replaced.
 train-arena: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe

@@ -13,8 +13,14 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     arena.main(base)
     cfg = json.loads((out / "config.json").read_text())
     stages = cfg["rebuild"]["stages"]
-    assert cfg["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "student"] == list(stages)
-    assert stages["dynamics"]["command"].endswith("--only dynamics") and stages["student"]["data"]["teacher"] == str(work / "dynamics")
+    assert cfg["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "refine", "student"] == list(stages)
+    assert stages["dynamics"]["command"].endswith("--only dynamics") and stages["student"]["data"]["teacher"] == str(work / "refine")
+    # The refine stage trains on from the dynamics stage's weights with its own recipe: the student's teacher.
+    assert stages["refine"]["data"]["init"] == str(work / "dynamics") and cfg["init"]["path"] == str(work / "dynamics")
+    assert cfg["recipe"]["flow_pin"] == arena.REFINE.recipe.flow_pin > arena.DYN_RECIPE.flow_pin == 0
+    logs = {p.name: p.read_bytes() for p in out.glob("train_log-*.jsonl")}  # both dynamics runs' curves travel
+    assert logs["train_log-dynamics.jsonl"] == (work / "dynamics-run" / "log.jsonl").read_bytes()
+    assert logs["train_log-dynamics-finetune.jsonl"] == (work / "refine-run" / "log.jsonl").read_bytes()
     assert all(s["seconds"] > 0 for s in stages.values()) and "temporal_decoder" not in cfg
     assert cfg["distill"]["recipe"]["object_weight"] == arena.OBJECT_WEIGHT and cfg["sim"]["steps"] == 1
     assert cfg["recipe"]["loss"] == arena.DYN_RECIPE.loss  # the training recipe stays what --config repeats
@@ -35,7 +41,7 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
         arena.main(base + ["--decoder", "--only", stage])
     cfg2 = json.loads((out / "config.json").read_text())
     stages2 = cfg2["rebuild"]["stages"]
-    assert cfg2["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "student", "decoder"] == list(stages2)
+    assert cfg2["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "refine", "student", "decoder"] == list(stages2)
     assert stages2["tokenizer"] == before and stages2["decoder"]["command"].endswith("--decoder --only decoder")
     assert stages2["decoder"]["data"]["world model"] == str(work / "student") and "temporal_decoder" in cfg2
     assert "temporal_decoder" not in json.loads((work / "student" / "config.json").read_text())
@@ -61,9 +67,11 @@ def test_the_shipped_arena_is_what_make_train_arena_runs():
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert f"train-arena: $(STAMP)\n\t$(BIN)/{cmd}\n" in makefile
     assert f"`{cmd}`" in (d / "README.md").read_text() and cfg["rebuild"]["order"] == arena.STAGES.names()
-    for section, declared in (("vae", arena.VAE_CFG), ("dynamics", arena.DYN_CFG), ("recipe", arena.DYN_RECIPE)):
+    # The training recipe saved is the last dynamics phase's (the refine stage), which --config repeats.
+    for section, declared in (("vae", arena.VAE_CFG), ("dynamics", arena.DYN_CFG), ("recipe", arena.REFINE.recipe)):
         # as loading reads it: a field added since the checkpoint was written takes its default
         saved = to_dict(from_dict(type(declared), cfg[section], where=f"{d}/config.json:{section}"))
         assert saved == to_dict(declared), section
-    assert cfg["train"]["steps"] == arena.DYN_TRAIN.steps and cfg["distill"]["train"]["steps"] == arena.STUDENT.train.steps
+    assert cfg["train"]["steps"] == arena.REFINE.train.steps and cfg["init"]["trained_steps"] == arena.DYN_TRAIN.steps
+    assert cfg["distill"]["train"]["steps"] == arena.STUDENT.train.steps
     assert cfg["env_kwargs"]["control"] == arena.ENV_KWARGS["control"] and cfg["sim"]["steps"] == arena.STAGES.sim_defaults["steps"]

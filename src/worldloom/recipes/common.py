@@ -1,5 +1,5 @@
 """What every recipe shares: the command line, step scaling, and the collect -> tokenizer -> dynamics
-(-> student) (-> decoder) stages.
+(-> refine) (-> student) (-> decoder) stages.
 
 A recipe module (``arena``, ``phys2d``) only declares its :class:`Stages`: which data to collect and
 which configs to train. :func:`run_recipe` runs them the same way for all of them, from nothing:
@@ -7,8 +7,12 @@ which configs to train. :func:`run_recipe` runs them the same way for all of the
 - **One command per stage.** ``--only STAGE`` runs one stage against the work dir the earlier ones
   filled, so the card can name, for every stage, the exact command that rebuilds it, its data and its
   wall time (``config.json: rebuild``; a "Recipe" section in the card).
-- **No chain through other checkpoints.** The tokenizer, the dynamics model, the student and the
-  temporal decoder are all trained inside ``--work``; the checkpoint written to ``--out`` is the last stage's.
+- **No chain through other checkpoints.** The tokenizer, the dynamics model, its refinement, the student
+  and the temporal decoder are all trained inside ``--work``; the checkpoint written to ``--out`` is the
+  last stage's.
+- **A refinement is a stage of its own**: a short second run of the dynamics model from the first's
+  weights, with its own recipe and schedule (the arena's flow pin; trained from the first step, the same
+  loss cost the student 1 dB, docs/BENCHMARKS.md "Objects", nineteenth session).
 - ``--scale`` multiplies training episodes and steps (``0.01``: a smoke run; > 1: a GPU).
 """
 
@@ -57,6 +61,15 @@ class Student:
 
 
 @dataclass
+class Refine:
+    """The refine stage: the dynamics stage's model trained on with its own recipe and schedule
+    (:func:`worldloom.training.dynamics.train_dynamics` with ``init``); the student learns from it."""
+
+    recipe: DynamicsRecipe
+    train: TrainConfig
+
+
+@dataclass
 class Decoder:
     """The temporal decoder stage: :func:`worldloom.training.temporal_decoder.train_temporal_decoder` trained on the
     rollouts of the stage before it (the student, else the dynamics model)."""
@@ -81,17 +94,19 @@ class Stages:
     speed: dict[str, Any] = field(default_factory=dict)  # load()'s default speed-ups (runtime/speed.py)
     collect: tuple[Collect, ...] = ()
     student: Student | None = None
+    refine: Refine | None = None  # between dynamics and student: a second run from the dynamics stage's weights
     decoder: Decoder | None = None  # run only with --decoder: the recipe's measured, optional last stage
 
     def names(self, decoder: bool = False) -> list[str]:
         """The stages in order; ``decoder``: with the temporal decoder stage (the recipe must declare one)."""
         if decoder and self.decoder is None:
             raise ValueError("--decoder: this recipe declares no temporal decoder stage")
-        return ["collect", "tokenizer", "dynamics"] + (["student"] if self.student else []) + (["decoder"] if decoder else [])
+        return ["collect", "tokenizer", "dynamics"] + (["refine"] if self.refine else []) + \
+            (["student"] if self.student else []) + (["decoder"] if decoder else [])
 
     def outputs(self, out: Path, work: Path, decoder: bool = False) -> dict[str, Path]:
         """Where each model stage writes: the last one to ``out``, the others inside ``work``."""
-        model_stages = [n for n in self.names(decoder) if n in ("dynamics", "student", "decoder")]
+        model_stages = [n for n in self.names(decoder) if n in ("dynamics", "refine", "student", "decoder")]
         return {n: out if n == model_stages[-1] else work / n for n in model_stages}
 
 
@@ -102,7 +117,7 @@ def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply episodes and steps (smoke runs: 0.01)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --work (reuses its data)")
-    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, student, decoder) against "
+    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, refine, student, decoder) against "
                    "the work dir the earlier stages filled (default: all, in order)")
     p.add_argument("--decoder", action="store_true",
                    help="also train the recipe's temporal decoder as the last stage (writes --out; the student then "
@@ -168,6 +183,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
         raise ValueError(f"{module}: a recipe must collect a 'train' and a 'heldout' dataset, got {sorted(data)}")
     outs = stages.outputs(Path(args.out), work, args.decoder)
     dyn_out = outs["dynamics"]
+    teacher = outs.get("refine", dyn_out)  # the last dynamics phase: what the student and the decoder build on
     record_path = work / "recipe.json"
     # A fresh full run starts a new record; --only and --resume add to the one in the work dir.
     keep = record_path.exists() and (args.only is not None or args.resume)
@@ -194,20 +210,28 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
                            resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
                            extra_config={"speed": stages.speed} if stages.speed else None, until=args.stop_at or None)
             used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer")}
+        elif stage == "refine":
+            rf = stages.refine
+            assert rf is not None
+            train_dynamics(data["train"], work / "tokenizer", teacher, stages.dynamics, rf.recipe,
+                           scaled(rf.train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
+                           resume=args.resume, recipe_cmd=cmd, run_dir=work / "refine-run",
+                           extra_config={"speed": stages.speed} if stages.speed else None, init=dyn_out)
+            used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer"), "init": str(dyn_out)}
         elif stage == "student":
             from ..training.distill import distill
 
             st = stages.student
             assert st is not None
-            distill(dyn_out, data["train"], outs["student"], st.recipe, scaled(st.train, args.scale, args.threads),
+            distill(teacher, data["train"], outs["student"], st.recipe, scaled(st.train, args.scale, args.threads),
                     resume=args.resume, recipe_cmd=cmd, run_dir=work / "student-run", sim_steps=st.sim_steps)
-            used = {"train": str(data["train"]), "teacher": str(dyn_out)}
+            used = {"train": str(data["train"]), "teacher": str(teacher)}
         else:
             from ..training.temporal_decoder import train_temporal_decoder
 
             dec = stages.decoder
             assert dec is not None
-            base = outs.get("student", dyn_out)
+            base = outs.get("student", teacher)
             td_recipe = dataclasses.replace(dec.recipe, rollouts=max(2, int(dec.recipe.rollouts * args.scale)))
             train_temporal_decoder(base, data["train"], outs["decoder"], dec.cfg, td_recipe,
                                    scaled(dec.train, args.scale, args.threads), resume=args.resume,
