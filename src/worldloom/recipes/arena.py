@@ -33,7 +33,7 @@ Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
 - **Student**: 1 sampler step, trained 200 steps on its own KV-cached rollouts against the truth and the
   teacher's 4-step sample (:mod:`worldloom.training.distill`). It is what holds long rollouts: the teacher
   alone draws false objects in 13 % of frames by h = 32, the student in 1.8 %. Play, eval and bench
-  default to 1 step, int8 linear layers and a bf16 decoder: 33.7 FPS, p95 48 ms over a WebSocket.
+  default to 1 step, int8 linear layers and a bf16 decoder: 45-50 FPS, p95 25-28 ms over a WebSocket.
 - **No temporal decoder by default.** ``--decoder`` trains one (width 24, 1 block, 3,000 steps: 11.7 min) on
   the student's rollouts: PSNR h1-32 24.46 dB (copy-last + 3.5) and landmarks h1-32 59.5 %, but the
   frames it copies leave trails of the agent and of landmarks (false objects in 6.6 % of frames), and play
