@@ -274,3 +274,20 @@ def test_a_half_tone_streak_is_haze_not_a_false_object():
     walled[:, :, 30:40, 20:60] = (255.0, 210.0, 200.0)  # a light wall in the truth, which the model leaves out:
     assert not haze_objects(t, walled.astype(np.uint8), colors).any()  # floor drawn there moves 0.34 towards col
     assert haze_objects(streak(1.0), t, colors).all() and false_objects(streak(1.0), t, colors).all()
+
+
+def test_a_wall_the_model_leaves_out_is_not_haze_even_where_walls_fill_the_frame():
+    """Where walls cover most of the true frame, its median is the wall: the floor a model draws there moves
+    towards a light object's colour (the agent's white) and would pass for haze. Given the world's wall
+    colour, wall pixels are never floor, and a blurred wall edge (a floor/wall mix) is not haze either."""
+    H = W = 64
+    floor, wall, white = np.array([170.0, 160.0, 160.0]), np.array([38.0, 38.0, 46.0]), np.array([235.0, 235.0, 228.0])
+    truth = np.broadcast_to(floor, (1, 2, H, W, 3)).copy()
+    truth[:, :, :, :40] = wall  # 62 % of the frame
+    truth[:, :, 30:34, 50:54] = white  # the object, far from where the model errs
+    gen = np.broadcast_to(floor, truth.shape).copy()
+    gen[:, :, 30:34, 50:54] = white
+    gen[:, :, :, 38:44] = 0.5 * floor + 0.5 * wall  # and a blurred edge
+    t, g, colors = truth.astype(np.uint8), gen.round().astype(np.uint8), white[None, None].astype(np.float32)
+    assert haze_objects(g, t, colors).all()  # without the wall colour: the missing wall reads as haze
+    assert not haze_objects(g, t, colors, structure=wall.astype(np.float32)).any()

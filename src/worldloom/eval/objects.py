@@ -267,7 +267,8 @@ def false_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, sla
 
 
 def haze_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slack: int = SLACK,
-                 tau: float = FALSE_TAU, min_px: int = FALSE_PX, share: float = HAZE_SHARE) -> np.ndarray:
+                 tau: float = FALSE_TAU, min_px: int = FALSE_PX, share: float = HAZE_SHARE,
+                 structure: np.ndarray | None = None) -> np.ndarray:
     """Frames (E, N, H, W, 3) with an object's colour smeared where the truth has none: (E, N) bool.
 
     As :func:`false_objects`, but a generated pixel counts when, where the truth shows floor, it has moved
@@ -276,13 +277,15 @@ def haze_objects(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slac
     does: the half-tone smear a ball or landmark leaves along the agent's path, which is too far from its
     colour to be a false object. The floor is the true frame's median colour; a true pixel more than
     ``HAZE_FLOOR`` from it (a wall, a grid line, an object) is not floor, so a wall or grid line the model
-    does not draw is not haze. The true frames and the tokenizer score 0.
+    does not draw is not haze. With the world's ``structure`` colour (3,) (its walls), true wall pixels are
+    never floor nor in its median (a frame that is mostly wall), and a pixel on the floor-to-wall line (a
+    blurred wall edge) is not haze. The true frames and the tokenizer score 0.
     """
-    return _away_from_truth(frames, truth, colors, slack, tau, min_px, haze=share)
+    return _away_from_truth(frames, truth, colors, slack, tau, min_px, haze=share, structure=structure)
 
 
 def _away_from_truth(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, slack: int, tau: float,
-                     min_px: int, haze: float | None = None) -> np.ndarray:
+                     min_px: int, haze: float | None = None, structure: np.ndarray | None = None) -> np.ndarray:
     """(E, N) bool: at least ``min_px`` object-coloured (or, with a ``haze`` share, object-tinted) generated
     pixels lie farther than ``slack`` px from every true pixel of an object colour."""
     E, N, H, W, _ = frames.shape
@@ -293,8 +296,7 @@ def _away_from_truth(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, 
         f, t = frames[e].astype(np.float32), truth[e].astype(np.float32)  # (N, H, W, 3)
         gen = np.zeros((N, H, W), bool)
         tru = np.zeros((N, H, W), bool)
-        floor = np.median(t.reshape(N, -1, 3), 1)[:, None, None]  # (N, 1, 1, 3)
-        on_floor = ((t - floor) ** 2).sum(-1) < HAZE_FLOOR**2  # (N, H, W)
+        floor, on_floor, off_wall = _floor(f, t, structure, tau, haze) if haze is not None else (None, None, None)
         for c in cols:
             gen |= ((f - c) ** 2).sum(-1) < tau**2
             tru |= ((t - c) ** 2).sum(-1) < tau**2
@@ -303,7 +305,7 @@ def _away_from_truth(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, 
                 norm = np.maximum((step**2).sum(-1), 1.0)
                 proj = ((f - t) * step).sum(-1) / norm  # (N, H, W): 0 = as the truth, 1 = a whole step to c
                 off = (((f - t) - proj[..., None] * step) ** 2).sum(-1) / norm
-                tint = (proj >= haze) & (proj <= 1.25) & (off <= haze**2) & on_floor
+                tint = (proj >= haze) & (proj <= 1.25) & (off <= haze**2) & on_floor & off_wall
                 p = np.pad(tint, ((0, 0), (1, 1), (1, 1)))  # 3x3 erosion: a patch, not a lost 1 px grid line
                 gen |= np.logical_and.reduce([p[:, dy : dy + H, dx : dx + W] for dy in range(3) for dx in range(3)])
         # Box dilation of the truth by slack px via a 2-D prefix sum.
@@ -311,6 +313,25 @@ def _away_from_truth(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, 
         near = (s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]) > 0  # (N, H, W)
         out[e] = (gen & ~near).sum((1, 2)) >= min_px
     return out
+
+
+def _floor(f: np.ndarray, t: np.ndarray, structure: np.ndarray | None, tau: float,
+           share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For haze, per frame of one episode (f, t: (N, H, W, 3) float): the floor colour (N, 1, 1, 3), the true
+    floor pixels (N, H, W) and the generated pixels off the floor-to-wall line (N, H, W; all True without
+    a ``structure`` colour)."""
+    N = t.shape[0]
+    wall = np.zeros(t.shape[:3], bool) if structure is None else ((t - structure) ** 2).sum(-1) < tau**2
+    floor = np.stack([np.median(t[i][~wall[i]] if (~wall[i]).any() else t[i].reshape(-1, 3), 0)
+                      for i in range(N)])[:, None, None]  # (N, 1, 1, 3)
+    on_floor = (((t - floor) ** 2).sum(-1) < HAZE_FLOOR**2) & ~wall
+    if structure is None:
+        return floor, on_floor, np.ones_like(on_floor)
+    step = structure - floor  # (N, 1, 1, 3): floor -> wall
+    norm = np.maximum((step**2).sum(-1), 1.0)
+    proj = ((f - floor) * step).sum(-1) / norm
+    blend = (((f - floor) - proj[..., None] * step) ** 2).sum(-1) / norm <= share**2  # a floor/wall mix
+    return floor, on_floor, ~blend
 
 
 def cv_oracle(objs: Objects, context_index: int = 0) -> np.ndarray:
@@ -336,7 +357,7 @@ def _median(x: np.ndarray) -> float | None:
 
 def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[str, np.ndarray],
                   horizons: tuple[int, ...] = (1, 2, 4, 8, 16, 32), motion_upto: int = 16,
-                  slack: int = SLACK) -> dict[str, Any] | None:
+                  slack: int = SLACK, structure: Any = None) -> dict[str, Any] | None:
     """Object scores of generated frames against the truth; None when the state reports no objects.
 
     ``truth`` (E, 1 + N, H, W, 3) and ``state`` arrays (E, 1 + N, ...) start at the last context frame
@@ -395,7 +416,8 @@ def score_objects(frames: dict[str, np.ndarray], truth: np.ndarray, state: dict[
     # False objects: any of the episode's object colours drawn away from where the truth has it.
     colors = np.concatenate([o.color[:, 0] for o in objs], 1)  # (E, k, 3)
     false = {name: float(false_objects(f, truth[:, 1:], colors, slack).mean()) for name, f in frames.items()}
-    haze = {name: float(haze_objects(f, truth[:, 1:], colors, slack).mean()) for name, f in frames.items()}
+    wall = None if structure is None else np.asarray(structure, np.float32)  # the world's wall colour (priors)
+    haze = {name: float(haze_objects(f, truth[:, 1:], colors, slack, structure=wall).mean()) for name, f in frames.items()}
 
     # Ball motion: velocities of the drawn centroids in world px against the state's finite differences.
     motion = None

@@ -217,8 +217,8 @@ def evaluate_rollouts(
 
     # Objects the env reports in its state, scored from the truth (None for worlds without them).
     cands = {"model": gen, "copy_last": copy, "recon": recon[:, 1:]}
-    objects = score_objects(cands, frames[:, context - 1 :], state) if state else None
     wall = priors(ds.env)["structure_color"]  # walls: not objects, so scored by their colour (eval/structure.py)
+    objects = score_objects(cands, frames[:, context - 1 :], state, structure=wall) if state else None
     structure = score_structure(cands, truth, wall, {k: v[:, 1:] for k, v in state.items()}) if wall else None
 
     psnr_curves = {k: per_horizon(v) for k, v in per_frame.items()}
