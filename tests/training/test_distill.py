@@ -1,10 +1,12 @@
 """Self-rollout student: trains on the Simulator's own rollouts, grades what the rollout fed the model."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
 
+from worldloom.checkpoint import CheckpointError
 from worldloom.runtime.simulator import Simulator, WorldModel
 from worldloom.training.distill import DistillRecipe, DistillTask
 from worldloom.training.loop import TrainConfig, Trainer
@@ -77,3 +79,40 @@ def test_bad_recipes_are_clear_errors(tiny_world):
         DistillTask(noisy, lat, act, RECIPE)
     with pytest.raises(ValueError, match="frames"):
         DistillTask(tiny_world, [l[:8] for l in lat], act, RECIPE)
+
+
+def test_bad_critic_settings_are_clear_errors(tiny_world):
+    lat, act = _data()
+    with pytest.raises(ValueError, match="w_adv and adv_start"):
+        DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, w_adv=-1.0))
+    with pytest.raises(ValueError, match="width >= 1 and lr > 0"):
+        DistillTask(tiny_world, lat, act, dataclasses.replace(RECIPE, w_adv=0.1, adv_lr=0.0))
+
+
+def _trainer(task, run_dir, steps):
+    return Trainer(task, TrainConfig(steps=steps, batch_size=2, lr=1e-3, warmup=1, precision="fp32", log_every=1,
+                                     ckpt_every=2), run_dir, progress=False)
+
+
+def test_student_feels_the_critic_after_its_start_and_resumes_it(tiny_world, tmp_path):
+    lat, act = _data()
+    recipe = dataclasses.replace(RECIPE, w_adv=0.1, adv_start=1, adv_width=8)
+    task = DistillTask(tiny_world, lat, act, recipe)
+    tr = _trainer(task, tmp_path / "run", 2)
+    tr.fit()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert "loss_adv" not in log[0] and "adv_critic" in log[0]  # step 1: the critic's start only
+    assert "loss_adv" in log[1] and task.adversary.updates == 2
+    saved = {k: v.clone() for k, v in task.adversary.critic.state_dict().items()}
+
+    again = DistillTask(tiny_world, lat, act, recipe)
+    assert not all(torch.equal(v, again.adversary.critic.state_dict()[k]) for k, v in saved.items())
+    assert _trainer(again, tmp_path / "run", 2).load_state()
+    assert again.adversary.updates == 2
+    assert all(torch.equal(v, again.adversary.critic.state_dict()[k]) for k, v in saved.items())
+    assert again.adversary.opt.state_dict()["state"]  # Adam's moments came back too
+
+    plain = DistillTask(tiny_world, lat, act, RECIPE)
+    _trainer(plain, tmp_path / "plain", 2).fit()
+    with pytest.raises(CheckpointError, match="no critic"):
+        _trainer(DistillTask(tiny_world, lat, act, recipe), tmp_path / "plain", 2).load_state()

@@ -25,6 +25,11 @@ the default blend (0.25 truth + 1.0 teacher, 4 teacher steps: one step ahead as 
 and better than 16, 25.9 dB and 82 vs 87 % following) keeps the teacher's action following and
 still removes much of the drift.
 
+``w_adv``: an adversarial term from a patch critic on the graded latents (``training/critic.py``), for
+samples that stay sharp where regression gives a mean. On the arena (docs/BENCHMARKS.md, "Objects",
+twentieth session) it left balls where they were at 0.05 and cost landmarks and PSNR at 0.2: the balls
+are lost to motion the model does not make, not to blur, so the recipes leave it at 0.
+
 Context noise must be 0 in the sim config (what arena uses): the context stream of the graded pass
 is then exactly what the cache held.
 """
@@ -46,6 +51,7 @@ from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT, MemoryFrames, check_flow_snap
+from .critic import Adversary
 from .dynamics import ClipSampler, object_weights
 from .init import init_from
 from .latents import dataset_latents
@@ -72,6 +78,11 @@ class DistillRecipe:
     memory_slots: int = doc(2, "memory frames per step (with memory)")
     flow_snap: float | None = doc(None, "the student's DynamicsConfig.flow_snap, in its rollouts and its gradient pass "
                                         "(None: the teacher's)")
+    w_adv: float = doc(0.0, "weight of the adversarial loss from a patch critic on the graded frames "
+                            "(training.critic; 0 = no critic)")
+    adv_lr: float = doc(2e-4, "the critic's learning rate (constant)")
+    adv_width: int = doc(64, "the critic's first convolution's channels")
+    adv_start: int = doc(20, "critic updates before the student feels the critic (it learns to tell them apart first)")
 
 
 class DistillTask:
@@ -96,6 +107,8 @@ class DistillTask:
             raise ValueError(f"memory_slots must be >= 1 with memory {r.memory!r}, got {r.memory_slots}")
         if r.flow_snap is not None:
             check_flow_snap(r.flow_snap, teacher.dit.cfg.pred)
+        if r.w_adv < 0 or r.adv_start < 0:
+            raise ValueError(f"w_adv and adv_start must be >= 0, got {r.w_adv}, {r.adv_start}")
         if teacher.sim.context_noise != 0:
             raise ValueError(f"self-rollout training needs sim context_noise 0, the teacher has {teacher.sim.context_noise}")
         self.recipe = recipe
@@ -111,6 +124,15 @@ class DistillTask:
         self.sim_cfg = replace(teacher.sim, steps=r.student_steps, context_noise=0.0, **mem)
         self.clips = ClipSampler(latents, actions, r.context + r.rollout_max)
         self._depth = r.rollout_max
+        self.adversary = Adversary(self.model.cfg.latent_channels, r.adv_width, r.adv_lr) if r.w_adv > 0 else None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What the training state keeps besides the student: the critic, when there is one."""
+        return {} if self.adversary is None else self.adversary.state_tensors()
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], where: str) -> None:
+        if self.adversary is not None:
+            self.adversary.load_state_tensors(tensors, where)
 
     def batch(self, gen: torch.Generator, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         return self.clips(gen, batch_size, device)
@@ -198,6 +220,13 @@ class DistillTask:
             loss_teacher = mse(g["x0"], target)
             metrics["loss_teacher"] = float(loss_teacher.detach())
             loss = loss + r.w_teacher * loss_teacher
+        if self.adversary is not None:  # the critic learns on this step's frames, then grades them for the student
+            self.adversary.critic.to(g["x0"].device)
+            metrics.update(self.adversary.update(g["truth"], g["x0"]))
+            if self.adversary.updates > r.adv_start:
+                loss_adv = self.adversary.generator_loss(g["x0"])
+                metrics["loss_adv"] = float(loss_adv.detach())
+                loss = loss + r.w_adv * loss_adv
         return loss, metrics
 
     def items(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:

@@ -37,7 +37,7 @@ import torch.nn as nn
 from ..hardware import bf16_supported, pick_device, setup_cpu
 
 from . import parallel, state
-from ..checkpoint import CheckpointError, load_strict, save_weights
+from ..checkpoint import CheckpointError, load_strict, save_weights, split_prefix
 from ..config import atomic_write_json, doc, to_dict
 
 
@@ -154,6 +154,9 @@ class Trainer:
         self.net: nn.Module = self.model
         self.ddp: nn.parallel.DistributedDataParallel | None = None
         self.fsdp = self.world > 1 and cfg.parallel == "fsdp"
+        if self.fsdp and getattr(task, "state_tensors", dict)():
+            raise ValueError(f"--train-parallel fsdp: {type(task).__name__} trains state of its own (a critic) that the "
+                             "sharded training state does not hold; use --train-parallel ddp")
         self._vessel: nn.Module | None = None  # fsdp: the unsharded copy the EMA is gathered into at the end
         if self.fsdp:
             self._vessel = parallel.unsharded_copy(self.ema) if self.rank == 0 else None
@@ -185,6 +188,8 @@ class Trainer:
         for i, st in self.opt.state_dict()["state"].items():
             for name, v in st.items():
                 t[f"opt.{i}.{name}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        if hasattr(self.task, "state_tensors"):  # a task's own trained state, e.g. a critic
+            t.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
         return t
 
     def save_state(self) -> None:
@@ -238,6 +243,8 @@ class Trainer:
             g.update({k: v for k, v in saved.items() if k != "params"})
         sd["state"] = opt_state
         self.opt.load_state_dict(sd)
+        if hasattr(self.task, "load_state_tensors"):
+            self.task.load_state_tensors(split_prefix(tensors, "task."), where=str(path))
 
     # --- loop -----------------------------------------------------------------------------------
     @torch.no_grad()
