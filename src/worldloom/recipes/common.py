@@ -184,6 +184,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     outs = stages.outputs(Path(args.out), work, args.decoder)
     dyn_out = outs["dynamics"]
     teacher = outs.get("refine", dyn_out)  # the last dynamics phase: what the student and the decoder build on
+    speed = {"speed": stages.speed} if stages.speed else None  # load()'s speed-ups, in every dynamics checkpoint
     record_path = work / "recipe.json"
     # A fresh full run starts a new record; --only and --resume add to the one in the work dir.
     keep = record_path.exists() and (args.only is not None or args.resume)
@@ -208,7 +209,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
             train_dynamics(data["train"], work / "tokenizer", dyn_out, stages.dynamics, stages.dyn_recipe,
                            scaled(stages.dyn_train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
                            resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
-                           extra_config={"speed": stages.speed} if stages.speed else None, until=args.stop_at or None)
+                           extra_config=speed, until=args.stop_at or None)
             used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer")}
         elif stage == "refine":
             rf = stages.refine
@@ -216,7 +217,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
             train_dynamics(data["train"], work / "tokenizer", teacher, stages.dynamics, rf.recipe,
                            scaled(rf.train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
                            resume=args.resume, recipe_cmd=cmd, run_dir=work / "refine-run",
-                           extra_config={"speed": stages.speed} if stages.speed else None, init=dyn_out)
+                           extra_config=speed, init=dyn_out)
             used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer"), "init": str(dyn_out)}
         elif stage == "student":
             from ..training.distill import distill

@@ -23,14 +23,13 @@ Key choices:
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..checkpoint import CheckpointError, load_strict, split_prefix
+from .state import load_optimizer_tensors, optimizer_tensors
 
 
 class PatchCritic(nn.Module):
@@ -85,8 +84,7 @@ class Adversary:
     # --- training state ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         t = {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
-        for i, st in self.opt.state_dict()["state"].items():
-            t.update({f"opt.{i}.{name}": v if torch.is_tensor(v) else torch.tensor(v) for name, v in st.items()})
+        t.update({f"opt.{k}": v for k, v in optimizer_tensors(self.opt).items()})
         t["updates"] = torch.tensor(self.updates)
         return t
 
@@ -95,12 +93,5 @@ class Adversary:
             raise CheckpointError(f"{where}: the training state has no critic (saved by a run without w_adv); resume it "
                                   "with the recipe it was saved with, or start afresh")
         load_strict(self.critic, split_prefix(tensors, "critic."), where=where)
-        state: dict[int, dict[str, Any]] = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, name = k.split(".", 2)
-                state.setdefault(int(i), {})[name] = v
-        sd = self.opt.state_dict()
-        sd["state"] = state
-        self.opt.load_state_dict(sd)
+        load_optimizer_tensors(self.opt, split_prefix(tensors, "opt."))
         self.updates = int(tensors["updates"])

@@ -185,9 +185,7 @@ class Trainer:
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         t = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         t.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
-        for i, st in self.opt.state_dict()["state"].items():
-            for name, v in st.items():
-                t[f"opt.{i}.{name}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        t.update({f"opt.{k}": v for k, v in state.optimizer_tensors(self.opt).items()})
         if hasattr(self.task, "state_tensors"):  # a task's own trained state, e.g. a critic
             t.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
         return t
@@ -233,16 +231,7 @@ class Trainer:
     def _load_tensors(self, meta: dict[str, Any], path: Path, tensors: dict[str, torch.Tensor]) -> None:
         load_strict(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, where=str(path))
         load_strict(self.ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, where=str(path))
-        opt_state: dict[int, dict[str, torch.Tensor]] = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, name = k.split(".", 2)
-                opt_state.setdefault(int(i), {})[name] = v.to(self.device)
-        sd = self.opt.state_dict()
-        for g, saved in zip(sd["param_groups"], meta["param_groups"]):
-            g.update({k: v for k, v in saved.items() if k != "params"})
-        sd["state"] = opt_state
-        self.opt.load_state_dict(sd)
+        state.load_optimizer_tensors(self.opt, split_prefix(tensors, "opt."), meta["param_groups"], self.device)
         if hasattr(self.task, "load_state_tensors"):
             self.task.load_state_tensors(split_prefix(tensors, "task."), where=str(path))
 

@@ -119,3 +119,23 @@ def read_committed(run_dir: Path) -> tuple[dict[str, Any], Path, dict[str, torch
         raise CheckpointError(f"{path}: holds step {file_meta.get('step')}, but {meta_path} says "
                               f"{meta['step']}: the state is torn; delete the run dir or train without --resume")
     return meta, path, tensors
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state as flat tensors ``{i}.{name}`` (a safetensors file holds no dicts)."""
+    return {f"{i}.{name}": v if torch.is_tensor(v) else torch.tensor(v)
+            for i, st in opt.state_dict()["state"].items() for name, v in st.items()}
+
+
+def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                           param_groups: list[dict[str, Any]] | None = None, device: torch.device | None = None) -> None:
+    """Load what :func:`optimizer_tensors` saved into ``opt``; ``param_groups``: saved group settings (lr, ...)."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        i, name = k.split(".", 1)
+        state.setdefault(int(i), {})[name] = v if device is None else v.to(device)
+    sd = opt.state_dict()
+    for g, saved in zip(sd["param_groups"], param_groups or []):
+        g.update({k: v for k, v in saved.items() if k != "params"})
+    sd["state"] = state
+    opt.load_state_dict(sd)
