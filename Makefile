@@ -143,8 +143,8 @@ train-phys2d-scenes: $(STAMP)
 # The numbers in docs/BENCHMARKS.md: held-out eval (50 episodes, 4 context + 32 generated frames),
 # the 2,000-frame rollout bench (memory/time flatness) and the WebSocket bench (3,000 frames).
 HELDOUT := runs/arena/data-heldout
-$(HELDOUT)/meta.json: | $(STAMP)
-	$(BIN)/worldloom collect arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
+$(HELDOUT)/meta.json: checkpoints/arena/config.json | $(STAMP)
+	$(BIN)/worldloom collect --like arena --episodes 50 --steps 64 --seed 100000 --out $(HELDOUT) --overwrite
 
 # Objects (docs/BENCHMARKS.md, "Objects"): choices are made on the validation layouts (seeds 8,000,000 on);
 # the test layouts (9,000,000 on; 100 episodes) are scored once, for the checkpoint that ships.

@@ -64,7 +64,9 @@ def test_collect_arena(tmp_path: Path) -> None:
     ds = Dataset.open(out)
     ds.validate()
     assert ds.meta["env"] == "arena" and ds.frame_shape == (64, 64, 3)
-    assert ds.meta["env_kwargs"] == {"view": 64, "control": "accel"}  # frame_size as the env field it set; the control law
+    # frame_size as the env field it set; the control law and ball speeds, whose defaults changed once
+    assert ds.meta["env_kwargs"] == {"view": 64, "control": "accel", "ball_speed_min": 0.5, "ball_speed_max": 1.5,
+                                     "max_ball_speed": 3.0}
     assert ds.action_spec == envs.ArenaEnv.action_spec
     assert len(ds) == 2 and ds.n_frames == 24
     assert [e["seed"] for e in ds.meta["episodes"]] == [5, 6]
@@ -79,11 +81,18 @@ def test_collect_arena(tmp_path: Path) -> None:
 
 def test_recorded_env_keeps_the_control_law_it_was_made_in() -> None:
     """A record (checkpoint config or dataset meta) rebuilds its own world: records from before the
-    control law was recorded were made in the smooth one, new ones say which."""
-    from worldloom.data.collect import make_env, make_recorded_env
+    control law (or the ball speeds) were recorded were made in the smooth one (with fast balls), new
+    ones say which."""
+    from worldloom.data.collect import make_env, make_recorded_env, resolve_env_kwargs
 
     law = lambda env: env.unwrapped.cfg.control  # noqa: E731
     assert law(make_env("arena")) == "accel"  # today's default for new data
     assert law(make_recorded_env({"env": "arena", "env_kwargs": {"view": 64}})) == "smooth"
     assert law(make_recorded_env({"env": "arena", "env_kwargs": {"view": 64, "control": "accel"}})) == "accel"
     assert make_recorded_env({"env": "arena", "env_kwargs": {"view": 32}}, frame_size=32).observation_space.shape == (32, 32, 3)
+    # The ball speeds likewise: new data states today's slow balls, records without them were fast.
+    speeds = lambda env: (env.unwrapped.cfg.ball_speed_max, env.unwrapped.cfg.max_ball_speed)  # noqa: E731
+    assert speeds(make_env("arena")) == (1.5, 3.0)
+    assert speeds(make_recorded_env({"env": "arena", "env_kwargs": {"view": 64, "control": "accel"}})) == (3.0, 6.0)
+    recorded = resolve_env_kwargs("arena", 64, {"control": "accel"})
+    assert recorded["ball_speed_max"] == 1.5 and speeds(make_recorded_env({"env": "arena", "env_kwargs": recorded})) == (1.5, 3.0)

@@ -176,16 +176,17 @@ def test_still_camera_option():
 
 
 def test_initial_ball_speed_range():
-    env = ArenaEnv(ArenaConfig(world_size=128, n_balls=6, n_landmarks=8, ball_speed_min=2.0, ball_speed_max=4.0))
+    env = ArenaEnv(ArenaConfig(world_size=128, n_balls=6, n_landmarks=8, ball_speed_min=2.0, ball_speed_max=4.0,
+                               max_ball_speed=6.0))
     speeds = []
     for seed in range(20):
         _, info = env.reset(seed=seed)
         speeds += list(np.linalg.norm(info["state"]["ball_vel"], axis=1))
     assert 2.0 <= min(speeds) and max(speeds) <= 4.0 and max(speeds) - min(speeds) > 1.0
     with pytest.raises(ValueError, match="ball_speed_min <= ball_speed_max"):
-        ArenaConfig(ball_speed_min=3.0, ball_speed_max=2.0)
+        ArenaConfig(ball_speed_min=1.0, ball_speed_max=0.8)
     with pytest.raises(ValueError, match="<= max_ball_speed"):
-        ArenaConfig(ball_speed_max=7.0)
+        ArenaConfig(ball_speed_max=3.5)
 
 
 def test_plain_floor_keeps_the_layout() -> None:

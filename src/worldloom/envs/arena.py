@@ -20,6 +20,10 @@ Design choices (each one is there so that a small video world model can learn th
   full speed: the agent fell a whole cell behind over a start's first ~6 steps, and the step where the
   camera lagged was set by sub-pixel positions no frame shows. Walls are elastic for the agent too:
   holding a direction into one bounces it (velocities 2, -4, -2, 0, ...).
+- **Balls slower than the agent** (0.5-1.5 px/step at the start, capped at 3 after a push). A ball on
+  screen stays there for longer, so a model sees its motion over more frames: with the whole recipe,
+  balls kept h1-8 on test rose from 38 to 74 % (copy-last 39 to 53 %); the earlier 1-3 px/step cap 6
+  world stays what records without these fields rebuild (envs.registry).
 - **Fast, exact rendering.** The background is drawn once per episode (padded by ``view`` px of
   outside colour); a frame is a slice of it plus integer-positioned aliasing-free disc sprites.
   No pygame. Thousands of frames/s on one core, and the drawn frame agrees with ``info["state"]``:
@@ -75,9 +79,9 @@ class ArenaConfig:
     control: str = doc("accel", choices=("accel", "smooth"), text="agent control law: 'accel' (velocity moves towards max_speed x dir by at most `accel` per axis) or 'smooth' (v <- inertia v + (1 - inertia) max_speed dir)")
     accel: float = doc(2.0, "'accel' control: most the velocity changes per step on each axis, px/step")
     inertia: float = doc(0.5, "'smooth' control: fraction of the agent's velocity kept each step before the action's push")
-    ball_speed_min: float = doc(1.0, "slowest initial ball speed, px/step (drawn uniformly, random direction)")
-    ball_speed_max: float = doc(3.0, "fastest initial ball speed, px/step")
-    max_ball_speed: float = doc(6.0, "balls faster than this are slowed to it after each step, px/step")
+    ball_speed_min: float = doc(0.5, "slowest initial ball speed, px/step (drawn uniformly, random direction)")
+    ball_speed_max: float = doc(1.5, "fastest initial ball speed, px/step")
+    max_ball_speed: float = doc(3.0, "balls faster than this are slowed to it after each step, px/step")
     camera_snap: int = doc(4, "the camera moves on a grid of this many px (one 4x-VAE latent cell)")
     follow: bool = doc(True, "the camera follows the agent; False: it stays centred on the world (a still view, "
                              "for worlds no larger than the view and for controlled runs)")

@@ -184,10 +184,20 @@ def _arena(env_id: str, size: int, kw: Kwargs) -> gymnasium.Env:
     return ArenaEnv(ArenaConfig(**kw), render_mode=render_mode)
 
 
-def _arena_control(kw: Kwargs) -> None:  # the control law changed once (sixth session): say which made the data
+# Fields whose default changed once: a record states them, and a record from before they were stated
+# gets what its data was made with (the first control law; the 1-3 px/step balls capped at 6).
+ARENA_RECORDED = {"control": "smooth", "ball_speed_min": 1.0, "ball_speed_max": 3.0, "max_ball_speed": 6.0}
+
+
+def _arena_record(kw: Kwargs) -> None:
     from .arena import ArenaConfig
 
-    kw.setdefault("control", ArenaConfig.control)
+    for key in ARENA_RECORDED:
+        kw.setdefault(key, getattr(ArenaConfig, key))
+
+
+def _arena_legacy(kw: Kwargs) -> Kwargs:
+    return {**ARENA_RECORDED, **kw}
 
 
 def _phys2d(env_id: str, size: int, kw: Kwargs) -> gymnasium.Env:
@@ -221,7 +231,7 @@ def _setdefault(key: str, value: Any) -> Callable[[Kwargs], Kwargs]:
     return lambda kw: {**kw, key: kw.get(key, value)}
 
 
-register(EnvEntry("arena", _arena, _sized("view", _arena_control), _setdefault("control", "smooth"),
+register(EnvEntry("arena", _arena, _sized("view", _arena_record), _arena_legacy,
                   suites=("causality", "persistence"), priors={"agent_half_px": ARENA_AGENT_HALF, "structure_color": ARENA_WALL_COLOR},
                   doc="the hero world: a top-down agent pushing bouncing balls (worldloom.envs.arena)"))
 register(EnvEntry("phys2d", _phys2d, _sized("frame_size"), suites=("physics",),

@@ -6,13 +6,16 @@ Every stage trains inside ``--work`` from what the earlier stages made there; no
 or world is used. ``--only STAGE`` reruns one stage (the card lists each stage's exact command, data
 and wall time). ``--scale`` multiplies the data and step counts (``--scale 0.01`` for a smoke run, > 1
 on a GPU). ``--decoder`` adds a temporal decoder as a last stage (below). Run whole on the 2-core
-Xeon: 78 min (collect 0.2, tokenizer 16.0, dynamics 42.8, refine 8.6, student 10.8); ``checkpoints/arena`` is its
+Xeon: 75 min (collect 0.2, tokenizer 16.8, dynamics 40.8, refine 6.7, student 10.3); ``checkpoints/arena`` is its
 output.
 
 Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
 
-- **The play world** (256 px, 4 balls, 14 landmarks, the 'accel' control law). A ball-dense 128 px world
-  (6 balls at 2-4 px/step) scored its balls below copy-last all the same: density bought nothing.
+- **The play world** (256 px, 4 balls, 14 landmarks, the 'accel' control law, balls at 0.5-1.5 px/step
+  capped at 3: ArenaConfig's defaults). The same recipe on the earlier 1-3 px/step balls (cap 6) kept
+  38 % of the balls seen in context over h1-8 on its test set, on these 74 % (copy-last 39 and 53 %): a
+  slow ball stays where the model left it for longer, though the model moves it no better. A ball-dense
+  128 px world (6 balls at 2-4 px/step) scored its balls below copy-last all the same: density bought nothing.
 - **Pong's dynamics head**: a flow head (``pred="warp"``: per latent cell, where to resample the previous
   latent from, plus a residual) and a conv refiner that sees the two last latent frames (``head_conv=64``,
   ``prev_frames=2``). The same DiT trained by ``make train-pong``'s command draws Pong's sub-pixel ball in
@@ -56,7 +59,8 @@ from .common import Collect, Decoder, Refine, Stages, Student, parse, recipe_par
 TRAIN_SEED, HELDOUT_SEED = 0, 100_000  # held-out episodes never share a layout seed with training
 # Validation (every choice is made on it) and test (reported once) layouts: see the Makefile.
 VAL_SEED, TEST_SEED = 8_000_000, 9_000_000
-# The world (see the module docstring): the play world, every other field at ArenaConfig's default.
+# The world (see the module docstring): the play world, every other field at ArenaConfig's default
+# (the collected data records each field whose default ever changed: envs.registry.ARENA_RECORDED).
 ENV_KWARGS: dict = {"control": "accel"}
 OBJECT_WEIGHT = 0.0  # no extra loss on moving cells: weight 10 kept fewer balls (docs/BENCHMARKS.md, "Objects", first session, arm B)
 
