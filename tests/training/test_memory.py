@@ -38,6 +38,29 @@ def test_place_memory_frames_left_the_window_and_overlap_the_view():
             assert abs(float(cam[c, 0] - cam[query, 0])) <= max(abs(float(cam[i, 0] - cam[query, 0])) for i in best)
 
 
+def test_jitter_moves_a_share_of_placements_by_whole_cells():
+    """jitter: about that share of the memory frames sit 1-2 latent cells off the true placement on each axis
+    (the same frames, as a drifted run-time pose places them); only place memory has a placement to move."""
+    z, cam = episode()
+    picks = [(0, s) for s in range(20, 32)] * 4
+    exact = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], pool=3, drop=0.0)
+    moved = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], pool=3, drop=0.0, jitter=0.5)
+    a = exact(picks, 8, torch.Generator().manual_seed(1), torch.device("cpu"))
+    b = moved(picks, 8, torch.Generator().manual_seed(1), torch.device("cpu"))
+    cell = GEOM.cell_px / GEOM.token_px  # tokens per latent cell
+    off = torch.zeros(len(picks), 2, 2, dtype=torch.float64)
+    for i in range(len(picks)):
+        for j in range(2):
+            c = int(round(float(b.z[i, j].mean())))
+            true = torch.tensor([0.0, float(cam[c, 0] - cam[picks[i][1] + 6, 0]) / GEOM.token_px], dtype=torch.float64)
+            off[i, j] = (b.offset[i, j] - true) / cell
+    shifted = (off != 0).any(-1)
+    assert 0.3 < float(shifted.double().mean()) < 0.7 and torch.equal(a.valid, b.valid)
+    assert bool((off[shifted].abs().round() == off[shifted].abs()).all()) and set(off[shifted].abs().flatten().tolist()) == {1.0, 2.0}
+    with pytest.raises(ValueError, match="jitter"):
+        MemorySampler("similar", [z], GEOM, jitter=0.5)
+
+
 def test_a_short_window_never_draws_from_inside_the_clip():
     z, cam = episode()
     ms = MemorySampler("similar", [z], GEOM, frames=3, window=4, pool=8, drop=0.0)
@@ -100,6 +123,40 @@ def test_the_loss_sees_memory_frames():
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="memory sampler"):
         DynamicsTask(dit, [z8], [acts], recipe)
+
+
+def test_a_blinded_window_is_noised_whole_while_memory_frames_stay_light():
+    """ctx_blind: about that share of the clips get one heavy noise level over their whole window (>= ctx_blind_min);
+    the rest keep the light augmentation, and memory frames keep theirs. Bad settings are clear errors."""
+    from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
+    from worldloom.training.dynamics import DynamicsRecipe, DynamicsTask
+
+    z, cam = episode()
+    z8 = torch.cat([z, z], 1)
+    dit = CausalDiT(DynamicsConfig(latent_channels=8, dim=32, depth=1, heads=2, max_frames=8))
+    seen: list[tuple[torch.Tensor, MemoryFrames]] = []
+
+    class Spy(torch.nn.Module):  # records what the loss feeds the model
+        def forward(self, x, t, actions, ctx=None, ctx_t=None, axes=None, memory=None):
+            seen.append((ctx_t, memory))
+            return dit(x, t, actions, ctx=ctx, ctx_t=ctx_t, axes=axes, memory=memory)
+
+    recipe = DynamicsRecipe(clip_len=8, memory="place", memory_drop=0.0, ctx_blind=0.5, ctx_blind_min=0.6)
+    ms = MemorySampler("place", [z8], GEOM, frames=2, window=8, poses=[cam], drop=0.0)
+    task = DynamicsTask(dit, [z8], [torch.zeros(len(z), dtype=torch.long)], recipe, memory=ms)
+    for i in range(8):
+        batch = task.batch(torch.Generator().manual_seed(i), 8, torch.device("cpu"))
+        task.loss(Spy(), batch, torch.Generator().manual_seed(100 + i))
+    ctx_t = torch.cat([c for c, _ in seen])  # (64, T)
+    blind = ctx_t.min(1).values >= 0.6
+    assert 0.3 < float(blind.float().mean()) < 0.7
+    assert bool((ctx_t[blind] == ctx_t[blind][:, :1]).all())  # one level over the whole window
+    assert float(ctx_t[~blind].max()) <= recipe.ctx_noise_max
+    assert float(torch.cat([m.t for _, m in seen]).max()) <= recipe.ctx_noise_max  # memory keeps its light noise
+    for bad in ({"ctx_blind": 1.0}, {"ctx_blind": 0.5, "context": "df", "memory": "none"}, {"ctx_blind_min": 1.5}):
+        with pytest.raises(ValueError, match="ctx_blind"):
+            DynamicsTask(dit, [z8], [torch.zeros(len(z), dtype=torch.long)],
+                         DynamicsRecipe(clip_len=8, **bad))
 
 
 def test_a_student_plays_with_the_recipes_memory_else_the_teachers(tiny_world):

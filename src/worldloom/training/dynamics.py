@@ -18,7 +18,11 @@ memory-mapped cache (``worldloom encode``, training/latents.py); clips of T fram
 - ``clip_focus`` (off by default) draws that share of the clips where objects move against the
   background (training/focus.py). Four times the moving-ball frames in a 1,000-step arena fine-tune
   left ball permanence where a plain fine-tune put it (33.0 against 33.3 % over h1-8), so no recipe
-  turns it on either.
+  turns it on either;
+- ``ctx_blind`` (off by default; for memory training) noises a share of the clips' whole window
+  heavily while their memory frames stay clean. A model trained with place memory and only the light
+  augmentation ignores its memory: given the true target itself as a memory frame, its one-step
+  frame gains 0.01 dB (tools/memory_copy_probe.py), since a clean window already shows the scene.
 """
 
 from __future__ import annotations
@@ -75,6 +79,12 @@ class DynamicsRecipe:
                       "the run-time policy of that name draws them (training/memory.py); none = the window alone")
     memory_frames: int = doc(2, "memory frames per clip (with memory)")
     memory_drop: float = doc(0.25, "chance each memory slot is left empty (the model must also work without)")
+    ctx_blind: float = doc(0.0, "chance a clip's whole window context is noised to one level drawn in [ctx_blind_min, 1] "
+                                "while its memory frames keep their light noise: then only memory shows the scene, "
+                                "which a model must learn to read (0 = off; clean context only)")
+    ctx_blind_min: float = doc(0.5, "lowest noise level of a blinded window")
+    memory_jitter: float = doc(0.0, "place memory: chance a memory frame is placed 1-2 latent cells off on each axis, as a "
+                                    "run-time pose that drifted, so a copy gate learns to check the placement (0 = exact)")
 
 
 def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
@@ -199,6 +209,9 @@ class DynamicsTask:
         dit.keep_flow = recipe.flow_pin > 0
         if (axes is not None) != bool(dit.cfg.n_axes):
             raise ValueError(f"the DiT has n_axes={dit.cfg.n_axes} but the data has {'no' if axes is None else axes[0].shape[-1]} axes")
+        if not (0 <= recipe.ctx_blind < 1 and 0 <= recipe.ctx_blind_min <= 1) or (recipe.ctx_blind and recipe.context != "clean"):
+            raise ValueError(f"ctx_blind must be in [0, 1) and ctx_blind_min in [0, 1], with the clean-context stream; got "
+                             f"{recipe.ctx_blind}, {recipe.ctx_blind_min}, context={recipe.context!r}")
         if (memory is not None) != (recipe.memory != "none") or (memory is not None and recipe.context != "clean"):
             raise ValueError(f"recipe memory={recipe.memory!r} (context={recipe.context!r}) needs a memory sampler exactly "
                              "when memory is on, and the clean-context stream")
@@ -242,7 +255,12 @@ class DynamicsTask:
         x_t = add_noise(x0, eps, t)
         if r.context == "clean":
             noisy = torch.rand((B, T), generator=gen) < r.ctx_noise_prob
-            ctx_t = (torch.rand((B, T), generator=gen) * r.ctx_noise_max * noisy).to(dev)
+            ctx_t = torch.rand((B, T), generator=gen) * r.ctx_noise_max * noisy
+            if r.ctx_blind > 0:  # a blinded clip's window shows little: the scene must come from its memory frames
+                blind = torch.rand((B, 1), generator=gen) < r.ctx_blind
+                level = r.ctx_blind_min + (1 - r.ctx_blind_min) * torch.rand((B, 1), generator=gen)
+                ctx_t = torch.where(blind, level.expand(B, T), ctx_t)
+            ctx_t = ctx_t.to(dev)
             ctx = add_noise(x0, torch.randn(x0.shape, generator=gen).to(dev), ctx_t)
             v = model(x_t, t, actions, ctx=ctx, ctx_t=ctx_t, axes=axes, memory=memory)
         else:
@@ -323,7 +341,8 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
         memory = MemorySampler(recipe.memory, [clip(z, 0, len(z)) for z in latents], geometry,  # in memory: drawn anywhere
                                frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
                                poses=dataset_poses(ds, data) if recipe.memory == "place" else None,
-                               actions=actions if recipe.memory == "successor" else None, drop=recipe.memory_drop)
+                               actions=actions if recipe.memory == "successor" else None, drop=recipe.memory_drop,
+                               jitter=recipe.memory_jitter)
     focus = None
     if recipe.clip_focus > 0:
         from .focus import dataset_focus

@@ -14,7 +14,9 @@ before the clip. Each clip gets ``frames`` memory frames:
 
 Each slot takes one of the ``pool`` best candidates at random (so the model sees more than one view
 of a place), and is left empty with probability ``drop`` (so the model also works with no memory,
-as at the start of every rollout). Memory frames get context-noise augmentation like the context
+as at the start of every rollout). With ``jitter``, a place memory frame is sometimes placed 1-2 latent
+cells off on each axis, as the run-time pose (integrated from the model's own frames) can be: a copy
+gate (models.mem_copy) trained on exact placements copies a misplaced frame as readily. Memory frames get context-noise augmentation like the context
 stream, and sit ``window`` frames before the last target in time, as at run time.
 """
 
@@ -35,7 +37,7 @@ class MemorySampler:
 
     def __init__(self, kind: str, latents: list[torch.Tensor], geometry: Geometry, *, frames: int = 2, window: int = 8,
                  poses: list[torch.Tensor] | None = None, actions: list[torch.Tensor] | None = None, pool: int = 4,
-                 drop: float = 0.25, min_overlap: float = 0.25) -> None:
+                 drop: float = 0.25, min_overlap: float = 0.25, jitter: float = 0.0) -> None:
         if kind not in KINDS:
             raise ValueError(f"training memory must be one of {', '.join(KINDS)}, got {kind!r}")
         if kind == "place" and poses is None:
@@ -44,8 +46,12 @@ class MemorySampler:
             raise ValueError("successor memory needs each episode's actions")
         if frames < 1 or window < 1 or pool < 1 or not 0 <= drop < 1:
             raise ValueError(f"memory sampler: need frames, window, pool >= 1 and 0 <= drop < 1, got {frames}, {window}, {pool}, {drop}")
+        if not 0 <= jitter <= 1 or (jitter and kind != "place"):
+            raise ValueError(f"memory sampler: jitter must be in [0, 1], and 0 unless the memory is 'place' (it moves "
+                             f"a placement); got {jitter} with {kind!r}")
         self.kind, self.latents, self.geometry = kind, latents, geometry
         self.frames, self.window, self.pool, self.drop, self.min_overlap = frames, window, pool, drop, min_overlap
+        self.jitter = jitter
         self.poses = None if poses is None else [p.double() for p in poses]  # (T, 2) camera x, y px per episode
         self.desc = [descriptor(z) for z in latents] if kind != "place" else None  # (T, D) per episode
         self.actions = actions  # (T,) per episode: actions[t] made frame t
@@ -91,6 +97,9 @@ class MemorySampler:
                 if self.poses is not None:
                     dx, dy = (self.poses[e][c] - self.poses[e][query]).tolist()
                     offset[b, j] = torch.tensor([dy / tok, dx / tok], dtype=torch.float64)
+                    if self.jitter and float(torch.rand((), generator=gen)) < self.jitter:  # a drifted pose: 1-2 cells off
+                        cells = torch.randint(1, 3, (2,), generator=gen) * (torch.randint(0, 2, (2,), generator=gen) * 2 - 1)
+                        offset[b, j] += cells.double() * self.geometry.cell_px / tok
         noisy = torch.rand((B, M), generator=gen) < noise_prob
         t = torch.rand((B, M), generator=gen) * noise_max * noisy
         z = add_noise(z, torch.randn(z.shape, generator=gen), t)

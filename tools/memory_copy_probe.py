@@ -1,0 +1,117 @@
+"""Does a model copy from its memory frames? One generated frame, teacher-forced, with and without them.
+
+    .venv/bin/python tools/memory_copy_probe.py CHECKPOINT DATA [--episodes 60] [--ctx-noise 0,0.5]
+
+For each episode and start s (from 16 on, every 8 frames) the DiT sees the 7 true frames before s as
+its window (each noised to ``ctx-noise``, as a drifted rollout's window is) and generates frame s in
+one step from pure noise under the true action. Its memory is, in turn:
+
+- ``none``: no memory frame (the window alone);
+- ``place``: the true frame before s - 1 whose camera view overlaps frame s - 1's most (what place memory
+  retrieves with a perfect pose), placed at its true offset in tokens, clean;
+- ``oracle``: the true frame s itself, clean, placed from frame s - 1's view as every memory frame is: the
+  most a memory frame can tell;
+- ``oracle-shifted``: the same frame placed one token off: does the model read the placement?
+
+Prints, per context noise and memory, the PSNR of the decoded frame against the true frame s (pixels
+of the agent's box left out), over the starts where ``place`` found a frame; for a ``mem_copy`` model
+(models.mem_copy), also how far its copy gate opened on the cells the memory frame covers. A model that copies shows
+``oracle`` far above ``none``; the gap that ``place`` closes is what retrieval by place can give it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("data")
+    ap.add_argument("--episodes", type=int, default=60)
+    ap.add_argument("--ctx-noise", default="0,0.5")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+
+    import torch
+
+    import worldloom
+    from worldloom.data.format import Dataset
+    from worldloom.diffusion.schedules import add_noise, x0_from_v
+    from worldloom.memory.base import Geometry
+    from worldloom.models.dit import MemoryFrames
+
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    model = worldloom.load(a.checkpoint, precision="fp32")
+    dit, vae = model.dit, model.vae
+    window = int(model.config.get("sim", {}).get("window", 8))
+    W = window - 1  # true frames before s in the window
+    geo = Geometry(model.frame_size, dit.cfg.latent_size, dit.cfg.latent_size // dit.cfg.patch)
+    tok = geo.token_px
+    ds = Dataset.open(a.data)
+    half = 9  # the arena's agent box (envs.registry.ARENA_AGENT_HALF), left out of the score
+    size = model.frame_size
+    keep = np.ones((size, size), bool)
+    keep[size // 2 - half: size // 2 + half, size // 2 - half: size // 2 + half] = False
+    arms = ("none", "place", "oracle", "oracle-shifted")
+    scores: dict[str, dict[str, list[float]]] = {}
+    gates: dict[str, dict[str, list[float]]] = {}
+    noise_levels = [float(v) for v in a.ctx_noise.split(",")]
+    with torch.no_grad():
+        for e in range(min(a.episodes, len(ds))):
+            ep = ds[e]
+            frames = torch.from_numpy(np.array(ep.frames))
+            z = vae.encode(frames).float()  # (T, C, h, w)
+            acts = torch.from_numpy(np.array(ep.actions)).long()
+            cam = torch.tensor(np.array(ep.state["camera"]), dtype=torch.float64)  # (T, 2) px (x, y)
+            for s in range(16, len(frames), 8):
+                q = s - 1
+                ov = geo.view_overlap(cam[: q - W + 1] - cam[q])  # candidates: frames that left the window
+                c = int(torch.argmax(ov))
+                if float(ov[c]) < 0.25:
+                    continue
+                clip = z[s - W: s + 1][None]  # (1, window, C, h, w): W context frames, then s
+                a_clip = acts[s - W: s + 1][None]
+                for cn in noise_levels:
+                    ctx_t = torch.full((1, window), cn)
+                    ctx = add_noise(clip, torch.randn(clip.shape), ctx_t)
+                    t = torch.ones((1, window))
+                    x_t = torch.randn(clip.shape)
+                    for arm in arms:
+                        mem = None
+                        if arm != "none":
+                            if arm == "place":
+                                mz, off = z[c], (cam[c] - cam[q]).flip(0) / tok  # (rows, cols) tokens
+                            else:
+                                mz = z[s]  # placed as every memory frame is, from frame s - 1's view
+                                off = (cam[s] - cam[q]).flip(0) / tok + torch.tensor([0.0, float(arm == "oracle-shifted")],
+                                                                                     dtype=torch.float64)
+                            mem = MemoryFrames(mz[None, None], torch.zeros((1, 1)),
+                                               torch.full((1, 1), float(window - 1 - window), dtype=torch.float64),
+                                               off[None, None].double(), torch.ones((1, 1), dtype=torch.bool))
+                        v = dit(x_t, t, a_clip, ctx=ctx, ctx_t=ctx_t, memory=mem)
+                        x0 = x0_from_v(x_t, v.float(), t[..., None, None, None])[0, -1]  # (C, h, w)
+                        img = vae.decode(x0[None])[0].numpy().astype(np.float64)
+                        err = ((img - frames[s].numpy()) ** 2)[keep].mean()
+                        scores.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(10 * np.log10(255 ** 2 / max(err, 1e-10)))
+                        if dit.mem_copy is not None and mem is not None:  # how far the copy gate opened where memory covers
+                            g = dit.mem_copy.last_gate[0, -1]
+                            cover = g > 0
+                            gates.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(float(g[cover].mean()) if cover.any() else 0.0)
+    out = {cn: {arm: round(float(np.mean(v)), 2) for arm, v in d.items()} | {"starts": len(d["none"])}
+           | {f"gate_{arm}": round(float(np.mean(v)), 3) for arm, v in gates.get(cn, {}).items()}
+           for cn, d in scores.items()}
+    if a.json:
+        print(json.dumps(out))
+        return
+    print(f"{a.checkpoint} on {a.data}: PSNR dB of frame s, 1 step, window of {W} true frames at context noise")
+    for cn, d in out.items():
+        print(f"  context noise {cn} ({d['starts']} starts): " + ", ".join(f"{arm} {d[arm]:.2f}" for arm in arms)
+              + "".join(f", copy gate ({arm}) {d['gate_' + arm]:.2f}" for arm in arms if "gate_" + arm in d))
+
+
+if __name__ == "__main__":
+    main()
