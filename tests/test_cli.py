@@ -189,20 +189,21 @@ def test_finetune_refuses_a_different_architecture(pipeline: dict[str, Any], cap
 
 
 @pytest.mark.parametrize("grow", [{"head_conv": 8}, {"pred": "warp"}, {"prev_frames": 2},
-                                  {"pred": "warp", "head_conv": 8, "prev_frames": 2}], ids=lambda g: "+".join(g))
+                                  {"pred": "warp", "head_conv": 8, "prev_frames": 2}, {"mem_copy": True}],
+                         ids=lambda g: "+".join(g))
 def test_finetune_grows_a_refiner_a_flow_head_or_a_stacked_frame_and_starts_where_it_was(pipeline: dict[str, Any],
                                                                                           grow: dict[str, Any]) -> None:
     """--init a 'delta' model without a refiner, and grow a refiner (--dyn-head-conv 8), a flow head (--dyn-pred
     warp), a second stacked frame (--dyn-prev-frames 2) or all three: each new part starts as no correction, no
     flow or an ignored input, so at lr 0 the grown model predicts exactly what its init did; the card records
-    what grew."""
+    what grew. A memory copy gate (--dyn-mem-copy) changes nothing without memory frames either."""
     import torch
 
     import worldloom
 
     d: Path = pipeline["dir"]
     name = "ft-grown-" + "-".join(grow)
-    flags = [a for k, v in grow.items() for a in ("--dyn-" + k.replace("_", "-"), str(v))]
+    flags = [a for k, v in grow.items() for a in ("--dyn-" + k.replace("_", "-"), *([] if v is True else [str(v)]))]
     assert main(["train", "dynamics", "--preset", "tiny", "--init", str(d / "wm"), "--tokenizer", str(d / "wm"),
                  "--data", str(d / "held"), "--out", str(d / name), *flags, "--train-steps", "1", "--train-lr", "0"]) == 0
     base, grown = worldloom.load(d / "wm"), worldloom.load(d / name)

@@ -122,7 +122,7 @@ def test_make_memory_names_the_known_policies():
 
 
 # --- through the Simulator: the policy's choice is exactly what the DiT sees ---------------------------
-def world16():
+def world16(mem_copy: bool = False):
     """A tiny world model whose clips may span 16 frames, so an uncached pass covers a whole rollout."""
     from worldloom.envs.arena import ARENA_ACTIONS
     from worldloom.models.vae import VAE, VAEConfig
@@ -130,21 +130,23 @@ def world16():
 
     torch.manual_seed(0)
     vae = VAE(VAEConfig(width=16, blocks=1)).eval()
-    dit = CausalDiT(DynamicsConfig(dim=32, depth=2, heads=2, max_frames=16, pred="delta", prev_halo=1)).eval()
+    dit = CausalDiT(DynamicsConfig(dim=32, depth=2, heads=2, max_frames=16, pred="delta", prev_halo=1, mem_copy=mem_copy)).eval()
     with torch.no_grad():
         for p in dit.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     return WorldModel(vae, dit, {"kind": "worldmodel"}, ARENA_ACTIONS, sim=SimConfig(steps=1, window=3))
 
 
-@pytest.mark.parametrize("memory", ["sink", "place", "similar", "successor"])
+@pytest.mark.parametrize("memory", ["sink", "place", "similar", "successor", "place+copy"])
 @pytest.mark.parametrize("fuse", [True, False])
 def test_cached_equals_uncached_for_every_policy(memory, fuse):
     """Each step's output equals an uncached pass over the whole rollout (rolling-window mask) with that
-    step's chosen memory frames, and the cache's mask lets the new frame see exactly the chosen slots."""
+    step's chosen memory frames, and the cache's mask lets the new frame see exactly the chosen slots.
+    'place+copy': a model that may also copy the placed frame itself (models.mem_copy)."""
     from worldloom.runtime.simulator import Simulator
 
-    m = world16()
+    m = world16(mem_copy=memory.endswith("+copy"))
+    memory = memory.removesuffix("+copy")
     overrides = {"sink": 2} if memory == "sink" else {"memory": memory, "memory_slots": 2, "memory_bank": 16}
     sim = Simulator(m, fuse=fuse, **overrides)
     sim.memory.__dict__.update({"similar": {"stride": 1, "min_sim": -1.0}, "successor": {"min_sim": -1.0}}.get(memory, {}))

@@ -5,6 +5,7 @@ import torch
 
 from worldloom.models.attention import frame_layout, visibility_mask
 from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
+from worldloom.models.mem_copy import align
 
 torch.set_num_threads(1)
 
@@ -16,7 +17,8 @@ VARIANTS = {"plain": {}, "delta_halo_conv": {"prev_halo": 1, "conv": 3, "pred": 
             "conv_head": {"prev_halo": 1, "pred": "delta", "head_conv": 8},
             "warp": {"prev_halo": 1, "conv": 3, "pred": "warp"},
             "warp_refined": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2},
-            "warp_snapped": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2, "flow_snap": 0.5}}
+            "warp_snapped": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2, "flow_snap": 0.5},
+            "warp_mem_copy": {"prev_halo": 1, "pred": "warp", "head_conv": 8, "prev_frames": 2, "mem_copy": True}}
 
 
 def tiny(depth: int = 2, max_frames: int = 8, **kw) -> CausalDiT:
@@ -131,7 +133,8 @@ def test_memory_frames_cached_equal_uncached(variant):
             stack = m.push(stack, z[:, i])
         before = cache.k.clone()
         time = torch.full((B, M), float(cache.next_pos - W), dtype=torch.float64)
-        cache.set_memory(m.place_memory(k, time, offset), v, valid)
+        base = align(mem_z, offset, valid, m.cfg.patch) if m.mem_copy is not None else None
+        cache.set_memory(m.place_memory(k, time, offset), v, valid, base)
         v_cached = m.step(x_new, t_new, a[:, T - 1], cache, prev=stack)
         # uncached over the whole clip with the rolling window's mask, memory at the same relative placement
         xs = torch.cat([z[:, : T - 1], x_new[:, None]], 1)

@@ -13,6 +13,8 @@ Key choices:
   chosen (:class:`MemoryKV` keeps a bounded memo keyed by it).
 - A policy chooses only frames that have left the window (age >= window): a frame still in the ring
   is attended already, and counting it twice would change what a window-only model was trained on.
+- A model with a copy gate (``DynamicsConfig.mem_copy``) also gets the chosen latents themselves, moved
+  into the view (``models.mem_copy.align``): through attention alone no model here copied what it was shown.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 
 from ..models.dit import CausalDiT
 from ..models.kv_cache import KVCache
+from ..models.mem_copy import align
 
 
 @dataclass
@@ -155,7 +158,16 @@ class MemoryKV:
                     k[:, b, :, j * N : (j + 1) * N], v[:, b, :, j * N : (j + 1) * N] = ek, ev
         while len(self.memo) > self.cap:
             self.memo.popitem(last=False)
-        cache.set_memory(self.dit.place_memory(k, sel.time, sel.offset), v, sel.valid.to(cache.k.device))
+        base = None
+        if self.dit.mem_copy is not None:  # the chosen frames themselves, moved into the current view
+            C, h, w = self.dit.cfg.latent_channels, self.dit.cfg.latent_size, self.dit.cfg.latent_size
+            z = torch.zeros((B, M, C, h, w), device=cache.k.device)
+            for b, row in enumerate(sel.entries):
+                for j, e in enumerate(row):
+                    if e is not None:
+                        z[b, j] = e.z.to(z.device, torch.float32)
+            base = align(z, sel.offset, sel.valid, self.dit.cfg.patch)
+        cache.set_memory(self.dit.place_memory(k, sel.time, sel.offset), v, sel.valid.to(cache.k.device), base)
 
     def reset(self) -> None:
         self.memo.clear()

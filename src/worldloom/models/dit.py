@@ -38,6 +38,7 @@ from .attention import block_mask, frame_layout, use_flex, visibility_mask
 from .block import Block
 from .kv_cache import KVCache
 from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, flow_warp, modulate, snap_flow
+from .mem_copy import MemoryCopy, align, newest_only
 
 T_MIN = 1e-3  # 'delta' models divide by t to return a velocity; no sampler or training step goes below
 
@@ -65,6 +66,9 @@ class DynamicsConfig:
     flow_snap: float = doc(0.0, "a 'warp' flow within this many cells of a whole cell moves by that whole cell (straight-through "
                                 "gradient): a whole-cell scroll then copies exactly instead of blurring a little every frame; "
                                 "0.5 rounds every flow, 0 = off (layers.snap_flow)")
+    mem_copy: bool = doc(False, "a per-cell gate may take the new frame's base from the placed memory frame instead of the "
+                                "previous frame, before the flow warps it: a revisited place is copied, not redrawn "
+                                "('delta' and 'warp' heads; models.mem_copy)")
 
     @property
     def grid(self) -> int:
@@ -109,6 +113,9 @@ class CausalDiT(nn.Module):
         if cfg.head_conv < 0:
             raise ValueError(f"DynamicsConfig.head_conv must be >= 0, got {cfg.head_conv}")
         check_flow_snap(cfg.flow_snap, cfg.pred)
+        if cfg.mem_copy and (cfg.pred == "v" or not cfg.prev_frame):
+            raise ValueError(f"DynamicsConfig.mem_copy needs a previous-frame base: pred 'delta' or 'warp' and prev_frame; "
+                             f"got pred {cfg.pred!r}, prev_frame {cfg.prev_frame}")
         if cfg.conv < 0 or (cfg.conv and cfg.conv % 2 == 0):
             raise ValueError(f"DynamicsConfig.conv must be 0 or an odd kernel size, got {cfg.conv}")
         k = p + 2 * cfg.prev_halo  # side of the previous-frame window each token sees
@@ -128,6 +135,7 @@ class CausalDiT(nn.Module):
         # head it corrects the flow too: with two previous frames an object's local motion is in its input.
         self.refine = ConvRefiner(c * (2 + (cfg.prev_frames if cfg.prev_frame else 0)), head_ch, cfg.head_conv, d) \
             if cfg.head_conv else None
+        self.mem_copy = MemoryCopy(c, d) if cfg.mem_copy else None
         self.rope = Rope3D(d // cfg.heads, (cfg.grid, cfg.grid))
         self._masks: dict[tuple[Any, ...], Any] = {}
         self._checkpointing, self._attention = False, "auto"
@@ -245,8 +253,9 @@ class CausalDiT(nn.Module):
         return c + self.ax_in(axes.to(c.dtype))
 
     def _head(self, h: torch.Tensor, cond: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
-              prev: torch.Tensor | None) -> torch.Tensor:
-        """Tokens h (B, F, N, D) -> velocity (B, F, C, h, w) for noisy frames x at noise t (B, F)."""
+              prev: torch.Tensor | None, mem: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Tokens h (B, F, N, D) -> velocity (B, F, C, h, w) for noisy frames x at noise t (B, F); ``mem``: the
+        placed memory base (B, F, C, h, w) and where it covers (B, F, 1, h, w), for a ``mem_copy`` model."""
         sh, sc = self.ada_out(torch.nn.functional.silu(cond))[:, :, None, :].chunk(2, dim=-1)
         out = self._unpatchify(self.out(modulate(self.norm_out(h), sh, sc))).float()
         C = self.cfg.latent_channels
@@ -268,6 +277,8 @@ class CausalDiT(nn.Module):
             x0 = out
         else:
             base = prev[:, :, :C].float()
+            if mem is not None and self.mem_copy is not None:  # copy a revisited place, before the flow moves it
+                base = self.mem_copy(base, mem[0].float(), mem[1].float(), out, cond)
             if self.cfg.pred == "warp":
                 if self.keep_flow:
                     self.flow = flow
@@ -320,7 +331,10 @@ class CausalDiT(nn.Module):
             else:
                 h = blk(h, cond, rope, mask=mask)
         n = len(streams) * T
-        return self._head(h[:, n - T : n], cond[:, n - T : n], x, t, prev)
+        mem = None
+        if memory is not None and self.mem_copy is not None:  # the newest target's placed memory frame
+            mem = newest_only(*align(memory.z.to(x.device), memory.offset, memory.valid, self.cfg.patch), T)
+        return self._head(h[:, n - T : n], cond[:, n - T : n], x, t, prev, mem)
 
     # --- memory frames --------------------------------------------------------------------------
     def _memory_inputs(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -422,7 +436,10 @@ class CausalDiT(nn.Module):
         rope = (rope[0].to(x.device), rope[1].to(x.device))
         for i, blk in enumerate(self.blocks):
             h = blk(h, cond, rope, cache=cache, layer=i)
-        out = self._head(h, cond, x, t, prev)  # zeros as prev behave exactly as None (no previous frame)
+        mem = None  # the placed memory frame, for the newest frame if it is not being committed (it sees memory)
+        if self.mem_copy is not None and cache.mem_base is not None and F > commit:
+            mem = newest_only(*cache.mem_base, F)
+        out = self._head(h, cond, x, t, prev, mem)  # zeros as prev behave exactly as None (no previous frame)
         if commit:
             cache.commit(commit)
         return out

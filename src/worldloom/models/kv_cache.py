@@ -53,6 +53,7 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.mem_valid = torch.zeros((batch, mem), dtype=torch.bool, device=device)  # which memory slots hold a frame
+        self.mem_base: tuple[torch.Tensor, torch.Tensor] | None = None  # placed memory latents and cover (mem_copy models)
         self.n_frames = 0  # frames committed so far (absolute index of the next frame)
         self._masks: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
         self.begin(1)
@@ -116,14 +117,17 @@ class KVCache:
         n = self._n_keys
         return self.k[:, :, :, :n][layer], self.v[:, :, :, :n][layer], self._mask
 
-    def set_memory(self, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> None:
-        """Memory frames for the coming step: placed keys and values (L, B, H, mem*N, hd), ``valid`` (B, mem)."""
+    def set_memory(self, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+                   base: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Memory frames for the coming step: placed keys and values (L, B, H, mem*N, hd), ``valid`` (B, mem),
+        and for a ``mem_copy`` model the frames themselves in the current view (``models.mem_copy.align``)."""
         if valid.shape != self.mem_valid.shape:
             raise ValueError(f"memory validity must be {tuple(self.mem_valid.shape)}, got {tuple(valid.shape)}")
         n = self.mem * self.n_tok
         self.k[:, :, :, :n] = k.to(self.k.dtype)
         self.v[:, :, :, :n] = v.to(self.v.dtype)
         self.mem_valid.copy_(valid)
+        self.mem_base = base
 
     def commit(self, n: int = 1) -> None:
         """The oldest ``n`` planned frames' keys/values are final: advance past them."""
@@ -132,6 +136,7 @@ class KVCache:
     def reset(self) -> None:
         self.n_frames = 0
         self.mem_valid.zero_()
+        self.mem_base = None
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.k, self.v))

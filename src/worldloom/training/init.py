@@ -34,8 +34,9 @@ def load_tokenizer(path: str | Path) -> tuple[VAE, dict[str, Any]]:
 
 
 # Config fields an --init checkpoint may lack (0 there): each adds a module that starts as the identity
-# (its name prefix), so a trained model can grow it and begin exactly where it was.
-GROWABLE = {"head_conv": "refine."}
+# (its name prefix), so a trained model can grow it and begin exactly where it was (a memory copy gate: exactly
+# without memory frames, and with them 0.25 % of the placed frame; models.mem_copy).
+GROWABLE = {"head_conv": "refine.", "mem_copy": "mem_copy."}
 # Head changes an --init may grow, (its pred, this run's): the flow rows a 'warp' head adds after the
 # latent's come in at zero (no flow), so the grown model predicts what the 'delta' init did.
 GROWABLE_PRED = {("delta", "warp")}
