@@ -59,6 +59,11 @@ class Selection:
         """(B, M) bool: slots that hold an entry."""
         return torch.tensor([[e is not None for e in row] for row in self.entries], dtype=torch.bool).reshape(self.time.shape)
 
+    def latents(self, like: torch.Tensor) -> torch.Tensor:
+        """The chosen latents (B, M, C, h, w) as fp32 on ``like``'s device (an empty slot: zeros shaped as ``like``)."""
+        return torch.stack([torch.stack([e.z if e is not None else torch.zeros_like(like) for e in row])
+                            for row in self.entries]).to(like.device, torch.float32)
+
     def frames(self) -> list[list[int]]:
         """Per batch row, the absolute indices of the chosen frames (what a test or a display checks)."""
         return [[e.index for e in row if e is not None] for row in self.entries]
@@ -160,13 +165,8 @@ class MemoryKV:
             self.memo.popitem(last=False)
         base = None
         if self.dit.mem_copy is not None:  # the chosen frames themselves, moved into the current view
-            C, h, w = self.dit.cfg.latent_channels, self.dit.cfg.latent_size, self.dit.cfg.latent_size
-            z = torch.zeros((B, M, C, h, w), device=cache.k.device)
-            for b, row in enumerate(sel.entries):
-                for j, e in enumerate(row):
-                    if e is not None:
-                        z[b, j] = e.z.to(z.device, torch.float32)
-            base = align(z, sel.offset, sel.valid, self.dit.cfg.patch)
+            c, s = self.dit.cfg.latent_channels, self.dit.cfg.latent_size
+            base = align(sel.latents(cache.k.new_zeros((c, s, s))), sel.offset, sel.valid, self.dit.cfg.patch)
         cache.set_memory(self.dit.place_memory(k, sel.time, sel.offset), v, sel.valid.to(cache.k.device), base)
 
     def reset(self) -> None:

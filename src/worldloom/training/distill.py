@@ -161,8 +161,8 @@ class DistillTask:
         sel = getattr(self, "selection", None)  # None when the student's policy has no memory slots
         if sel is None:
             return None
-        z = torch.stack([torch.stack([e.z if e is not None else torch.zeros_like(like) for e in row]) for row in sel.entries])
-        return MemoryFrames(z.to(like.device, torch.float32), torch.zeros(z.shape[:2], device=like.device),
+        z = sel.latents(like)  # (B, M, C, h, w)
+        return MemoryFrames(z, torch.zeros(z.shape[:2], device=like.device),
                             sel.time - first, sel.offset, sel.valid.to(like.device))
 
     @torch.no_grad()

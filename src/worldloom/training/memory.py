@@ -16,8 +16,9 @@ Each slot takes one of the ``pool`` best candidates at random (so the model sees
 of a place), and is left empty with probability ``drop`` (so the model also works with no memory,
 as at the start of every rollout). With ``jitter``, a place memory frame is sometimes placed 1-2 latent
 cells off on each axis, as the run-time pose (integrated from the model's own frames) can be: a copy
-gate (models.mem_copy) trained on exact placements copies a misplaced frame as readily. Memory frames get context-noise augmentation like the context
-stream, and sit ``window`` frames before the last target in time, as at run time.
+gate (models.mem_copy) trained on exact placements copies a misplaced frame as readily. Memory frames
+get context-noise augmentation like the context stream, and sit ``window`` frames before the last
+target in time, as at run time.
 """
 
 from __future__ import annotations
