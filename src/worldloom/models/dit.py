@@ -17,16 +17,12 @@ Key choices:
   local operation. Without it a CPU-sized run learned to denoise each frame from its own noisy
   input and barely used the context (next-frame PSNR at t = 1 ~20 dB vs ~35 dB for copying).
 - Output is the flow-matching velocity v = eps - x0 (see ``diffusion/schedules.py``).
-- Memory frames are encoded on their own: each attends only to itself (no previous frame, "no
-  action", its noise level), so its keys do not depend on where it is placed: RoPE scores inside
-  one frame see only relative positions. A bank entry is therefore encoded once, at time 0 and no
-  offset, and moved to any placement later by one extra rotation of its keys (:meth:`place_memory`);
-  the uncached pass, which encodes memory in place, gives the same numbers.
+- Memory frames (``dit_memory.py``) are encoded on their own and placed by rotating their keys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +33,8 @@ from ..config import doc
 from .attention import block_mask, frame_layout, use_flex, visibility_mask
 from .block import Block
 from .kv_cache import KVCache
-from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, apply_rope, flow_warp, modulate, snap_flow
+from .layers import ConvRefiner, RMSNorm, Rope3D, TimestepEmbedding, flow_warp, modulate, snap_flow
+from .dit_memory import MemoryAttention, MemoryFrames
 from .mem_copy import MemoryCopy, align, newest_only
 
 T_MIN = 1e-3  # 'delta' models divide by t to return a velocity; no sampler or training step goes below
@@ -86,18 +83,7 @@ def check_flow_snap(flow_snap: float, pred: str) -> None:
                          f"{flow_snap} with pred {pred!r}")
 
 
-@dataclass
-class MemoryFrames:
-    """Long-term memory frames in front of a clip (uncached pass): what its targets see besides the window."""
-
-    z: torch.Tensor = field(metadata={"doc": "(B, M, C, h, w) memory latents"})
-    t: torch.Tensor = field(metadata={"doc": "(B, M) noise levels they are encoded at (context noise)"})
-    time: torch.Tensor = field(metadata={"doc": "(B, M) time positions, on the clip's frame axis"})
-    offset: torch.Tensor = field(metadata={"doc": "(B, M, 2) spatial placement (rows, cols) in tokens"})
-    valid: torch.Tensor = field(metadata={"doc": "(B, M) bool: which slots hold a frame"})
-
-
-class CausalDiT(nn.Module):
+class CausalDiT(MemoryAttention, nn.Module):
     def __init__(self, cfg: DynamicsConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -335,52 +321,6 @@ class CausalDiT(nn.Module):
         if memory is not None and self.mem_copy is not None:  # the newest target's placed memory frame
             mem = newest_only(*align(memory.z.to(x.device), memory.offset, memory.valid, self.cfg.patch), T)
         return self._head(h[:, n - T : n], cond[:, n - T : n], x, t, prev, mem)
-
-    # --- memory frames --------------------------------------------------------------------------
-    def _memory_inputs(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens (B, M, N, D) and conditioning (B, M, D) of memory latents z (B, M, C, h, w) at noise t (B, M):
-        no previous frame, 'no action' (axes at their centre)."""
-        B, M = t.shape
-        a = torch.full((B, M), self.no_action, dtype=torch.long, device=z.device)
-        ax = z.new_zeros((B, M, self.cfg.n_axes)) if self.cfg.n_axes else None
-        return self._tokens(z, None), self._cond(t, a, ax)
-
-    def _own_frame_mask(self, m: int, device: torch.device) -> torch.Tensor:
-        f = torch.arange(m, device=device).repeat_interleave(self.cfg.n_tok)
-        return f[:, None] == f[None, :]  # (m*N, m*N)
-
-    def _with_memory(self, h: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor,
-                     memory: MemoryFrames, T: int) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Append memory frames to an uncached pass: tokens, conditioning, per-row RoPE tables and a (B, 1, L, L) mask."""
-        B, M, N = memory.t.shape[0], memory.t.shape[1], self.cfg.n_tok
-        hm, cm = self._memory_inputs(memory.z.to(h.device), memory.t.to(h.device))
-        mc, ms = self.rope.placed_tables(memory.time, memory.offset, N)  # (B, 1, M*N, hd/2)
-        L0 = mask.shape[0]
-        rope = (torch.cat([rope[0][None, None].expand(B, 1, -1, -1), mc.to(h.device)], 2),
-                torch.cat([rope[1][None, None].expand(B, 1, -1, -1), ms.to(h.device)], 2))
-        full = torch.zeros((B, L0 + M * N, L0 + M * N), dtype=torch.bool, device=h.device)
-        full[:, :L0, :L0] = mask
-        full[:, L0 - T * N : L0, L0:] = memory.valid.to(h.device).repeat_interleave(N, 1)[:, None, :]  # targets see valid memory
-        full[:, L0:, L0:] = self._own_frame_mask(M, h.device)
-        return torch.cat([h, hm], 1), torch.cat([cond, cm], 1), rope, full[:, None]
-
-    @torch.no_grad()
-    def encode_memory(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values (L, B, H, M*N, hd) of memory latents z (B, M, C, h, w) at noise t (B, M), each frame
-        on its own at time 0 and no offset: what :meth:`place_memory` moves to a placement."""
-        M, N = t.shape[1], self.cfg.n_tok
-        h, cond = self._memory_inputs(z, t)
-        rope = self.rope.tables(torch.zeros(M, dtype=torch.float64), N)
-        rope = (rope[0].to(z.device), rope[1].to(z.device))
-        mask, keep = self._own_frame_mask(M, z.device), []
-        for blk in self.blocks:
-            h = blk(h, cond, rope, mask=mask, keep=keep)
-        return torch.stack([k for k, _ in keep]), torch.stack([v for _, v in keep])
-
-    def place_memory(self, k: torch.Tensor, time: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """Keys (L, B, H, M*N, hd) from :meth:`encode_memory`, moved to ``time`` (B, M) and ``offset`` (B, M, 2) tokens."""
-        cos, sin = self.rope.placed_tables(time, offset, self.cfg.n_tok, grid=False)  # (B, 1, M*N, hd/2)
-        return apply_rope(k, cos.to(k.device), sin.to(k.device))
 
     # --- cached: rollouts -----------------------------------------------------------------------
     def new_cache(self, batch: int, window: int, mem: int = 0, dtype: torch.dtype | None = None,

@@ -42,7 +42,8 @@ from ..checkpoint import carry_train_logs, resolve, save_checkpoint
 from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
-from ..models.dit import CausalDiT, DynamicsConfig, MemoryFrames
+from ..models.dit import CausalDiT, DynamicsConfig
+from ..models.dit_memory import MemoryFrames
 from ..hardware import setup_cpu
 from .init import init_from, load_tokenizer
 from .latents import Episodes, clip, dataset_latents

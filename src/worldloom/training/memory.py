@@ -28,7 +28,7 @@ import torch
 from ..diffusion.schedules import add_noise
 from ..memory.base import Geometry
 from ..memory.policies import descriptor
-from ..models.dit import MemoryFrames
+from ..models.dit_memory import MemoryFrames
 
 KINDS = ("place", "similar", "successor")
 
