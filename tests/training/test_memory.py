@@ -194,3 +194,36 @@ def test_a_student_trains_with_the_memory_its_rollouts_chose(tiny_world):
     assert torch.equal(mem.valid, sel.valid) and torch.all(mem.time == sel.time - 6)
     last = 12 - 1 - 6  # the last graded frame's position: memory sits a window before it, as at run time
     assert torch.all(mem.time == last - 6)
+
+
+def test_the_teacher_sees_the_graded_memory_only_when_asked(tiny_world):
+    """teacher_memory: the teacher's target is drawn seeing the very memory frames the graded pass saw (a teacher
+    trained with memory draws it as if it had none otherwise); without a memory to share it is a clear error."""
+    from worldloom.training.distill import DistillRecipe, DistillTask
+
+    g = torch.Generator().manual_seed(0)
+    z, a = [torch.randn(24, 8, 16, 16, generator=g)], [torch.randint(0, 5, (24,), generator=g)]
+    for share in (False, True):
+        task = DistillTask(tiny_world, z, a, DistillRecipe(context=4, rollout_min=8, rollout_max=8, memory="place",
+                                                           memory_slots=2, teacher_steps=2, teacher_memory=share))
+        seen, forward = [], task.teacher.forward
+
+        def spy(*args, memory=None, forward=forward, **kw):
+            seen.append(memory)
+            return forward(*args, memory=memory, **kw)
+
+        task.teacher.forward = spy  # the fixture's own DiT: put back below
+        try:
+            batch = task.batch(torch.Generator().manual_seed(1), 2, torch.device("cpu"))
+            loss, _ = task.loss(task.model, batch, torch.Generator().manual_seed(2))
+        finally:
+            del task.teacher.forward
+        assert torch.isfinite(loss) and len(seen) == 2  # one call per teacher step
+        if share:
+            graded = task.memory_frames(12 - 6, z[0][0])
+            assert all(m is not None and torch.equal(m.valid, graded.valid) and torch.equal(m.time, graded.time)
+                       and torch.equal(m.z, graded.z) for m in seen)
+        else:
+            assert all(m is None for m in seen)
+    with pytest.raises(ValueError, match="teacher_memory needs a memory"):
+        DistillTask(tiny_world, z, a, DistillRecipe(teacher_memory=True))

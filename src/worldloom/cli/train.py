@@ -330,7 +330,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
                   sim_steps=args.sim_steps)
     if _rank() == 0:
         loss = res.last.get("loss_true")
-        print(f"student -> {res.path}: trained for {recipe.student_steps} steps, final loss vs truth "
+        print(f"student -> {res.path}: a {recipe.student_steps}-step student, {train_cfg.steps} optimizer steps, final loss vs truth "
               f"{'n/a' if loss is None else f'{loss:.4f}'}, {res.train_s:.2f} s")
 
 

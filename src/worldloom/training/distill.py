@@ -50,7 +50,8 @@ from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
-from ..models.dit import CausalDiT, MemoryFrames, check_flow_snap
+from ..models.dit import CausalDiT, check_flow_snap
+from ..models.dit_memory import MemoryFrames
 from .critic import Adversary
 from .dynamics import ClipSampler, object_weights
 from .init import init_from
@@ -76,6 +77,8 @@ class DistillRecipe:
                       "rollouts run with this context policy, and the graded frames see what it chose for the last one "
                       "(none: the teacher's policy)")
     memory_slots: int = doc(2, "memory frames per step (with memory)")
+    teacher_memory: bool = doc(False, "the teacher's target sees the memory frames the graded pass sees (with memory; "
+                                      "for a teacher trained with memory: otherwise it draws its target as if it had none)")
     flow_snap: float | None = doc(None, "the student's DynamicsConfig.flow_snap, in its rollouts and its gradient pass "
                                         "(None: the teacher's)")
     w_adv: float = doc(0.0, "weight of the adversarial loss from a patch critic on the graded frames "
@@ -105,6 +108,8 @@ class DistillTask:
             raise ValueError(f"object_weight must be >= 0 and object_tau > 0, got {r.object_weight}, {r.object_tau}")
         if r.memory != "none" and r.memory_slots < 1:
             raise ValueError(f"memory_slots must be >= 1 with memory {r.memory!r}, got {r.memory_slots}")
+        if r.teacher_memory and (r.memory if r.memory != "none" else teacher.sim.memory) in ("window", "none"):
+            raise ValueError("teacher_memory needs a memory: set the recipe's memory (the teacher plays with its window alone)")
         if r.flow_snap is not None:
             check_flow_snap(r.flow_snap, teacher.dit.cfg.pred)
         if r.w_adv < 0 or r.adv_start < 0:
@@ -166,14 +171,16 @@ class DistillTask:
                             sel.time - first, sel.offset, sel.valid.to(like.device))
 
     @torch.no_grad()
-    def teacher_sample(self, x: torch.Tensor, t0: float, actions: torch.Tensor, ctx: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """The teacher's ``teacher_steps`` Euler sample from x (B, W, C, h, w) at noise t0, every frame in parallel."""
+    def teacher_sample(self, x: torch.Tensor, t0: float, actions: torch.Tensor, ctx: torch.Tensor, prev: torch.Tensor,
+                       memory: MemoryFrames | None = None) -> torch.Tensor:
+        """The teacher's ``teacher_steps`` Euler sample from x (B, W, C, h, w) at noise t0, every frame in parallel,
+        seeing ``memory`` (the graded pass's) when given."""
         s = EulerSampler(self.recipe.teacher_steps, t_max=t0)
         B, W = actions.shape
         zeros = torch.zeros((B, W), device=x.device)
         for i in range(s.steps):
             t = s.timesteps[i].expand(B, W).to(x.device)
-            x = s.step(self.teacher(x, t, actions, ctx=ctx, ctx_t=zeros, prev=prev).float(), i, x)
+            x = s.step(self.teacher(x, t, actions, ctx=ctx, ctx_t=zeros, prev=prev, memory=memory).float(), i, x)
         return x
 
     def graded(self, model: nn.Module, z: torch.Tensor, actions: torch.Tensor, depth: int, step: int,
@@ -191,11 +198,11 @@ class DistillTask:
         x, a = x_in[:, -W:], actions[:, s:L]
         # Graded frame j sees the j window frames before it; the last one sees the same frames as in the
         # rollout (whose cached keys also carried older history through the layers, so: nearly the same input).
-        v = model(x, t, a, ctx=ctx, ctx_t=torch.zeros((B, W), device=z.device), prev=prev,
-                  memory=self.memory_frames(s, z[0, 0].float()))
+        memory = self.memory_frames(s, z[0, 0].float())
+        v = model(x, t, a, ctx=ctx, ctx_t=torch.zeros((B, W), device=z.device), prev=prev, memory=memory)
         x0 = x0_from_v(x.float(), v.float(), t[..., None, None, None])
         return {"x0": x0, "truth": z[:, s:L].float(), "truth_prev": z[:, s - 1 : L - 1].float(), "fake": fake[:, -W:], "x": x, "t": t_val, "actions": a,
-                "ctx": ctx, "prev": prev}
+                "ctx": ctx, "prev": prev, "memory": memory}
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         z, actions = batch  # (B, C + rollout_max, ...), (B, C + rollout_max)
@@ -216,7 +223,8 @@ class DistillTask:
                    "rollout_mse": float(F.mse_loss(g["fake"], g["truth"]))}
         loss = r.w_true * loss_true
         if r.w_teacher > 0:
-            target = self.teacher_sample(g["x"], g["t"], g["actions"], g["ctx"], g["prev"])
+            target = self.teacher_sample(g["x"], g["t"], g["actions"], g["ctx"], g["prev"],
+                                         g["memory"] if r.teacher_memory else None)
             loss_teacher = mse(g["x0"], target)
             metrics["loss_teacher"] = float(loss_teacher.detach())
             loss = loss + r.w_teacher * loss_teacher
