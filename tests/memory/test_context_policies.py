@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldloom.memory import Geometry, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, make_memory
+from worldloom.memory import FirstPlaceMemory, Geometry, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, make_memory
 from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 
 GEOM = Geometry(frame_size=64, latent_size=16, grid=8)  # 4 px latent cells, 8 px tokens (patch 2)
@@ -51,9 +51,34 @@ def test_place_memory_tracks_the_camera_and_places_what_it_saw():
     assert chosen > 20  # the way back found the places of the way out
 
 
-def test_place_bank_stays_bounded():
+def test_place_first_recalls_the_first_view_where_place_recalls_the_newest():
+    """Out, back over the same places, out again: on the second way out ``place`` attends to the places' newest
+    views (the way back's, or this leg's own once they left the window) and ``place_first`` to their first."""
+    world, W = canvas(), 3
+    leg = [(x, 10) for x in range(4, 20)]
+    path = leg + leg[::-1][1:] + leg[1:]  # 16 out, 15 back, 15 out again
+    picks = {}
+    for cls in (PlaceMemory, FirstPlaceMemory):
+        pol = cls(slots=1, bank=64)
+        pol.reset(1, GEOM)
+        got = []
+        for i, (cx, cy) in enumerate(path):
+            if i:
+                e = pol.select(i, W).entries[0][0]
+                got.append(None if e is None else e.index)
+            pol.observe(i, view(world, cx, cy)[None])
+        picks[cls.name] = got
+    third = range(len(leg) + len(leg) - 1, len(path) - 1)  # steps of the second way out (select is one behind)
+    first_idx = [picks["place_first"][i] for i in third if picks["place_first"][i] is not None]
+    new_idx = [picks["place"][i] for i in third if picks["place"][i] is not None]
+    assert first_idx and max(first_idx) < len(leg) - 1  # every pick is from the first way out, before the turn
+    assert min(new_idx) >= len(leg) - 1  # the newest views: from the turn on
+
+
+@pytest.mark.parametrize("cls", [PlaceMemory, FirstPlaceMemory])
+def test_place_bank_stays_bounded(cls):
     world = canvas(1, 128)
-    pol = PlaceMemory(slots=2, bank=5)
+    pol = cls(slots=2, bank=5)
     pol.reset(2, GEOM)
     rng = np.random.default_rng(0)
     cx = cy = 50
@@ -115,7 +140,7 @@ def test_sink_memory_keeps_the_first_frames_before_the_window():
 
 def test_make_memory_names_the_known_policies():
     assert make_memory("window").slots == 0
-    with pytest.raises(ValueError, match="unknown memory 'bogus'; known: window, sink, place, similar"):
+    with pytest.raises(ValueError, match="unknown memory 'bogus'; known: window, sink, place, place_first, similar"):
         make_memory("bogus")
     with pytest.raises(ValueError, match="bank >= slots"):
         make_memory("place", slots=4, bank=2)
@@ -137,7 +162,7 @@ def world16(mem_copy: bool = False):
     return WorldModel(vae, dit, {"kind": "worldmodel"}, ARENA_ACTIONS, sim=SimConfig(steps=1, window=3))
 
 
-@pytest.mark.parametrize("memory", ["sink", "place", "similar", "successor", "place+copy"])
+@pytest.mark.parametrize("memory", ["sink", "place", "place_first", "similar", "successor", "place+copy"])
 @pytest.mark.parametrize("fuse", [True, False])
 def test_cached_equals_uncached_for_every_policy(memory, fuse):
     """Each step's output equals an uncached pass over the whole rollout (rolling-window mask) with that

@@ -8,7 +8,7 @@ The policies are in :mod:`worldloom.memory.policies`: ``window``, ``sink``, ``pl
 """
 
 from .base import Entry, Geometry, MemoryKV, MemoryPolicy, Selection
-from .policies import MEMORIES, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, WindowMemory, make_memory
+from .policies import MEMORIES, FirstPlaceMemory, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, WindowMemory, make_memory
 
-__all__ = ["Entry", "Geometry", "MEMORIES", "MemoryKV", "MemoryPolicy", "PlaceMemory", "Selection", "SimilarMemory",
+__all__ = ["Entry", "FirstPlaceMemory", "Geometry", "MEMORIES", "MemoryKV", "MemoryPolicy", "PlaceMemory", "Selection", "SimilarMemory",
            "SinkMemory", "SuccessorMemory", "WindowMemory", "make_memory"]

@@ -2,7 +2,7 @@
 
 - ``window``: no frame beyond the rolling window (every checkpoint's behaviour before memory existed).
 - ``sink``: the rollout's first frames, kept forever, placed in time right before the window.
-- ``place``: a bank of one frame per visited place cell, each with the camera pose it was seen from.
+- ``place``: a bank of one frame per visited place cell (its newest view), each with the camera pose it was seen from.
   Each step the entries whose view overlaps the current view most are attended, shifted in space by
   their offset from the current view (RoPE rows/cols in tokens, fractions allowed), so a revisited
   place can be copied instead of invented. The pose is integrated at run time from the model's own
@@ -11,6 +11,7 @@
   camera keeps centred, outvoted the smooth floor and the true latents read "no motion" on 17 of 20
   moving steps; with it, 20 of 20 are exact), for a camera that snaps to latent cells, as the arena's does. The bank holds at most
   ``bank`` cells (least recently seen dropped), so memory stays flat however long the rollout.
+- ``place_first``: the same, keeping each cell's first view instead of its newest.
 - ``similar``: pose-free, for any env or imported video: every ``stride`` frames the latent joins a
   bounded bank unless a near-duplicate is there already (which then counts as just seen; the least
   recently seen goes when the bank is full); each step the entries most like the newest frame
@@ -150,6 +151,21 @@ class PlaceMemory(_Bank):
         return super().state() | {"pose_px": [[round(float(v), 1) for v in p] for p in self.pose]}
 
 
+class FirstPlaceMemory(PlaceMemory):
+    """``place`` that keeps each place cell's first view: a cell seen again only counts as just seen (for the
+    bank's bound), so a return finds what the place looked like when it was first seen, not the rollout's
+    latest, most drifted, view of it on the way back."""
+
+    name = "place_first"
+
+    def _store(self, b: int, key: Any, e: Entry) -> None:
+        bank = self.banks[b]
+        if key in bank:
+            bank.move_to_end(key)
+            return
+        super()._store(b, key, e)
+
+
 def descriptor(z: torch.Tensor) -> torch.Tensor:
     """Latents (B, C, h, w) -> unit vectors (B, C*16) of their 4x4-pooled, mean-free cells."""
     d = torch.nn.functional.adaptive_avg_pool2d(z.float(), 4).flatten(1)
@@ -234,7 +250,7 @@ class SuccessorMemory(_KeyedBank):
         return self._pick(index, window, None if action is None else [int(a) for a in action.reshape(-1).tolist()])
 
 
-MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, SinkMemory, PlaceMemory, SimilarMemory,
+MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, SinkMemory, PlaceMemory, FirstPlaceMemory, SimilarMemory,
                                                                 SuccessorMemory)}
 
 
