@@ -139,7 +139,7 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
                     base=central_mask((cfg.view, cfg.view), agent_half))
     landmarks = {k: np.stack([m[k] for m in marks[-revisit:]]) for k in marks[-1]}  # (R, n, ...) at the revisit
     return {"seed": seed, "context": np.stack(frames), "actions": actions, "truth": np.stack(truth), "mask": mask,
-            "landmarks": landmarks,
+            "landmarks": landmarks, "camera": cams - cam0,  # (N, 2) px from the departure's, per generated frame
             "far_px": float(np.abs(cams - cam0).max()), "pos_err": float(np.abs(info["state"]["agent_pos"] - pos0).max())}
 
 
