@@ -36,7 +36,8 @@ def main() -> None:
     import worldloom
     from worldloom.data.format import Dataset
     from worldloom.envs.registry import priors
-    from worldloom.eval.objects import FALSE_TAU, SLACK, dilate, haze_objects, haze_tint, objects_from_state
+    from worldloom.eval.haze import FALSE_TAU, SLACK, dilate, haze_objects, haze_tint
+    from worldloom.eval.objects import objects_from_state
     from worldloom.eval.suite import generate, reconstruct
 
     torch.set_flush_denormal(True)
