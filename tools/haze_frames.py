@@ -36,7 +36,7 @@ def main() -> None:
     import worldloom
     from worldloom.data.format import Dataset
     from worldloom.envs.registry import priors
-    from worldloom.eval.haze import FALSE_TAU, SLACK, dilate, haze_objects, haze_tint
+    from worldloom.eval.haze import SLACK, coloured, dilate, haze_objects, haze_tint
     from worldloom.eval.objects import objects_from_state
     from worldloom.eval.suite import generate, reconstruct
 
@@ -72,10 +72,7 @@ def main() -> None:
     rows = []
     for e, n in idx[np.random.default_rng(a.seed).choice(len(idx), min(10, len(idx)), replace=False)]:
         tint = haze_tint(gen[e, n : n + 1], truth[e, n : n + 1], np.unique(colors[e], axis=0), wall)[0]  # (H, W)
-        tru = np.zeros((1, *tint.shape), bool)
-        for c in np.unique(colors[e], axis=0):  # black near a true object, as the score leaves it out
-            tru |= ((truth[e, n : n + 1].astype(np.float32) - c) ** 2).sum(-1) < FALSE_TAU**2
-        tint[dilate(tru, SLACK)[0]] = 0
+        tint[dilate(coloured(truth[e, n : n + 1], colors[e]), SLACK)[0]] = 0  # black near a true object, as scored
         heat = np.repeat((np.clip(tint / 0.5, 0, 1) * 255)[..., None], 3, -1)
         rows.append(np.concatenate([truth[e, n], gen[e, n], heat.astype(np.uint8)], 1))
         print(f"  row {len(rows)}: episode {e}, h = {n + 1}, peak tint {tint.max():.2f}")

@@ -71,16 +71,21 @@ def _away_from_truth(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, 
     for e in range(E):
         cols = np.unique(colors[e].astype(np.int32), axis=0)  # (k, 3)
         f, t = frames[e].astype(np.float32), truth[e].astype(np.float32)  # (N, H, W, 3)
-        gen = np.zeros((N, H, W), bool)
-        tru = np.zeros((N, H, W), bool)
-        for c in cols:
-            gen |= ((f - c) ** 2).sum(-1) < tau**2
-            tru |= ((t - c) ** 2).sum(-1) < tau**2
+        gen = coloured(f, cols, tau)
         if haze is not None:
             p = np.pad(haze_tint(f, t, cols, structure, tau) >= haze, ((0, 0), (1, 1), (1, 1)))
             # 3x3 erosion: a patch, not a lost 1 px grid line
             gen |= np.logical_and.reduce([p[:, dy : dy + H, dx : dx + W] for dy in range(3) for dx in range(3)])
-        out[e] = (gen & ~dilate(tru, slack)).sum((1, 2)) >= min_px
+        out[e] = (gen & ~dilate(coloured(t, cols, tau), slack)).sum((1, 2)) >= min_px
+    return out
+
+
+def coloured(f: np.ndarray, colors: np.ndarray, tau: float = FALSE_TAU) -> np.ndarray:
+    """(N, H, W) bool: the pixels of frames ``f`` (N, H, W, 3) within ``tau`` RGB of one of ``colors`` (k, 3)."""
+    f = f.astype(np.float32)
+    out = np.zeros(f.shape[:3], bool)
+    for c in np.asarray(colors, np.float32):
+        out |= ((f - c) ** 2).sum(-1) < tau**2
     return out
 
 
@@ -151,4 +156,4 @@ def _local_drift(diff: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(med, c, 1), c, 2)[:, :H, :W]
 
 
-__all__ = ["FALSE_PX", "FALSE_TAU", "HAZE_SHARE", "SLACK", "dilate", "false_objects", "haze_objects", "haze_tint"]
+__all__ = ["FALSE_PX", "FALSE_TAU", "HAZE_SHARE", "SLACK", "coloured", "dilate", "false_objects", "haze_objects", "haze_tint"]
