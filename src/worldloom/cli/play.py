@@ -30,6 +30,9 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", default=None, help="context policy beyond the window: window, sink, place, place_first, similar or "
                                                        "successor (default: the checkpoint's; docs/PROTOCOL.md)")
     parser.add_argument("--memory-slots", type=int, default=None, help="memory frames attended per step (default: the checkpoint's)")
+    parser.add_argument("--memory-pose", default=None, choices=("auto", "frames", "actions"),
+                        help="where place memories read the camera pose: the checkpoint's odometry ('actions'), the "
+                             "generated frames ('frames') or 'auto' (actions where the checkpoint has an odometry; default)")
     add_speed_arguments(parser)
     parser.add_argument("--keys", default=None, metavar="SPEC",
                         help="rebind play keys: 'FIRE=space,UP=ArrowUp|w' for actions, 'steer=ArrowLeft:-1|ArrowRight:1' "
@@ -78,7 +81,8 @@ def play_main(args: argparse.Namespace) -> int:
     if problems:
         print("worldloom play: " + "; ".join(problems), file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in ("steps", "window", "sink", "memory", "memory_slots") if getattr(args, k, None) is not None}
+    overrides = {k: getattr(args, k) for k in ("steps", "window", "sink", "memory", "memory_slots", "memory_pose")
+                 if getattr(args, k, None) is not None}
     try:
         run(cks, host=args.host, port=args.port, fps=args.fps, max_sessions=args.max_sessions,
             idle_timeout=args.idle_timeout, sim_overrides=overrides or None, open_browser=args.open,

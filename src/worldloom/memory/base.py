@@ -28,6 +28,7 @@ import torch
 from ..models.dit import CausalDiT
 from ..models.kv_cache import KVCache
 from ..models.mem_copy import align
+from .odometry import Odometry
 
 
 @dataclass
@@ -72,12 +73,15 @@ class Selection:
 @dataclass
 class Geometry:
     """What a policy needs to know about the frames: sizes in px, latent cells and tokens, and the env's
-    ``agent_half_px`` prior (:func:`worldloom.envs.registry.priors`; -1: no agent the camera follows)."""
+    ``agent_half_px`` prior (:func:`worldloom.envs.registry.priors`; -1: no agent the camera follows) and,
+    where the checkpoint has one, its odometry."""
 
     frame_size: int
     latent_size: int
     grid: int
     agent_half_px: int = -1
+    odometry: Odometry | None = None
+    """The agent's steps given its actions, fit on the training data (None: the checkpoint has none)."""
 
     @property
     def cell_px(self) -> float:

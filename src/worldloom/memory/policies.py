@@ -5,11 +5,15 @@
 - ``place``: a bank of one frame per visited place cell (its newest view), each with the camera pose it was seen from.
   Each step the entries whose view overlaps the current view most are attended, shifted in space by
   their offset from the current view (RoPE rows/cols in tokens, fractions allowed), so a revisited
-  place can be copied instead of invented. The pose is integrated at run time from the model's own
-  frames: the whole-latent-cell shift between consecutive latents (:func:`worldloom.shift.cell_shift`,
-  the central square of the env's agent_half_px prior left out of the vote: without that, the arena's agent, which the
-  camera keeps centred, outvoted the smooth floor and the true latents read "no motion" on 17 of 20
-  moving steps; with it, 20 of 20 are exact), for a camera that snaps to latent cells, as the arena's does. The bank holds at most
+  place can be copied instead of invented. The pose comes from the actions where the checkpoint carries
+  an odometry fit on its training data (:mod:`worldloom.memory.odometry`; ``pose="auto"`` or ``"actions"``),
+  the model's frames choosing only the camera's snap phase; otherwise (``"frames"``) it is integrated from
+  the model's own frames: the whole-latent-cell shift between consecutive latents
+  (:func:`worldloom.shift.cell_shift`, the central square of the env's agent_half_px prior left out of the
+  vote: without that, the arena's agent, which the camera keeps centred, outvoted the smooth floor and the
+  true latents read "no motion" on 17 of 20 moving steps; with it, 20 of 20 are exact), for a camera that
+  snaps to latent cells, as the arena's does. The frames' pose drifts with every step the model scrolls
+  wrong (median 22 px after 128 validation steps, against 14 px from the actions). The bank holds at most
   ``bank`` cells (least recently seen dropped), so memory stays flat however long the rollout.
 - ``place_first``: the same, keeping each cell's first view instead of its newest.
 - ``similar``: pose-free, for any env or imported video: every ``stride`` frames the latent joins a
@@ -39,6 +43,7 @@ import torch
 
 from ..shift import cell_shift
 from .base import Entry, Geometry, MemoryPolicy, Selection
+from .odometry import SnapTracker
 
 
 class WindowMemory(MemoryPolicy):
@@ -108,13 +113,21 @@ class _Bank(MemoryPolicy):
 
 class PlaceMemory(_Bank):
     name = "place"
+    POSES = ("auto", "frames", "actions")
 
-    def __init__(self, slots: int = 2, bank: int = 256, min_overlap: float = 0.25) -> None:
+    def __init__(self, slots: int = 2, bank: int = 256, min_overlap: float = 0.25, pose: str = "auto") -> None:
         super().__init__(slots, bank)
-        self.min_overlap = min_overlap
+        if pose not in self.POSES:
+            raise ValueError(f"{self.name} memory: pose {pose!r} unknown; known: {', '.join(self.POSES)}")
+        self.min_overlap, self.pose_from = min_overlap, pose
 
     def reset(self, batch: int, geometry: Geometry) -> None:
         super().reset(batch, geometry)
+        if self.pose_from == "actions" and geometry.odometry is None:
+            raise ValueError(f"{self.name} memory: pose 'actions' needs the checkpoint's odometry (config.json: odometry), "
+                             "which a model trained on data without a recorded position lacks; use pose 'frames'")
+        self.tracker = None if self.pose_from == "frames" or geometry.odometry is None else \
+            SnapTracker(geometry.odometry, batch, geometry.cell_px)
         self.pose = torch.zeros((batch, 2), dtype=torch.float64)  # camera (x, y) px, 0 at the first frame
         self.last: torch.Tensor | None = None
 
@@ -122,7 +135,13 @@ class PlaceMemory(_Bank):
         if self.last is not None:  # content moved by -d cells: the camera moved by +d
             g = self.geometry  # a centred agent stays put while the view scrolls: it does not vote
             ignore = max(1, round(g.agent_half_px / g.cell_px)) if g.agent_half_px >= 0 else 0
-            self.pose += cell_shift(self.last, z, ignore=ignore).double().cpu() * g.cell_px
+            seen = cell_shift(self.last, z, ignore=ignore).double().cpu() * g.cell_px  # (B, 2) px
+            if self.tracker is None:
+                self.pose += seen
+            elif action is None:  # a context frame without its action: the frames alone move the pose
+                self.pose = self.tracker.coast(seen)
+            else:
+                self.pose = self.tracker.update(action.cpu(), seen)
         self.last = z.detach().clone()
         cell = self.geometry.token_px
         for b in range(self.batch):
@@ -148,7 +167,8 @@ class PlaceMemory(_Bank):
 
 
     def state(self) -> dict[str, Any]:
-        return super().state() | {"pose_px": [[round(float(v), 1) for v in p] for p in self.pose]}
+        return super().state() | {"pose_px": [[round(float(v), 1) for v in p] for p in self.pose],
+                                  "pose_from": "frames" if self.tracker is None else "actions"}
 
 
 class FirstPlaceMemory(PlaceMemory):
@@ -254,13 +274,16 @@ MEMORIES: dict[str, type[MemoryPolicy]] = {c.name: c for c in (WindowMemory, Sin
                                                                 SuccessorMemory)}
 
 
-def make_memory(name: str, slots: int = 2, bank: int = 256) -> MemoryPolicy:
-    """The policy called ``name`` with ``slots`` memory frames per step and a bank of ``bank`` entries."""
+def make_memory(name: str, slots: int = 2, bank: int = 256, pose: str = "auto") -> MemoryPolicy:
+    """The policy called ``name`` with ``slots`` memory frames per step and a bank of ``bank`` entries
+    (``pose``: where place memories read the camera pose from, :attr:`PlaceMemory.POSES`)."""
     if name not in MEMORIES:
         raise ValueError(f"unknown memory {name!r}; known: {', '.join(MEMORIES)}")
     if name == "window":
         return WindowMemory()
     if name == "sink":
         return SinkMemory(slots)
+    if issubclass(MEMORIES[name], PlaceMemory):
+        return MEMORIES[name](slots=slots, bank=bank, pose=pose)
     return MEMORIES[name](slots=slots, bank=bank)
 

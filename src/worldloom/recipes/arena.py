@@ -54,7 +54,7 @@ from ..training.distill import DistillRecipe
 from ..training.dynamics import DynamicsRecipe
 from ..training.loop import TrainConfig
 from ..training.temporal_decoder import TD_TRAIN, TemporalDecoderRecipe
-from .common import Collect, Decoder, Refine, Stages, Student, parse, recipe_parser, run_recipe
+from .common import Collect, Decoder, Memory, Refine, Stages, Student, parse, recipe_parser, run_recipe
 
 TRAIN_SEED, HELDOUT_SEED = 0, 100_000  # held-out episodes never share a layout seed with training
 # Validation (every choice is made on it) and test (reported once) layouts: see the Makefile.
@@ -77,6 +77,14 @@ REFINE = Refine(dataclasses.replace(DYN_RECIPE, flow_pin=0.5, flow_pin_ignore=2)
 STUDENT = Student(DistillRecipe(student_steps=1, w_true=0.5, object_weight=OBJECT_WEIGHT),
                   TrainConfig(steps=200, batch_size=16, lr=2e-4, warmup=15, ema_decay=0.98, ckpt_every=25, log_every=10),
                   sim_steps=1)
+# The optional memory stages (--memory; see the docstring): a copy gate grown in and trained with place memory and
+# blinded windows, then with placement jitter; the student then plays its rollouts with place_first memory.
+MEM_CFG = dataclasses.replace(DYN_CFG, mem_copy=True)
+MEM_RECIPE = dataclasses.replace(REFINE.recipe, memory="place", ctx_blind=0.5)
+MEM_TRAIN = dataclasses.replace(REFINE.train, lr=2e-4, warmup=20)
+MEMORY = Memory((Refine(MEM_RECIPE, MEM_TRAIN, "memory", MEM_CFG),
+                 Refine(dataclasses.replace(MEM_RECIPE, memory_jitter=0.3), MEM_TRAIN, "jitter", MEM_CFG)),
+                dataclasses.replace(STUDENT.recipe, memory="place_first", teacher_memory=True))
 # The optional last stage (--decoder; see the docstring): the narrow, motion-compensated shape.
 DECODER = Decoder(TemporalDecoderConfig(width=24, blocks=1), TemporalDecoderRecipe(), dataclasses.replace(TD_TRAIN, steps=3000))
 STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
@@ -84,7 +92,7 @@ STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
                 speed={"precision": "int8", "vae_precision": "bf16", "compile": False},
                 collect=(Collect("train", "arena", 120, 300, TRAIN_SEED, ENV_KWARGS),
                          Collect("heldout", "arena", 50, 64, HELDOUT_SEED, ENV_KWARGS, scaled=False)),
-                student=STUDENT, refine=REFINE, decoder=DECODER)
+                student=STUDENT, refine=REFINE, decoder=DECODER, memory=MEMORY)
 
 
 def main(argv: list[str] | None = None) -> None:

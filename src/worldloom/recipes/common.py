@@ -62,11 +62,22 @@ class Student:
 
 @dataclass
 class Refine:
-    """The refine stage: the dynamics stage's model trained on with its own recipe and schedule
-    (:func:`worldloom.training.dynamics.train_dynamics` with ``init``); the student learns from it."""
+    """A refine stage: the model of the stage before trained on with its own recipe and schedule
+    (:func:`worldloom.training.dynamics.train_dynamics` with ``init``); the student learns from the last one."""
 
     recipe: DynamicsRecipe
     train: TrainConfig
+    name: str = "refine"
+    dynamics: DynamicsConfig | None = None  # its own DynamicsConfig (e.g. a memory copy gate grown in); None: the recipe's
+
+
+@dataclass
+class Memory:
+    """The memory stages (``--memory``): refine stages after the recipe's own that teach the model to read
+    retrieved frames, and the student's recipe then (its rollouts play with the memory)."""
+
+    stages: tuple[Refine, ...]
+    student: Any  # DistillRecipe
 
 
 @dataclass
@@ -96,17 +107,25 @@ class Stages:
     student: Student | None = None
     refine: Refine | None = None  # between dynamics and student: a second run from the dynamics stage's weights
     decoder: Decoder | None = None  # run only with --decoder: the recipe's measured, optional last stage
+    memory: Memory | None = None  # run only with --memory: the stages that train long-term memory in
 
-    def names(self, decoder: bool = False) -> list[str]:
-        """The stages in order; ``decoder``: with the temporal decoder stage (the recipe must declare one)."""
+    def refines(self, memory: bool = False) -> list[Refine]:
+        """The refine stages in order (``memory``: with the memory stages; the recipe must declare them)."""
+        if memory and self.memory is None:
+            raise ValueError("--memory: this recipe declares no memory stages")
+        return ([self.refine] if self.refine else []) + (list(self.memory.stages) if memory and self.memory else [])
+
+    def names(self, decoder: bool = False, memory: bool = False) -> list[str]:
+        """The stages in order; ``decoder``: with the temporal decoder stage, ``memory``: with the memory stages
+        (the recipe must declare them)."""
         if decoder and self.decoder is None:
             raise ValueError("--decoder: this recipe declares no temporal decoder stage")
-        return ["collect", "tokenizer", "dynamics"] + (["refine"] if self.refine else []) + \
+        return ["collect", "tokenizer", "dynamics"] + [r.name for r in self.refines(memory)] + \
             (["student"] if self.student else []) + (["decoder"] if decoder else [])
 
-    def outputs(self, out: Path, work: Path, decoder: bool = False) -> dict[str, Path]:
+    def outputs(self, out: Path, work: Path, decoder: bool = False, memory: bool = False) -> dict[str, Path]:
         """Where each model stage writes: the last one to ``out``, the others inside ``work``."""
-        model_stages = [n for n in self.names(decoder) if n in ("dynamics", "refine", "student", "decoder")]
+        model_stages = [n for n in self.names(decoder, memory) if n not in ("collect", "tokenizer")]
         return {n: out if n == model_stages[-1] else work / n for n in model_stages}
 
 
@@ -117,11 +136,13 @@ def recipe_parser(doc: str, out: str, work: str) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply episodes and steps (smoke runs: 0.01)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --work (reuses its data)")
-    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, refine, student, decoder) against "
-                   "the work dir the earlier stages filled (default: all, in order)")
+    p.add_argument("--only", default=None, help="run this one stage (collect, tokenizer, dynamics, refine, student, decoder, and "
+                   "with --memory its stages) against the work dir the earlier stages filled (default: all, in order)")
     p.add_argument("--decoder", action="store_true",
                    help="also train the recipe's temporal decoder as the last stage (writes --out; the student then "
                         "stays in --work/student)")
+    p.add_argument("--memory", action="store_true",
+                   help="also train the recipe's memory stages after its refine stage, and the student with that memory on")
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop the dynamics run after this step of the same schedule and export the EMA there "
                         "(default: 0 = the full schedule)")
@@ -150,6 +171,7 @@ def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
     opts += [f"--threads {args.threads}"] if args.threads else []
     opts += [f"--stop-at {args.stop_at}"] if args.stop_at and stage == "dynamics" else []
     opts += ["--decoder"] if args.decoder else []  # where the stages before it write depends on it
+    opts += ["--memory"] if getattr(args, "memory", False) else []
     return f"python -m {module} " + " ".join(opts + [f"--only {stage}"])
 
 
@@ -170,8 +192,9 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     """
     from ..data.collect import collect
 
+    memory = getattr(args, "memory", False)
     try:
-        names = stages.names(args.decoder)
+        names = stages.names(args.decoder, memory)
     except ValueError as e:
         raise SystemExit(f"{module}: {e}") from None
     if args.only is not None and args.only not in names:
@@ -181,9 +204,11 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     data = {c.name: work / f"data-{c.name}" for c in stages.collect}
     if "train" not in data or "heldout" not in data:
         raise ValueError(f"{module}: a recipe must collect a 'train' and a 'heldout' dataset, got {sorted(data)}")
-    outs = stages.outputs(Path(args.out), work, args.decoder)
+    outs = stages.outputs(Path(args.out), work, args.decoder, memory)
     dyn_out = outs["dynamics"]
-    teacher = outs.get("refine", dyn_out)  # the last dynamics phase: what the student and the decoder build on
+    refines = {r.name: r for r in stages.refines(memory)}
+    phases = ["dynamics", *refines]  # each refine stage trains on from the one before it
+    teacher = outs[phases[-1]]  # the last dynamics phase: what the student and the decoder build on
     speed = {"speed": stages.speed} if stages.speed else None  # load()'s speed-ups, in every dynamics checkpoint
     record_path = work / "recipe.json"
     # A fresh full run starts a new record; --only and --resume add to the one in the work dir.
@@ -211,20 +236,20 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
                            resume=args.resume, recipe_cmd=cmd, run_dir=work / "dynamics-run",
                            extra_config=speed, until=args.stop_at or None)
             used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer")}
-        elif stage == "refine":
-            rf = stages.refine
-            assert rf is not None
-            train_dynamics(data["train"], work / "tokenizer", teacher, stages.dynamics, rf.recipe,
+        elif stage in refines:
+            rf, init = refines[stage], outs[phases[phases.index(stage) - 1]]
+            train_dynamics(data["train"], work / "tokenizer", outs[stage], rf.dynamics or stages.dynamics, rf.recipe,
                            scaled(rf.train, args.scale, args.threads), sim_defaults=stages.sim_defaults,
-                           resume=args.resume, recipe_cmd=cmd, run_dir=work / "refine-run",
-                           extra_config=speed, init=dyn_out)
-            used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer"), "init": str(dyn_out)}
+                           resume=args.resume, recipe_cmd=cmd, run_dir=work / f"{stage}-run",
+                           extra_config=speed, init=init)
+            used = {"train": str(data["train"]), "tokenizer": str(work / "tokenizer"), "init": str(init)}
         elif stage == "student":
             from ..training.distill import distill
 
             st = stages.student
             assert st is not None
-            distill(teacher, data["train"], outs["student"], st.recipe, scaled(st.train, args.scale, args.threads),
+            recipe = stages.memory.student if memory and stages.memory else st.recipe
+            distill(teacher, data["train"], outs["student"], recipe, scaled(st.train, args.scale, args.threads),
                     resume=args.resume, recipe_cmd=cmd, run_dir=work / "student-run", sim_steps=st.sim_steps)
             used = {"train": str(data["train"]), "teacher": str(teacher)}
         else:

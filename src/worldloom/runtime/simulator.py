@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from ..actions import ActionSpec
 from ..config import doc
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import add_noise
-from ..memory import MEMORIES, Geometry, MemoryKV, MemoryPolicy, Selection, make_memory
+from ..memory import MEMORIES, Geometry, MemoryKV, MemoryPolicy, PlaceMemory, Selection, make_memory
+from ..memory.odometry import Odometry
 from ..models.dit import CausalDiT
 from ..models.temporal_decoder import TemporalDecoder, as_shown
 from ..models.vae import VAE
@@ -44,6 +46,9 @@ class SimConfig:
                       "under the action now taken)")
     memory_slots: int = doc(2, "memory frames attended per step (place, similar, successor; sink: its frames)")
     memory_bank: int = doc(256, "most frames a memory bank keeps (place: one per visited place cell)")
+    memory_pose: str = doc("auto", choices=("auto", "frames", "actions"), text="where place memories read the camera pose: "
+                           "'actions' (the checkpoint's odometry, the frames choosing the snap phase), 'frames' (the shifts "
+                           "the generated frames show), 'auto' (actions where the checkpoint has an odometry)")
     context_noise: float = doc(0.0, "noise level at which finished frames enter the cache")
     t_max: float = doc(1.0, "noise level sampling starts from (1 = pure noise)")
     init: str = doc("noise", choices=("noise", "prev"), text="start point below t_max=1: 'noise' (pure noise) or 'prev' (previous frame noised to t_max)")
@@ -90,6 +95,8 @@ class SimConfig:
             out.append((("t_max", "context_noise"), "need 0 < t_max <= 1 and 0 <= context_noise < 1"))
         if self.init not in ("noise", "prev"):
             out.append((("init",), "must be 'noise' or 'prev'"))
+        if self.memory_pose not in PlaceMemory.POSES:
+            out.append((("memory_pose",), f"unknown; known: {', '.join(PlaceMemory.POSES)}"))
         return out
 
 
@@ -119,6 +126,12 @@ class WorldModel:
     def frame_size(self) -> int:
         return self.vae.cfg.frame_size
 
+    @cached_property
+    def odometry(self) -> Odometry | None:
+        """The agent's steps given its actions, fit on the training data (config.json: odometry), if recorded."""
+        d = self.config.get("odometry")
+        return None if d is None else Odometry.from_dict(d, where=f"{self.path or 'model'}/config.json: odometry")
+
 
 class Simulator:
     def __init__(self, model: WorldModel, cfg: SimConfig | None = None, batch: int = 1, **overrides: Any) -> None:
@@ -137,7 +150,7 @@ class Simulator:
         from ..envs.registry import agent_half_px
 
         self.geometry = Geometry(model.frame_size, model.dit.cfg.latent_size, model.dit.cfg.grid,
-                                 agent_half_px(model.config.get("env")))
+                                 agent_half_px(model.config.get("env")), model.odometry)
         self.memory.reset(batch, self.geometry)
         self.gen = torch.Generator(device="cpu")
         self.t = 0
@@ -155,7 +168,7 @@ class Simulator:
     def policy(cfg: SimConfig) -> MemoryPolicy:
         """The context policy ``cfg`` names (the legacy ``sink`` field is the 'sink' memory)."""
         name, slots = cfg.resolved_memory()
-        return make_memory(name, slots, cfg.memory_bank)
+        return make_memory(name, slots, cfg.memory_bank, cfg.memory_pose)
 
     # --- helpers --------------------------------------------------------------------------------
     def _actions(self, action: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:

@@ -45,6 +45,7 @@ from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0
 from ..models.dit import CausalDiT, DynamicsConfig
 from ..models.dit_memory import MemoryFrames
 from ..hardware import setup_cpu
+from ..memory.odometry import odometry_entry
 from .init import init_from, load_tokenizer
 from .latents import Episodes, clip, dataset_latents
 from .loop import Trainer, TrainConfig
@@ -369,6 +370,7 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
             "trained_steps": trainer.step,
             **({"init": init_info} if init_info else {}),
             **({"speed": init_speed} if init_speed else {}),
+            **odometry_entry(ds),
             **(extra_config or {}),
         }
         n_params = sum(p.numel() for p in trainer.ema.parameters())
