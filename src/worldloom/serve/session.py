@@ -310,7 +310,7 @@ class Worker:
                 "axes": [a.to_dict() | {"rest": a.rest} | ({"mouse_gain": a.gain} if a.mouse else {}) for a in spec.axes],
                 "fps": 1.0 / self.period if self.period else 0.0, "frame_size": model.frame_size,
                 "sim": {"steps": cfg.steps, "window": cfg.window, "sink": cfg.sink, "memory": sim.memory.name,
-                        "memory_slots": sim.memory.slots, "shift": cfg.shift,
+                        "memory_slots": sim.memory.slots, "memory_pose": sim.memory.state().get("pose_from"), "shift": cfg.shift,
                         "context_noise": cfg.context_noise, "policy": policy},
                 "truth_available": env is not None}
         self._free(s)  # the previous world (kept if this reset had failed)

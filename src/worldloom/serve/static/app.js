@@ -68,7 +68,8 @@ function onReady(m) {
   $("seed").value = m.seed;
   $("checkpoint").value = m.checkpoint;
   $("title").textContent = `${m.checkpoint} · seed ${m.seed}`;
-  $("policy").textContent = m.sim.policy + (m.sim.context_noise ? `, context noise ${m.sim.context_noise}` : "");
+  $("policy").textContent = m.sim.policy + (m.sim.memory_pose ? `, pose from the ${m.sim.memory_pose}` : "") +
+    (m.sim.context_noise ? `, context noise ${m.sim.context_noise}` : "");
   $("steps").textContent = `${m.sim.steps} (shift ${m.sim.shift})`;
   $("context").textContent = m.context_source;
   const tt = $("truthToggle");
