@@ -16,9 +16,10 @@ agent off its course (walls, balls).
   (exponentially weighted) with the whole-cell shifts the model's frames show. The frames only choose
   among a few phases, so a step the model scrolls wrong cannot move the pose by more than a cell.
 
-Measured on 12 validation free-play rollouts of the shipped ``arena`` (docs/BENCHMARKS.md, "Memory"):
-median pose error after 128 / 256 steps 22 / 70 px from the frames' shifts, 14 / 46 px from the actions
-with the tracked phase; at walls the agent bounces and the model does not, and neither pose follows.
+Measured by ``tools/pose_drift.py`` on 12 validation free-play rollouts of the shipped ``arena`` (walls and
+balls included; docs/BENCHMARKS.md, "Memory"): median pose error after 128 / 256 steps 22 / 64 px from the
+frames' shifts, 10 / 50 px from the actions with the tracked phase. Most of what is left is walls: the true
+agent bounces off them, the model's keeps scrolling, and neither pose follows the truth there.
 """
 
 from __future__ import annotations

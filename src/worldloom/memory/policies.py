@@ -13,7 +13,7 @@
   vote: without that, the arena's agent, which the camera keeps centred, outvoted the smooth floor and the
   true latents read "no motion" on 17 of 20 moving steps; with it, 20 of 20 are exact), for a camera that
   snaps to latent cells, as the arena's does. The frames' pose drifts with every step the model scrolls
-  wrong (median 22 px after 128 validation steps, against 14 px from the actions). The bank holds at most
+  wrong (median 22 px after 128 steps of validation free play, against 10 px from the actions). The bank holds at most
   ``bank`` cells (least recently seen dropped), so memory stays flat however long the rollout.
 - ``place_first``: the same, keeping each cell's first view instead of its newest.
 - ``similar``: pose-free, for any env or imported video: every ``stride`` frames the latent joins a
