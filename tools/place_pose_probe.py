@@ -5,7 +5,7 @@ against the simulator's camera, and which frames it retrieves on the revisit.
 
 For each of the persistence suite's first round trips of k frames out and k back (the same seeds), the
 Simulator runs with ``--memory`` (``place`` or ``place_first``); printed per probe: how far the truth's camera went, how far the
-pose the policy read from the generated frames went (and where it is at the turn and on return), and
+pose the policy read went (from the actions where the checkpoint has an odometry, else from the generated frames) (and where it is at the turn and on return), and
 the frame indices the revisit frames attend to (the departure is frame 3). Last, the pose error on return
 (the true camera is back at its start) and the revisit frames' static PSNR (as the persistence suite scores
 them) over all probes. ``--true-pose`` is a diagnostic oracle, never a run-time mode: after each frame the
@@ -32,24 +32,16 @@ def main() -> None:
 
     import worldloom
     from worldloom.eval.causality import make_truth_env
-    from worldloom.envs.registry import agent_half_px
-    from worldloom.eval.persistence import _DIRS, SEED, _probe, masked_psnr
+    from worldloom.eval.persistence import gather_probes, masked_psnr
     from worldloom.runtime.simulator import Simulator
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     model = worldloom.load(a.checkpoint)
-    env, spec = make_truth_env(model, "persistence"), model.action_spec
-    ids = {None: spec.index("noop"), **{d: spec.index(d) for d in _DIRS}}
-    got, seed = [], SEED
-    while len(got) < a.probes:
-        p = _probe(env, seed, a.k, 4, 4, ids, agent_half_px(model.config.get("env")))
-        seed += 1
-        if p is not None:
-            got.append(p)
+    got, _ = gather_probes(model, make_truth_env(model, "persistence"), a.k, a.probes)
     errors, scores = [], []
     for p in got:
-        sim = Simulator(model, memory=a.memory)
+        sim = Simulator(model, memory=a.memory, **({"memory_pose": "frames"} if a.true_pose else {}))  # the oracle's pose is then kept
         sim.reset(p["context"], np.zeros(4, np.int64))
         poses, chosen, frames = [], [], []
         for i, act in enumerate(p["actions"]):

@@ -143,6 +143,25 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
             "far_px": float(np.abs(cams - cam0).max()), "pos_err": float(np.abs(info["state"]["agent_pos"] - pos0).max())}
 
 
+def gather_probes(model: WorldModel, env: Any, k: int, probes: int, *, seed: int = SEED, context: int = 4, revisit: int = 4,
+                  tries: int = 16) -> tuple[list[dict[str, Any]], int]:
+    """The first ``probes`` round trips of k frames out and back (seeds in order from ``seed``) that the truth
+    retraces, from the truth env ``env`` (``make_truth_env(model, "persistence")``), and how many seeds were tried."""
+    spec = model.action_spec
+    ids: dict[str | None, int] = {None: spec.index("noop"), **{d: spec.index(d) for d in _DIRS}}
+    got: list[dict[str, Any]] = []
+    tried = 0
+    while len(got) < probes:
+        if tried >= tries * probes:
+            raise RuntimeError(f"persistence: k={k}: only {len(got)} of {probes} round trips came back to the "
+                               f"departure view in {tried} seeds from {seed}; raise tries or lower probes")
+        p = _probe(env, seed + tried, k, context, revisit, ids, agent_half_px(model.config.get("env")))
+        tried += 1
+        if p is not None:
+            got.append(p)
+    return got, tried
+
+
 @torch.inference_mode()
 def _generate(model: WorldModel, probes: list[dict[str, Any]], overrides: dict[str, Any], progress: bool,
               k: int) -> tuple[np.ndarray, Any]:
@@ -213,8 +232,6 @@ def run_persistence(
         if int(v) < 1:
             raise ValueError(f"persistence: {name} must be >= 1, got {v}")
     env = make_truth_env(model, "persistence")
-    spec = model.action_spec
-    ids: dict[str | None, int] = {None: spec.index("noop"), **{d: spec.index(d) for d in _DIRS}}
     base = dict(sim_overrides or {})
     mems = [None] if not memories else list(dict.fromkeys(memories))
     notes: list[str] = []
@@ -222,15 +239,7 @@ def run_persistence(
     lpips_of = (lambda a, b: float(frame_lpips(a, b, lp).mean())) if lp is not None else (lambda a, b: None)  # noqa: E731
     rows, per_memory, videos, cfgs, trip_curve = [], {}, {}, {}, None
     for k in ks:
-        got, tried = [], 0
-        while len(got) < probes:
-            if tried >= tries * probes:
-                raise RuntimeError(f"persistence: k={k}: only {len(got)} of {probes} round trips came back to the "
-                                   f"departure view in {tried} seeds from {seed}; raise tries or lower probes")
-            p = _probe(env, seed + tried, k, context, revisit, ids, agent_half_px(model.config.get("env")))
-            tried += 1
-            if p is not None:
-                got.append(p)
+        got, tried = gather_probes(model, env, k, probes, seed=seed, context=context, revisit=revisit, tries=tries)
         truth = np.stack([p["truth"] for p in got])
         mask = np.stack([p["mask"] for p in got])  # (P, R, H, W)
         depart = np.stack([p["context"][-1] for p in got])  # (P, H, W, 3)

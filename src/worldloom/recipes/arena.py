@@ -37,6 +37,12 @@ Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
   teacher's 4-step sample (:mod:`worldloom.training.distill`). It is what holds long rollouts: the teacher
   alone draws false objects in 13 % of frames by h = 32, the student in 1.8 %. Play, eval and bench
   default to 1 step, int8 linear layers and a bf16 decoder: 45-50 FPS, p95 25-28 ms over a WebSocket.
+- **Memory stages with ``--memory``** (``MEMORY``): after refine, a copy gate grown in and 300 steps with place
+  memory and half the clips' window blinded (stage ``memory``), 300 more with a third of the memory frames placed
+  1-2 cells off (``jitter``), then the student with ``place_first`` memory in its rollouts and a teacher that sees
+  it; the checkpoint plays with it, its pose from the odometry fit on the data. Revisits 32 / 128 / 512 frames
+  away, 24 probes: 28.7 / 28.0 / 28.7 dB static PSNR (its window alone 23.3 / 19.6 / 19.0), PSNR h1-8 on
+  validation 27.42 dB (shipped 27.82), but landmarks come back on 22-28 % of returns: not yet the default.
 - **No temporal decoder by default.** ``--decoder`` trains one (width 24, 1 block, 3,000 steps: 11.7 min) on
   the student's rollouts: PSNR h1-32 24.46 dB (copy-last + 3.5) and landmarks h1-32 59.5 %, but the
   frames it copies leave trails of the agent and of landmarks (false objects in 6.6 % of frames), and play

@@ -13,6 +13,8 @@ which configs to train. :func:`run_recipe` runs them the same way for all of the
 - **A refinement is a stage of its own**: a short second run of the dynamics model from the first's
   weights, with its own recipe and schedule (the arena's flow pin; trained from the first step, the same
   loss cost the student 1 dB, docs/BENCHMARKS.md "Objects", nineteenth session).
+- **Optional stages behind a flag**: ``--memory`` (refine stages that train long-term memory in, and the
+  student with it) and ``--decoder`` (a temporal decoder last), each measured before it becomes a default.
 - ``--scale`` multiplies training episodes and steps (``0.01``: a smoke run; > 1: a GPU).
 """
 
