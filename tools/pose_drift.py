@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--odometry-data", default=None, help="fit the odometry from this dataset (default: the checkpoint's)")
     a = ap.parse_args()
 
+    from dataclasses import replace
+
     import torch
 
     import worldloom
@@ -41,9 +43,8 @@ def main() -> None:
     ds = Dataset.open(a.data)
     if "camera" not in ds.state_keys:
         raise SystemExit(f"{a.data}: its episodes record no 'camera' state to score a pose against")
-    if a.odometry_data:
-        model.__dict__["odometry"] = fit_dataset(Dataset.open(a.odometry_data))
-    if model.odometry is None:
+    odometry = fit_dataset(Dataset.open(a.odometry_data)) if a.odometry_data else model.odometry
+    if odometry is None:
         raise SystemExit(f"{a.checkpoint} has no odometry (config.json: odometry); give --odometry-data")
     marks = [h for h in (8, 32, 128, 256, 512) if h <= a.horizon]
     errors: dict[str, list[list[float]]] = {"frames": [], "actions": []}
@@ -57,7 +58,7 @@ def main() -> None:
             ctx = model.vae.encode(torch.as_tensor(np.array(ep.frames[:4]))).float()  # (4, C, h, w), as reset encodes them
         pols = {k: PlaceMemory(pose=k) for k in errors}
         for p in pols.values():
-            p.reset(1, sim.geometry)
+            p.reset(1, replace(sim.geometry, odometry=odometry))
         zs = []
         for t in range(4, 4 + a.horizon):
             sim.step(int(ep.actions[t]))

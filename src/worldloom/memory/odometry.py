@@ -113,7 +113,7 @@ def _median(steps: list[np.ndarray]) -> tuple[float, float]:
 def fit_dataset(ds: Any) -> Odometry | None:
     """The odometry of a :class:`~worldloom.data.format.Dataset` whose episodes record a 2-D position
     (``POSITION_KEYS``) and discrete actions; None for any other (no pose to learn from)."""
-    key = next((k for k in POSITION_KEYS if k in getattr(ds, "state_keys", ())), None)
+    key = next((k for k in POSITION_KEYS if k in ds.state_keys), None)
     if key is None or ds.action_spec.n_axes:
         return None
     eps = [(ep.actions, ep.state[key]) for ep in ds]

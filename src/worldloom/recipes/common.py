@@ -173,7 +173,7 @@ def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
     opts += [f"--threads {args.threads}"] if args.threads else []
     opts += [f"--stop-at {args.stop_at}"] if args.stop_at and stage == "dynamics" else []
     opts += ["--decoder"] if args.decoder else []  # where the stages before it write depends on it
-    opts += ["--memory"] if getattr(args, "memory", False) else []
+    opts += ["--memory"] if args.memory else []
     return f"python -m {module} " + " ".join(opts + [f"--only {stage}"])
 
 
@@ -194,7 +194,7 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     """
     from ..data.collect import collect
 
-    memory = getattr(args, "memory", False)
+    memory = args.memory
     try:
         names = stages.names(args.decoder, memory)
     except ValueError as e:
