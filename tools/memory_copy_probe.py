@@ -1,6 +1,6 @@
 """Does a model copy from its memory frames? One generated frame, teacher-forced, with and without them.
 
-    .venv/bin/python tools/memory_copy_probe.py CHECKPOINT DATA [--episodes 60] [--ctx-noise 0,0.5]
+    .venv/bin/python tools/memory_copy_probe.py CHECKPOINT DATA [--episodes 60] [--ctx-noise 0,0.5] [--erase KIND]
 
 For each episode and start s (from 16 on, every 8 frames) the DiT sees the 7 true frames before s as
 its window (each noised to ``ctx-noise``, as a drifted rollout's window is) and generates frame s in
@@ -17,6 +17,12 @@ Prints, per context noise and memory, the PSNR of the decoded frame against the 
 of the agent's box left out), over the starts where ``place`` found a frame; for a ``mem_copy`` model
 (models.mem_copy), also how far its copy gate opened on the cells the memory frame covers. A model that copies shows
 ``oracle`` far above ``none``; the gap that ``place`` closes is what retrieval by place can give it.
+
+With ``--erase KIND`` (e.g. ``landmark``) the objects of that kind are painted out of the window's frames
+(training/erase.py), as a rollout that lost them shows them, while frame s and the memory frames keep them.
+It then also prints the share of those objects (in view in frame s) drawn in the generated frame
+(eval/objects.detect) and the gate on their latent cells: does the model bring back from memory what its
+window lost?
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("--episodes", type=int, default=60)
     ap.add_argument("--ctx-noise", default="0,0.5")
+    ap.add_argument("--erase", default="", help="object kind painted out of the window's frames")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -41,7 +48,9 @@ def main() -> None:
     from worldloom.data.format import Dataset
     from worldloom.diffusion.schedules import add_noise, x0_from_v
     from worldloom.memory.base import Geometry
+    from worldloom.eval.objects import detect, objects_from_state
     from worldloom.models.dit import MemoryFrames
+    from worldloom.training.erase import cell_masks, erase_episode
 
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
@@ -59,12 +68,20 @@ def main() -> None:
     arms = ("none", "place", "oracle", "oracle-shifted")
     scores: dict[str, dict[str, list[float]]] = {}
     gates: dict[str, dict[str, list[float]]] = {}
+    kept: dict[str, dict[str, list[float]]] = {}  # with --erase: per arm, 1/0 per erased object in view at s
+    on_obj: dict[str, dict[str, list[float]]] = {}  # with --erase: the gate on the erased objects' cells
     noise_levels = [float(v) for v in a.ctx_noise.split(",")]
     with torch.no_grad():
         for e in range(min(a.episodes, len(ds))):
             ep = ds[e]
             frames = torch.from_numpy(np.array(ep.frames))
             z = vae.encode(frames).float()  # (T, C, h, w)
+            zw, cells = z, None  # the window's latents: erased with --erase
+            if a.erase:
+                er, masks = erase_episode(frames.numpy(), ep.state, a.erase, f"{a.data}: episode {e}")
+                zw, cells = vae.encode(torch.from_numpy(er)).float(), cell_masks(masks, dit.cfg.latent_size)
+                objs = [o for o in objects_from_state({k: np.asarray(v)[None] for k, v in ep.state.items()})
+                        if o.kind == a.erase]
             acts = torch.from_numpy(np.array(ep.actions)).long()
             cam = torch.tensor(np.array(ep.state["camera"]), dtype=torch.float64)  # (T, 2) px (x, y)
             for s in range(16, len(frames), 8):
@@ -73,7 +90,7 @@ def main() -> None:
                 c = int(torch.argmax(ov))
                 if float(ov[c]) < 0.25:
                     continue
-                clip = z[s - W: s + 1][None]  # (1, window, C, h, w): W context frames, then s
+                clip = torch.cat([zw[s - W: s], z[s: s + 1]])[None]  # (1, window, C, h, w): W context frames, then s
                 a_clip = acts[s - W: s + 1][None]
                 for cn in noise_levels:
                     ctx_t = torch.full((1, window), cn)
@@ -96,6 +113,17 @@ def main() -> None:
                         x0 = x0_from_v(x_t, v.float(), t[..., None, None, None])[0, -1]  # (C, h, w)
                         img = vae.decode(x0[None])[0].numpy().astype(np.float64)
                         err = ((img - frames[s].numpy()) ** 2)[keep].mean()
+                        if a.erase:
+                            o = objs[0]
+                            one = [type(o)(o.kind, o.pos_view[:, s: s + 1], o.radius[:, s: s + 1], o.color[:, s: s + 1])]
+                            det = detect({"m": np.clip(np.rint(img), 0, 255).astype(np.uint8)[None, None]},
+                                         frames[s].numpy()[None, None], one)
+                            vis = det["visible"][a.erase][0, 0]
+                            drawn = ~np.isnan(det["centroid"]["m"][a.erase][0, 0, :, 0])
+                            kept.setdefault(f"{cn:g}", {}).setdefault(arm, []).extend((drawn[vis]).astype(float).tolist())
+                            if dit.mem_copy is not None and mem is not None and cells[s].any():
+                                g = dit.mem_copy.last_gate[0, -1, 0]  # (h, w)
+                                on_obj.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(float(g[cells[s]].mean()))
                         scores.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(10 * np.log10(255 ** 2 / max(err, 1e-10)))
                         if dit.mem_copy is not None and mem is not None:  # how far the copy gate opened where memory covers
                             g = dit.mem_copy.last_gate[0, -1]
@@ -103,6 +131,9 @@ def main() -> None:
                             gates.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(float(g[cover].mean()) if cover.any() else 0.0)
     out = {cn: {arm: round(float(np.mean(v)), 2) for arm, v in d.items()} | {"starts": len(d["none"])}
            | {f"gate_{arm}": round(float(np.mean(v)), 3) for arm, v in gates.get(cn, {}).items()}
+           | {f"kept_{arm}": round(100 * float(np.mean(v)), 1) for arm, v in kept.get(cn, {}).items() if v}
+           | {f"gate_obj_{arm}": round(float(np.mean(v)), 3) for arm, v in on_obj.get(cn, {}).items()}
+           | ({"objects": len(kept[cn]["none"])} if cn in kept else {})
            for cn, d in scores.items()}
     if a.json:
         print(json.dumps(out))
@@ -111,6 +142,10 @@ def main() -> None:
     for cn, d in out.items():
         print(f"  context noise {cn} ({d['starts']} starts): " + ", ".join(f"{arm} {d[arm]:.2f}" for arm in arms)
               + "".join(f", copy gate ({arm}) {d['gate_' + arm]:.2f}" for arm in arms if "gate_" + arm in d))
+        if a.erase:
+            print(f"    {a.erase}s painted out of the window, {d.get('objects', 0)} in view at s, drawn: "
+                  + ", ".join(f"{arm} {d['kept_' + arm]:.1f} %" for arm in arms if "kept_" + arm in d)
+                  + "".join(f", gate on them ({arm}) {d['gate_obj_' + arm]:.2f}" for arm in arms if "gate_obj_" + arm in d))
 
 
 if __name__ == "__main__":

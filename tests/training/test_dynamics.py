@@ -5,7 +5,8 @@ import torch
 
 from worldloom.models.dit import CausalDiT, DynamicsConfig
 from worldloom.shift import unexplained
-from worldloom.training.dynamics import DynamicsRecipe, DynamicsTask, object_weights
+from worldloom.training.cell_losses import object_weights
+from worldloom.training.dynamics import DynamicsRecipe, DynamicsTask
 
 
 def test_unexplained_is_zero_for_a_scroll_and_marks_a_moving_object():
@@ -49,7 +50,7 @@ def test_flow_pin_pulls_the_flow_to_the_scroll_where_the_scroll_explains_the_fra
     object's cells (not explained by the scroll) and the agent's square (left out of the vote) do not pull it.
     In a training step its gradient reaches the flow head, and a head that predicts no flow is refused."""
     from worldloom.shift import warp
-    from worldloom.training.dynamics import flow_pin_loss
+    from worldloom.training.cell_losses import flow_pin_loss
 
     g = torch.Generator().manual_seed(0)
     prev = torch.randn(2, 4, 16, 16, generator=g)

@@ -227,3 +227,25 @@ def test_the_teacher_sees_the_graded_memory_only_when_asked(tiny_world):
             assert all(m is None for m in seen)
     with pytest.raises(ValueError, match="teacher_memory needs a memory"):
         DistillTask(tiny_world, z, a, DistillRecipe(teacher_memory=True))
+
+
+def test_stale_cells_are_where_the_placed_memory_disagrees_with_the_frame_before_the_target():
+    """A memory frame equal to the true frame but for one moved object: that cell (grown by one) is stale, the
+    rest is not, and nothing is stale where the memory does not cover the view."""
+    from worldloom.models.dit import MemoryFrames
+    from worldloom.training.memory import stale_cells
+
+    prev = torch.randn(2, 4, 16, 16)
+    mz = prev.clone()[:, None]  # (B, 1, C, h, w), placed where it was seen: no offset
+    mz[0, 0, :, 5, 5] += 3.0  # an object there in memory, gone from the view now
+    offset = torch.zeros(2, 1, 2, dtype=torch.float64)
+    offset[1, 0, 1] = 2.0  # the second clip's memory frame sits 8 cells to the right: covers columns 8-15
+    mz[1, 0, :, 5, 2] += 3.0  # a difference it would place at column 10
+    mem = MemoryFrames(mz, torch.zeros(2, 1), torch.zeros(2, 1), offset, torch.ones(2, 1, dtype=torch.bool))
+    prev[1, :, :, 8:] = mz[1, 0, :, :, :8]  # the second clip's frame shows what that memory frame places there ...
+    prev[1, :, 5, 10] -= 3.0  # ... but for the object
+    st = stale_cells(prev, mem, patch=4)
+    assert st[0, 4:7, 4:7].all() and st[0].sum() == 9
+    assert st[1, 4:7, 9:12].all() and st[1].sum() == 9 and not st[1, :, :8].any()
+    mem.valid[:] = False
+    assert not stale_cells(prev, mem, patch=4).any()

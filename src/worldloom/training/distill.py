@@ -53,7 +53,8 @@ from ..diffusion.schedules import x0_from_v
 from ..models.dit import CausalDiT, check_flow_snap
 from ..models.dit_memory import MemoryFrames
 from .critic import Adversary
-from .dynamics import ClipSampler, object_weights
+from .cell_losses import object_weights
+from .dynamics import ClipSampler
 from .init import init_from
 from .latents import dataset_latents
 from .loop import TrainConfig, Trainer
@@ -71,7 +72,7 @@ class DistillRecipe:
     w_teacher: float = doc(1.0, "weight of the clean-frame loss against the teacher's many-step sample (keeps motion sharp)")
     teacher_steps: int = doc(4, "sampler steps of the teacher's target (used when w_teacher > 0)")
     object_weight: float = doc(0.0, "extra weight on latent cells the true previous frame, moved, does not explain "
-                                    "(training.dynamics.object_weights); 0 = whole-frame losses")
+                                    "(training.cell_losses.object_weights); 0 = whole-frame losses")
     object_tau: float = doc(0.5, "residual at which a cell gets the whole extra weight (as DynamicsRecipe)")
     memory: str = doc("none", choices=("none", "sink", "place", "place_first", "similar", "successor"), text="the student's long-term memory: its "
                       "rollouts run with this context policy, and the graded frames see what it chose for the last one "

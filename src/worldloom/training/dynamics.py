@@ -19,6 +19,9 @@ memory-mapped cache (``worldloom encode``, training/latents.py); clips of T fram
   background (training/focus.py). Four times the moving-ball frames in a 1,000-step arena fine-tune
   left ball permanence where a plain fine-tune put it (33.0 against 33.3 % over h1-8), so no recipe
   turns it on either;
+- ``memory_erase`` (off by default; for memory training) paints one kind of object out of a share of the
+  clips' frames but the last target (training/erase.py): a clean window that lost a landmark, which a
+  model trained on true windows never meets and its memory must then fill;
 - ``ctx_blind`` (off by default; for memory training) noises a share of the clips' whole window
   heavily while their memory frames stay clean. A model trained with place memory and only the light
   augmentation ignores its memory: given the true target itself as a memory frame, its one-step
@@ -49,7 +52,9 @@ from ..memory.odometry import odometry_entry
 from .init import init_from, load_tokenizer
 from .latents import Episodes, clip, dataset_latents
 from .loop import Trainer, TrainConfig
-from .memory import MemorySampler
+from .erase import ErasedClips, erase_clips, erased_latents
+from .cell_losses import flow_pin_loss, object_weights
+from .memory import MemorySampler, stale_cells
 
 
 @dataclass
@@ -87,6 +92,16 @@ class DynamicsRecipe:
     ctx_blind_min: float = doc(0.5, "lowest noise level of a blinded window")
     memory_jitter: float = doc(0.0, "place memory: chance a memory frame is placed 1-2 latent cells off on each axis, as a "
                                     "run-time pose that drifted, so a copy gate learns to check the placement (0 = exact)")
+    memory_erase: float = doc(0.0, "with memory: chance a clip's objects of memory_erase_kind are painted out of every frame "
+                                   "but the last target, as a rollout's window loses them, so they must come from memory "
+                                   "(training/erase.py; 0 = off)")
+    memory_erase_kind: str = doc("landmark", "object kind memory_erase paints out (the state's <kind>_pos_view, "
+                                             "<kind>_radius and <kind>_color)")
+    memory_erase_weight: float = doc(1.0, "loss weight of the last target's cells that held an erased object its memory "
+                                          "covers (a few cells a clip, which the whole-frame loss barely feels)")
+    memory_stale_weight: float = doc(1.0, "with memory: loss weight of the last target's cells where the placed memory frame "
+                                          "disagrees with the true frame before it (an object moved since, a misplaced "
+                                          "frame): what a copy gate must not copy (training/memory.stale_cells)")
 
 
 def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
@@ -155,46 +170,13 @@ class ClipSampler:
         return out if self.axes is None else (*out, torch.stack(axs).to(device))  # type: ignore[return-value]
 
 
-def object_weights(x0: torch.Tensor, weight: float, tau: float, max_shift: int) -> torch.Tensor:
-    """Loss weights (B, T, h, w) for clean latents x0 (B, T, C, h, w): 1, plus up to ``weight`` on cells the
-    previous frame moved by its best whole-cell shift does not explain (:func:`worldloom.shift.unexplained`).
-
-    The first frame of a clip has no previous frame and weighs 1 everywhere.
-    """
-    from ..shift import unexplained
-
-    B, T, C, h, w = x0.shape
-    out = torch.ones((B, T, h, w), device=x0.device)
-    if T > 1:
-        res = unexplained(x0[:, :-1].reshape(-1, C, h, w), x0[:, 1:].reshape(-1, C, h, w), max_shift)
-        out[:, 1:] += weight * (res / tau).clamp(max=1.0).reshape(B, T - 1, h, w)
-    return out
-
-
-def flow_pin_loss(flow: torch.Tensor, x0: torch.Tensor, tau: float, max_shift: int, ignore: int = 0) -> torch.Tensor:
-    """Mean L1 distance of a 'warp' head's flow (B, T, 2, h, w) from the whole-cell shift that explains each clean
-    latent frame of x0 (B, T, C, h, w) by the one before it, over the cells that shift explains (residual < tau);
-    ``ignore`` as :func:`worldloom.shift.cell_shift`'s.
-
-    Why: the x0 loss barely feels a fifth of a cell of shift over a smooth floor, so the flow settles between
-    cells on moving steps, and each bilinear blend blurs what the previous frame carried (layers.snap_flow).
-    """
-    from ..shift import best_cell_shift
-
-    B, T, C, h, w = x0.shape
-    prev, cur = x0[:, :-1].reshape(-1, C, h, w).float(), x0[:, 1:].reshape(-1, C, h, w).float()
-    shift, res = best_cell_shift(prev, cur, max_shift, ignore)
-    target = shift.view(B, T - 1, 2, 1, 1).to(flow.dtype)  # (dx, dy) cells, flow_warp's convention
-    keep = (res.view(B, T - 1, 1, h, w) < tau).to(flow.dtype)  # (B, T - 1, 1, h, w)
-    return ((flow[:, 1:] - target).abs() * keep).sum() / (2 * keep.sum()).clamp_min(1.0)
-
-
 class DynamicsTask:
     items_name = "frames"
 
     def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe,
                  axes: list[torch.Tensor] | None = None, memory: MemorySampler | None = None,
-                 focus: list[torch.Tensor] | None = None) -> None:
+                 focus: list[torch.Tensor] | None = None,
+                 erased: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> None:
         if recipe.clip_len > dit.cfg.max_frames:
             raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
         if recipe.context not in ("clean", "df"):
@@ -217,8 +199,13 @@ class DynamicsTask:
         if (memory is not None) != (recipe.memory != "none") or (memory is not None and recipe.context != "clean"):
             raise ValueError(f"recipe memory={recipe.memory!r} (context={recipe.context!r}) needs a memory sampler exactly "
                              "when memory is on, and the clean-context stream")
+        if not 0 <= recipe.memory_erase < 1 or min(recipe.memory_erase_weight, recipe.memory_stale_weight) <= 0 \
+                or (recipe.memory_erase and memory is None) \
+                or (recipe.memory_erase > 0) != (erased is not None):
+            raise ValueError(f"memory_erase must be in [0, 1), and above 0 only with memory and the erased latents; got "
+                             f"{recipe.memory_erase} with memory={recipe.memory!r}")
         self.clips = ClipSampler(latents, actions, recipe.clip_len, axes, recipe.clip_focus, focus)
-        self.memory = memory
+        self.memory, self.erased = memory, erased  # erased: per episode, latents (T, C, h, w) and cells (T, h, w)
 
     def stream(self, workers: int, rank: int, world: int, seed: int, batch_size: int, accum: int) -> None:
         """Draw clips through a DataLoader with ``workers`` processes and a DistributedSampler (training/stream.py)."""
@@ -240,15 +227,28 @@ class DynamicsTask:
         r = self.recipe
         # The clip's own keep list is kept out of the sampler's picks on the same (episode, start).
         picks = [(self.clips.keep[e], s) for e, s in self.clips.picks]
-        return (*out, self.memory(picks, r.clip_len, gen, device, r.ctx_noise_prob, r.ctx_noise_max))
+        out = (*out, self.memory(picks, r.clip_len, gen, device, r.ctx_noise_prob, r.ctx_noise_max))
+        if self.erased is None:
+            return out
+        T = r.clip_len
+        return (*out, ErasedClips(torch.stack([self.erased[0][e][s: s + T] for e, s in picks]),
+                                  torch.stack([self.erased[1][e][s: s + T] for e, s in picks])))
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x0, actions, *rest = batch
         memory = next((m for m in rest if isinstance(m, MemoryFrames)), None)
+        erased = next((m for m in rest if isinstance(m, ErasedClips)), None)
         rest = [a for a in rest if torch.is_tensor(a)]  # the axes, if any
         r, dit = self.recipe, self.model
         B, T = actions.shape
         dev = x0.device
+        mask = None  # (B, T, h, w) loss weights: cells nothing the model sees can tell, cells memory must (not) fill
+        stale = None if memory is None or r.memory_stale_weight == 1 else stale_cells(x0[:, -2], memory, dit.cfg.patch)
+        if erased is not None and memory is not None:
+            x0, mask, share = erase_clips(x0, erased, memory, r.memory_erase, dit.cfg.patch, gen, r.memory_erase_weight)
+        if stale is not None:
+            mask = torch.ones(x0.shape[:2] + x0.shape[-2:], device=dev) if mask is None else mask
+            mask[:, -1] = torch.where(stale & (mask[:, -1] == 1), r.memory_stale_weight, mask[:, -1])
         t = sample_train_t((B, T), r.t_shift, generator=gen).to(dev)
         eps = torch.randn(x0.shape, generator=gen).to(dev)
         drop = torch.rand((B, T), generator=gen).to(dev) < r.action_dropout
@@ -275,14 +275,16 @@ class DynamicsTask:
         per_frame = err.mean(dim=(2, 3))  # (B, T)
         pf = per_frame.detach()
         logs = {"loss_first": float(pf[:, 0].mean()), "loss_rest": float(pf[:, 1:].mean())}
+        w = mask
         if r.object_weight > 0:
-            w = object_weights(x0, r.object_weight, r.object_tau, r.object_shift)  # (B, T, h, w)
-            loss = (w * err).sum() / w.sum()
-            obj = w > 1
+            ow = object_weights(x0, r.object_weight, r.object_tau, r.object_shift)  # (B, T, h, w)
+            obj = ow > 1
             logs["loss_objects"] = float(err.detach()[obj].mean()) if obj.any() else 0.0
             logs["object_share"] = float(obj.float().mean())
-        else:
-            loss = per_frame.mean()
+            w = ow if w is None else ow * w
+        if erased is not None and memory is not None:
+            logs["erased_share"] = share
+        loss = per_frame.mean() if w is None else (w * err).sum() / w.sum().clamp_min(1.0)
         if r.flow_pin > 0 and T > 1:
             pin = flow_pin_loss(dit.flow, x0, r.object_tau, r.object_shift, r.flow_pin_ignore)
             logs["loss_flow_pin"] = float(pin.detach())
@@ -345,13 +347,19 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
                                poses=dataset_poses(ds, data) if recipe.memory == "place" else None,
                                actions=actions if recipe.memory == "successor" else None, drop=recipe.memory_drop,
                                jitter=recipe.memory_jitter)
+    erased = None
+    if recipe.memory_erase > 0 and memory is not None:  # without memory the task refuses it, naming the field
+        t_er = time.time()
+        erased = erased_latents(vae, ds, latents, recipe.memory_erase_kind, str(data))
+        if progress:
+            print(f"erased {recipe.memory_erase_kind}s: {time.time() - t_er:.1f} s", file=sys.stderr)
     focus = None
     if recipe.clip_focus > 0:
         from .focus import dataset_focus
 
         kinds = tuple(k.strip() for k in recipe.clip_focus_kinds.split(",") if k.strip())
         focus = dataset_focus(ds, recipe.clip_len, kinds)
-    task = DynamicsTask(dit, latents, actions, recipe, axes, memory, focus)
+    task = DynamicsTask(dit, latents, actions, recipe, axes, memory, focus, erased)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:

@@ -19,6 +19,11 @@ cells off on each axis, as the run-time pose (integrated from the model's own fr
 gate (models.mem_copy) trained on exact placements copies a misplaced frame as readily. Memory frames
 get context-noise augmentation like the context stream, and sit ``window`` frames before the last
 target in time, as at run time.
+
+:func:`stale_cells` marks where a placed memory frame no longer shows the place (``DynamicsRecipe.
+memory_stale_weight``). Weighed 5x beside the landmark erasure (training/erase.py), it cut the balls copied back
+on return little (false objects 6-13 % of revisit frames against 12-15 %) and the landmarks brought back by a
+quarter, so no recipe uses it (docs/BENCHMARKS.md, "Memory", twenty-fourth session).
 """
 
 from __future__ import annotations
@@ -106,3 +111,20 @@ class MemorySampler:
         z = add_noise(z, torch.randn(z.shape, generator=gen), t)
         time = torch.full((B, M), float(clip_len - 1 - self.window), dtype=torch.float64)
         return MemoryFrames(z.to(device), t.to(device), time, offset, valid.to(device))
+
+
+STALE_TAU = 1.0  # mean square over channels of standardised latents: a cell the memory frame no longer shows
+
+
+def stale_cells(prev: torch.Tensor, memory: MemoryFrames, patch: int, tau: float = STALE_TAU) -> torch.Tensor:
+    """Where the placed memory frames disagree with the true frame before the last target: ``prev`` (B, C, h, w)
+    clean latents -> (B, h, w) bool, covered cells whose memory latent is more than ``tau`` away (mean square
+    over channels), grown by one cell since the head's flow moves the base by up to one.
+
+    They are what a copy gate must not copy: an object that moved since the memory frame was seen (a ghost where
+    it was, a hole where it is now), or a frame placed off by a drifted pose."""
+    from ..models.mem_copy import align
+
+    base, cover = align(memory.z.to(prev.device), memory.offset, memory.valid, patch)  # (B, C, h, w), (B, 1, h, w)
+    off = (((base - prev.float()) ** 2).mean(1, keepdim=True) > tau) & (cover > 0)  # (B, 1, h, w)
+    return torch.nn.functional.max_pool2d(off.float(), 3, 1, 1)[:, 0] > 0
