@@ -120,3 +120,21 @@ def test_bad_settings_name_the_field(tiny_world):
         run_persistence(tiny_world, ks=(1, 8))
     with pytest.raises(ValueError, match="probes"):
         run_persistence(tiny_world, ks=(8,), probes=0)
+
+
+def test_a_ball_copied_back_from_memory_is_a_false_object_on_return():
+    """The probe records every object colour; a revisit frame with a ball pasted where the truth has floor
+    (what a memory that copies the departure frame draws) counts, the true revisit frame does not."""
+    from worldloom.eval.haze import false_objects
+
+    env = make_env("arena", frame_size=64)
+    p = next(q for q in (_probe(env, SEED + i, 8, 4, 4, _IDS, agent_half_px("arena")) for i in range(6)) if q is not None)
+    cfg = env.unwrapped.cfg
+    assert p["colors"].shape == (1 + cfg.n_balls + len(p["landmarks"]["landmark_color"][0]), 3)  # agent, balls, landmarks
+    rev = p["truth"][-4:][None]  # (1, R, H, W, 3)
+    assert not false_objects(rev, rev, p["colors"][None]).any()
+    ghost = rev.copy()
+    floor = (np.abs(rev[0].astype(int) - np.median(rev[0, 0], (0, 1))).max(-1) < 30).all(0)  # floor in every frame
+    y, x = next((y, x) for y in range(8, 56) for x in range(8, 56) if floor[y - 3: y + 4, x - 3: x + 4].all())
+    ghost[0, :, y - 3: y + 4, x - 3: x + 4] = p["colors"][1].astype(np.uint8)  # a ball's colour, 7x7 px
+    assert false_objects(ghost, rev, p["colors"][None]).all()

@@ -30,6 +30,10 @@ Key choices:
 - **References beside the model**: perfect memory (the true departure frame, static PSNR), no memory
   (the true frame at the turning point, a place that is not it) and the tokenizer reconstruction of
   the true revisit frames (the pixel ceiling through this VAE).
+- **What memory must not bring back**: the share of revisit frames with a false object (an object-coloured
+  blob where the truth has none; eval/haze.false_objects), since a memory that copies the departure frame
+  copies its balls where they no longer are. The true departure frame itself, as a perfect memory of the
+  place, scores it too.
 - **Batched**: all probes of one k roll out in one Simulator (same length); latents are decoded
   in chunks at the end, so the ~1,024 frames of k = 512 cost denoising and cache writes only.
 """
@@ -46,6 +50,8 @@ from ..envs.arena import WALL_PX
 from ..envs.registry import agent_half_px
 from ..runtime.simulator import WorldModel
 from .causality import make_truth_env
+from .haze import false_objects
+from .objects import objects_from_state
 from .metrics import MIN_MSE, PEAK, psnr, ssim
 from .motion import box_mask, central_mask
 from .suite import Plot, SuiteResult, Table, generate, reconstruct, side_by_side
@@ -138,8 +144,10 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
     mask = box_mask((cfg.view, cfg.view), near, half=int(np.ceil(cfg.ball_radius)) + 2,
                     base=central_mask((cfg.view, cfg.view), agent_half))
     landmarks = {k: np.stack([m[k] for m in marks[-revisit:]]) for k in marks[-1]}  # (R, n, ...) at the revisit
+    kinds = objects_from_state({k: np.asarray(v)[None, None] for k, v in info["state"].items()})
+    colors = np.concatenate([o.color[0, 0] for o in kinds], 0) if kinds else np.zeros((0, 3), np.float32)  # (k, 3)
     return {"seed": seed, "context": np.stack(frames), "actions": actions, "truth": np.stack(truth), "mask": mask,
-            "landmarks": landmarks, "camera": cams - cam0,  # (N, 2) px from the departure's, per generated frame
+            "landmarks": landmarks, "colors": colors, "camera": cams - cam0,  # (N, 2) px from the departure's, per generated frame
             "far_px": float(np.abs(cams - cam0).max()), "pos_err": float(np.abs(info["state"]["agent_pos"] - pos0).max())}
 
 
@@ -178,7 +186,7 @@ def landmark_permanence(frames: dict[str, np.ndarray], truth: np.ndarray, probes
     """Share of the landmarks fully in the true revisit frames that each of ``frames`` (name -> (P, R, H, W, 3))
     draws in place (:func:`worldloom.eval.objects.detect`; None where the truth shows none), and how many
     landmarks (per probe, counted once) that share is over."""
-    from .objects import detect, objects_from_state
+    from .objects import detect
 
     if not probes[0]["landmarks"]:
         return {name: None for name in frames}, 0
@@ -249,12 +257,14 @@ def run_persistence(
         recon = reconstruct(model, rev_t)
         first_m = reconstruct(model, depart[:1])  # the videos' first frame, the same for every memory
         refs, n_marks = landmark_permanence({"memory": memory, "far": far, "recon": recon}, rev_t, got)
+        colors = np.stack([p["colors"] for p in got])  # (P, k, 3): every object colour of the world
+        ghosts = lambda f: float(false_objects(f, rev_t, colors).mean()) if colors.shape[1] else None  # noqa: E731
         ref = {"psnr_memory_static": masked_psnr(memory, rev_t, mask).mean(), "psnr_memory": psnr(memory, rev_t).mean(),
                "ssim_memory": ssim(memory, rev_t).mean(), "psnr_far_static": masked_psnr(far, rev_t, mask).mean(),
                "psnr_recon": psnr(recon, rev_t).mean(), "lpips_memory": lpips_of(memory, rev_t),
                "lpips_far": lpips_of(far, rev_t), "lpips_recon": lpips_of(recon, rev_t),
                "landmarks_memory": refs["memory"], "landmarks_far": refs["far"], "landmarks_recon": refs["recon"],
-               "landmarks_seen": n_marks}
+               "landmarks_seen": n_marks, "false_memory": ghosts(memory), "false_recon": ghosts(recon)}
         for mem in mems:
             over = base if mem is None else {**base, "memory": mem}
             gen, cfg = _generate(model, got, over, progress, k)  # (P, 2k + revisit, H, W, 3)
@@ -265,7 +275,7 @@ def run_persistence(
                 "memory": name, "k": k, "frames_away": 2 * k, "probes": len(got), "seeds_tried": tried,
                 "accept_rate": len(got) / tried, "psnr": psnr(rev_m, rev_t).mean(), "ssim": ssim(rev_m, rev_t).mean(),
                 "psnr_static": masked_psnr(rev_m, rev_t, mask).mean(), "lpips": lpips_of(rev_m, rev_t),
-                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)[0]["model"], **ref,
+                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)[0]["model"], "false": ghosts(rev_m), **ref,
                 "far_px": float(np.mean([p["far_px"] for p in got])),
                 "pos_err_px": float(np.mean([p["pos_err"] for p in got])),
                 "departure_in_context": 2 * k + 1 < cfg.window,  # in the window of the 1st revisit frame
@@ -275,7 +285,8 @@ def run_persistence(
             rows.append([name, k, 2 * k, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
                          *(f"{r[c]:.2f}" for c in ("psnr_static", "psnr_memory_static", "psnr_far_static", "psnr_recon")),
                          fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%") + (f" of {n_marks}" if n_marks else ""), fmt(r["landmarks_memory"], ".1%"),
-                         fmt(r["landmarks_far"], ".1%"), "yes" if r["departure_in_context"] else "no",
+                         fmt(r["landmarks_far"], ".1%"), fmt(r["false"], ".1%"), fmt(r["false_memory"], ".1%"),
+                         "yes" if r["departure_in_context"] else "no",
                          f"{len(got)}/{tried}", f"{r['pos_err_px']:.2f}", f"{r['far_px']:.0f}"])
             if k == max(ks) and trip_curve is None:
                 trip_curve = (k, psnr(gen, truth).mean(0))  # (2k + revisit,)
@@ -288,7 +299,7 @@ def run_persistence(
     per_k, sim_cfg = per_memory[first], cfgs[first]
     policy = sim_cfg.context_policy()
     metrics: dict[str, Any] = {}
-    for key in ("psnr", "psnr_static", "ssim", "lpips", "landmarks"):
+    for key in ("psnr", "psnr_static", "ssim", "lpips", "landmarks", "false"):
         metrics.update({f"{key}_k{r['k']}": r[key] for r in per_k})
     metrics.update({"context_window": sim_cfg.window, "context_sink": sim_cfg.sink, "memory": first, "per_k": per_k,
                     "per_memory": per_memory, "settings": {
@@ -297,10 +308,12 @@ def run_persistence(
                         "memories": list(per_memory), "sim": asdict(sim_cfg)}})
     xs = [float(k) for k in ks]
     tables = [Table("Revisit frames against the simulator, per memory and k (PSNR dB, mean over probes and revisit "
-                    "frames; static: balls and agent masked out; landmarks: share drawn in place)",
+                    "frames; static: balls and agent masked out; landmarks: share drawn in place; false objects: share of "
+                    "revisit frames with an object-coloured blob where the truth has none, e.g. a ball copied from memory "
+                    "that has since moved)",
                     ["memory", "k", "frames away", "model PSNR", "model SSIM", "model PSNR static", "perfect memory static",
                      "no memory static", "tokenizer (ceiling)", "model LPIPS", "model landmarks", "perfect memory landmarks",
-                     "no memory landmarks", "departure in window", "probes/seeds", "agent error px", "farthest px"], rows)]
+                     "no memory landmarks", "model false objects", "perfect memory false objects", "departure in window", "probes/seeds", "agent error px", "farthest px"], rows)]
     col = lambda key, rs=per_k: [r[key] for r in rs]  # noqa: E731
     plots = [
         Plot("Persistence: revisit PSNR against k", "k (frames away, each way)", "PSNR (dB)", xs,
