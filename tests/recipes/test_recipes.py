@@ -58,6 +58,9 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     assert cfg3["dynamics"]["mem_copy"] and cfg3["recipe"]["memory_jitter"] == 0.3 and cfg3["sim"]["memory"] == "place_first"
     assert cfg3["distill"]["recipe"]["teacher_memory"] and cfg3["odometry"]["source"] == "agent_pos"
     assert not json.loads((work / "memory" / "config.json").read_text())["recipe"]["memory_jitter"]
+    mem_recipe = json.loads((work / "memory" / "config.json").read_text())["recipe"]  # landmarks painted out of windows
+    assert mem_recipe["memory_erase"] == cfg3["recipe"]["memory_erase"] > 0 and mem_recipe["memory_erase_kind"] == "landmark"
+    assert any("erased_share" in json.loads(line) for line in (work / "memory-run" / "log.jsonl").read_text().splitlines())
 
 
 def test_a_recipe_without_a_decoder_refuses_the_flag(tmp_path):
