@@ -125,7 +125,7 @@ def test_stale_memory_cells_weigh_in_the_loss():
         task = DynamicsTask(dit, [z], [acts], DynamicsRecipe(clip_len=8, memory="place", memory_drop=0.0, memory_stale_weight=w),
                             memory=ms)
         batch = task.batch(torch.Generator().manual_seed(0), 4, torch.device("cpu"))
-        losses.append(float(task.loss(dit, batch, torch.Generator().manual_seed(1))[0]))
+        losses.append(task.loss(dit, batch, torch.Generator().manual_seed(1))[0].detach().item())
     assert losses[0] != losses[1]
     with pytest.raises(ValueError, match="memory_erase"):
         DynamicsTask(dit, [z], [acts], DynamicsRecipe(clip_len=8, memory="place", memory_stale_weight=0.0), memory=ms)
