@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from worldloom.memory import Geometry
+from worldloom.models.mem_copy import align
 from worldloom.training.erase import ErasedClips, cell_masks, erase_clips, erase_episode, erase_frame
 from worldloom.training.memory import MemorySampler
 
@@ -71,7 +72,8 @@ def test_erased_clips_keep_the_last_target_and_leave_out_what_memory_does_not_co
     from worldloom.models.dit import MemoryFrames
 
     mem = MemoryFrames(torch.zeros(B, 1, C, 16, 16), torch.zeros(B, 1), torch.zeros(B, 1), offset, valid)
-    out, w, share = erase_clips(x0, ErasedClips(ez, cells), mem, 0.5, 4, torch.Generator().manual_seed(0), 5.0)
+    _, cover = align(mem.z, mem.offset, mem.valid, 4)
+    out, w, share = erase_clips(x0, ErasedClips(ez, cells), cover, 0.5, torch.Generator().manual_seed(0), 5.0)
     changed = (out[:, 0] != x0[:, 0]).flatten(1).any(1)
     assert 0.3 < share < 0.7 and abs(float(changed.float().mean()) - share) < 1e-6
     assert torch.equal(out[changed, :-1], ez[changed, :-1]) and torch.equal(out[~changed], x0[~changed])
@@ -79,7 +81,7 @@ def test_erased_clips_keep_the_last_target_and_leave_out_what_memory_does_not_co
     assert (w[changed, -1, 2:4, 2:4] == 0).all()  # not covered: unknowable, left out
     assert (w[changed, -1, 12:14, 12:14] == 5).all()  # covered: memory shows it, weighed up
     assert (w[~changed] == 1).all() and (w[:, :-1] == 1).all()
-    none, w0, s0 = erase_clips(x0, ErasedClips(ez, cells), mem, 0.0, 4, torch.Generator().manual_seed(0))
+    none, w0, s0 = erase_clips(x0, ErasedClips(ez, cells), cover, 0.0, torch.Generator().manual_seed(0))
     assert torch.equal(none, x0) and s0 == 0.0 and (w0 == 1).all()
 
 

@@ -244,8 +244,10 @@ def test_stale_cells_are_where_the_placed_memory_disagrees_with_the_frame_before
     mem = MemoryFrames(mz, torch.zeros(2, 1), torch.zeros(2, 1), offset, torch.ones(2, 1, dtype=torch.bool))
     prev[1, :, :, 8:] = mz[1, 0, :, :, :8]  # the second clip's frame shows what that memory frame places there ...
     prev[1, :, 5, 10] -= 3.0  # ... but for the object
-    st = stale_cells(prev, mem, patch=4)
+    from worldloom.models.mem_copy import align
+
+    st = stale_cells(prev, *align(mem.z, mem.offset, mem.valid, 4))
     assert st[0, 4:7, 4:7].all() and st[0].sum() == 9
     assert st[1, 4:7, 9:12].all() and st[1].sum() == 9 and not st[1, :, :8].any()
     mem.valid[:] = False
-    assert not stale_cells(prev, mem, patch=4).any()
+    assert not stale_cells(prev, *align(mem.z, mem.offset, mem.valid, 4)).any()

@@ -47,6 +47,7 @@ from ..data.format import Dataset
 from ..diffusion.schedules import add_noise, sample_train_t, velocity_target, x0_from_v
 from ..models.dit import CausalDiT, DynamicsConfig
 from ..models.dit_memory import MemoryFrames
+from ..models.mem_copy import align
 from ..hardware import setup_cpu
 from ..memory.odometry import odometry_entry
 from .init import init_from, load_tokenizer
@@ -243,9 +244,13 @@ class DynamicsTask:
         B, T = actions.shape
         dev = x0.device
         mask = None  # (B, T, h, w) loss weights: cells nothing the model sees can tell, cells memory must (not) fill
-        stale = None if memory is None or r.memory_stale_weight == 1 else stale_cells(x0[:, -2], memory, dit.cfg.patch)
-        if erased is not None and memory is not None:
-            x0, mask, share = erase_clips(x0, erased, memory, r.memory_erase, dit.cfg.patch, gen, r.memory_erase_weight)
+        stale = None
+        if memory is not None and (erased is not None or r.memory_stale_weight != 1):
+            base, cover = align(memory.z.to(dev), memory.offset, memory.valid, dit.cfg.patch)  # placed in the view
+            if r.memory_stale_weight != 1:
+                stale = stale_cells(x0[:, -2], base, cover)
+            if erased is not None:
+                x0, mask, share = erase_clips(x0, erased, cover, r.memory_erase, gen, r.memory_erase_weight)
         if stale is not None:
             mask = torch.ones(x0.shape[:2] + x0.shape[-2:], device=dev) if mask is None else mask
             mask[:, -1] = torch.where(stale & (mask[:, -1] == 1), r.memory_stale_weight, mask[:, -1])

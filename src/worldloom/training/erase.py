@@ -34,12 +34,14 @@ Key choices:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..models.dit_memory import MemoryFrames
-from ..models.mem_copy import align
+from ..data.format import Dataset
+from ..models.vae import VAE
+
 
 TOL = 24  # per-channel distance (0-255) from an object's colour that still counts as its pixel
 RING = (2, 5)  # floor ring, px beyond the object's box: inner, outer
@@ -129,7 +131,8 @@ def cell_masks(masks: np.ndarray, latent_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def erased_latents(vae, ds, latents: list, kind: str, where: str, batch: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def erased_latents(vae: VAE, ds: Dataset, latents: list[Any], kind: str, where: str,
+                   batch: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Every episode's latents (T, C, h, w) with the objects of ``kind`` painted out of its frames, and the
     (T, h, w) bool latent cells each erasure touched. Frames it leaves untouched keep their latents from
     ``latents`` (the run's own, in memory or cached) instead of being encoded again."""
@@ -157,21 +160,19 @@ class ErasedClips:
     cells: torch.Tensor = field(metadata={"doc": "(B, T, h, w) bool: latent cells an erasure touched"})
 
 
-def erase_clips(x0: torch.Tensor, erased: ErasedClips, memory: MemoryFrames, share: float, patch: int,
-                gen: torch.Generator, weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, float]:
+def erase_clips(x0: torch.Tensor, erased: ErasedClips, cover: torch.Tensor, share: float, gen: torch.Generator,
+                weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Clean clips x0 (B, T, C, h, w) -> (clips whose frames before the last are the erased ones in a ``share``
     of them, loss weights (B, T, h, w), the share of clips changed). The last target keeps its objects; its
-    cells that held one its memory frames do not cover (placed as the model places them: ``align``) weigh 0,
-    since nothing the model sees tells it what was there, and those they cover weigh ``weight``."""
+    cells that held one its memory frames do not cover (``cover`` (B, 1, h, w), where the model places them:
+    ``models.mem_copy.align``) weigh 0, since nothing the model sees tells it what was there, and those they
+    cover weigh ``weight``."""
     B, T = x0.shape[:2]
     pick = (torch.rand(B, generator=gen) < share).to(x0.device)  # (B,)
     changed = pick & erased.cells[:, :-1].flatten(1).any(1).to(x0.device)  # (B,): a clip with nothing erased is as it was
     head = torch.where(changed[:, None, None, None, None], erased.z[:, :-1].to(x0.device), x0[:, :-1])
     out = torch.cat([head, x0[:, -1:]], 1)
     w = torch.ones((B, T, *x0.shape[-2:]), device=x0.device)
-    if changed.any():
-        _, cover = align(memory.z.to(x0.device), memory.offset, memory.valid, patch)  # (B, 1, h, w)
-        held = erased.cells[:, -1].to(x0.device) & changed[:, None, None]  # (B, h, w)
-        seen = cover[:, 0] > 0
-        w[:, -1] = torch.where(held, torch.where(seen, weight, 0.0), 1.0)
+    held = erased.cells[:, -1].to(x0.device) & changed[:, None, None]  # (B, h, w)
+    w[:, -1] = torch.where(held, torch.where(cover[:, 0] > 0, weight, 0.0), 1.0)
     return out, w, float(changed.float().mean())

@@ -116,15 +116,13 @@ class MemorySampler:
 STALE_TAU = 1.0  # mean square over channels of standardised latents: a cell the memory frame no longer shows
 
 
-def stale_cells(prev: torch.Tensor, memory: MemoryFrames, patch: int, tau: float = STALE_TAU) -> torch.Tensor:
+def stale_cells(prev: torch.Tensor, base: torch.Tensor, cover: torch.Tensor, tau: float = STALE_TAU) -> torch.Tensor:
     """Where the placed memory frames disagree with the true frame before the last target: ``prev`` (B, C, h, w)
-    clean latents -> (B, h, w) bool, covered cells whose memory latent is more than ``tau`` away (mean square
-    over channels), grown by one cell since the head's flow moves the base by up to one.
+    clean latents, the memory ``base`` (B, C, h, w) and ``cover`` (B, 1, h, w) placed in its view
+    (``models.mem_copy.align``) -> (B, h, w) bool, covered cells whose memory latent is more than ``tau`` away
+    (mean square over channels), grown by one cell since the head's flow moves the base by up to one.
 
     They are what a copy gate must not copy: an object that moved since the memory frame was seen (a ghost where
     it was, a hole where it is now), or a frame placed off by a drifted pose."""
-    from ..models.mem_copy import align
-
-    base, cover = align(memory.z.to(prev.device), memory.offset, memory.valid, patch)  # (B, C, h, w), (B, 1, h, w)
     off = (((base - prev.float()) ** 2).mean(1, keepdim=True) > tau) & (cover > 0)  # (B, 1, h, w)
     return torch.nn.functional.max_pool2d(off.float(), 3, 1, 1)[:, 0] > 0
