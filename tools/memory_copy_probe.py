@@ -23,6 +23,11 @@ With ``--erase KIND`` (e.g. ``landmark``) the objects of that kind are painted o
 It then also prints the share of those objects (in view in frame s) drawn in the generated frame
 (eval/objects.detect) and the gate on their latent cells: does the model bring back from memory what its
 window lost?
+
+With ``--ghost KIND`` (e.g. ``ball``) it also prints, per arm, the share of generated frames with a blob of that
+kind's colours where frame s has none (eval/haze.false_objects): does the model copy from memory an object that
+has since moved? ``--min-age N`` makes ``place`` retrieve only frames at least N frames before s - 1 (default:
+those that left the window), so their objects have had time to move, as at a revisit.
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=60)
     ap.add_argument("--ctx-noise", default="0,0.5")
     ap.add_argument("--erase", default="", help="object kind painted out of the window's frames")
+    ap.add_argument("--ghost", default="", help="object kind whose copies where frame s has none are counted")
+    ap.add_argument("--min-age", type=int, default=0, help="place retrieves frames at least this many before s - 1")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -50,6 +57,7 @@ def main() -> None:
     from worldloom.memory.base import Geometry
     from worldloom.eval.objects import detect, objects_from_state
     from worldloom.models.dit import MemoryFrames
+    from worldloom.eval.haze import false_objects
     from worldloom.training.erase import cell_masks, erase_episode
 
     torch.set_flush_denormal(True)
@@ -70,6 +78,7 @@ def main() -> None:
     gates: dict[str, dict[str, list[float]]] = {}
     kept: dict[str, dict[str, list[float]]] = {}  # with --erase: per arm, 1/0 per erased object in view at s
     on_obj: dict[str, dict[str, list[float]]] = {}  # with --erase: the gate on the erased objects' cells
+    ghosts: dict[str, dict[str, list[float]]] = {}  # with --ghost: per arm, 1/0 per frame with a false object of the kind
     noise_levels = [float(v) for v in a.ctx_noise.split(",")]
     with torch.no_grad():
         for e in range(min(a.episodes, len(ds))):
@@ -82,11 +91,17 @@ def main() -> None:
                 zw, cells = vae.encode(torch.from_numpy(er)).float(), cell_masks(masks, dit.cfg.latent_size)
                 objs = [o for o in objects_from_state({k: np.asarray(v)[None] for k, v in ep.state.items()})
                         if o.kind == a.erase]
+            if a.ghost:
+                gobj = [o for o in objects_from_state({k: np.asarray(v)[None] for k, v in ep.state.items()})
+                        if o.kind == a.ghost]
+                if not gobj:
+                    raise SystemExit(f"--ghost {a.ghost}: {a.data} episode {e} reports no objects of that kind")
+                gcol = gobj[0].color[0, 0][None]  # (1, n, 3)
             acts = torch.from_numpy(np.array(ep.actions)).long()
             cam = torch.tensor(np.array(ep.state["camera"]), dtype=torch.float64)  # (T, 2) px (x, y)
-            for s in range(16, len(frames), 8):
+            for s in range(max(16, a.min_age + 2), len(frames), 8):
                 q = s - 1
-                ov = geo.view_overlap(cam[: q - W + 1] - cam[q])  # candidates: frames that left the window
+                ov = geo.view_overlap(cam[: min(q - W, q - a.min_age) + 1] - cam[q])  # candidates: frames that left the window
                 c = int(torch.argmax(ov))
                 if float(ov[c]) < 0.25:
                     continue
@@ -125,6 +140,10 @@ def main() -> None:
                                 g = dit.mem_copy.last_gate[0, -1, 0]  # (h, w)
                                 on_obj.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(float(g[cells[s]].mean()))
                         scores.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(10 * np.log10(255 ** 2 / max(err, 1e-10)))
+                        if a.ghost:
+                            u8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)[None, None]
+                            ghosts.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(
+                                float(false_objects(u8, frames[s].numpy()[None, None], gcol)[0, 0]))
                         if dit.mem_copy is not None and mem is not None:  # how far the copy gate opened where memory covers
                             g = dit.mem_copy.last_gate[0, -1]
                             cover = g > 0
@@ -133,6 +152,7 @@ def main() -> None:
            | {f"gate_{arm}": round(float(np.mean(v)), 3) for arm, v in gates.get(cn, {}).items()}
            | {f"kept_{arm}": round(100 * float(np.mean(v)), 1) for arm, v in kept.get(cn, {}).items() if v}
            | {f"gate_obj_{arm}": round(float(np.mean(v)), 3) for arm, v in on_obj.get(cn, {}).items()}
+           | {f"ghost_{arm}": round(100 * float(np.mean(v)), 1) for arm, v in ghosts.get(cn, {}).items()}
            | ({"objects": len(kept[cn]["none"])} if cn in kept else {})
            for cn, d in scores.items()}
     if a.json:
@@ -146,6 +166,9 @@ def main() -> None:
             print(f"    {a.erase}s painted out of the window, {d.get('objects', 0)} in view at s, drawn: "
                   + ", ".join(f"{arm} {d['kept_' + arm]:.1f} %" for arm in arms if "kept_" + arm in d)
                   + "".join(f", gate on them ({arm}) {d['gate_obj_' + arm]:.2f}" for arm in arms if "gate_obj_" + arm in d))
+        if a.ghost:
+            print(f"    frames with a {a.ghost} where frame s has none: "
+                  + ", ".join(f"{arm} {d['ghost_' + arm]:.1f} %" for arm in arms if "ghost_" + arm in d))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     assert cfg2["rebuild"]["order"] == ["collect", "tokenizer", "dynamics", "refine", "student", "decoder"] == list(stages2)
     assert stages2["tokenizer"] == before and stages2["decoder"]["command"].endswith("--decoder --only decoder")
     assert stages2["decoder"]["data"]["world model"] == str(work / "student") and "temporal_decoder" in cfg2
+    assert cfg2["rebuild"]["command"].endswith("--threads 1 --decoder")  # what rebuilds them all, not the last --only
     assert "temporal_decoder" not in json.loads((work / "student" / "config.json").read_text())
     assert (out / "README.md").read_text().count("## Recipe") == 1
     # --memory: its stages train on from the refine stage, one after the other, with a copy gate grown in; the
@@ -60,6 +61,8 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     assert not json.loads((work / "memory" / "config.json").read_text())["recipe"]["memory_jitter"]
     mem_recipe = json.loads((work / "memory" / "config.json").read_text())["recipe"]  # landmarks painted out of windows
     assert mem_recipe["memory_erase"] == cfg3["recipe"]["memory_erase"] > 0 and mem_recipe["memory_erase_kind"] == "landmark"
+    assert mem_recipe["memory_ghost_weight"] == arena.MEM_RECIPE.memory_ghost_weight
+    assert cfg3["rebuild"]["command"].endswith("--memory") and "--only" not in (mem_out / "README.md").read_text().split("## Recipe")[1].split("\n")[2]
     assert any("erased_share" in json.loads(line) for line in (work / "memory-run" / "log.jsonl").read_text().splitlines())
 
 

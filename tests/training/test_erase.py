@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldloom.memory import Geometry
 from worldloom.models.mem_copy import align
 from worldloom.training.erase import ErasedClips, cell_masks, erase_clips, erase_episode, erase_frame
-from worldloom.training.memory import MemorySampler
-
-GEOM = Geometry(frame_size=64, latent_size=16, grid=8)
 
 
 def floor(H: int = 64) -> np.ndarray:
@@ -85,19 +81,13 @@ def test_erased_clips_keep_the_last_target_and_leave_out_what_memory_does_not_co
     assert torch.equal(none, x0) and s0 == 0.0 and (w0 == 1).all()
 
 
-def test_the_loss_trains_on_erased_clips_and_refuses_them_without_memory():
-    from worldloom.models.dit import CausalDiT, DynamicsConfig
+def test_the_loss_trains_on_erased_clips_and_refuses_them_without_memory(memory_episode):
     from worldloom.training.dynamics import DynamicsRecipe, DynamicsTask
 
-    T = 40
-    z = torch.randn(T, 8, 16, 16)
-    cam = torch.stack([torch.tensor([4.0 * min(i, T - i) for i in range(T)]), torch.zeros(T)], 1)
+    T, z, dit, acts, ms = memory_episode.T, memory_episode.z, memory_episode.dit, memory_episode.acts, memory_episode.memory
     cells = torch.zeros(T, 16, 16, dtype=torch.bool)
     cells[:, 6:9, 6:9] = True
-    dit = CausalDiT(DynamicsConfig(latent_channels=8, dim=32, depth=1, heads=2, max_frames=8))
-    acts = torch.zeros(T, dtype=torch.long)
     recipe = DynamicsRecipe(clip_len=8, memory="place", memory_drop=0.0, memory_erase=0.9)
-    ms = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], drop=0.0)
     task = DynamicsTask(dit, [z], [acts], recipe, memory=ms, erased=([z + 1.0], [cells]))
     batch = task.batch(torch.Generator().manual_seed(0), 4, torch.device("cpu"))
     assert isinstance(batch[-1], ErasedClips) and batch[-1].z.shape == (4, 8, 8, 16, 16)
@@ -110,18 +100,12 @@ def test_the_loss_trains_on_erased_clips_and_refuses_them_without_memory():
         DynamicsTask(dit, [z], [acts], recipe, memory=ms)  # no erased latents
 
 
-def test_stale_memory_cells_weigh_in_the_loss():
+def test_stale_memory_cells_weigh_in_the_loss(memory_episode):
     """memory_stale_weight changes the loss exactly where the placed memory disagrees with the frame before the
     target: the same batch, model and noise give another loss at 5 than at 1, and bad weights are refused."""
-    from worldloom.models.dit import CausalDiT, DynamicsConfig
     from worldloom.training.dynamics import DynamicsRecipe, DynamicsTask
 
-    T = 40
-    z = torch.randn(T, 8, 16, 16)
-    cam = torch.stack([torch.tensor([4.0 * min(i, T - i) for i in range(T)]), torch.zeros(T)], 1)
-    dit = CausalDiT(DynamicsConfig(latent_channels=8, dim=32, depth=1, heads=2, max_frames=8))
-    acts = torch.zeros(T, dtype=torch.long)
-    ms = MemorySampler("place", [z], GEOM, frames=2, window=8, poses=[cam], drop=0.0)
+    z, dit, acts, ms = memory_episode.z, memory_episode.dit, memory_episode.acts, memory_episode.memory
     losses = []
     for w in (1.0, 5.0):
         task = DynamicsTask(dit, [z], [acts], DynamicsRecipe(clip_len=8, memory="place", memory_drop=0.0, memory_stale_weight=w),

@@ -166,15 +166,15 @@ def scaled(cfg: TrainConfig, scale: float, threads: int) -> TrainConfig:
     return dataclasses.replace(cfg, steps=steps, threads=threads, warmup=min(cfg.warmup, max(1, steps // 4)))
 
 
-def _stage_cmd(module: str, args: argparse.Namespace, stage: str) -> str:
-    """The exact command that (re)runs one stage of this recipe invocation."""
+def _stage_cmd(module: str, args: argparse.Namespace, stage: str | None) -> str:
+    """The exact command that (re)runs one stage of this recipe invocation (``stage`` None: all of them)."""
     opts = [f"--out {shlex.quote(str(args.out))}", f"--work {shlex.quote(str(args.work))}"]
     opts += [f"--scale {args.scale:g}"] if args.scale != 1 else []
     opts += [f"--threads {args.threads}"] if args.threads else []
     opts += [f"--stop-at {args.stop_at}"] if args.stop_at and stage == "dynamics" else []
     opts += ["--decoder"] if args.decoder else []  # where the stages before it write depends on it
     opts += ["--memory"] if args.memory else []
-    return f"python -m {module} " + " ".join(opts + [f"--only {stage}"])
+    return f"python -m {module} " + " ".join(opts + ([f"--only {stage}"] if stage else []))
 
 
 def _earlier_training_s(run_dir: Path) -> float:
@@ -215,7 +215,8 @@ def run_recipe(args: argparse.Namespace, cmd: str, module: str, stages: Stages) 
     record_path = work / "recipe.json"
     # A fresh full run starts a new record; --only and --resume add to the one in the work dir.
     keep = record_path.exists() and (args.only is not None or args.resume)
-    record = read_json(record_path) if keep else {"command": cmd, "stages": {}}
+    record = read_json(record_path) if keep else {"stages": {}}
+    record["command"] = _stage_cmd(module, args, None)  # what rebuilds them all, even when this sitting runs one
     for stage in todo:
         t = time.time()
         earlier = _earlier_training_s(work / f"{stage}-run") if args.resume and stage not in record["stages"] else 0.0

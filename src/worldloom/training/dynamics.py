@@ -22,6 +22,8 @@ memory-mapped cache (``worldloom encode``, training/latents.py); clips of T fram
 - ``memory_erase`` (off by default; for memory training) paints one kind of object out of a share of the
   clips' frames but the last target (training/erase.py): a clean window that lost a landmark, which a
   model trained on true windows never meets and its memory must then fill;
+- ``memory_ghost_weight`` (off by default) weighs up the cells where a placed memory frame shows a ball that
+  has since moved (training/ghosts.py), which a gate taught to copy landmarks back copies as readily;
 - ``ctx_blind`` (off by default; for memory training) noises a share of the clips' whole window
   heavily while their memory frames stay clean. A model trained with place memory and only the light
   augmentation ignores its memory: given the true target itself as a memory frame, its one-step
@@ -36,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -53,9 +54,10 @@ from ..memory.odometry import odometry_entry
 from .init import init_from, load_tokenizer
 from .latents import Episodes, clip, dataset_latents
 from .loop import Trainer, TrainConfig
-from .erase import ErasedClips, erase_clips, erased_latents
+from .erase import ErasedClips, erase_clips
 from .cell_losses import flow_pin_loss, object_weights
-from .memory import MemorySampler, stale_cells
+from .ghosts import GhostMarks, ghost_cells, ghost_marks, weigh_last
+from .memory import MemorySampler, memory_inputs, stale_cells
 
 
 @dataclass
@@ -103,19 +105,10 @@ class DynamicsRecipe:
     memory_stale_weight: float = doc(1.0, "with memory: loss weight of the last target's cells where the placed memory frame "
                                           "disagrees with the true frame before it (an object moved since, a misplaced "
                                           "frame): what a copy gate must not copy (training/memory.stale_cells)")
-
-
-def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
-    """Each episode's camera position (T, 2) px from its ``state.camera`` (what place memory trains with)."""
-    out = []
-    for i, ep in enumerate(ds):
-        cam = ep.state.get("camera")
-        if cam is None or np.asarray(cam).shape != (len(ep.frames), 2):
-            raise ValueError(f"{where}: episode {i} has no state.camera of shape ({len(ep.frames)}, 2) (got "
-                             f"{None if cam is None else np.asarray(cam).shape}); place memory trains on a world that "
-                             "reports its camera; use --recipe-memory similar for any other")
-        out.append(torch.from_numpy(np.asarray(cam, np.float64)))
-    return out
+    memory_ghost_kind: str = doc("ball", "object kind memory_ghost_weight watches (the state's <kind>_pos_view, _radius, _color)")
+    memory_ghost_weight: float = doc(1.0, "with memory: loss weight of the last target's cells where a placed memory frame shows "
+                                          "an object of memory_ghost_kind the target no longer has there (it moved since): what "
+                                          "memory must not copy back (training/ghosts.py; 1 = off)")
 
 
 class ClipSampler:
@@ -177,7 +170,8 @@ class DynamicsTask:
     def __init__(self, dit: CausalDiT, latents: list[torch.Tensor], actions: list[torch.Tensor], recipe: DynamicsRecipe,
                  axes: list[torch.Tensor] | None = None, memory: MemorySampler | None = None,
                  focus: list[torch.Tensor] | None = None,
-                 erased: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> None:
+                 erased: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
+                 ghosts: list[torch.Tensor] | None = None) -> None:
         if recipe.clip_len > dit.cfg.max_frames:
             raise ValueError(f"clip_len {recipe.clip_len} exceeds the model's max_frames {dit.cfg.max_frames}")
         if recipe.context not in ("clean", "df"):
@@ -205,8 +199,12 @@ class DynamicsTask:
                 or (recipe.memory_erase > 0) != (erased is not None):
             raise ValueError(f"memory_erase must be in [0, 1), and above 0 only with memory and the erased latents; got "
                              f"{recipe.memory_erase} with memory={recipe.memory!r}")
+        if recipe.memory_ghost_weight <= 0 or (recipe.memory_ghost_weight != 1) != (ghosts is not None and memory is not None):
+            raise ValueError(f"memory_ghost_weight must be > 0, and other than 1 only with memory and each episode's "
+                             f"{recipe.memory_ghost_kind} cells; got {recipe.memory_ghost_weight} with memory={recipe.memory!r}")
         self.clips = ClipSampler(latents, actions, recipe.clip_len, axes, recipe.clip_focus, focus)
         self.memory, self.erased = memory, erased  # erased: per episode, latents (T, C, h, w) and cells (T, h, w)
+        self.ghosts = ghosts  # per episode, (T, h, w) bool cells holding an object of memory_ghost_kind
 
     def stream(self, workers: int, rank: int, world: int, seed: int, batch_size: int, accum: int) -> None:
         """Draw clips through a DataLoader with ``workers`` processes and a DistributedSampler (training/stream.py)."""
@@ -228,7 +226,10 @@ class DynamicsTask:
         r = self.recipe
         # The clip's own keep list is kept out of the sampler's picks on the same (episode, start).
         picks = [(self.clips.keep[e], s) for e, s in self.clips.picks]
-        out = (*out, self.memory(picks, r.clip_len, gen, device, r.ctx_noise_prob, r.ctx_noise_max))
+        mem, index = self.memory.draw(picks, r.clip_len, gen, device, r.ctx_noise_prob, r.ctx_noise_max)
+        out = (*out, mem)
+        if self.ghosts is not None:
+            out = (*out, ghost_marks(self.ghosts, picks, index, r.clip_len))
         if self.erased is None:
             return out
         T = r.clip_len
@@ -239,21 +240,23 @@ class DynamicsTask:
         x0, actions, *rest = batch
         memory = next((m for m in rest if isinstance(m, MemoryFrames)), None)
         erased = next((m for m in rest if isinstance(m, ErasedClips)), None)
+        ghost = next((m for m in rest if isinstance(m, GhostMarks)), None)
         rest = [a for a in rest if torch.is_tensor(a)]  # the axes, if any
         r, dit = self.recipe, self.model
         B, T = actions.shape
         dev = x0.device
         mask = None  # (B, T, h, w) loss weights: cells nothing the model sees can tell, cells memory must (not) fill
-        stale = None
-        if memory is not None and (erased is not None or r.memory_stale_weight != 1):
+        if memory is not None and (erased is not None or ghost is not None or r.memory_stale_weight != 1):
             base, cover = align(memory.z.to(dev), memory.offset, memory.valid, dit.cfg.patch)  # placed in the view
+            must_not = []  # (cells (B, h, w), weight): what memory must not copy, weighed after the erasure's cells
+            if ghost is not None:
+                must_not.append((ghost_cells(ghost, memory.offset, memory.valid, dit.cfg.patch), r.memory_ghost_weight))
             if r.memory_stale_weight != 1:
-                stale = stale_cells(x0[:, -2], base, cover)
+                must_not.append((stale_cells(x0[:, -2], base, cover), r.memory_stale_weight))
             if erased is not None:
                 x0, mask, share = erase_clips(x0, erased, cover, r.memory_erase, gen, r.memory_erase_weight)
-        if stale is not None:
-            mask = torch.ones(x0.shape[:2] + x0.shape[-2:], device=dev) if mask is None else mask
-            mask[:, -1] = torch.where(stale & (mask[:, -1] == 1), r.memory_stale_weight, mask[:, -1])
+            for cells, weight in must_not:
+                mask = weigh_last(mask, cells, weight, x0)
         t = sample_train_t((B, T), r.t_shift, generator=gen).to(dev)
         eps = torch.randn(x0.shape, generator=gen).to(dev)
         drop = torch.rand((B, T), generator=gen).to(dev) < r.action_dropout
@@ -339,32 +342,18 @@ def train_dynamics(data: str | Path, tokenizer: str | Path, out: str | Path, dyn
     init_info = init_from(dit, init, ds.action_spec, f"dataset {data}/meta.json") if init is not None else None
     init_speed = init_info.pop("speed", None) if init_info else None  # kept once, as this model's own default
     sim_defaults = dict(sim_defaults or {})
-    memory = None
+    memory, erased, ghosts = None, None, None
     if recipe.memory != "none":  # the checkpoint plays with the policy it was trained with
-        from ..memory.base import Geometry
-
         sim_defaults.update(memory=recipe.memory, memory_slots=recipe.memory_frames)
-        from ..envs.registry import agent_half_px
-
-        geometry = Geometry(vcfg.frame_size, dyn_cfg.latent_size, dyn_cfg.grid, agent_half_px(ds.env))
-        memory = MemorySampler(recipe.memory, [clip(z, 0, len(z)) for z in latents], geometry,  # in memory: drawn anywhere
-                               frames=recipe.memory_frames, window=int(sim_defaults.get("window", recipe.clip_len)),
-                               poses=dataset_poses(ds, data) if recipe.memory == "place" else None,
-                               actions=actions if recipe.memory == "successor" else None, drop=recipe.memory_drop,
-                               jitter=recipe.memory_jitter)
-    erased = None
-    if recipe.memory_erase > 0 and memory is not None:  # without memory the task refuses it, naming the field
-        t_er = time.time()
-        erased = erased_latents(vae, ds, latents, recipe.memory_erase_kind, str(data))
-        if progress:
-            print(f"erased {recipe.memory_erase_kind}s: {time.time() - t_er:.1f} s", file=sys.stderr)
+        memory, erased, ghosts = memory_inputs(recipe, ds, data, vae, latents, actions, vcfg.frame_size, dyn_cfg,
+                                               int(sim_defaults.get("window", recipe.clip_len)), progress)
     focus = None
     if recipe.clip_focus > 0:
         from .focus import dataset_focus
 
         kinds = tuple(k.strip() for k in recipe.clip_focus_kinds.split(",") if k.strip())
         focus = dataset_focus(ds, recipe.clip_len, kinds)
-    task = DynamicsTask(dit, latents, actions, recipe, axes, memory, focus, erased)
+    task = DynamicsTask(dit, latents, actions, recipe, axes, memory, focus, erased, ghosts)
     trainer = Trainer(task, train_cfg, run_dir or Path(out) / "run", progress=progress)
     last = trainer.fit(resume, until)
     if trainer.rank == 0:

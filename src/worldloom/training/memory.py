@@ -28,12 +28,24 @@ quarter, so no recipe uses it (docs/BENCHMARKS.md, "Memory", twenty-fourth sessi
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import torch
 
 from ..diffusion.schedules import add_noise
 from ..memory.base import Geometry
 from ..memory.policies import descriptor
 from ..models.dit_memory import MemoryFrames
+
+if TYPE_CHECKING:
+    from ..data.format import Dataset
+    from ..models.dit import DynamicsConfig
+    from ..models.vae import VAE
+    from .dynamics import DynamicsRecipe
 
 KINDS = ("place", "similar", "successor")
 
@@ -80,9 +92,15 @@ class MemorySampler:
     def __call__(self, picks: list[tuple[int, int]], clip_len: int, gen: torch.Generator, device: torch.device,
                  noise_prob: float = 0.0, noise_max: float = 0.0) -> MemoryFrames:
         """Memory for clips ``picks`` = [(episode, start)] of ``clip_len`` frames: MemoryFrames with B = len(picks)."""
+        return self.draw(picks, clip_len, gen, device, noise_prob, noise_max)[0]
+
+    def draw(self, picks: list[tuple[int, int]], clip_len: int, gen: torch.Generator, device: torch.device,
+             noise_prob: float = 0.0, noise_max: float = 0.0) -> tuple[MemoryFrames, torch.Tensor]:
+        """As calling it, and also which frame of its episode each slot holds: (B, M) long, -1 where empty."""
         B, M = len(picks), self.frames
         C, h, w = self.latents[0].shape[1:]
         z = torch.zeros((B, M, C, h, w))
+        index = torch.full((B, M), -1, dtype=torch.long)
         offset = torch.zeros((B, M, 2), dtype=torch.float64)
         valid = torch.zeros((B, M), dtype=torch.bool)
         tok = self.geometry.token_px
@@ -99,7 +117,7 @@ class MemorySampler:
                     continue
                 c = int(order[int(torch.randint(len(order), (1,), generator=gen))])
                 c += self.kind == "successor"  # the frame that followed the candidate
-                z[b, j], valid[b, j] = self.latents[e][c], True
+                z[b, j], valid[b, j], index[b, j] = self.latents[e][c], True, c
                 if self.poses is not None:
                     dx, dy = (self.poses[e][c] - self.poses[e][query]).tolist()
                     offset[b, j] = torch.tensor([dy / tok, dx / tok], dtype=torch.float64)
@@ -110,7 +128,7 @@ class MemorySampler:
         t = torch.rand((B, M), generator=gen) * noise_max * noisy
         z = add_noise(z, torch.randn(z.shape, generator=gen), t)
         time = torch.full((B, M), float(clip_len - 1 - self.window), dtype=torch.float64)
-        return MemoryFrames(z.to(device), t.to(device), time, offset, valid.to(device))
+        return MemoryFrames(z.to(device), t.to(device), time, offset, valid.to(device)), index
 
 
 STALE_TAU = 1.0  # mean square over channels of standardised latents: a cell the memory frame no longer shows
@@ -126,3 +144,46 @@ def stale_cells(prev: torch.Tensor, base: torch.Tensor, cover: torch.Tensor, tau
     it was, a hole where it is now), or a frame placed off by a drifted pose."""
     off = (((base - prev.float()) ** 2).mean(1, keepdim=True) > tau) & (cover > 0)  # (B, 1, h, w)
     return torch.nn.functional.max_pool2d(off.float(), 3, 1, 1)[:, 0] > 0
+
+
+def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
+    """Each episode's camera position (T, 2) px from its ``state.camera`` (what place memory trains with)."""
+    out = []
+    for i, ep in enumerate(ds):
+        cam = ep.state.get("camera")
+        if cam is None or np.asarray(cam).shape != (len(ep.frames), 2):
+            raise ValueError(f"{where}: episode {i} has no state.camera of shape ({len(ep.frames)}, 2) (got "
+                             f"{None if cam is None else np.asarray(cam).shape}); place memory trains on a world that "
+                             "reports its camera; use --recipe-memory similar for any other")
+        out.append(torch.from_numpy(np.asarray(cam, np.float64)))
+    return out
+
+
+def memory_inputs(recipe: DynamicsRecipe, ds: Dataset, data: str | Path, vae: VAE, latents: list[Any],
+                  actions: list[torch.Tensor], frame_size: int, dyn_cfg: DynamicsConfig, window: int,
+                  progress: bool = False) -> tuple[MemorySampler, Any, list[torch.Tensor] | None]:
+    """What a run with memory trains on beside its clips: the memory sampler, the erased latents and cells
+    (``memory_erase``, training/erase.py; None when off) and each episode's (T, h, w) cells holding an object
+    of ``memory_ghost_kind`` (``memory_ghost_weight``, training/ghosts.py; None when off)."""
+    from ..envs.registry import agent_half_px
+    from ..memory.base import Geometry
+    from .erase import erased_latents
+    from .ghosts import object_cells
+    from .latents import clip
+
+    geometry = Geometry(frame_size, dyn_cfg.latent_size, dyn_cfg.grid, agent_half_px(ds.env))
+    memory = MemorySampler(recipe.memory, [clip(z, 0, len(z)) for z in latents], geometry,  # in memory: drawn anywhere
+                           frames=recipe.memory_frames, window=window,
+                           poses=dataset_poses(ds, data) if recipe.memory == "place" else None,
+                           actions=actions if recipe.memory == "successor" else None, drop=recipe.memory_drop,
+                           jitter=recipe.memory_jitter)
+    erased = ghosts = None
+    if recipe.memory_erase > 0:
+        t_er = time.time()
+        erased = erased_latents(vae, ds, latents, recipe.memory_erase_kind, str(data))
+        if progress:
+            print(f"erased {recipe.memory_erase_kind}s: {time.time() - t_er:.1f} s", file=sys.stderr)
+    if recipe.memory_ghost_weight != 1:
+        ghosts = [object_cells(ep.state, recipe.memory_ghost_kind, len(ep.frames), frame_size, dyn_cfg.latent_size,
+                               f"{data}: episode {i}") for i, ep in enumerate(ds)]
+    return memory, erased, ghosts
