@@ -27,6 +27,8 @@ def test_speed_tiny(tiny_world):
 
 def test_speed_overrides_and_errors(tiny_world):
     r = run_speed(tiny_world, frames=2, sim_overrides={"steps": 1})
-    assert r.metrics["bench"]["sim"]["steps"] == 1
+    assert r.metrics["bench"]["sim"]["steps"] == 1 and r.metrics["bench"]["sim"]["memory"] == "window"
+    mem = run_speed(tiny_world, frames=2, sim_overrides={"memory": "place_first"})
+    assert mem.metrics["bench"]["sim"]["memory"] == "place_first"  # the bench says which memory it timed
     with pytest.raises(ValueError, match="frames"):
         run_speed(tiny_world, frames=0)

@@ -128,7 +128,8 @@ def format_bench(r: dict[str, Any]) -> str:
     rows = [
         ("checkpoint", f"{m['path']}  ({m['dit_params'] / 1e6:.2f} M DiT params, {m['tokens_per_frame']} tokens/frame)"),
         ("run", f"{r['frames']} frames, batch 1, {sim['steps']} sampler steps, window {sim['window']}, "
-                f"sink {sim['sink']}, {r['system']['threads']} threads, {r['system']['device']}"),
+                f"sink {sim['sink']}, memory {sim.get('memory', 'window')}, {r['system']['threads']} threads, "
+                f"{r['system']['device']}"),
         ("context", r["context_source"]),
         ("FPS", f(r["fps"], "", 1)),
         ("latency p50/p95/p99", f"{f(lat['p50'])} / {f(lat['p95'])} / {f(lat['p99'])} ms  (mean {f(lat['mean'])}, "

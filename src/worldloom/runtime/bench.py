@@ -151,7 +151,7 @@ def rollout_bench(model: Any, frames: int = 2000, sim_overrides: dict[str, Any] 
         "flatness_ratio": flat,
         "full_window_frame": full_at,
         "context_source": source,
-        "sim": {"steps": cfg.steps, "shift": cfg.shift, "window": cfg.window, "sink": cfg.sink,
+        "sim": {"steps": cfg.steps, "shift": cfg.shift, "window": cfg.window, "sink": cfg.sink, "memory": cfg.resolved_memory()[0],
                 "context_noise": cfg.context_noise, "seed": cfg.seed, "cache_bytes": sim.cache.nbytes()},
         "model": {"path": str(model.path) if model.path else None, "frame_size": model.frame_size,
                   "tokens_per_frame": dit.cfg.n_tok, "dit_params": n_params(dit),
