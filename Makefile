@@ -51,12 +51,13 @@ gpu-check: $(STAMP)
 	$(BIN)/python tools/gpu_check.py --out runs/gpu-check.json --work runs/gpu-check
 
 # checkpoints/arena, rebuilt from nothing by one declarative recipe (worldloom.recipes.arena): collect ->
-# tokenizer -> dynamics -> refine (the flow head pinned to the scroll) -> 1-step student, the play world,
-# Pong's dynamics head, 2,500 + 300 + 200 steps. Run whole in 78 min on 2 cores (docs/BENCHMARKS.md,
-# "Objects"). It writes runs/arena-recipe/checkpoint, not
-# the shipped copy: checkpoints/arena is that output, copied once it was scored against the model it replaced.
+# tokenizer -> dynamics -> refine (the flow head pinned to the scroll) -> memory -> jitter (place memory and its
+# copy gate trained in) -> 1-step student with place_first memory; the play world, Pong's dynamics head,
+# 2,500 + 300 + 300 + 300 + 200 steps. 124 min of stages on 2 cores (docs/BENCHMARKS.md, "Memory",
+# twenty-fifth session). It writes runs/arena-recipe/checkpoint, not the shipped copy: checkpoints/arena is
+# that output, copied once it was scored against the model it replaced.
 train-arena: $(STAMP)
-	$(BIN)/python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe
+	$(BIN)/python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe --memory
 
 # Pong end to end (data issue; docs/DATA.md, docs/BENCHMARKS.md "Pong end to end"): collect from the
 # emulator (objects from RAM, --fit crop keeps the 1-2 px ball), tokenizer, a fine-tune of it that weighs

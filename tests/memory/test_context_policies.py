@@ -240,8 +240,8 @@ def _gold_rollout(model, gold) -> np.ndarray:
 
 def test_a_window_checkpoint_plays_exactly_as_before_memory(tmp_path):
     """A checkpoint without memory in its config plays the window, bit for bit as with ``memory: window``
-    written out, and the frames the shipped ``arena`` made when it shipped (the gold file: this test's
-    rollout on the 2-vCPU Xeon with AMX, 2026-12-06).
+    written out, and the frames the shipped ``arena`` made with its window alone when it shipped (the gold
+    file: this test's rollout on the 2-vCPU Xeon with AMX, 2026-12-07).
 
     Across machines the frames are close, not equal: the int8 and bf16 kernels round differently on a CPU
     without AMX (48.5 dB against an earlier gold there). A window of 4 instead of 8 scored 41.8 dB, hence

@@ -84,12 +84,15 @@ def test_the_shipped_arena_is_what_make_train_arena_runs():
     cmd = cfg["rebuild"]["command"]
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert f"train-arena: $(STAMP)\n\t$(BIN)/{cmd}\n" in makefile
-    assert f"`{cmd}`" in (d / "README.md").read_text() and cfg["rebuild"]["order"] == arena.STAGES.names()
-    # The training recipe saved is the last dynamics phase's (the refine stage), which --config repeats.
-    for section, declared in (("vae", arena.VAE_CFG), ("dynamics", arena.DYN_CFG), ("recipe", arena.REFINE.recipe)):
+    assert f"`{cmd}`" in (d / "README.md").read_text() and cfg["rebuild"]["order"] == arena.STAGES.names(memory=True)
+    # The training recipe saved is the last dynamics phase's (the jitter stage), which --config repeats.
+    last = arena.MEMORY.stages[-1]
+    for section, declared in (("vae", arena.VAE_CFG), ("dynamics", last.dynamics), ("recipe", last.recipe)):
         # as loading reads it: a field added since the checkpoint was written takes its default
         saved = to_dict(from_dict(type(declared), cfg[section], where=f"{d}/config.json:{section}"))
         assert saved == to_dict(declared), section
-    assert cfg["train"]["steps"] == arena.REFINE.train.steps and cfg["init"]["trained_steps"] == arena.DYN_TRAIN.steps
+    assert cfg["train"]["steps"] == last.train.steps and cfg["init"]["trained_steps"] == arena.MEMORY.stages[0].train.steps
     assert cfg["distill"]["train"]["steps"] == arena.STUDENT.train.steps
+    assert to_dict(from_dict(type(arena.MEMORY.student), cfg["distill"]["recipe"])) == to_dict(arena.MEMORY.student)
+    assert cfg["sim"]["memory"] == arena.MEMORY.student.memory  # it plays with the memory its student trained with
     assert cfg["env_kwargs"]["control"] == arena.ENV_KWARGS["control"] and cfg["sim"]["steps"] == arena.STAGES.sim_defaults["steps"]

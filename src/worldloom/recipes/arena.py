@@ -1,13 +1,14 @@
-"""The shipped arena world model from nothing in one command: collect, tokenizer, dynamics, refine, few-step student.
+"""The shipped arena world model from nothing in one command: collect, tokenizer, dynamics, refine, memory, student.
 
-    python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe   (= make train-arena)
+    python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe --memory   (= make train-arena)
 
 Every stage trains inside ``--work`` from what the earlier stages made there; no earlier checkpoint
 or world is used. ``--only STAGE`` reruns one stage (the card lists each stage's exact command, data
 and wall time). ``--scale`` multiplies the data and step counts (``--scale 0.01`` for a smoke run, > 1
-on a GPU). ``--decoder`` adds a temporal decoder as a last stage (below). Run whole on the 2-core
-Xeon: 75 min (collect 0.2, tokenizer 16.8, dynamics 40.8, refine 6.7, student 10.3); ``checkpoints/arena`` is its
-output.
+on a GPU). ``--memory`` adds the memory stages (below; the shipped model has them), ``--decoder`` a temporal
+decoder as a last stage. Stage by stage on the 2-core Xeon: 124 min (collect 0.3, tokenizer 22.9, dynamics
+51.5, refine 7.8, memory 9.4, jitter 11.5, student 20.7, with other work beside some of them; without
+``--memory``: 75 min); ``checkpoints/arena`` is its output.
 
 Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
 
@@ -37,16 +38,17 @@ Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
   teacher's 4-step sample (:mod:`worldloom.training.distill`). It is what holds long rollouts: the teacher
   alone draws false objects in 13 % of frames by h = 32, the student in 1.8 %. Play, eval and bench
   default to 1 step, int8 linear layers and a bf16 decoder: 45-50 FPS, p95 25-28 ms over a WebSocket.
-- **Memory stages with ``--memory``** (``MEMORY``): after refine, a copy gate grown in and 300 steps with place
-  memory and half the clips' window blinded (stage ``memory``), 300 more with a third of the memory frames placed
-  1-2 cells off (``jitter``), then the student with ``place_first`` memory in its rollouts and a teacher that sees
-  it; the checkpoint plays with it, its pose from the odometry fit on the data. The two first stages also paint
-  the landmarks out of half the clips' windows (``memory_erase``, weight 20 on the cells memory must fill):
-  trained on true windows only, no stage drew a landmark its window had lost even given the true frame as memory
-  (1.7 %; with it 74 %). Revisits 32 / 128 / 512 frames away, 24 probes: 30.0 / 28.5 / 29.7 dB static PSNR (its
-  window alone 22.6 / 19.7 / 19.1), landmarks back on 80 / 70 / 84 % of returns (without the erasure 22-28 %), but a
-  ball that has rolled away is copied back in 12-15 % of revisit frames, and PSNR h1-8 on validation is 27.10 dB
-  (shipped 27.82): not yet the default.
+- **Memory stages with ``--memory``** (``MEMORY``; the shipped model): after refine, a copy gate grown in and 300
+  steps with place memory and half the clips' window blinded (stage ``memory``), 300 more with a third of the memory
+  frames placed 1-2 cells off (``jitter``), then the student with ``place_first`` memory in its rollouts and a
+  teacher that sees it; the checkpoint plays with it, its pose from the odometry fit on the data. The two first
+  stages paint the landmarks out of half the clips' windows (``memory_erase``, weight 20 on the cells memory must
+  fill): trained on true windows only, no stage drew a landmark its window had lost even given the true frame as
+  memory (1.7 %; with it 74 %). They also weigh 20x the cells where a memory frame shows a ball that has since
+  moved (``memory_ghost_weight``): without it the student copied moved balls back in 12-15 % of revisit frames
+  and drew a false object in 4.0 % of validation frames (shipped window model 2.0 %); with it 1-9 % and 2.1 %, for
+  half the landmarks on return (44-49 % against 70-84 %). Revisits 32 / 128 / 512 frames away, 24 probes: 29.2 /
+  27.7 / 28.8 dB static PSNR (its window alone 22.3 / 19.8 / 19.5).
 - **No temporal decoder by default.** ``--decoder`` trains one (width 24, 1 block, 3,000 steps: 11.7 min) on
   the student's rollouts: PSNR h1-32 24.46 dB (copy-last + 3.5) and landmarks h1-32 59.5 %, but the
   frames it copies leave trails of the agent and of landmarks (false objects in 6.6 % of frames), and play
@@ -87,11 +89,11 @@ REFINE = Refine(dataclasses.replace(DYN_RECIPE, flow_pin=0.5, flow_pin_ignore=2)
 STUDENT = Student(DistillRecipe(student_steps=1, w_true=0.5, object_weight=OBJECT_WEIGHT),
                   TrainConfig(steps=200, batch_size=16, lr=2e-4, warmup=15, ema_decay=0.98, ckpt_every=25, log_every=10),
                   sim_steps=1)
-# The optional memory stages (--memory; see the docstring): a copy gate grown in and trained with place memory and
+# The memory stages (--memory, which make train-arena passes; see the docstring): a copy gate grown in and trained with place memory and
 # blinded windows, then with placement jitter; the student then plays its rollouts with place_first memory.
 MEM_CFG = dataclasses.replace(DYN_CFG, mem_copy=True)
 MEM_RECIPE = dataclasses.replace(REFINE.recipe, memory="place", ctx_blind=0.5, memory_erase=0.5,
-                                 memory_erase_weight=20.0)
+                                 memory_erase_weight=20.0, memory_ghost_weight=20.0)
 MEM_TRAIN = dataclasses.replace(REFINE.train, lr=2e-4, warmup=20)
 MEMORY = Memory((Refine(MEM_RECIPE, MEM_TRAIN, "memory", MEM_CFG),
                  Refine(dataclasses.replace(MEM_RECIPE, memory_jitter=0.3), MEM_TRAIN, "jitter", MEM_CFG)),
