@@ -11,6 +11,7 @@ from worldloom.data.collect import make_env
 from worldloom.envs.registry import agent_half_px
 from worldloom.eval.persistence import (
     SEED,
+    _false_by_kind,
     _probe,
     masked_psnr,
     plan_path,
@@ -138,3 +139,7 @@ def test_a_ball_copied_back_from_memory_is_a_false_object_on_return():
     y, x = next((y, x) for y in range(8, 56) for x in range(8, 56) if floor[y - 3: y + 4, x - 3: x + 4].all())
     ghost[0, :, y - 3: y + 4, x - 3: x + 4] = p["colors"][1].astype(np.uint8)  # a ball's colour, 7x7 px
     assert false_objects(ghost, rev, p["colors"][None]).all()
+    # split by kind, it is a ball's: the balls copied back, apart from landmarks drawn where none is
+    assert p["color_kinds"][:2] == ["agent", "ball"] and len(p["color_kinds"]) == len(p["colors"])
+    split = _false_by_kind(ghost, rev, p["colors"][None], p["color_kinds"])
+    assert split == {"agent": 0.0, "ball": 1.0, "landmark": 0.0}

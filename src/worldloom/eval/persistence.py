@@ -33,7 +33,8 @@ Key choices:
 - **What memory must not bring back**: the share of revisit frames with a false object (an object-coloured
   blob where the truth has none; eval/haze.false_objects), since a memory that copies the departure frame
   copies its balls where they no longer are. The true departure frame itself, as a perfect memory of the
-  place, scores it too.
+  place, scores it too. Split by the colour's kind, it tells balls copied back from landmarks drawn where
+  none is (a misplaced memory frame): on the shipped ``arena`` at 512 frames away, 1.0 % and 7.3 % of frames.
 - **Batched**: all probes of one k roll out in one Simulator (same length); latents are decoded
   in chunks at the end, so the ~1,024 frames of k = 512 cost denoising and cache writes only.
 """
@@ -146,9 +147,20 @@ def _probe(env: Any, seed: int, k: int, context: int, revisit: int, ids: dict[st
     landmarks = {k: np.stack([m[k] for m in marks[-revisit:]]) for k in marks[-1]}  # (R, n, ...) at the revisit
     kinds = objects_from_state({k: np.asarray(v)[None, None] for k, v in info["state"].items()})
     colors = np.concatenate([o.color[0, 0] for o in kinds], 0) if kinds else np.zeros((0, 3), np.float32)  # (k, 3)
+    color_kinds = [o.kind for o in kinds for _ in range(o.color.shape[2])]  # (k,): whose colour each is
     return {"seed": seed, "context": np.stack(frames), "actions": actions, "truth": np.stack(truth), "mask": mask,
-            "landmarks": landmarks, "colors": colors, "camera": cams - cam0,  # (N, 2) px from the departure's, per generated frame
+            "landmarks": landmarks, "colors": colors, "color_kinds": color_kinds, "camera": cams - cam0,  # (N, 2) px from the departure's, per generated frame
             "far_px": float(np.abs(cams - cam0).max()), "pos_err": float(np.abs(info["state"]["agent_pos"] - pos0).max())}
+
+
+def _false_by_kind(frames: np.ndarray, truth: np.ndarray, colors: np.ndarray, kinds: list[str]) -> dict[str, float]:
+    """The share of ``frames`` (P, R, H, W, 3) with a false object of each kind's colours (``colors`` (P, k, 3), whose
+    kinds ``kinds`` (k,) name): balls copied back from where they were, apart from landmarks drawn where none is."""
+    out = {}
+    for kind in dict.fromkeys(kinds):
+        idx = [i for i, x in enumerate(kinds) if x == kind]
+        out[kind] = float(false_objects(frames, truth, colors[:, idx]).mean())
+    return out
 
 
 def gather_probes(model: WorldModel, env: Any, k: int, probes: int, *, seed: int = SEED, context: int = 4, revisit: int = 4,
@@ -259,12 +271,14 @@ def run_persistence(
         refs, n_marks = landmark_permanence({"memory": memory, "far": far, "recon": recon}, rev_t, got)
         colors = np.stack([p["colors"] for p in got])  # (P, k, 3): every object colour of the world
         ghosts = lambda f: float(false_objects(f, rev_t, colors).mean()) if colors.shape[1] else None  # noqa: E731
+        by_kind = lambda f: _false_by_kind(f, rev_t, colors, got[0]["color_kinds"])  # noqa: E731
         ref = {"psnr_memory_static": masked_psnr(memory, rev_t, mask).mean(), "psnr_memory": psnr(memory, rev_t).mean(),
                "ssim_memory": ssim(memory, rev_t).mean(), "psnr_far_static": masked_psnr(far, rev_t, mask).mean(),
                "psnr_recon": psnr(recon, rev_t).mean(), "lpips_memory": lpips_of(memory, rev_t),
                "lpips_far": lpips_of(far, rev_t), "lpips_recon": lpips_of(recon, rev_t),
                "landmarks_memory": refs["memory"], "landmarks_far": refs["far"], "landmarks_recon": refs["recon"],
-               "landmarks_seen": n_marks, "false_memory": ghosts(memory), "false_recon": ghosts(recon)}
+               "landmarks_seen": n_marks, "false_memory": ghosts(memory), "false_recon": ghosts(recon),
+               "false_memory_by_kind": by_kind(memory)}
         for mem in mems:
             over = base if mem is None else {**base, "memory": mem}
             gen, cfg = _generate(model, got, over, progress, k)  # (P, 2k + revisit, H, W, 3)
@@ -275,7 +289,8 @@ def run_persistence(
                 "memory": name, "k": k, "frames_away": 2 * k, "probes": len(got), "seeds_tried": tried,
                 "accept_rate": len(got) / tried, "psnr": psnr(rev_m, rev_t).mean(), "ssim": ssim(rev_m, rev_t).mean(),
                 "psnr_static": masked_psnr(rev_m, rev_t, mask).mean(), "lpips": lpips_of(rev_m, rev_t),
-                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)[0]["model"], "false": ghosts(rev_m), **ref,
+                "landmarks": landmark_permanence({"model": rev_m}, rev_t, got)[0]["model"], "false": ghosts(rev_m),
+                "false_by_kind": by_kind(rev_m), **ref,
                 "far_px": float(np.mean([p["far_px"] for p in got])),
                 "pos_err_px": float(np.mean([p["pos_err"] for p in got])),
                 "departure_in_context": 2 * k + 1 < cfg.window,  # in the window of the 1st revisit frame
@@ -285,7 +300,8 @@ def run_persistence(
             rows.append([name, k, 2 * k, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
                          *(f"{r[c]:.2f}" for c in ("psnr_static", "psnr_memory_static", "psnr_far_static", "psnr_recon")),
                          fmt(r["lpips"], ".3f"), fmt(r["landmarks"], ".1%") + (f" of {n_marks}" if n_marks else ""), fmt(r["landmarks_memory"], ".1%"),
-                         fmt(r["landmarks_far"], ".1%"), fmt(r["false"], ".1%"), fmt(r["false_memory"], ".1%"),
+                         fmt(r["landmarks_far"], ".1%"), fmt(r["false"], ".1%"),
+                         ", ".join(f"{kd} {v:.1%}" for kd, v in r["false_by_kind"].items()) or "-", fmt(r["false_memory"], ".1%"),
                          "yes" if r["departure_in_context"] else "no",
                          f"{len(got)}/{tried}", f"{r['pos_err_px']:.2f}", f"{r['far_px']:.0f}"])
             if k == max(ks) and trip_curve is None:
@@ -313,7 +329,7 @@ def run_persistence(
                     "that has since moved)",
                     ["memory", "k", "frames away", "model PSNR", "model SSIM", "model PSNR static", "perfect memory static",
                      "no memory static", "tokenizer (ceiling)", "model LPIPS", "model landmarks", "perfect memory landmarks",
-                     "no memory landmarks", "model false objects", "perfect memory false objects", "departure in window", "probes/seeds", "agent error px", "farthest px"], rows)]
+                     "no memory landmarks", "model false objects", "of them by kind", "perfect memory false objects", "departure in window", "probes/seeds", "agent error px", "farthest px"], rows)]
     col = lambda key, rs=per_k: [r[key] for r in rs]  # noqa: E731
     plots = [
         Plot("Persistence: revisit PSNR against k", "k (frames away, each way)", "PSNR (dB)", xs,
