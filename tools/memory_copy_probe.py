@@ -55,7 +55,7 @@ def main() -> None:
     from worldloom.data.format import Dataset
     from worldloom.diffusion.schedules import add_noise, x0_from_v
     from worldloom.memory.base import Geometry
-    from worldloom.eval.objects import detect, objects_from_state
+    from worldloom.eval.objects import detect, episode_objects
     from worldloom.models.dit import MemoryFrames
     from worldloom.eval.haze import false_objects
     from worldloom.training.erase import cell_masks, erase_episode
@@ -89,14 +89,9 @@ def main() -> None:
             if a.erase:
                 er, masks = erase_episode(frames.numpy(), ep.state, a.erase, f"{a.data}: episode {e}")
                 zw, cells = vae.encode(torch.from_numpy(er)).float(), cell_masks(masks, dit.cfg.latent_size)
-                objs = [o for o in objects_from_state({k: np.asarray(v)[None] for k, v in ep.state.items()})
-                        if o.kind == a.erase]
+                o = episode_objects(ep.state, a.erase, f"{a.data}: episode {e}")
             if a.ghost:
-                gobj = [o for o in objects_from_state({k: np.asarray(v)[None] for k, v in ep.state.items()})
-                        if o.kind == a.ghost]
-                if not gobj:
-                    raise SystemExit(f"--ghost {a.ghost}: {a.data} episode {e} reports no objects of that kind")
-                gcol = gobj[0].color[0, 0][None]  # (1, n, 3)
+                gcol = episode_objects(ep.state, a.ghost, f"{a.data}: episode {e}").color[0, 0][None]  # (1, n, 3)
             acts = torch.from_numpy(np.array(ep.actions)).long()
             cam = torch.tensor(np.array(ep.state["camera"]), dtype=torch.float64)  # (T, 2) px (x, y)
             for s in range(max(16, a.min_age + 2), len(frames), 8):
@@ -129,7 +124,6 @@ def main() -> None:
                         img = vae.decode(x0[None])[0].numpy().astype(np.float64)
                         err = ((img - frames[s].numpy()) ** 2)[keep].mean()
                         if a.erase:
-                            o = objs[0]
                             one = [type(o)(o.kind, o.pos_view[:, s: s + 1], o.radius[:, s: s + 1], o.color[:, s: s + 1])]
                             det = detect({"m": np.clip(np.rint(img), 0, 255).astype(np.uint8)[None, None]},
                                          frames[s].numpy()[None, None], one)

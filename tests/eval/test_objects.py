@@ -321,3 +321,16 @@ def test_haze_is_a_smear_on_the_models_own_floor_not_a_floor_drawn_in_another_wa
     edge[:, :, :, 48:] = wall
     edge[:, :, :, 44:48] = 0.6 * floor + 0.4 * wall  # the wall's edge drawn blurred over the floor beside it
     assert not haze_objects(edge.round().astype(np.uint8), walled_t.round().astype(np.uint8), colors, structure=walls).any()
+
+
+def test_episode_objects_picks_one_kind_and_names_what_is_missing():
+    from worldloom.eval.objects import episode_objects
+
+    T = 3
+    state = {"ball_pos_view": np.zeros((T, 2, 2)), "ball_radius": np.full((T, 2), 5.0), "ball_color": np.zeros((T, 2, 3)),
+             "agent_pos_view": np.zeros((T, 2)), "agent_radius": np.full(T, 5.0), "agent_color": np.zeros((T, 3))}
+    balls = episode_objects(state, "ball")
+    assert balls.kind == "ball" and balls.pos_view.shape == (1, T, 2, 2) and balls.radius.shape == (1, T, 2)
+    assert episode_objects(state, "agent").pos_view.shape == (1, T, 1, 2)  # one object of a kind is lifted to n = 1
+    with pytest.raises(ValueError, match=r"ep 4.*'landmark'.*kinds present: agent, ball"):
+        episode_objects(state, "landmark", "ep 4")

@@ -134,6 +134,17 @@ def objects_from_state(state: dict[str, np.ndarray]) -> list[Objects]:
     return out
 
 
+def episode_objects(state: dict[str, Any], kind: str, where: str = "episode") -> Objects:
+    """The objects of ``kind`` in one episode's state arrays (N, ...), as :func:`objects_from_state` gives them for
+    a batch of one (E = 1). Raises naming ``where`` and the kinds present if the state does not report ``kind``."""
+    objs = objects_from_state({k: np.asarray(v)[None] for k, v in state.items()})
+    mine = next((o for o in objs if o.kind == kind), None)
+    if mine is None:
+        raise ValueError(f"{where}: the state has no objects of kind {kind!r} (needs {kind}_pos_view, {kind}_radius and "
+                         f"{kind}_color); kinds present: {', '.join(o.kind for o in objs) or 'none'}")
+    return mine
+
+
 def _box(H: int, W: int, cx: float, cy: float, half: float) -> tuple[int, int, int, int]:
     return max(int(np.floor(cy - half)), 0), min(int(np.ceil(cy + half)) + 1, H), \
         max(int(np.floor(cx - half)), 0), min(int(np.ceil(cx + half)) + 1, W)

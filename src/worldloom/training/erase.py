@@ -105,14 +105,10 @@ def erase_episode(frames: np.ndarray, state: dict[str, np.ndarray], kind: str,
     """An episode's frames (T, H, W, 3) uint8 with every object of ``kind`` painted out -> (erased frames,
     (T, H, W) bool masks of the pixels changed). Raises naming ``where`` and the missing key if the state
     does not report that kind."""
-    from ..eval.objects import objects_from_state
+    from ..eval.objects import episode_objects, objects_from_state
 
-    objs = objects_from_state({k: np.asarray(v)[None] for k, v in state.items()})
-    mine = [o for o in objs if o.kind == kind]
-    if not mine:
-        raise ValueError(f"{where}: the state has no objects of kind {kind!r} (needs {kind}_pos_view, {kind}_radius and "
-                         f"{kind}_color); kinds present: {', '.join(o.kind for o in objs) or 'none'}")
-    o, others = mine[0], [x for x in objs if x.kind != kind]
+    o = episode_objects(state, kind, where)
+    others = [x for x in objects_from_state({k: np.asarray(v)[None] for k, v in state.items()}) if x.kind != kind]
     T = len(frames)
     if o.pos_view.shape[1] != T:
         raise ValueError(f"{where}: state {kind}_pos_view has {o.pos_view.shape[1]} steps for {T} frames")

@@ -46,13 +46,10 @@ def object_cells(state: dict[str, Any], kind: str, n_frames: int, frame_size: in
                  where: str = "episode") -> torch.Tensor:
     """(T, h, w) bool: the latent cells any object of ``kind`` touches in each of an episode's ``n_frames``,
     from its state's view positions (px) and radii. Raises naming ``where`` if the state lacks the kind."""
-    from ..eval.objects import objects_from_state
+    from ..eval.objects import episode_objects
 
-    objs = [o for o in objects_from_state({k: np.asarray(v)[None] for k, v in state.items()}) if o.kind == kind]
-    if not objs:
-        raise ValueError(f"{where}: the state has no objects of kind {kind!r} (needs {kind}_pos_view, {kind}_radius "
-                         f"and {kind}_color)")
-    pos, rad = objs[0].pos_view[0], objs[0].radius[0]  # (T, n, 2) px, (T, n)
+    o = episode_objects(state, kind, where)
+    pos, rad = o.pos_view[0], o.radius[0]  # (T, n, 2) px, (T, n)
     if pos.shape[0] != n_frames:
         raise ValueError(f"{where}: state {kind}_pos_view has {pos.shape[0]} steps for {n_frames} frames")
     f = frame_size / latent_size
@@ -90,7 +87,7 @@ def ghost_marks(cells: list[torch.Tensor], picks: list[tuple[int, int]], index: 
 def ghost_cells(marks: GhostMarks, offset: torch.Tensor, valid: torch.Tensor, patch: int) -> torch.Tensor:
     """(B, h, w) bool: the cells of the current view where the placed memory (``offset`` (B, M, 2) tokens,
     ``valid`` (B, M)) shows the object and the last target does not."""
-    placed, _ = align(marks.memory[:, :, None].float(), offset, valid.cpu(), patch)  # (B, 1, h, w)
+    placed, _ = align(marks.memory[:, :, None].float(), offset, valid, patch)  # (B, 1, h, w)
     grown = F.max_pool2d(placed, 3, 1, 1)[:, 0] > 0
     return grown & ~marks.target
 

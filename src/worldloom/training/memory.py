@@ -161,7 +161,8 @@ def dataset_poses(ds: Dataset, where: str | Path) -> list[torch.Tensor]:
 
 def memory_inputs(recipe: DynamicsRecipe, ds: Dataset, data: str | Path, vae: VAE, latents: list[Any],
                   actions: list[torch.Tensor], frame_size: int, dyn_cfg: DynamicsConfig, window: int,
-                  progress: bool = False) -> tuple[MemorySampler, Any, list[torch.Tensor] | None]:
+                  progress: bool = False) -> tuple[MemorySampler, tuple[list[torch.Tensor], list[torch.Tensor]] | None,
+                                                   list[torch.Tensor] | None]:
     """What a run with memory trains on beside its clips: the memory sampler, the erased latents and cells
     (``memory_erase``, training/erase.py; None when off) and each episode's (T, h, w) cells holding an object
     of ``memory_ghost_kind`` (``memory_ghost_weight``, training/ghosts.py; None when off)."""
