@@ -27,7 +27,10 @@ window lost?
 With ``--ghost KIND`` (e.g. ``ball``) it also prints, per arm, the share of generated frames with a blob of that
 kind's colours where frame s has none (eval/haze.false_objects): does the model copy from memory an object that
 has since moved? ``--min-age N`` makes ``place`` retrieve only frames at least N frames before s - 1 (default:
-those that left the window), so their objects have had time to move, as at a revisit.
+those that left the window), so their objects have had time to move, as at a revisit. For a ``mem_copy`` model it
+also prints the ``place`` arm's gate on the cells where the placed frame shows such an object and frame s has none
+(training/ghosts.ghost_cells, the cells ``memory_ghost_weight`` weighs): beside the gate on erased landmarks, whether
+the gate tells what it must copy from what it must not.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ def main() -> None:
     from worldloom.models.dit import MemoryFrames
     from worldloom.eval.haze import false_objects
     from worldloom.training.erase import cell_masks, erase_episode
+    from worldloom.training.ghosts import GhostMarks, ghost_cells, object_cells
 
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
@@ -79,6 +83,7 @@ def main() -> None:
     kept: dict[str, dict[str, list[float]]] = {}  # with --erase: per arm, 1/0 per erased object in view at s
     on_obj: dict[str, dict[str, list[float]]] = {}  # with --erase: the gate on the erased objects' cells
     ghosts: dict[str, dict[str, list[float]]] = {}  # with --ghost: per arm, 1/0 per frame with a false object of the kind
+    on_ghost: dict[str, list[float]] = {}  # with --ghost: the place arm's gate on the cells of balls that moved since
     noise_levels = [float(v) for v in a.ctx_noise.split(",")]
     with torch.no_grad():
         for e in range(min(a.episodes, len(ds))):
@@ -92,6 +97,7 @@ def main() -> None:
                 o = episode_objects(ep.state, a.erase, f"{a.data}: episode {e}")
             if a.ghost:
                 gcol = episode_objects(ep.state, a.ghost, f"{a.data}: episode {e}").color[0, 0][None]  # (1, n, 3)
+                gc = object_cells(ep.state, a.ghost, len(frames), size, dit.cfg.latent_size, f"{a.data}: episode {e}")
             acts = torch.from_numpy(np.array(ep.actions)).long()
             cam = torch.tensor(np.array(ep.state["camera"]), dtype=torch.float64)  # (T, 2) px (x, y)
             for s in range(max(16, a.min_age + 2), len(frames), 8):
@@ -138,6 +144,11 @@ def main() -> None:
                             u8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)[None, None]
                             ghosts.setdefault(f"{cn:g}", {}).setdefault(arm, []).append(
                                 float(false_objects(u8, frames[s].numpy()[None, None], gcol)[0, 0]))
+                            if dit.mem_copy is not None and arm == "place":  # the gate where the placed frame shows a moved ball
+                                gcells = ghost_cells(GhostMarks(gc[c][None, None], gc[s][None]), off[None, None],
+                                                     torch.ones((1, 1), dtype=torch.bool), dit.cfg.patch)[0]
+                                if gcells.any():
+                                    on_ghost.setdefault(f"{cn:g}", []).append(float(dit.mem_copy.last_gate[0, -1, 0][gcells].mean()))
                         if dit.mem_copy is not None and mem is not None:  # how far the copy gate opened where memory covers
                             g = dit.mem_copy.last_gate[0, -1]
                             cover = g > 0
@@ -148,6 +159,7 @@ def main() -> None:
            | {f"gate_obj_{arm}": round(float(np.mean(v)), 3) for arm, v in on_obj.get(cn, {}).items()}
            | {f"ghost_{arm}": round(100 * float(np.mean(v)), 1) for arm, v in ghosts.get(cn, {}).items()}
            | ({"objects": len(kept[cn]["none"])} if cn in kept else {})
+           | ({"gate_ghost_place": round(float(np.mean(on_ghost[cn])), 3), "ghost_starts": len(on_ghost[cn])} if on_ghost.get(cn) else {})
            for cn, d in scores.items()}
     if a.json:
         print(json.dumps(out))
@@ -162,7 +174,9 @@ def main() -> None:
                   + "".join(f", gate on them ({arm}) {d['gate_obj_' + arm]:.2f}" for arm in arms if "gate_obj_" + arm in d))
         if a.ghost:
             print(f"    frames with a {a.ghost} where frame s has none: "
-                  + ", ".join(f"{arm} {d['ghost_' + arm]:.1f} %" for arm in arms if "ghost_" + arm in d))
+                  + ", ".join(f"{arm} {d['ghost_' + arm]:.1f} %" for arm in arms if "ghost_" + arm in d)
+                  + (f"; place's gate on moved {a.ghost}s' cells {d['gate_ghost_place']:.2f} ({d['ghost_starts']} starts)"
+                     if "gate_ghost_place" in d else ""))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     mem_recipe = json.loads((work / "memory" / "config.json").read_text())["recipe"]  # landmarks painted out of windows
     assert mem_recipe["memory_erase"] == cfg3["recipe"]["memory_erase"] > 0 and mem_recipe["memory_erase_kind"] == "landmark"
     assert mem_recipe["memory_ghost_weight"] == arena.MEM_RECIPE.memory_ghost_weight
+    mem_train = json.loads((work / "memory" / "config.json").read_text())["train"]  # the grown gate at its own lr
+    assert (mem_train["lr_scale_prefix"], mem_train["lr_scale"]) == ("mem_copy.", arena.MEM_TRAIN.lr_scale) and mem_train["lr_scale"] > 1
     assert cfg3["rebuild"]["command"].endswith("--memory") and "--only" not in (mem_out / "README.md").read_text().split("## Recipe")[1].split("\n")[2]
     assert any("erased_share" in json.loads(line) for line in (work / "memory-run" / "log.jsonl").read_text().splitlines())
 
@@ -92,6 +94,7 @@ def test_the_shipped_arena_is_what_make_train_arena_runs():
         saved = to_dict(from_dict(type(declared), cfg[section], where=f"{d}/config.json:{section}"))
         assert saved == to_dict(declared), section
     assert cfg["train"]["steps"] == last.train.steps and cfg["init"]["trained_steps"] == arena.MEMORY.stages[0].train.steps
+    assert (cfg["train"].get("lr_scale_prefix"), cfg["train"].get("lr_scale")) == (last.train.lr_scale_prefix, last.train.lr_scale)
     assert cfg["distill"]["train"]["steps"] == arena.STUDENT.train.steps
     assert to_dict(from_dict(type(arena.MEMORY.student), cfg["distill"]["recipe"])) == to_dict(arena.MEMORY.student)
     assert cfg["sim"]["memory"] == arena.MEMORY.student.memory  # it plays with the memory its student trained with

@@ -67,6 +67,44 @@ def test_lr_schedule_warmup_then_cosine():
     assert all(lr_at(i, c) >= lr_at(i + 1, c) for i in range(10, 100))
 
 
+class TwoLayerTask(LinearTask):
+    """The same regression through two linear layers, named '0.' and '1.'."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+
+
+def _moved(task, c, tmp_path):
+    before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
+    Trainer(task, c, tmp_path, progress=False).train(until=1)
+    return {n: (p.detach() - before[n]).abs().max().item() for n, p in task.model.named_parameters()}
+
+
+def test_lr_scale_trains_the_named_parameters_at_their_own_rate(tmp_path):
+    c = {"steps": 10, "warmup": 1, "grad_clip": 0.0, "weight_decay": 0.0}
+    plain = _moved(TwoLayerTask(), cfg(**c), tmp_path / "a")
+    frozen = _moved(TwoLayerTask(), cfg(**c, lr_scale_prefix="1.", lr_scale=0.0), tmp_path / "b")
+    fast = _moved(TwoLayerTask(), cfg(**c, lr_scale_prefix="1.", lr_scale=10.0), tmp_path / "c")
+    assert frozen["1.weight"] == 0 and frozen["1.bias"] == 0 and frozen["0.weight"] == pytest.approx(plain["0.weight"])
+    # Adam's first step is lr * sign(grad) per element: ten times the schedule's lr moves them ten times as far
+    assert fast["1.bias"] == pytest.approx(10 * plain["1.bias"], rel=1e-4) and fast["0.bias"] == pytest.approx(plain["0.bias"])
+
+
+def test_lr_scale_resumes_exactly_and_a_prefix_naming_nothing_is_an_error(tmp_path):
+    c = cfg(lr_scale_prefix="1.", lr_scale=3.0)
+    full = Trainer(TwoLayerTask(), c, tmp_path / "a", progress=False)
+    full.train()
+    Trainer(TwoLayerTask(), c, tmp_path / "b", progress=False).train(until=25)
+    resumed = Trainer(TwoLayerTask(), c, tmp_path / "b", progress=False)
+    assert resumed.load_state()
+    resumed.train()
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match=r"lr_scale_prefix 'mem_copy\.' names no trainable parameter.*\['0\.', '1\.'\]"):
+        Trainer(TwoLayerTask(), cfg(lr_scale_prefix="mem_copy."), tmp_path / "c", progress=False)
+
+
 def test_bf16_autocast_path_trains(tmp_path):
     tr = Trainer(LinearTask(), cfg(precision="bf16"), tmp_path, progress=False)
     assert tr.amp == torch.bfloat16

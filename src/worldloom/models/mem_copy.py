@@ -15,6 +15,13 @@ head's flow then warps the blend to the new frame as it warps the previous frame
 while a moving ball still comes from the previous frame. The gate starts at sigmoid(-6) = 0.25 %, so a
 trained model grown with it plays almost exactly as before (training/init.py: GROWABLE).
 
+The gate is new beside a trunk that has trained for thousands of steps, and a few hundred steps at the trunk's
+learning rate move it as one: on the arena it opened 0.34 wherever memory covered, 0.32 on the cells of a ball that
+has moved since the memory frame and 0.38 on a landmark the window lost, so what stopped it copying the ball stopped
+it copying the landmark. Trained at 30x (``TrainConfig.lr_scale_prefix = "mem_copy."``) it opens 0.38 on the moved
+ball and 0.79 on the lost landmark, and draws 86 % of those landmarks against 29 % (tools/memory_copy_probe.py;
+docs/BENCHMARKS.md, "Memory", twenty-sixth session).
+
 Only the newest frame of a pass gets the memory base: the placement is measured from the frame before
 it (the policy's pose, or the training clip's query frame), so it is exact for that frame alone.
 """

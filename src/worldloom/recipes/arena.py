@@ -45,10 +45,11 @@ Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
   stages paint the landmarks out of half the clips' windows (``memory_erase``, weight 20 on the cells memory must
   fill): trained on true windows only, no stage drew a landmark its window had lost even given the true frame as
   memory (1.7 %; with it 74 %). They also weigh 20x the cells where a memory frame shows a ball that has since
-  moved (``memory_ghost_weight``): without it the student copied moved balls back in 12-15 % of revisit frames
-  and drew a false object in 4.0 % of validation frames (shipped window model 2.0 %); with it 1-9 % and 2.1 %, for
-  half the landmarks on return (44-49 % against 70-84 %). Revisits 32 / 128 / 512 frames away, 24 probes: 29.2 /
-  27.7 / 28.8 dB static PSNR (its window alone 22.3 / 19.8 / 19.5).
+  moved (``memory_ghost_weight``): without it the student copied moved balls back in 12-15 % of revisit frames.
+  The gate trains at 30x the trunk's lr (``lr_scale``): at 1x it opened alike on every cell, so the weight that
+  stopped the balls halved the landmarks (44-49 % on return); at 30x it opens 0.38 on a moved ball's cells and
+  0.79 on a lost landmark's. Revisits 32 / 128 / 512 frames away, 24 probes: 32.7 / 32.2 / 33.6 dB static PSNR
+  (its window alone 23.0 / 19.8 / 19.3), landmarks on return 86 / 71 / 95 %, no false object on return.
 - **No temporal decoder by default.** ``--decoder`` trains one (width 24, 1 block, 3,000 steps: 11.7 min) on
   the student's rollouts: PSNR h1-32 24.46 dB (copy-last + 3.5) and landmarks h1-32 59.5 %, but the
   frames it copies leave trails of the agent and of landmarks (false objects in 6.6 % of frames), and play
@@ -94,7 +95,9 @@ STUDENT = Student(DistillRecipe(student_steps=1, w_true=0.5, object_weight=OBJEC
 MEM_CFG = dataclasses.replace(DYN_CFG, mem_copy=True)
 MEM_RECIPE = dataclasses.replace(REFINE.recipe, memory="place", ctx_blind=0.5, memory_erase=0.5,
                                  memory_erase_weight=20.0, memory_ghost_weight=20.0)
-MEM_TRAIN = dataclasses.replace(REFINE.train, lr=2e-4, warmup=20)
+# The copy gate is new beside a trained trunk: at the trunk's lr it opened alike on every cell (0.34 on moved balls
+# and 0.38 on landmarks the window lost), at 30x it tells them apart (0.38 and 0.79; docs/BENCHMARKS.md, "Memory").
+MEM_TRAIN = dataclasses.replace(REFINE.train, lr=2e-4, warmup=20, lr_scale_prefix="mem_copy.", lr_scale=30.0)
 MEMORY = Memory((Refine(MEM_RECIPE, MEM_TRAIN, "memory", MEM_CFG),
                  Refine(dataclasses.replace(MEM_RECIPE, memory_jitter=0.3), MEM_TRAIN, "jitter", MEM_CFG)),
                 dataclasses.replace(STUDENT.recipe, memory="place_first", teacher_memory=True))

@@ -60,6 +60,9 @@ class TrainConfig:
     ckpt_every: int = doc(500, "steps between training checkpoints")
     log_with: str = doc("none", choices=("none", "tensorboard", "wandb"),
                         text="experiment tracker that also gets every log line (training/tracking.py)")
+    lr_scale_prefix: str = doc("", "parameters whose names start with this (e.g. 'mem_copy.') train at lr x lr_scale: a module "
+                                   "grown into a trained model learns at its own pace ('' = none)")
+    lr_scale: float = doc(1.0, "learning-rate multiplier of the lr_scale_prefix parameters")
     accum: int = doc(1, "micro-batches of batch_size per optimizer step (gradient accumulation)")
     checkpointing: bool = doc(False, "recompute each transformer block in the backward pass (activation checkpointing; "
                                      "models with set_checkpointing only)")
@@ -102,10 +105,21 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
-def _param_groups(model: nn.Module, wd: float) -> list[dict[str, Any]]:
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: matrices decay, the rest not; with ``cfg.lr_scale_prefix``, its parameters in groups of their
+    own whose ``lr_scale`` multiplies the schedule's lr (a prefix that names no parameter is an error)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    pre = cfg.lr_scale_prefix
+    if pre and not any(n.startswith(pre) for n, _ in named):
+        roots = sorted({n.split(".", 1)[0] + "." for n, _ in named})
+        raise ValueError(f"TrainConfig.lr_scale_prefix {pre!r} names no trainable parameter of {type(model).__name__}; "
+                         f"its modules: {roots}")
+    groups = []
+    for scaled, scale in ((False, 1.0), (True, cfg.lr_scale)) if pre else ((False, 1.0),):
+        mine = [p for n, p in named if not pre or n.startswith(pre) == scaled]
+        groups += [{"params": [p for p in mine if p.ndim >= 2], "weight_decay": cfg.weight_decay, "lr_scale": scale},
+                   {"params": [p for p in mine if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale}]
+    return groups
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -169,7 +183,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         if cfg.compile and cuda:  # inductor's compile time outweighs a CPU run's few thousand small steps
             self.net = torch.compile(self.net)
-        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
+        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg), lr=cfg.lr, betas=cfg.betas,
                                      **({"fused": True} if cfg.fused and cuda else {}))
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
@@ -272,7 +286,7 @@ class Trainer:
         while self.step < stop:
             t0 = time.perf_counter()
             for g in self.opt.param_groups:
-                g["lr"] = lr_at(self.step, cfg)
+                g["lr"] = lr_at(self.step, cfg) * g.get("lr_scale", 1.0)
             self.opt.zero_grad(set_to_none=True)
             loss, metrics, n_items = self._accumulate()
             if cfg.grad_clip > 0:
