@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldloom.memory import FirstPlaceMemory, Geometry, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, make_memory
+from worldloom.memory import EarlyPlaceMemory, FirstPlaceMemory, Geometry, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, make_memory
 from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 
 GEOM = Geometry(frame_size=64, latent_size=16, grid=8)  # 4 px latent cells, 8 px tokens (patch 2)
@@ -75,7 +75,43 @@ def test_place_first_recalls_the_first_view_where_place_recalls_the_newest():
     assert min(new_idx) >= len(leg) - 1  # the newest views: from the turn on
 
 
-@pytest.mark.parametrize("cls", [PlaceMemory, FirstPlaceMemory])
+def test_place_early_recalls_the_oldest_covering_views_first():
+    """Straight out from the start: ``place_first`` recalls the most overlapping place (the newest that left the
+    window), ``place_early`` the two oldest views that still cover at least ``min_overlap`` of the current one, in
+    age order; never one that covers less, and each placed so that it lines up with the current view."""
+    world, W = canvas(2), 3
+    path = [(x, 10) for x in range(4, 28)]  # 1 latent cell (4 px) a step: the start leaves the view's quarter
+    first, early = FirstPlaceMemory(slots=2, bank=64), EarlyPlaceMemory(slots=2, bank=64)
+    for pol in (first, early):
+        pol.reset(1, GEOM)
+    differ = dropped = 0
+    for i, (cx, cy) in enumerate(path):
+        if i:
+            s_first, s_early = first.select(i, W), early.select(i, W)
+            old = [e for e in early.banks[0].values() if i - e.index >= W]
+            ov = {e.index: float(GEOM.view_overlap(torch.tensor(e.pose, dtype=torch.float64) - early.pose[0])) for e in old}
+            eligible = sorted(k for k, v in ov.items() if v >= early.min_overlap)
+            got = [e.index for e in s_early.entries[0] if e is not None]
+            assert got == eligible[:2]  # the oldest covering views, oldest first
+            dropped += len(ov) > len(eligible)  # the start's views once they cover less than a quarter
+            for j, e in enumerate(s_early.entries[0]):
+                if e is None:
+                    continue
+                dy, dx = (s_early.offset[0, j] * 2).round().long().tolist()
+                cur = view(world, *path[i - 1])
+                ys, xs = slice(max(0, dy), 16 + min(0, dy)), slice(max(0, dx), 16 + min(0, dx))
+                ys_e, xs_e = slice(max(0, -dy), 16 + min(0, -dy)), slice(max(0, -dx), 16 + min(0, -dx))
+                assert torch.allclose(e.z[:, ys_e, xs_e], cur[:, ys, xs], atol=1e-6)
+            top = s_first.entries[0][0]
+            if top is not None:
+                assert ov[top.index] == max(ov.values())  # place_first: the most overlap
+                differ += got[0] != top.index
+        for pol in (first, early):
+            pol.observe(i, view(world, cx, cy)[None])
+    assert differ > 5 and dropped > 3
+
+
+@pytest.mark.parametrize("cls", [PlaceMemory, FirstPlaceMemory, EarlyPlaceMemory])
 def test_place_bank_stays_bounded(cls):
     world = canvas(1, 128)
     pol = cls(slots=2, bank=5)
@@ -140,7 +176,7 @@ def test_sink_memory_keeps_the_first_frames_before_the_window():
 
 def test_make_memory_names_the_known_policies():
     assert make_memory("window").slots == 0
-    with pytest.raises(ValueError, match="unknown memory 'bogus'; known: window, sink, place, place_first, similar"):
+    with pytest.raises(ValueError, match="unknown memory 'bogus'; known: window, sink, place, place_first, place_early, similar"):
         make_memory("bogus")
     with pytest.raises(ValueError, match="bank >= slots"):
         make_memory("place", slots=4, bank=2)
@@ -162,7 +198,7 @@ def world16(mem_copy: bool = False):
     return WorldModel(vae, dit, {"kind": "worldmodel"}, ARENA_ACTIONS, sim=SimConfig(steps=1, window=3))
 
 
-@pytest.mark.parametrize("memory", ["sink", "place", "place_first", "similar", "successor", "place+copy"])
+@pytest.mark.parametrize("memory", ["sink", "place", "place_first", "place_early", "similar", "successor", "place+copy"])
 @pytest.mark.parametrize("fuse", [True, False])
 def test_cached_equals_uncached_for_every_policy(memory, fuse):
     """Each step's output equals an uncached pass over the whole rollout (rolling-window mask) with that

@@ -50,6 +50,7 @@ from ..config import doc, to_dict
 from ..data.format import Dataset
 from ..diffusion.samplers import EulerSampler
 from ..diffusion.schedules import x0_from_v
+from ..memory.policies import MEMORIES
 from ..models.dit import CausalDiT, check_flow_snap
 from ..models.dit_memory import MemoryFrames
 from .critic import Adversary
@@ -74,7 +75,7 @@ class DistillRecipe:
     object_weight: float = doc(0.0, "extra weight on latent cells the true previous frame, moved, does not explain "
                                     "(training.cell_losses.object_weights); 0 = whole-frame losses")
     object_tau: float = doc(0.5, "residual at which a cell gets the whole extra weight (as DynamicsRecipe)")
-    memory: str = doc("none", choices=("none", "sink", "place", "place_first", "similar", "successor"), text="the student's long-term memory: its "
+    memory: str = doc("none", choices=("none", *(m for m in MEMORIES if m != "window")), text="the student's long-term memory: its "
                       "rollouts run with this context policy, and the graded frames see what it chose for the last one "
                       "(none: the teacher's policy)")
     memory_slots: int = doc(2, "memory frames per step (with memory)")
