@@ -139,7 +139,7 @@ def format_bench(r: dict[str, Any]) -> str:
         ("RSS full window/end", f"{f(rss['full_window'], ' MB', 1)} (frame {r['full_window_frame']}) / "
                                 f"{f(rss['end'], ' MB', 1)}"),
         ("RSS growth (full window -> end)", f(r["rss_growth_pct"], " %")),
-        ("flatness (last 100 / 100-200)", f(r["flatness_ratio"], "", 3)),
+        ("flatness (median, last span / from frame 100)", f(r["flatness_ratio"], "", 3)),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -6,9 +6,10 @@ loop that play and agents run. It measures nothing of its own.
 
 Key choices:
 
-- **300 frames by default**: the shortest run whose time flatness (mean of the last 100 frames over
-  frames 100-200) the bench can measure, and ~30 s at the bundled checkpoint's ~10 FPS. The
-  2,000-frame flatness and memory soak stays ``worldloom bench``'s job (docs/BENCHMARKS.md).
+- **300 frames by default**: the shortest run whose time flatness (median of the last 100 frames over
+  frames 100-200; ``runtime.bench.flatness``) the bench measures on whole 100-frame spans, and ~30 s at the
+  bundled checkpoint's ~10 FPS. The 2,000-frame flatness and memory soak stays ``worldloom bench``'s job
+  (docs/BENCHMARKS.md).
 - **Thread count is reported, not set**: the caller (the CLI's ``--threads``) owns it; the numbers
   depend on it and on whatever else the machine runs, so compare ratios within one run.
 - **Headline metrics flat** (``fps``, ``latency_p50_ms`` ...) for the summary table; the bench's whole
@@ -72,7 +73,7 @@ def run_speed(
               [[_f(b["fps"], 1), _f(lat["mean"]), _f(lat["p50"]), _f(lat["p95"]), _f(lat["p99"]), _f(lat["max"])]]),
         Table("Time per stage (mean ms per frame)", list(b["stages_ms"]), [[_f(v) for v in b["stages_ms"].values()]]),
         Table("Memory and flatness", ["RSS start", "RSS frame 100", "RSS full window", "RSS end",
-                                      "RSS growth after full window", "time flatness (last 100 / 100-200)"],
+                                      "RSS growth after full window", "time flatness (median, last span / span from frame 100)"],
               [[_f(rss["start"], 1, " MB"), _f(rss["frame_100"], 1, " MB"),
                 f"{_f(rss['full_window'], 1, ' MB')} (frame {b['full_window_frame']})", _f(rss["end"], 1, " MB"),
                 _f(b["rss_growth_pct"], 2, " %"), _f(b["flatness_ratio"], 3)]]),

@@ -14,9 +14,13 @@ Design choices:
   ``/proc/self/statm`` (``resource``'s peak RSS where /proc is missing). Stage times are the means
   of ``sim.state()["timings_ms"]``.
 - **Flatness.** Once the rolling window is full, neither time nor memory per frame may grow:
-  ``flatness_ratio`` = mean time of the last 100 frames / mean time of frames 100-200 (needs >= 200
-  frames; ~1.0 is flat), ``rss_growth_pct`` = RSS growth from the frame where the window filled
-  up to the end. Metrics a short run cannot measure are ``None``.
+  ``flatness_ratio`` = median time of the last span of frames / median time of the span from frame 100
+  (:func:`flatness`: a tenth of the run, at least 100 frames, each span at most half of what follows frame 100;
+  needs >= 200 frames; ~1.0 is flat), ``rss_growth_pct`` = RSS growth from the frame where the window filled
+  up to the end. Medians over a tenth of the run, because on a shared 2-core machine the mean of two 100-frame
+  stretches swung from 0.91 to 1.45 between two identical 10,000-frame runs (docs/BENCHMARKS.md, "Memory",
+  twenty-sixth session): another process's burst, not the Simulator. Metrics a short run cannot measure are
+  ``None``.
 """
 
 from __future__ import annotations
@@ -79,6 +83,19 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q))
 
 
+def flatness(ms: np.ndarray, skip: int = 100) -> float | None:
+    """Per-frame time growth over a run: median of its last span / median of the span from frame ``skip``.
+
+    ``ms`` (N,) per-frame times. The span is a tenth of the run, at least 100 frames, and at most half of the
+    frames after ``skip`` (so the two never overlap); None when that leaves fewer than 50 frames a span (N < 200).
+    """
+    n = len(ms)
+    span = min(max(100, n // 10), (n - skip) // 2)
+    if span < 50:
+        return None
+    return round(float(np.median(ms[-span:]) / np.median(ms[skip : skip + span])), 3)
+
+
 def rollout_bench(model: Any, frames: int = 2000, sim_overrides: dict[str, Any] | None = None,
                   seed: int = 0) -> dict[str, Any]:
     """Roll out ``frames`` frames with one batch-1 Simulator; return the measurements.
@@ -131,9 +148,7 @@ def rollout_bench(model: Any, frames: int = 2000, sim_overrides: dict[str, Any] 
     def rss_at(k: int | None) -> float | None:
         return round(float(mb[k]), 1) if k is not None and k < frames else None
 
-    flat = None
-    if frames >= 200:
-        flat = round(float(ms[-100:].mean() / ms[100:200].mean()), 3)
+    flat = flatness(ms)
     growth = None
     if full_at is not None and full_at < frames - 1:
         growth = round(float((rss[-1] - rss[full_at]) / rss[full_at] * 100), 2)
