@@ -52,9 +52,9 @@ gpu-check: $(STAMP)
 
 # checkpoints/arena, rebuilt from nothing by one declarative recipe (worldloom.recipes.arena): collect ->
 # tokenizer -> dynamics -> refine (the flow head pinned to the scroll) -> memory -> jitter (place memory and its
-# copy gate trained in) -> 1-step student with place_first memory; the play world, Pong's dynamics head,
-# 2,500 + 300 + 300 + 300 + 200 steps. 124 min of stages on 2 cores (docs/BENCHMARKS.md, "Memory",
-# twenty-fifth session). It writes runs/arena-recipe/checkpoint, not the shipped copy: checkpoints/arena is
+# copy gate trained in) -> 1-step student with place_early memory; the play world, Pong's dynamics head,
+# 2,500 + 300 + 300 + 300 + 200 steps. 131 min of stages on 2 cores (docs/BENCHMARKS.md, "Memory",
+# twenty-seventh session). It writes runs/arena-recipe/checkpoint, not the shipped copy: checkpoints/arena is
 # that output, copied once it was scored against the model it replaced.
 train-arena: $(STAMP)
 	$(BIN)/python -m worldloom.recipes.arena --out runs/arena-recipe/checkpoint --work runs/arena-recipe --memory

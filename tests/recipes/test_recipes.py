@@ -48,7 +48,7 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     assert "temporal_decoder" not in json.loads((work / "student" / "config.json").read_text())
     assert (out / "README.md").read_text().count("## Recipe") == 1
     # --memory: its stages train on from the refine stage, one after the other, with a copy gate grown in; the
-    # student learns from the last, plays with place_first memory and carries the odometry fit on the data.
+    # student learns from the last, plays with place_early memory and carries the odometry fit on the data.
     mem_out = tmp_path / "ckpt-memory"
     for stage in ("memory", "jitter", "student"):
         arena.main(["--out", str(mem_out)] + base[2:] + ["--memory", "--only", stage])
@@ -56,7 +56,7 @@ def test_arena_recipe_smoke_and_one_stage_rerun(tmp_path):
     stages3 = cfg3["rebuild"]["stages"]
     assert stages3["memory"]["data"]["init"] == str(work / "refine") and stages3["jitter"]["data"]["init"] == str(work / "memory")
     assert stages3["student"]["data"]["teacher"] == str(work / "jitter") and stages3["student"]["command"].endswith("--memory --only student")
-    assert cfg3["dynamics"]["mem_copy"] and cfg3["recipe"]["memory_jitter"] == 0.3 and cfg3["sim"]["memory"] == "place_first"
+    assert cfg3["dynamics"]["mem_copy"] and cfg3["recipe"]["memory_jitter"] == 0.3 and cfg3["sim"]["memory"] == "place_early"
     assert cfg3["distill"]["recipe"]["teacher_memory"] and cfg3["odometry"]["source"] == "agent_pos"
     assert not json.loads((work / "memory" / "config.json").read_text())["recipe"]["memory_jitter"]
     mem_recipe = json.loads((work / "memory" / "config.json").read_text())["recipe"]  # landmarks painted out of windows

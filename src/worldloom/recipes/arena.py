@@ -40,7 +40,7 @@ Key choices (measurements in docs/BENCHMARKS.md, "Objects"):
   default to 1 step, int8 linear layers and a bf16 decoder: 45-50 FPS, p95 25-28 ms over a WebSocket.
 - **Memory stages with ``--memory``** (``MEMORY``; the shipped model): after refine, a copy gate grown in and 300
   steps with place memory and half the clips' window blinded (stage ``memory``), 300 more with a third of the memory
-  frames placed 1-2 cells off (``jitter``), then the student with ``place_first`` memory in its rollouts and a
+  frames placed 1-2 cells off (``jitter``), then the student with ``place_early`` memory in its rollouts and a
   teacher that sees it; the checkpoint plays with it, its pose from the odometry fit on the data. The two first
   stages paint the landmarks out of half the clips' windows (``memory_erase``, weight 20 on the cells memory must
   fill): trained on true windows only, no stage drew a landmark its window had lost even given the true frame as
@@ -91,7 +91,7 @@ STUDENT = Student(DistillRecipe(student_steps=1, w_true=0.5, object_weight=OBJEC
                   TrainConfig(steps=200, batch_size=16, lr=2e-4, warmup=15, ema_decay=0.98, ckpt_every=25, log_every=10),
                   sim_steps=1)
 # The memory stages (--memory, which make train-arena passes; see the docstring): a copy gate grown in and trained with place memory and
-# blinded windows, then with placement jitter; the student then plays its rollouts with place_first memory.
+# blinded windows, then with placement jitter; the student then plays its rollouts with place_early memory.
 MEM_CFG = dataclasses.replace(DYN_CFG, mem_copy=True)
 MEM_RECIPE = dataclasses.replace(REFINE.recipe, memory="place", ctx_blind=0.5, memory_erase=0.5,
                                  memory_erase_weight=20.0, memory_ghost_weight=20.0)
@@ -100,7 +100,7 @@ MEM_RECIPE = dataclasses.replace(REFINE.recipe, memory="place", ctx_blind=0.5, m
 MEM_TRAIN = dataclasses.replace(REFINE.train, lr=2e-4, warmup=20, lr_scale_prefix="mem_copy.", lr_scale=30.0)
 MEMORY = Memory((Refine(MEM_RECIPE, MEM_TRAIN, "memory", MEM_CFG),
                  Refine(dataclasses.replace(MEM_RECIPE, memory_jitter=0.3), MEM_TRAIN, "jitter", MEM_CFG)),
-                dataclasses.replace(STUDENT.recipe, memory="place_first", teacher_memory=True))
+                dataclasses.replace(STUDENT.recipe, memory="place_early", teacher_memory=True))
 # The optional last stage (--decoder; see the docstring): the narrow, motion-compensated shape.
 DECODER = Decoder(TemporalDecoderConfig(width=24, blocks=1), TemporalDecoderRecipe(), dataclasses.replace(TD_TRAIN, steps=3000))
 STAGES = Stages(VAE_CFG, VAE_TRAIN, DYN_CFG, DYN_RECIPE, DYN_TRAIN,
