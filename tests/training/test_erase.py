@@ -1,5 +1,7 @@
 """Objects painted out of training frames (training/erase.py) and the memory_erase clips the loss sees."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,14 @@ def test_erased_clips_keep_the_last_target_and_leave_out_what_memory_does_not_co
     assert (w[~changed] == 1).all() and (w[:, :-1] == 1).all()
     none, w0, s0 = erase_clips(x0, ErasedClips(ez, cells), cover, 0.0, torch.Generator().manual_seed(0))
     assert torch.equal(none, x0) and s0 == 0.0 and (w0 == 1).all()
+    # Faded: the changed clips sit between the clean and the erased latents, at one strength a clip in [0.25, 1].
+    faded, wf, _ = erase_clips(x0, ErasedClips(ez, cells), cover, 0.5, torch.Generator().manual_seed(0), 5.0, fade=0.25)
+    ch = (faded[:, 0] != x0[:, 0]).flatten(1).any(1)
+    s_ = (faded[ch, :-1] - x0[ch, :-1]) / 10.0  # the strength, per element
+    per_clip = s_.flatten(1)
+    assert torch.allclose(per_clip, per_clip[:, :1].expand_as(per_clip), atol=1e-5)  # one strength a clip
+    assert per_clip.min() >= 0.25 - 1e-5 and per_clip.max() <= 1 + 1e-5 and per_clip[:, 0].std() > 0.1
+    assert torch.equal(faded[~ch], x0[~ch]) and torch.equal(faded[:, -1], x0[:, -1]) and torch.equal(wf, w)
 
 
 def test_the_loss_trains_on_erased_clips_and_refuses_them_without_memory(memory_episode):
@@ -98,6 +108,10 @@ def test_the_loss_trains_on_erased_clips_and_refuses_them_without_memory(memory_
         DynamicsTask(dit, [z], [acts], DynamicsRecipe(clip_len=8, memory_erase=0.5), erased=([z], [cells]))
     with pytest.raises(ValueError, match="memory_erase"):
         DynamicsTask(dit, [z], [acts], recipe, memory=ms)  # no erased latents
+    for fade in (0.0, 1.5):  # an erasure of no strength, or past the erased latents
+        with pytest.raises(ValueError, match=f"fade {fade}"):
+            DynamicsTask(dit, [z], [acts], dataclasses.replace(recipe, memory_erase_fade=fade), memory=ms,
+                         erased=([z + 1.0], [cells]))
 
 
 def test_stale_memory_cells_weigh_in_the_loss(memory_episode):

@@ -102,6 +102,9 @@ class DynamicsRecipe:
                                              "<kind>_radius and <kind>_color)")
     memory_erase_weight: float = doc(1.0, "loss weight of the last target's cells that held an erased object its memory "
                                           "covers (a few cells a clip, which the whole-frame loss barely feels)")
+    memory_erase_fade: float = doc(1.0, "least strength of an erasure: each erased clip blends its painted-out latents in at a "
+                                        "strength drawn uniformly from [this, 1], so the window shows the object faded, as a "
+                                        "rollout's does, not only gone (1 = painted out whole)")
     memory_stale_weight: float = doc(1.0, "with memory: loss weight of the last target's cells where the placed memory frame "
                                           "disagrees with the true frame before it (an object moved since, a misplaced "
                                           "frame): what a copy gate must not copy (training/memory.stale_cells)")
@@ -195,10 +198,12 @@ class DynamicsTask:
             raise ValueError(f"recipe memory={recipe.memory!r} (context={recipe.context!r}) needs a memory sampler exactly "
                              "when memory is on, and the clean-context stream")
         if not 0 <= recipe.memory_erase < 1 or min(recipe.memory_erase_weight, recipe.memory_stale_weight) <= 0 \
+                or not 0 < recipe.memory_erase_fade <= 1 \
                 or (recipe.memory_erase and memory is None) \
                 or (recipe.memory_erase > 0) != (erased is not None):
-            raise ValueError(f"memory_erase must be in [0, 1), and above 0 only with memory and the erased latents; got "
-                             f"{recipe.memory_erase} with memory={recipe.memory!r}")
+            raise ValueError(f"memory_erase must be in [0, 1), and above 0 only with memory and the erased latents, and "
+                             f"memory_erase_fade in (0, 1]; got {recipe.memory_erase} (fade {recipe.memory_erase_fade}) with "
+                             f"memory={recipe.memory!r}")
         if recipe.memory_ghost_weight <= 0 or (recipe.memory_ghost_weight != 1) != (ghosts is not None and memory is not None):
             raise ValueError(f"memory_ghost_weight must be > 0, and other than 1 only with memory and each episode's "
                              f"{recipe.memory_ghost_kind} cells; got {recipe.memory_ghost_weight} with memory={recipe.memory!r}")
@@ -254,7 +259,7 @@ class DynamicsTask:
             if r.memory_stale_weight != 1:
                 must_not.append((stale_cells(x0[:, -2], base, cover), r.memory_stale_weight))
             if erased is not None:
-                x0, mask, share = erase_clips(x0, erased, cover, r.memory_erase, gen, r.memory_erase_weight)
+                x0, mask, share = erase_clips(x0, erased, cover, r.memory_erase, gen, r.memory_erase_weight, r.memory_erase_fade)
             for cells, weight in must_not:
                 mask = weigh_last(mask, cells, weight, x0)
         t = sample_train_t((B, T), r.t_shift, generator=gen).to(dev)

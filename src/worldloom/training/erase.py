@@ -29,6 +29,11 @@ Key choices:
   arena's training frames a decal leaves only the grid line it crossed and, beside a wall, a faint patch.
 - **Which latent cells held it** is kept per frame: a target cell that held an object the memory does
   not cover cannot be known, so the loss leaves it out (training/dynamics.py).
+- **Faded as well as gone** (``DynamicsRecipe.memory_erase_fade``, off by default): a rollout's window shows a
+  landmark half faded more often than gone. Erasing at a strength drawn from [0.25, 1] opened the arena memory
+  stage's gate further where it keeps landmarks (0.82 against 0.60 over h17-32 of 60 validation rollouts) but
+  not where it loses them (0.24 against 0.28), for +1.2 points of landmarks h1-32 (78.6 against 77.4 %), so no
+  recipe uses it (docs/BENCHMARKS.md, "Memory", twenty-seventh session).
 """
 
 from __future__ import annotations
@@ -157,16 +162,21 @@ class ErasedClips:
 
 
 def erase_clips(x0: torch.Tensor, erased: ErasedClips, cover: torch.Tensor, share: float, gen: torch.Generator,
-                weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, float]:
+                weight: float = 1.0, fade: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Clean clips x0 (B, T, C, h, w) -> (clips whose frames before the last are the erased ones in a ``share``
     of them, loss weights (B, T, h, w), the share of clips changed). The last target keeps its objects; its
     cells that held one its memory frames do not cover (``cover`` (B, 1, h, w), where the model places them:
     ``models.mem_copy.align``) weigh 0, since nothing the model sees tells it what was there, and those they
-    cover weigh ``weight``."""
+    cover weigh ``weight``. With ``fade`` < 1 each changed clip takes the erased latents at a strength drawn
+    uniformly from [fade, 1] (x0 + s (erased - x0)): a faded object, as a rollout's window shows, not only none."""
     B, T = x0.shape[:2]
     pick = (torch.rand(B, generator=gen) < share).to(x0.device)  # (B,)
     changed = pick & erased.cells[:, :-1].flatten(1).any(1).to(x0.device)  # (B,): a clip with nothing erased is as it was
-    head = torch.where(changed[:, None, None, None, None], erased.z[:, :-1].to(x0.device), x0[:, :-1])
+    faded = erased.z[:, :-1].to(x0.device)  # (B, T - 1, C, h, w)
+    if fade < 1.0:  # a strength for every clip, so the generator advances alike whichever are changed
+        strength = (fade + (1.0 - fade) * torch.rand(B, generator=gen)).to(x0.device)[:, None, None, None, None]
+        faded = x0[:, :-1] + strength * (faded - x0[:, :-1])
+    head = torch.where(changed[:, None, None, None, None], faded, x0[:, :-1])
     out = torch.cat([head, x0[:, -1:]], 1)
     w = torch.ones((B, T, *x0.shape[-2:]), device=x0.device)
     held = erased.cells[:, -1].to(x0.device) & changed[:, None, None]  # (B, h, w)
