@@ -48,7 +48,7 @@ def main() -> None:
     keys = set.intersection(*(set(e.state) for e in eps))
     state = {k: np.stack([np.array(e.state[k][C - 1 : C + N]) for e in eps]) for k in sorted(keys)}
     E, H = len(eps), frames.shape[2]
-    h = m.dit.cfg.latent_size if hasattr(m.dit.cfg, "latent_size") else m.vae.cfg.latent_size
+    h = m.vae.cfg.latent_size
     gen = np.empty((E, N, *frames.shape[2:]), np.uint8)
     gate = np.full((E, N, h, h), np.nan, np.float32)
     cover = np.zeros((E, N, h, h), bool)
@@ -85,8 +85,11 @@ def main() -> None:
     g_on = gate[e_[..., None], t_[..., None], row, col]  # (E, N, n): the gate on each landmark's cell
     c_on = cover[e_[..., None], t_[..., None], row, col]
 
+    def share(x: np.ndarray, sel: np.ndarray) -> str:
+        return f"{100 * (x & sel).sum() / sel.sum():5.1f} %" if sel.sum() else "    -"
+
     def pct(x: np.ndarray, sel: np.ndarray) -> str:
-        return f"{100 * (x & sel).sum() / sel.sum():5.1f} % ({sel.sum()})" if sel.sum() else "    - (0)"
+        return f"{share(x, sel)} ({sel.sum()})"
 
     print(f"{a.checkpoint}, {E} rollouts of {a.data}, memory {sim.cfg.resolved_memory()[0]}: landmarks seen in the context")
     for lo, hi in BANDS:
@@ -97,7 +100,7 @@ def main() -> None:
         if not np.isnan(gate).all():
             g, c, s0 = g_on[:, lo - 1 : hi], c_on[:, lo - 1 : hi], slot0[:, lo - 1 : hi]
             line += (f"; gate on drawn {np.nanmean(g[sc & d]):.2f}, on lost {np.nanmean(g[sc & ~d]):.2f}; memory covers "
-                     f"drawn {pct(c, sc & d).split(' (')[0]}, lost {pct(c, sc & ~d).split(' (')[0]}; first slot a true "
+                     f"drawn {share(c, sc & d)}, lost {share(c, sc & ~d)}; first slot a true "
                      f"context frame on {100 * ((s0 >= 0) & (s0 < C)).mean():.0f} % of steps")
         print(line)
     for lo, hi in EDGES:
