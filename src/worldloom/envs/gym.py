@@ -37,6 +37,9 @@ Design choices:
   the chosen action: stickiness is the env's randomness, not the player's intent. (ALE v5 envs
   already skip 4 frames and stick with p=0.25 inside; pass ``frameskip``/``repeat_action_probability``
   env kwargs to change that.)
+- ``follow`` N watches a grid world (MiniGrid, BabyAI) through a camera that follows the agent over its map,
+  N x N tiles in the world's axes (:mod:`.follow`): the view scrolls as the agent walks and places come back
+  when it walks back, where ``agent_pov`` turns the whole view with every turn.
 - Classic-control and toy-text envs draw with pygame; rendering to an array needs no window, so the
   SDL video/audio drivers default to "dummy" (headless machines, CI).
 """
@@ -77,13 +80,14 @@ A namespace not listed is tried as its lowercase name; an un-namespaced prefix o
 (guessing arbitrary modules from ids like ``Test-v0`` could import anything)."""
 
 
-ADAPTER_OPTIONS = ("fit", "frame_skip", "sticky_actions", "env_module", "keys", "axis_names")
+ADAPTER_OPTIONS = ("fit", "frame_skip", "sticky_actions", "env_module", "keys", "axis_names", "follow")
 
 
 def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """This wrapper's options with defaults filled in and values checked, as ``meta.json`` records them
     under ``env_kwargs["adapter"]``: ``fit``, ``frame_skip``, ``sticky_actions``, ``env_module``, ``keys``,
-    ``axis_names`` (a ``Box`` action's axis names, for envs that do not state them; None: ``axis_i``)."""
+    ``axis_names`` (a ``Box`` action's axis names, for envs that do not state them; None: ``axis_i``), ``follow``
+    (N: the frame is the N x N map tiles around the agent, :mod:`.follow`; 0 or absent: the env's own render)."""
     o = dict(options or {})
     unknown = sorted(set(o) - set(ADAPTER_OPTIONS))
     if unknown:
@@ -105,8 +109,13 @@ def adapter_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     if names is not None and (not isinstance(names, (list, tuple)) or not names
                               or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):
         raise ValueError(f"axis_names must be a list of distinct non-empty names, got {names!r}")
+    follow = o.get("follow", 0)
+    if isinstance(follow, bool) or not isinstance(follow, int) or follow < 0:
+        raise ValueError(f"follow must be a whole number of map tiles >= 1 (0: off), got {follow!r}")
     out = {"fit": fit, "frame_skip": int(skip), "sticky_actions": float(sticky), "env_module": module, "keys": keys}
-    return out if names is None else {**out, "axis_names": list(names)}  # recorded only where given
+    if names is not None:  # recorded only where given
+        out["axis_names"] = list(names)
+    return out if not follow else {**out, "follow": int(follow)}
 
 
 class GymFrameEnv(gymnasium.Env):
@@ -125,12 +134,13 @@ class GymFrameEnv(gymnasium.Env):
         sticky_actions: float = 0.0,
         keys: Mapping[str, Sequence[str]] | None = None,
         axis_names: Sequence[str] | None = None,
+        follow: int = 0,
     ) -> None:
         if frame_size < 1:
             raise ValueError(f"frame_size must be >= 1, got {frame_size}")
         name = env_id or str(getattr(inner.spec, "id", type(inner).__name__))
         opts = adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions, "keys": keys,
-                                "axis_names": axis_names})
+                                "axis_names": axis_names, "follow": follow})
         space = inner.action_space
         disc, box, self._layout, self._order = _action_parts(space, name)
         if inner.render_mode != "rgb_array":
@@ -141,6 +151,12 @@ class GymFrameEnv(gymnasium.Env):
         self.fit: Fit = opts["fit"]
         self.frame_skip: int = opts["frame_skip"]
         self.sticky_actions: float = opts["sticky_actions"]
+        self.follow: int = opts.get("follow", 0)
+        if self.follow:
+            from .follow import check_follow, tile_px
+
+            check_follow(inner.unwrapped, name)
+            self._tile = tile_px(self.frame_size, self.follow)
         self.observation_space = spaces.Box(0, 255, (self.frame_size, self.frame_size, 3), dtype=np.uint8)
         self._start = 0 if disc is None else int(disc.start)  # Discrete(n, start): our ids are 0..n-1
         spec = None
@@ -175,7 +191,12 @@ class GymFrameEnv(gymnasium.Env):
         self._sticky_rng = np.random.default_rng()
 
     def _observe(self) -> np.ndarray:
-        frame = self.inner.render()
+        if self.follow:
+            from .follow import follow_frame
+
+            frame = follow_frame(self.inner.unwrapped, self.follow, self._tile)
+        else:
+            frame = self.inner.render()
         if frame is None:
             raise RuntimeError(f"gym:{self.env_id}: render() returned None")
         self._frame = resize_frame(np.asarray(frame), self.frame_size, fit=self.fit)
@@ -389,6 +410,7 @@ def make_gym_env(
     env_module: str | None = None,
     keys: Mapping[str, Sequence[str]] | None = None,
     axis_names: Sequence[str] | None = None,
+    follow: int = 0,
     **kwargs: Any,
 ) -> gymnasium.Env:
     """``gymnasium.make(env_id, render_mode="rgb_array", **kwargs)`` seen as frames.
@@ -397,20 +419,20 @@ def make_gym_env(
     ``"MiniGrid-Empty-5x5-v0"``, ``"ale_py:ALE/Pong-v5"``); a leading ``"gym:"`` is stripped.
     ``env_module`` is imported first (a plugin that registers the id). ``fit``, ``frame_skip``,
     ``sticky_actions``, ``keys`` (action name -> keys, axis name -> ``KEY:VALUE`` entries: ``envs.keys.check_keys``)
-    and ``axis_names`` are the wrapper's options (module docstring).
+    ``axis_names`` and ``follow`` are the wrapper's options (module docstring).
     Raises ``ValueError`` for an unknown id, a missing plugin (naming what to pip install),
     an action space other than those above, or a bad option.
     """
     if env_id.startswith(GYM_PREFIX):
         env_id = env_id[len(GYM_PREFIX) :]
     adapter_options({"fit": fit, "frame_skip": frame_skip, "sticky_actions": sticky_actions,
-                     "env_module": env_module, "keys": keys, "axis_names": axis_names})  # bad options fail before an env is built
+                     "env_module": env_module, "keys": keys, "axis_names": axis_names, "follow": follow})  # bad options fail before an env is built
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     inner = _make_inner(env_id, kwargs, env_module)
     try:
         return GymFrameEnv(inner, frame_size=frame_size, env_id=env_id, fit=fit, frame_skip=frame_skip,
-                           sticky_actions=sticky_actions, keys=keys, axis_names=axis_names)
+                           sticky_actions=sticky_actions, keys=keys, axis_names=axis_names, follow=follow)
     except BaseException:
         inner.close()
         raise
