@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from worldloom.memory import EarlyPlaceMemory, FirstPlaceMemory, Geometry, PlaceMemory, SimilarMemory, SinkMemory, SuccessorMemory, make_memory
+from worldloom.memory import (
+    AlignedSimilarMemory,
+    EarlyPlaceMemory,
+    FirstPlaceMemory,
+    Geometry,
+    PlaceMemory,
+    SimilarMemory,
+    SinkMemory,
+    SuccessorMemory,
+    make_memory,
+)
 from worldloom.models.dit import CausalDiT, DynamicsConfig, MemoryFrames
 
 GEOM = Geometry(frame_size=64, latent_size=16, grid=8)  # 4 px latent cells, 8 px tokens (patch 2)
@@ -22,6 +32,13 @@ def canvas(seed: int = 0, size: int = 64, channels: int = 4) -> torch.Tensor:
 
 def view(world: torch.Tensor, cx: int, cy: int) -> torch.Tensor:
     return world[:, cy : cy + 16, cx : cx + 16]
+
+
+def lines_up(z: torch.Tensor, cur: torch.Tensor, dy: int, dx: int) -> bool:
+    """Whether latent ``z``, its content placed ``(dy, dx)`` cells into ``cur``'s view, equals ``cur`` on their overlap."""
+    ys, xs = slice(max(0, dy), 16 + min(0, dy)), slice(max(0, dx), 16 + min(0, dx))
+    ys_e, xs_e = slice(max(0, -dy), 16 + min(0, -dy)), slice(max(0, -dx), 16 + min(0, -dx))
+    return torch.allclose(z[:, ys_e, xs_e], cur[:, ys, xs], atol=1e-6)
 
 
 def test_place_memory_tracks_the_camera_and_places_what_it_saw():
@@ -41,10 +58,7 @@ def test_place_memory_tracks_the_camera_and_places_what_it_saw():
                 chosen += 1
                 assert i - e.index >= W  # only frames that left the window
                 dy, dx = (sel.offset[0, j] * 2).round().long().tolist()  # tokens -> latent cells (patch 2)
-                cur = view(world, *path[i - 1])  # the newest frame the pose was read from
-                ys, xs = slice(max(0, dy), 16 + min(0, dy)), slice(max(0, dx), 16 + min(0, dx))
-                ys_e, xs_e = slice(max(0, -dy), 16 + min(0, -dy)), slice(max(0, -dx), 16 + min(0, -dx))
-                assert torch.allclose(e.z[:, ys_e, xs_e], cur[:, ys, xs], atol=1e-6)
+                assert lines_up(e.z, view(world, *path[i - 1]), dy, dx)  # the newest frame the pose was read from
             assert torch.all(sel.time == i - W)
         pol.observe(i, view(world, cx, cy)[None])
         assert pol.pose[0].tolist() == [4.0 * (cx - path[0][0]), 4.0 * (cy - path[0][1])]
@@ -98,10 +112,7 @@ def test_place_early_recalls_the_oldest_covering_views_first():
                 if e is None:
                     continue
                 dy, dx = (s_early.offset[0, j] * 2).round().long().tolist()
-                cur = view(world, *path[i - 1])
-                ys, xs = slice(max(0, dy), 16 + min(0, dy)), slice(max(0, dx), 16 + min(0, dx))
-                ys_e, xs_e = slice(max(0, -dy), 16 + min(0, -dy)), slice(max(0, -dx), 16 + min(0, -dx))
-                assert torch.allclose(e.z[:, ys_e, xs_e], cur[:, ys, xs], atol=1e-6)
+                assert lines_up(e.z, view(world, *path[i - 1]), dy, dx)
             top = s_first.entries[0][0]
             if top is not None:
                 assert ov[top.index] == max(ov.values())  # place_first: the most overlap
@@ -141,6 +152,35 @@ def test_similar_memory_finds_the_same_place_without_a_pose():
     for i, p in enumerate([0, 1, 2, 3]):
         pol.observe(i, places[p][None])
     assert pol.select(4, window=2).frames() == [[]]  # nothing like place 3 outside the window
+
+
+def test_similar_aligned_places_a_recalled_view_where_its_content_lines_up():
+    """Out along a row and back, no pose kept: each recalled frame, moved by its offset, matches the newest frame
+    on their overlap; a frame recalled from a spot 1-3 cells away is moved, not laid over the view unshifted."""
+    world, W = canvas(), 3
+    path = [(x, 10) for x in range(4, 20)] + [(x, 10) for x in range(19, 3, -1)]
+    pol = AlignedSimilarMemory(slots=2, bank=64, stride=3, min_sim=-1.0)
+    pol.reset(1, GEOM)
+    moved = chosen = 0
+    for i, (cx, cy) in enumerate(path):
+        if i:
+            sel = pol.select(i, W)
+            for e, off in zip(sel.entries[0], sel.offset[0]):
+                if e is None:
+                    continue
+                chosen += 1
+                assert i - e.index >= W and sel.time[0].eq(i - W).all()
+                dy, dx = (off * 2).round().long().tolist()  # tokens -> latent cells (patch 2)
+                true = path[e.index][0] - path[i - 1][0]  # where its content sits in the newest view, cells
+                if abs(true) <= pol.reach:  # within reach: placed exactly, and its content lines up
+                    assert (dy, dx) == (0, true)
+                    assert lines_up(e.z, view(world, *path[i - 1]), dy, dx)
+                    moved += dx != 0
+        pol.observe(i, view(world, cx, cy)[None])
+        assert pol.bank_size() <= 64
+    assert chosen > 20 and moved > 5  # the way back recalled the way out, some of it from a few cells away
+    with pytest.raises(ValueError, match="reach >= 0"):
+        AlignedSimilarMemory(reach=-1)
 
 
 def test_successor_memory_recalls_what_followed_the_same_view_under_the_same_action():
@@ -198,7 +238,8 @@ def world16(mem_copy: bool = False):
     return WorldModel(vae, dit, {"kind": "worldmodel"}, ARENA_ACTIONS, sim=SimConfig(steps=1, window=3))
 
 
-@pytest.mark.parametrize("memory", ["sink", "place", "place_first", "place_early", "similar", "successor", "place+copy"])
+@pytest.mark.parametrize("memory", ["sink", "place", "place_first", "place_early", "similar", "similar_aligned", "successor",
+                                    "place+copy", "similar_aligned+copy"])
 @pytest.mark.parametrize("fuse", [True, False])
 def test_cached_equals_uncached_for_every_policy(memory, fuse):
     """Each step's output equals an uncached pass over the whole rollout (rolling-window mask) with that
@@ -210,7 +251,8 @@ def test_cached_equals_uncached_for_every_policy(memory, fuse):
     memory = memory.removesuffix("+copy")
     overrides = {"sink": 2} if memory == "sink" else {"memory": memory, "memory_slots": 2, "memory_bank": 16}
     sim = Simulator(m, fuse=fuse, **overrides)
-    sim.memory.__dict__.update({"similar": {"stride": 1, "min_sim": -1.0}, "successor": {"min_sim": -1.0}}.get(memory, {}))
+    sim.memory.__dict__.update({"similar": {"stride": 1, "min_sim": -1.0}, "similar_aligned": {"stride": 1, "min_sim": -1.0},
+                                "successor": {"min_sim": -1.0}}.get(memory, {}))
     world = canvas(2, channels=8)
     T0, n = 4, 12
     ctx = torch.stack([view(world, 4 + 2 * i, 8) for i in range(T0)])[None]  # (1, T0, 4, 16, 16): a panning camera

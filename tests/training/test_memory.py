@@ -61,6 +61,28 @@ def test_jitter_moves_a_share_of_placements_by_whole_cells():
         MemorySampler("similar", [z], GEOM, jitter=0.5)
 
 
+def test_similar_aligned_frames_are_placed_where_their_content_lines_up_with_the_query():
+    """A panning camera over one smooth world: each memory frame's offset is where its content sits in the query
+    frame's view (the run-time policy's ``register``), exact within reach, with no pose given."""
+    g = torch.Generator().manual_seed(5)
+    world = torch.nn.functional.interpolate(torch.randn(1, 4, 16, 40, generator=g), size=(16, 160), mode="bilinear")[0]
+    xs = [min(i, 40 - i) for i in range(40)]  # the view's left edge, cells: right one a frame, then back
+    z = torch.stack([world[:, :, x: x + 16] for x in xs])  # (40, 4, 16, 16)
+    ms = MemorySampler("similar_aligned", [z], GEOM, frames=2, window=8, pool=3, drop=0.0)
+    picks = [(0, s) for s in range(24, 32)]
+    mem = ms.draw(picks, 8, torch.Generator().manual_seed(1), torch.device("cpu"))
+    frames, index = mem
+    cell = GEOM.cell_px / GEOM.token_px
+    checked = 0
+    for b, (_, s) in enumerate(picks):
+        for j in range(2):
+            true = xs[int(index[b, j])] - xs[s + 6]  # the frame's content sits this many cells right of the query's
+            if abs(true) <= 4:
+                assert frames.offset[b, j].tolist() == [0.0, true * cell]
+                checked += 1
+    assert checked >= 8 and (frames.offset[..., 1] != 0).any()
+
+
 def test_a_short_window_never_draws_from_inside_the_clip():
     z, cam = episode()
     ms = MemorySampler("similar", [z], GEOM, frames=3, window=4, pool=8, drop=0.0)

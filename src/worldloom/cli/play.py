@@ -27,7 +27,7 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps per frame (default: the checkpoint's)")
     parser.add_argument("--window", type=int, default=None, help="rolling context window (default: the checkpoint's)")
     parser.add_argument("--sink", type=int, default=None, help="attention-sink frames (default: the checkpoint's)")
-    parser.add_argument("--memory", default=None, help="context policy beyond the window: window, sink, place, place_first, place_early, similar or "
+    parser.add_argument("--memory", default=None, help="context policy beyond the window: window, sink, place, place_first, place_early, similar, similar_aligned or "
                                                        "successor (default: the checkpoint's; docs/PROTOCOL.md)")
     parser.add_argument("--memory-slots", type=int, default=None, help="memory frames attended per step (default: the checkpoint's)")
     parser.add_argument("--memory-pose", default=None, choices=("auto", "frames", "actions"),

@@ -8,7 +8,7 @@ with the last shown frame in view: models/temporal_decoder.py). With ``fuse`` (d
 frame is committed in the same forward pass as the next frame's first denoising step (one pass over
 two frames costs far less than two passes over one at this size), so each step is ``steps`` passes.
 The cache is a rolling window plus the memory frames a context policy (``worldloom.memory``:
-window, sink, place, place_first, place_early, similar, successor) chose for this step, so memory and time per frame stay flat for
+window, sink, place, place_first, place_early, similar, similar_aligned, successor) chose for this step, so memory and time per frame stay flat for
 unbounded rollouts. Batched: B independent worlds step together.
 """
 
@@ -42,9 +42,9 @@ class SimConfig:
     window: int = doc(11, "rolling window: cached past frames + the current one")
     sink: int = doc(0, "attention-sink frames kept forever (the first frames of the rollout): the 'sink' memory")
     memory: str = doc("window", choices=tuple(MEMORIES), text="context policy beyond the window: window (none) | sink | place "
-                      "(retrieval by the camera pose the model's own frames integrate; place_first keeps each place's first view, place_early also recalls the earliest view first) | similar (retrieval by latent similarity) | successor (the frame that followed the most similar past frame "
+                      "(retrieval by the camera pose the model's own frames integrate; place_first keeps each place's first view, place_early also recalls the earliest view first) | similar (retrieval by latent similarity) | similar_aligned (the same, each frame placed where its content lines up with the newest frame's) | successor (the frame that followed the most similar past frame "
                       "under the action now taken)")
-    memory_slots: int = doc(2, "memory frames attended per step (place, similar, successor; sink: its frames)")
+    memory_slots: int = doc(2, "memory frames attended per step (place, similar, similar_aligned, successor; sink: its frames)")
     memory_bank: int = doc(256, "most frames a memory bank keeps (place: one per visited place cell)")
     memory_pose: str = doc("auto", choices=("auto", "frames", "actions"), text="where place memories read the camera pose: "
                            "'actions' (the checkpoint's odometry, the frames choosing the snap phase), 'frames' (the shifts "

@@ -85,7 +85,7 @@ class DynamicsRecipe:
                                "object_tau); 0 = off")
     flow_pin_ignore: int = doc(0, "half-side in cells of a central square left out of that shift's vote (a camera-following "
                                   "world's agent stays put while the view scrolls: 2 for the arena)")
-    memory: str = doc("none", choices=("none", "place", "similar", "successor"), text="long-term memory frames in every clip, drawn as "
+    memory: str = doc("none", choices=("none", "place", "similar", "similar_aligned", "successor"), text="long-term memory frames in every clip, drawn as "
                       "the run-time policy of that name draws them (training/memory.py); none = the window alone")
     memory_frames: int = doc(2, "memory frames per clip (with memory)")
     memory_drop: float = doc(0.25, "chance each memory slot is left empty (the model must also work without)")

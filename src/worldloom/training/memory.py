@@ -9,6 +9,8 @@ before the clip. Each clip gets ``frames`` memory frames:
   from the dataset's ``state.camera``, which training may use; at run time the policy integrates the
   pose from its own frames), placed at their offset from it in tokens;
 - ``similar``: the candidates whose 4x4-pooled latents are most like the query frame's, unshifted;
+- ``similar_aligned``: the same, each placed where its content lines up with the query frame's
+  (``memory.policies.register``, as the run-time policy places it);
 - ``successor``: the frames that followed the candidates most like the query frame under the action
   that makes the last target (the dataset's actions), unshifted.
 
@@ -38,7 +40,7 @@ import torch
 
 from ..diffusion.schedules import add_noise
 from ..memory.base import Geometry
-from ..memory.policies import descriptor
+from ..memory.policies import descriptor, register
 from ..models.dit_memory import MemoryFrames
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from ..models.vae import VAE
     from .dynamics import DynamicsRecipe
 
-KINDS = ("place", "similar", "successor")
+KINDS = ("place", "similar", "similar_aligned", "successor")
 
 
 class MemorySampler:
@@ -111,7 +113,7 @@ class MemorySampler:
                 continue
             sc = self._scores(e, query, n)
             order = torch.argsort(sc, descending=True)[: self.pool]
-            order = order[sc[order] >= 0] if self.kind != "similar" else order
+            order = order[sc[order] >= 0] if self.kind not in ("similar", "similar_aligned") else order
             for j in range(M):
                 if len(order) == 0 or float(torch.rand((), generator=gen)) < self.drop:
                     continue
@@ -124,6 +126,9 @@ class MemorySampler:
                     if self.jitter and float(torch.rand((), generator=gen)) < self.jitter:  # a drifted pose: 1-2 cells off
                         cells = torch.randint(1, 3, (2,), generator=gen) * (torch.randint(0, 2, (2,), generator=gen) * 2 - 1)
                         offset[b, j] += cells.double() * self.geometry.cell_px / tok
+                elif self.kind == "similar_aligned":
+                    cells = register(self.latents[e][c][None].float(), self.latents[e][query].float())[0]  # (rows, cols)
+                    offset[b, j] = cells * self.geometry.cell_px / tok
         noisy = torch.rand((B, M), generator=gen) < noise_prob
         t = torch.rand((B, M), generator=gen) * noise_max * noisy
         z = add_noise(z, torch.randn(z.shape, generator=gen), t)
