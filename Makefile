@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all gpu-check train-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all gpu-check train-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-gridworld-follow eval-gridworld-follow train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -129,6 +129,34 @@ eval-gridworld: $(STAMP)
 	    --out $(GRID)/$$m/eval-$$s.json && \
 	  $(BIN)/worldloom eval --checkpoint $(GRID)/$$m --data $(GRID)/$$s --episodes $$n --horizon 32 --threads 1 \
 	    --memory window --out $(GRID)/$$m/eval-$$s-window.json || exit 1; done; done
+
+# The pose-free memory in a gridworld seen from above (memory issue; docs/BENCHMARKS.md "Memory", twenty-eighth
+# session): MiniGrid's four rooms through a camera that follows the agent over the map (adapter option follow, 8 tiles
+# across), a window-only base, then the same 400 steps two ways: with similar_aligned memory frames and a copy gate
+# (no blinded windows: validation chose it), and with the window alone; both scored with each memory on the revisits
+# suite's returns and on h1-32 rollouts. ~60 min, and ~45 min the eval.
+FGRID := runs/fgrid
+FGRID_COLLECT := $(BIN)/worldloom collect gym:MiniGrid-FourRooms-v0 --env-kwargs '{"max_steps": 300, "adapter": {"follow": 8}}' \
+  --steps 300 --overwrite
+FGRID_FT := $(BIN)/worldloom train dynamics --data $(FGRID)/train --tokenizer $(FGRID)/base --init $(FGRID)/base \
+  --config $(FGRID)/base/config.json --train-steps 400 --train-lr 3e-4 --train-warmup 30 --train-ema-decay 0.98 --train-threads 1
+train-gridworld-follow: $(STAMP)
+	$(FGRID_COLLECT) --episodes 150 --seed 0 --out $(FGRID)/train
+	$(FGRID_COLLECT) --episodes 40 --seed 8000000 --out $(FGRID)/val
+	$(BIN)/worldloom train tokenizer --data $(FGRID)/train --out $(FGRID)/tok --train-steps 800 --heldout $(FGRID)/val --train-threads 2
+	$(BIN)/worldloom train dynamics --data $(FGRID)/train --tokenizer $(FGRID)/tok --train-steps 1000 --train-threads 2 \
+	  --dyn-pred delta --out $(FGRID)/base
+	$(FGRID_FT) --out $(FGRID)/mem --dyn-mem-copy --recipe-memory similar_aligned --train-lr-scale-prefix mem_copy. \
+	  --train-lr-scale 30
+	$(FGRID_FT) --out $(FGRID)/ctl
+
+eval-gridworld-follow: $(STAMP)
+	$(FGRID_COLLECT) --episodes 100 --seed 9000000 --out $(FGRID)/test
+	for m in mem ctl; do for s in val test; do n=$$([ $$s = test ] && echo 100 || echo 40); \
+	  $(BIN)/worldloom eval --checkpoint $(FGRID)/$$m --suite revisits --data $(FGRID)/$$s --episodes $$n --gaps 32,64 \
+	    --memories window,similar_aligned,similar --threads 1 --out $(FGRID)/$$m/revisits-$$s.json || exit 1; \
+	  for mm in window similar_aligned; do $(BIN)/worldloom eval --checkpoint $(FGRID)/$$m --data $(FGRID)/$$s \
+	    --episodes $$n --horizon 32 --threads 1 --memory $$mm --out $(FGRID)/$$m/eval-$$s-$$mm.json || exit 1; done; done; done
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
