@@ -32,7 +32,7 @@ def main() -> None:
     import worldloom
     from worldloom.data.format import Dataset
     from worldloom.eval.metrics import psnr
-    from worldloom.eval.revisits import _returns, find_revisits
+    from worldloom.eval.revisits import find_revisits, generate_returns
 
     torch.set_flush_denormal(True)
     ds = Dataset.open(a.data)
@@ -52,7 +52,7 @@ def main() -> None:
         ckpt, _, mem = spec.rpartition(":")
         if not ckpt:
             raise SystemExit(f"{spec!r}: expected CHECKPOINT:MEMORY")
-        gen, name = _returns(worldloom.load(ckpt), ds, probes, 4, {"seed": 0, "memory": mem}, 10, False)
+        gen, name = generate_returns(worldloom.load(ckpt), ds, probes, 4, {"seed": 0, "memory": mem}, 10, False)
         cols.append(gen)
         heads.append(f"{ckpt.rstrip('/').split('/')[-1]} {name}")
     S, H = a.scale, truth.shape[1]

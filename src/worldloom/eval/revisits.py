@@ -121,7 +121,7 @@ def run_revisits(
                              "references": {k: {"psnr": p, "ssim": s} for k, (p, s) in scores.items()}, "memories": {}}
         for mem in mems:
             over = base if mem is None else {**base, "memory": mem}
-            gen, name = _returns(model, ds, probes, context, over, batch, progress)
+            gen, name = generate_returns(model, ds, probes, context, over, batch, progress)
             p, s = float(psnr(gen, truth).mean()), float(ssim(gen, truth).mean())
             r["memories"][name] = {"psnr": p, "ssim": s, "psnr_per_probe": psnr(gen, truth).tolist()}
             rows.append([name, gap, len(probes), f"{np.mean(away):.0f}", f"{p:.2f}", f"{s:.3f}",
@@ -142,8 +142,8 @@ def run_revisits(
     return SuiteResult("revisits", metrics, [table], notes=notes)
 
 
-def _returns(model: WorldModel, ds: Dataset, probes: list[tuple[int, int, int]], context: int,
-             overrides: dict[str, Any], batch: int, progress: bool) -> tuple[np.ndarray, str]:
+def generate_returns(model: WorldModel, ds: Dataset, probes: list[tuple[int, int, int]], context: int,
+                     overrides: dict[str, Any], batch: int, progress: bool) -> tuple[np.ndarray, str]:
     """The generated return frames (P, H, W, 3), each probe rolled out from its departure context to its
     return, probes of one length batched; and the name of the memory that made them."""
     out: list[np.ndarray | None] = [None] * len(probes)
@@ -170,4 +170,4 @@ def _returns(model: WorldModel, ds: Dataset, probes: list[tuple[int, int, int]],
     return np.stack(out), name  # type: ignore[arg-type]
 
 
-__all__ = ["GAPS", "MATCH_DB", "find_revisits", "last_sightings", "run_revisits"]
+__all__ = ["GAPS", "MATCH_DB", "find_revisits", "generate_returns", "last_sightings", "run_revisits"]

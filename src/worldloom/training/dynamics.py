@@ -57,7 +57,7 @@ from .loop import Trainer, TrainConfig
 from .erase import ErasedClips, erase_clips
 from .cell_losses import flow_pin_loss, object_weights
 from .ghosts import GhostMarks, ghost_cells, ghost_marks, weigh_last
-from .memory import MemorySampler, memory_inputs, stale_cells
+from .memory import KINDS as MEMORY_KINDS, MemorySampler, memory_inputs, stale_cells
 
 
 @dataclass
@@ -85,7 +85,7 @@ class DynamicsRecipe:
                                "object_tau); 0 = off")
     flow_pin_ignore: int = doc(0, "half-side in cells of a central square left out of that shift's vote (a camera-following "
                                   "world's agent stays put while the view scrolls: 2 for the arena)")
-    memory: str = doc("none", choices=("none", "place", "similar", "similar_aligned", "successor"), text="long-term memory frames in every clip, drawn as "
+    memory: str = doc("none", choices=("none", *MEMORY_KINDS), text="long-term memory frames in every clip, drawn as "
                       "the run-time policy of that name draws them (training/memory.py); none = the window alone")
     memory_frames: int = doc(2, "memory frames per clip (with memory)")
     memory_drop: float = doc(0.25, "chance each memory slot is left empty (the model must also work without)")
