@@ -6,8 +6,14 @@ Key choices:
 - **Streamed, never stacked.** Frames may be any iterable; each is upscaled (nearest, ``scale``x)
   only when its encoder asks for it, so a long clip costs two frames of memory, not the whole
   upscaled stack (a 600-frame 4x recording stacked was 236 MB; serve/record.py has the numbers).
-- **MP4: imageio's ffmpeg writer** (H.264, ``macro_block_size=1`` so 64 px frames are not padded),
-  fed frame by frame.
+- **MP4: the ffmpeg binary imageio-ffmpeg ships, started here** with the command imageio's writer
+  runs (raw RGB on stdin, H.264, yuv420p, no padding to 16 px), fed frame by frame: the same bytes.
+  Not through imageio's writer, which starts ffmpeg with a Python ``preexec_fn`` (``os.setpgrp``):
+  Python code between fork and exec can deadlock the child in a threaded process (imageio-ffmpeg
+  issue #58), and play's server encodes in a thread beside the inference thread; CI hung that way
+  (a /record MP4 download never answered, and the process never exited). ``start_new_session``
+  does the same job in C. ffmpeg's stderr is kept for the error message; a stuck ffmpeg is killed
+  after ``MP4_TIMEOUT`` s instead of being waited on forever.
 - **GIF: Pillow's writer, one frame at a time.** ``Image.save(save_all=True)`` keeps every frame
   (quantized, 1 byte/pixel: 79 MB for 600 frames, 236 MB at the cap) until it has seen the last,
   only to add an unchanged frame's time to the one before it. :func:`write_gif` runs the same
@@ -21,12 +27,14 @@ Key choices:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+MP4_TIMEOUT = 120.0  # s ffmpeg may take to finish after its last frame before it is killed
 VIDEO_SCALE = 4  # nearest-neighbour upscale of written videos and downloads: 64 px frames shown at 256 px
 
 
@@ -129,9 +137,40 @@ def write_gif(fp: IO[bytes], frames: Iterable[np.ndarray], duration: float) -> N
 
 
 def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
-    """H.264 through imageio's ffmpeg writer, frames piped one at a time (what ``imwrite(path,
-    stacked, plugin="FFMPEG", fps=fps, macro_block_size=1)`` did, without the stack)."""
-    import imageio.v3 as iio
+    """H.264 of uint8 frames (H, W, 3), piped to ffmpeg one at a time (see the module docstring)."""
+    import subprocess
+    import tempfile
+    from fractions import Fraction
 
-    with iio.imopen(path, "w", plugin="FFMPEG") as f:
-        f.write(frames, is_batch=True, fps=fps, macro_block_size=1)
+    import imageio_ffmpeg
+
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise ValueError(f"write_mp4 {path}: no frames")
+    h, w = np.asarray(first).shape[:2]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{w}x{h}",
+           "-pix_fmt", "rgb24", "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an",
+           "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-v", "warning", str(path)]
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        try:
+            for i, f in enumerate(itertools.chain([first], it)):
+                f = np.ascontiguousarray(f, dtype=np.uint8)
+                if f.shape != (h, w, 3):
+                    raise ValueError(f"write_mp4 {path}: frame {i} is {f.shape}, the first was {(h, w, 3)}")
+                try:
+                    p.stdin.write(memoryview(f).cast("B"))  # type: ignore[union-attr]
+                except BrokenPipeError:  # ffmpeg quit: its message says why
+                    break
+            with contextlib.suppress(BrokenPipeError):
+                p.stdin.close()  # type: ignore[union-attr]
+            code = p.wait(MP4_TIMEOUT)
+        except BaseException:  # a bad frame, a stuck ffmpeg (TimeoutExpired), an interrupt: no ffmpeg left behind
+            p.kill()
+            p.wait()
+            raise
+        if code != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"ffmpeg could not write {path} (exit {code}): {tail or 'no message'}")

@@ -3,8 +3,8 @@ limits on how many encodes run at once.
 
 The zip holds ``video.<fmt>`` (model | truth side by side when truth was shown, 4x nearest) and
 ``actions.json``; its members are what the all-in-memory version made, byte for byte (checked
-in ``tests/serve/test_record.py``: the GIF by Pillow's own steps, the MP4 by the same
-imageio/ffmpeg writer and settings).
+in ``tests/serve/test_record.py``: the GIF by Pillow's own steps, the MP4 by imageio's ffmpeg
+command and settings).
 
 Key choices (peak RSS growth of one encode, 64x64 model + truth panels (256x512 at 4x), in a fresh
 process: VmHWM after ``clear_refs`` minus VmRSS before; random pixels unless said; the harness is
@@ -14,7 +14,7 @@ process: VmHWM after ``clear_refs`` minus VmRSS before; random pixels unless sai
   236 MB), let imageio turn that into 600 PIL images, wrote the video to a temp file, read it
   back and zipped it in memory: 600 frames +295 MB peak as MP4, +642 MB as GIF (+364 MB still held
   after it); 150 arena-like frames +156 MB as GIF. Now each 4x frame is made when its encoder asks
-  for it; MP4 frames go down ffmpeg's pipe (imageio's writer, as before) into a temp file that is
+  for it; MP4 frames go down ffmpeg's pipe (:func:`worldloom.video.write_mp4`) into a temp file that is
   copied into the zip entry in chunks; the zip itself is an anonymous temp file
   (``tempfile.TemporaryFile``: no name to clean up, gone when closed) that the route streams back.
   600 frames: +1 MB peak as MP4, +6 MB as GIF (+5 MB in a thread, as the server runs it); at the
