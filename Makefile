@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install lpips browser play test test-all gpu-check train-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-gridworld-follow eval-gridworld-follow train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
+.PHONY: install lpips browser play test test-all gpu-check train-arena train-pong eval-pong train-car eval-car train-gridworld eval-gridworld train-gridworld-follow eval-gridworld-follow memory-kinds train-phys2d train-phys2d-scenes eval-objects-val eval-objects-test bench-arena eval-arena bench-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -157,6 +157,32 @@ eval-gridworld-follow: $(STAMP)
 	    --memories window,similar_aligned,similar --threads 1 --out $(FGRID)/$$m/revisits-$$s.json || exit 1; \
 	  for mm in window similar_aligned; do $(BIN)/worldloom eval --checkpoint $(FGRID)/$$m --data $(FGRID)/$$s \
 	    --episodes $$n --horizon 32 --threads 1 --memory $$mm --out $(FGRID)/$$m/eval-$$s-$$mm.json || exit 1; done; done; done
+
+# The memory issue's one-backbone table (docs/BENCHMARKS.md, "Memory", twenty-ninth session): every memory kind that
+# trains, at the arena's memory stage on train-arena's work dir (ARENA_WORK): 300 steps from its refine checkpoint with
+# its place-memory stage's configs, only the memory kind changed, and a window-only control (no memory frames, no
+# blinded window, nothing painted out); then the persistence suite (24 probes a distance) on each with its own memory
+# and its window alone, and on the place stage itself with every place variant. 1 thread each: `make -j2` runs two
+# at a time (17 min an arm, 4-9 min an eval on 2 cores).
+ARENA_WORK ?= runs/arena-recipe
+MEMK := runs/memory-kinds
+MEMK_KINDS := similar similar_aligned successor
+MEMK_FT = $(BIN)/worldloom train dynamics --config $(ARENA_WORK)/memory --init $(ARENA_WORK)/refine \
+  --data $(ARENA_WORK)/data-train --tokenizer $(ARENA_WORK)/tokenizer --train-threads 1
+MEMK_EVAL = $(BIN)/worldloom eval --suite persistence --ks 16,64,256 --probes 24 --threads 1
+$(MEMK)/window/config.json: | $(STAMP)
+	$(MEMK_FT) --recipe-memory none --recipe-ctx-blind 0 --recipe-memory-erase 0 \
+	  --recipe-memory-ghost-weight 1 --out $(MEMK)/window
+$(MEMK)/%/config.json: | $(STAMP)
+	$(MEMK_FT) --recipe-memory $* --out $(MEMK)/$*
+$(MEMK)/pers-window.json: $(MEMK)/window/config.json
+	$(MEMK_EVAL) --checkpoint $(MEMK)/window --memories window --out $@
+$(MEMK)/pers-place.json: | $(STAMP)
+	$(MEMK_EVAL) --checkpoint $(ARENA_WORK)/memory --memories window,place,place_first,place_early --out $@
+$(MEMK)/pers-%.json: $(MEMK)/%/config.json
+	$(MEMK_EVAL) --checkpoint $(MEMK)/$* --memories window,$* --out $@
+.PRECIOUS: $(MEMK)/%/config.json
+memory-kinds: $(foreach k,window place $(MEMK_KINDS),$(MEMK)/pers-$(k).json)
 
 # Reproduces checkpoints/phys2d (action-free PhyWorld scenes, ~90 min with 1 thread); score it with
 # `$(BIN)/python -m worldloom.eval.physics --checkpoint checkpoints/phys2d`.
