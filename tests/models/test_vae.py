@@ -21,6 +21,18 @@ def test_downsample_8():
     assert vae.encode(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).shape == (1, 16, 8, 8)
 
 
+def test_downsample_2_keeps_a_2px_cell_and_other_factors_fail_clearly():
+    vae = VAE(VAEConfig(width=16, blocks=1, downsample=2)).eval()
+    z = vae.encode(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
+    assert z.shape == (1, 8, 32, 32) and vae.decode(z).shape == (1, 64, 64, 3)
+    try:
+        VAE(VAEConfig(width=16, blocks=1, downsample=16))
+    except ValueError as e:
+        assert "downsample must be 2, 4 or 8, got 16" in str(e)
+    else:
+        raise AssertionError("downsample 16 was accepted")
+
+
 def test_pixel_range_round_trip():
     x = torch.randint(0, 256, (4, 8, 8, 3), dtype=torch.uint8)
     assert torch.equal(VAE.to_uint8(VAE.to_float(x)), x)

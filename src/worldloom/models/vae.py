@@ -6,7 +6,10 @@ Key choices:
 - A KL-regularised autoencoder (tiny KL weight): the posterior mean is the latent at run time, and
   latents are standardised by a per-channel scale/shift measured on data after training, so the
   dynamics model sees roughly unit-variance inputs.
-- Downsampling f = 4 by default: a 4-px camera step is exactly one latent cell.
+- Downsampling f = 4 by default: a 4-px camera step is exactly one latent cell. f = 2 (2-px cells, 44.5 dB
+  against 39.9 on a plain-floor world) made a 16-token dynamics model move and keep its ball far worse
+  (balls drawn over h1-8: 18 against 69.5 %; docs/BENCHMARKS.md, "Objects", thirtieth session); f = 8 is the
+  GPU presets'.
 - ``detail_weight`` (off by default) weighs up pixels that stand out from their 5x5 neighbourhood.
   Whole-frame MSE lets a 1-2 px object go: Pong's ball at 64 px (two pixels 30-60 levels over the
   field) was drawn in 0 % of a 43.8 dB tokenizer's reconstructions, smeared or gone
@@ -29,7 +32,7 @@ from ..config import doc
 class VAEConfig:
     frame_size: int = doc(64, "input frame height = width (px)")
     latent_channels: int = doc(8, "channels of the latent grid")
-    downsample: int = doc(4, "spatial downsampling factor (4 or 8)")
+    downsample: int = doc(4, "spatial downsampling factor (2, 4 or 8)")
     width: int = doc(64, "channels at the highest internal resolution")
     blocks: int = doc(2, "residual blocks per resolution")
     kl_weight: float = doc(1e-6, "weight of the KL term in the tokenizer loss")
@@ -71,10 +74,10 @@ class VAE(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.downsample not in (4, 8):
-            raise ValueError(f"VAE downsample must be 4 or 8, got {cfg.downsample}")
+        if cfg.downsample not in (2, 4, 8):
+            raise ValueError(f"VAE downsample must be 2, 4 or 8, got {cfg.downsample}")
         w, c, nb = cfg.width, cfg.latent_channels, cfg.blocks
-        n_down = {4: 1, 8: 2}[cfg.downsample]  # stride-2 convs after the 2x space-to-depth
+        n_down = {2: 0, 4: 1, 8: 2}[cfg.downsample]  # stride-2 convs after the 2x space-to-depth
         chans = [w]  # channels per resolution, rounded to multiples of 8 for GroupNorm
         for _ in range(n_down):
             chans.append((chans[-1] * 3 // 2 + 7) // 8 * 8)
