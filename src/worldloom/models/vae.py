@@ -74,10 +74,10 @@ class VAE(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.downsample not in (2, 4, 8):
+        n_down = {2: 0, 4: 1, 8: 2}.get(cfg.downsample)  # stride-2 convs after the 2x space-to-depth
+        if n_down is None:
             raise ValueError(f"VAE downsample must be 2, 4 or 8, got {cfg.downsample}")
         w, c, nb = cfg.width, cfg.latent_channels, cfg.blocks
-        n_down = {2: 0, 4: 1, 8: 2}[cfg.downsample]  # stride-2 convs after the 2x space-to-depth
         chans = [w]  # channels per resolution, rounded to multiples of 8 for GroupNorm
         for _ in range(n_down):
             chans.append((chans[-1] * 3 // 2 + 7) // 8 * 8)
